@@ -1,0 +1,99 @@
+import { randomBytes } from 'node:crypto';
+import { createWriteStream, promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { Hasher, type Digest } from './digest.js';
+
+/** A name for a temporary sibling of `target` that says which process made it, so stale ones can be swept. */
+export function tempSibling(target: string, suffix = ''): string {
+  return path.join(path.dirname(target), `.${path.basename(target)}.skiff-${process.pid}-${randomBytes(4).toString('hex')}${suffix}`);
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Remove temporaries left next to `target` by skiff processes that no longer run (a killed copy). */
+export async function sweepStaleTemps(target: string): Promise<void> {
+  const dir = path.dirname(target);
+  const prefix = `.${path.basename(target)}.skiff-`;
+  let names: string[];
+  try {
+    names = await fsp.readdir(dir);
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    if (!n.startsWith(prefix)) continue;
+    const pid = Number(n.slice(prefix.length).split('-')[0]);
+    if (!Number.isInteger(pid) || pid === process.pid || pidAlive(pid)) continue;
+    // A `.old` is the previous content moved aside during a swap; if the swap died before the new content
+    // arrived, put the old content back instead of deleting it.
+    if (n.endsWith('.old') && !(await exists(target))) await fsp.rename(path.join(dir, n), target);
+    else await fsp.rm(path.join(dir, n), { recursive: true, force: true });
+  }
+}
+
+/** Write a file atomically: temp file in the same directory, fsync, rename. */
+export async function atomicWriteFile(file: string, data: Buffer | string, mode = 0o644): Promise<void> {
+  const tmp = tempSibling(file);
+  const fh = await fsp.open(tmp, 'w', mode);
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  try {
+    await fsp.rename(tmp, file);
+  } catch (e) {
+    await fsp.rm(tmp, { force: true });
+    throw e;
+  }
+}
+
+/**
+ * Stream into a new temp file in `dir`, hashing as it goes. On any stream error the temp file is removed and the
+ * error rethrown, so a caller renames only complete, hashed files into place.
+ */
+export async function streamToTempFile(stream: Readable, dir: string): Promise<{ path: string; digest: Digest; size: number }> {
+  const tmp = path.join(dir, `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
+  const hasher = new Hasher();
+  try {
+    await pipeline(stream, hasher, createWriteStream(tmp, { highWaterMark: 1024 * 1024 }));
+    return { path: tmp, digest: hasher.digest, size: hasher.size };
+  } catch (e) {
+    await fsp.rm(tmp, { force: true });
+    throw e;
+  }
+}
+
+export async function exists(p: string): Promise<boolean> {
+  try {
+    await fsp.lstat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Read a whole stream into memory: only for small things (manifests, configs), never layers. */
+export async function readAll(stream: Readable, limit = 64 * 1024 * 1024): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of stream) {
+    n += (c as Buffer).length;
+    if (n > limit) {
+      stream.destroy();
+      throw new Error(`more than ${limit} bytes where a small document was expected`);
+    }
+    chunks.push(c as Buffer);
+  }
+  return Buffer.concat(chunks);
+}

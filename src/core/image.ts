@@ -1,0 +1,82 @@
+import type { Readable } from 'node:stream';
+import type { Digest } from './digest.js';
+import type { Descriptor, RawManifest } from './manifest.js';
+import type { PlatformChoice } from './platform.js';
+
+/** A parsed `transport:spec` reference. Each transport owns its spec syntax. */
+export interface ImageRef {
+  readonly transport: string;
+  /** The spec as the user would write it after the `transport:` prefix. */
+  readonly spec: string;
+  /** `transport:spec`, for messages. */
+  toString(): string;
+}
+
+/** Options a copy passes to every source; transports ignore what they do not use. */
+export interface SourceOptions {
+  platform?: PlatformChoice;
+  signal?: AbortSignal;
+  /** Registry-style options accepted now, used by later transports. */
+  tlsVerify?: boolean;
+  authfile?: string;
+  creds?: string;
+  retryTimes?: number;
+}
+
+export type DestinationOptions = SourceOptions;
+
+/** Reads an image. Call close() when done, whatever happened. */
+export interface ImageSource {
+  readonly ref: ImageRef;
+  /** The top-level manifest, or an instance of an index by digest, with bytes exactly as stored. */
+  getManifest(instance?: Digest): Promise<RawManifest>;
+  /**
+   * A stream of the blob's stored bytes. Not verified: the caller checks digest and size (the copy engine does).
+   * Caller must consume or destroy the stream. Missing blob: ERR_BLOB_UNKNOWN.
+   */
+  getBlob(desc: Descriptor): Promise<Readable>;
+  /** Names the source knows for the image (docker-archive RepoTags, oci ref.name), for inspect. */
+  repoTags?(): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+export interface DestinationCaps {
+  /** Manifest media types accepted, preferred first. */
+  manifestTypes: readonly string[];
+  /** What the destination wants done to layers when the user asks nothing. */
+  compression: 'preserve' | 'compress' | 'decompress';
+  /** Can it store an index with several images? */
+  multiImage: boolean;
+}
+
+export interface BlobInfo {
+  mediaType: string;
+  /** Known digest and size of the bytes that will flow, when the engine knows them (no conversion). */
+  digest?: Digest;
+  size?: number;
+  isConfig: boolean;
+}
+
+/** Writes an image. Nothing becomes visible before commit(); close() without commit leaves nothing behind. */
+export interface ImageDestination {
+  readonly ref: ImageRef;
+  readonly caps: DestinationCaps;
+  /** Does the destination already hold this blob (so the copy can skip it)? */
+  hasBlob(desc: Descriptor): Promise<boolean>;
+  /** Store a blob from a stream; returns what was stored. Rejects (storing nothing) if the stream errors. */
+  putBlob(stream: Readable, info: BlobInfo): Promise<{ digest: Digest; size: number }>;
+  /** Store a manifest: `instance` is set for an image inside an index, absent for the top-level manifest. */
+  putManifest(manifest: RawManifest, instance?: Digest): Promise<void>;
+  commit(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A transport: parses its references and opens sources and destinations. */
+export interface Transport {
+  readonly name: string;
+  /** Parse the part after `name:`; throws ERR_INVALID_REFERENCE. */
+  parse(spec: string): ImageRef;
+  openSource(ref: ImageRef, opts?: SourceOptions): Promise<ImageSource>;
+  openDestination(ref: ImageRef, opts?: DestinationOptions): Promise<ImageDestination>;
+  delete?(ref: ImageRef, opts?: SourceOptions): Promise<void>;
+}

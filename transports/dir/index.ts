@@ -1,0 +1,1 @@
+export { dirTransport, DirRef } from './dir.js';

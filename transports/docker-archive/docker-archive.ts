@@ -1,0 +1,299 @@
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { Writable, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { Hasher, digestHex, sha256, verifyBuffer, type Digest } from '../../src/core/digest.js';
+import { SkiffError } from '../../src/core/errors.js';
+import { streamToTempFile, sweepStaleTemps, tempSibling } from '../../src/core/fs.js';
+import type { BlobInfo, DestinationCaps, ImageDestination, ImageRef, ImageSource, Transport } from '../../src/core/image.js';
+import { parseConfig } from '../../src/core/config.js';
+import { parseManifest, serializeManifest, type Descriptor, type ImageManifest, type RawManifest } from '../../src/core/manifest.js';
+import { MT } from '../../src/core/media-types.js';
+import { formatDockerReference, parseDockerReference, withDefaultTag, type DockerReference } from '../../src/core/reference.js';
+import { detectCompression, peek } from '../../src/archive/compression.js';
+import { TarTree } from '../../src/archive/tar-index.js';
+import { writeTar, type TarMember } from '../../src/archive/tar-write.js';
+import { checkPut } from '../oci/index.js';
+
+export class DockerArchiveRef implements ImageRef {
+  readonly transport = 'docker-archive';
+  constructor(
+    readonly path: string,
+    readonly named?: DockerReference,
+    readonly sourceIndex?: number,
+  ) {}
+  get spec(): string {
+    if (this.named) return `${this.path}:${formatDockerReference(this.named)}`;
+    if (this.sourceIndex !== undefined) return `${this.path}:@${this.sourceIndex}`;
+    return this.path;
+  }
+  toString(): string {
+    return `docker-archive:${this.spec}`;
+  }
+}
+
+interface ArchiveEntry {
+  Config: string;
+  RepoTags?: string[] | null;
+  Layers: string[];
+}
+
+function parseArchiveManifest(bytes: Buffer, where: string): ArchiveEntry[] {
+  let o: unknown;
+  try {
+    o = JSON.parse(bytes.toString('utf8'));
+  } catch (e) {
+    throw new SkiffError('ERR_INVALID_ARCHIVE', `${where}: malformed manifest.json: ${(e as Error).message}`);
+  }
+  if (!Array.isArray(o)) throw new SkiffError('ERR_INVALID_ARCHIVE', `${where}: manifest.json is not a list`);
+  o.forEach((e: Partial<ArchiveEntry>, i) => {
+    if (!e || typeof e.Config !== 'string' || !Array.isArray(e.Layers) || !e.Layers.every((l) => typeof l === 'string')) {
+      throw new SkiffError('ERR_INVALID_ARCHIVE', `${where}: manifest.json entry ${i} lacks Config or Layers`);
+    }
+  });
+  return o as ArchiveEntry[];
+}
+
+/** The archive entry the reference names: by tag, by @N, or the only one. */
+function selectEntry(entries: ArchiveEntry[], ref: DockerArchiveRef): ArchiveEntry {
+  if (ref.sourceIndex !== undefined) {
+    const e = entries[ref.sourceIndex];
+    if (!e) throw new SkiffError('ERR_IMAGE_NOT_FOUND', `${ref}: the archive holds ${entries.length} image(s), no @${ref.sourceIndex}`);
+    return e;
+  }
+  if (ref.named) {
+    const want = formatDockerReference(ref.named);
+    const e = entries.find((x) => (x.RepoTags ?? []).some((t) => {
+      try {
+        return formatDockerReference(withDefaultTag(parseDockerReference(t))) === want;
+      } catch {
+        return false;
+      }
+    }));
+    if (!e) throw new SkiffError('ERR_IMAGE_NOT_FOUND', `${ref}: no image tagged ${want} in the archive`);
+    return e;
+  }
+  if (entries.length !== 1) {
+    throw new SkiffError(entries.length ? 'ERR_INVALID_REFERENCE' : 'ERR_IMAGE_NOT_FOUND', `${ref}: the archive holds ${entries.length} images; name one with :NAME:TAG or :@N`);
+  }
+  return entries[0]!;
+}
+
+/**
+ * Reads `docker save` archives in place (no unpacking): classic ones (`<id>.tar` / `<id>/layer.tar` layers,
+ * uncompressed, named by diffID) and Docker 25's dual format (layers at `blobs/sha256/<hex>`). The manifest is
+ * synthesised as Docker v2s2 with the layers as they are stored.
+ */
+class ArchiveSource implements ImageSource {
+  private constructor(
+    readonly ref: DockerArchiveRef,
+    private readonly tree: TarTree,
+    private readonly manifest: Buffer,
+    private readonly paths: Map<Digest, string>,
+    private readonly tags: string[],
+  ) {}
+
+  static async open(ref: DockerArchiveRef): Promise<ArchiveSource> {
+    let tree: TarTree;
+    try {
+      tree = await TarTree.open(ref.path);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new SkiffError('ERR_IMAGE_NOT_FOUND', `${ref}: ${ref.path}: no such file`);
+      throw e;
+    }
+    if ((await tree.size('manifest.json')) === undefined) throw new SkiffError('ERR_INVALID_ARCHIVE', `${ref}: not a docker archive (no manifest.json)`);
+    const entry = selectEntry(parseArchiveManifest(await tree.readFile('manifest.json', 1 << 24), String(ref)), ref);
+    const configBytes = await tree.readFile(entry.Config, 1 << 24).catch((e: unknown) => {
+      throw new SkiffError('ERR_INVALID_ARCHIVE', `${ref}: config ${entry.Config}: ${(e as Error).message}`);
+    });
+    const config = parseConfig(configBytes);
+    const configDigest = sha256(configBytes);
+    const blobMatch = /^blobs\/sha256\/([a-f0-9]{64})$/.exec(entry.Config);
+    if (blobMatch) verifyBuffer(configBytes, `sha256:${blobMatch[1]}`, undefined, `${ref}: config`);
+    if (config.rootfs.diff_ids.length !== entry.Layers.length) {
+      throw new SkiffError('ERR_INVALID_ARCHIVE', `${ref}: ${entry.Layers.length} layers but the config lists ${config.rootfs.diff_ids.length} diff_ids`);
+    }
+    const paths = new Map<Digest, string>([[configDigest, entry.Config]]);
+    const layers: Descriptor[] = [];
+    for (const [i, p] of entry.Layers.entries()) {
+      const size = await tree.size(p);
+      if (size === undefined) throw new SkiffError('ERR_INVALID_ARCHIVE', `${ref}: layer ${p} missing from the archive`);
+      const s = await tree.open(p);
+      const head = await peek(s, 8).finally(() => s.destroy());
+      const c = detectCompression(head);
+      let digest: Digest;
+      const named = /^blobs\/sha256\/([a-f0-9]{64})$/.exec(p);
+      if (named) digest = `sha256:${named[1]}`;
+      else if (c === 'none') digest = config.rootfs.diff_ids[i]!;
+      else digest = await hashMember(tree, p);
+      const mediaType = c === 'none' ? MT.dockerLayer : c === 'gzip' ? MT.dockerLayerGzip : c === 'zstd' ? MT.ociLayerZstd : undefined;
+      if (!mediaType) throw new SkiffError('ERR_UNSUPPORTED', `${ref}: layer ${p} is ${c}-compressed`);
+      layers.push({ mediaType, digest, size });
+      paths.set(digest, p);
+    }
+    const m: ImageManifest = {
+      kind: 'image',
+      mediaType: layers.some((l) => l.mediaType === MT.ociLayerZstd) ? MT.ociManifest : MT.dockerManifest,
+      config: { mediaType: MT.dockerConfig, digest: configDigest, size: configBytes.length },
+      layers,
+    };
+    if (m.mediaType === MT.ociManifest) m.config.mediaType = MT.ociConfig;
+    return new ArchiveSource(ref, tree, serializeManifest(m), paths, entry.RepoTags ?? []);
+  }
+
+  async getManifest(instance?: Digest): Promise<RawManifest> {
+    if (instance && instance !== sha256(this.manifest)) throw new SkiffError('ERR_MANIFEST_UNKNOWN', `${this.ref}: no manifest ${instance}`);
+    return { bytes: this.manifest, mediaType: (JSON.parse(this.manifest.toString()) as { mediaType: string }).mediaType };
+  }
+
+  async getBlob(desc: Descriptor): Promise<Readable> {
+    const p = this.paths.get(desc.digest);
+    if (!p) throw new SkiffError('ERR_BLOB_UNKNOWN', `${this.ref}: blob ${desc.digest} not in the archive`);
+    return this.tree.open(p);
+  }
+
+  async repoTags(): Promise<string[]> {
+    return this.tags;
+  }
+
+  async close(): Promise<void> {
+    await this.tree.close();
+  }
+}
+
+async function hashMember(tree: TarTree, p: string): Promise<Digest> {
+  const h = new Hasher();
+  await pipeline(await tree.open(p), h, new Writable({ write: (_c, _e, cb) => cb() }));
+  return h.digest;
+}
+
+const ARCHIVE_CAPS: DestinationCaps = { manifestTypes: [MT.dockerManifest], compression: 'decompress', multiImage: false };
+
+/**
+ * Writes a `docker save` archive: blobs are spooled into a temp dir beside the target; commit writes the tar
+ * (uncompressed layers named by diffID, config, legacy `<v1id>/` dirs, manifest.json, repositories) to a temp file
+ * and renames it over the target. skopeo instead refuses an existing file and leaves a partial one when killed.
+ */
+class ArchiveDestination implements ImageDestination {
+  readonly caps = ARCHIVE_CAPS;
+  private manifest: ImageManifest | undefined;
+  private committed = false;
+  private constructor(
+    readonly ref: DockerArchiveRef,
+    private readonly stage: string,
+  ) {}
+
+  static async open(ref: DockerArchiveRef): Promise<ArchiveDestination> {
+    if (ref.sourceIndex !== undefined) throw new SkiffError('ERR_INVALID_REFERENCE', `${ref}: @N selects an image to read; it cannot name one to write`);
+    const st = await fsp.stat(ref.path).catch(() => undefined);
+    if (st?.isDirectory()) throw new SkiffError('ERR_DESTINATION', `${ref}: ${ref.path} is a directory`);
+    await fsp.mkdir(path.dirname(path.resolve(ref.path)), { recursive: true });
+    await sweepStaleTemps(ref.path);
+    const stage = tempSibling(ref.path, '.d');
+    await fsp.mkdir(stage);
+    return new ArchiveDestination(ref, stage);
+  }
+
+  async hasBlob(desc: Descriptor): Promise<boolean> {
+    return !!(await fsp.stat(path.join(this.stage, digestHex(desc.digest))).catch(() => undefined));
+  }
+
+  async putBlob(stream: Readable, info: BlobInfo): Promise<{ digest: Digest; size: number }> {
+    const t = await streamToTempFile(stream, this.stage);
+    try {
+      checkPut(info, t, String(this.ref));
+      await fsp.rename(t.path, path.join(this.stage, digestHex(t.digest)));
+    } catch (e) {
+      await fsp.rm(t.path, { force: true });
+      throw e;
+    }
+    return { digest: t.digest, size: t.size };
+  }
+
+  async putManifest(m: RawManifest, instance?: Digest): Promise<void> {
+    if (instance) throw new SkiffError('ERR_UNSUPPORTED', `${this.ref}: docker-archive holds single images, not an index`);
+    const parsed = parseManifest(m.bytes, m.mediaType);
+    if (parsed.kind !== 'image') throw new SkiffError('ERR_UNSUPPORTED', `${this.ref}: docker-archive cannot store an index`);
+    this.manifest = parsed;
+  }
+
+  async commit(): Promise<void> {
+    const m = this.manifest;
+    if (!m) throw new SkiffError('ERR_DESTINATION', `${this.ref}: commit without a manifest`);
+    const blob = (d: Digest): string => path.join(this.stage, digestHex(d));
+    const size = async (d: Digest): Promise<number> => (await fsp.stat(blob(d))).size;
+    const configBytes = await fsp.readFile(blob(m.config.digest));
+    const config = JSON.parse(configBytes.toString()) as Record<string, unknown>;
+    const cfgName = `${digestHex(m.config.digest)}.json`;
+    const members: TarMember[] = [];
+    const layerNames: string[] = [];
+    const seen = new Set<string>();
+    for (const l of m.layers) {
+      const name = `${digestHex(l.digest)}.tar`;
+      layerNames.push(name);
+      if (seen.has(name)) continue;
+      seen.add(name);
+      members.push({ name, file: blob(l.digest), size: await size(l.digest) });
+    }
+    members.push({ name: cfgName, file: blob(m.config.digest), size: configBytes.length });
+    // Legacy v1 metadata (docker load before 1.10 and some tools read it): one dir per layer, chained by parent.
+    let parent = '';
+    for (const [i, l] of m.layers.entries()) {
+      const last = i === m.layers.length - 1;
+      const id = digestHex(sha256(`${parent}\n${l.digest}${last ? `\n${m.config.digest}` : ''}`));
+      const json: Record<string, unknown> = last
+        ? { id, ...(parent ? { parent } : {}), created: config.created, architecture: config.architecture, os: config.os, config: config.config ?? {} }
+        : { id, ...(parent ? { parent } : {}), created: '1970-01-01T00:00:00Z', container_config: { Cmd: null } };
+      members.push({ name: `${id}/`, dir: true });
+      members.push({ name: `${id}/VERSION`, data: Buffer.from('1.0') });
+      members.push({ name: `${id}/json`, data: Buffer.from(JSON.stringify(json)) });
+      members.push({ name: `${id}/layer.tar`, symlink: `../${digestHex(l.digest)}.tar` });
+      parent = id;
+    }
+    const repoTags = this.ref.named ? [formatDockerReference(this.ref.named)] : [];
+    members.push({ name: 'manifest.json', data: Buffer.from(JSON.stringify([{ Config: cfgName, RepoTags: repoTags, Layers: layerNames }])) });
+    if (this.ref.named && parent) {
+      const repo = formatDockerReference({ domain: this.ref.named.domain, path: this.ref.named.path });
+      members.push({ name: 'repositories', data: Buffer.from(JSON.stringify({ [repo]: { [this.ref.named.tag ?? 'latest']: parent } })) });
+    }
+    const tmp = tempSibling(this.ref.path);
+    try {
+      await writeTar(tmp, members);
+      await fsp.rename(tmp, this.ref.path);
+    } catch (e) {
+      await fsp.rm(tmp, { force: true });
+      throw e;
+    }
+    this.committed = true;
+    await fsp.rm(this.stage, { recursive: true, force: true });
+  }
+
+  async close(): Promise<void> {
+    await fsp.rm(this.stage, { recursive: true, force: true });
+  }
+}
+
+export const dockerArchiveTransport: Transport = {
+  name: 'docker-archive',
+  parse(spec: string): DockerArchiveRef {
+    const i = spec.indexOf(':');
+    const p = i < 0 ? spec : spec.slice(0, i);
+    if (p === '') throw new SkiffError('ERR_INVALID_REFERENCE', 'docker-archive: empty path');
+    if (i < 0 || spec.slice(i + 1) === '') return new DockerArchiveRef(p);
+    const rest = spec.slice(i + 1);
+    if (rest.startsWith('@')) {
+      const n = Number(rest.slice(1));
+      if (!/^[0-9]+$/.test(rest.slice(1)) || !Number.isSafeInteger(n)) throw new SkiffError('ERR_INVALID_REFERENCE', `docker-archive: invalid source index ${JSON.stringify(rest)}`);
+      return new DockerArchiveRef(p, undefined, n);
+    }
+    const named = withDefaultTag(parseDockerReference(rest));
+    if (named.digest) throw new SkiffError('ERR_INVALID_REFERENCE', `docker-archive: digest references are not supported (${rest})`);
+    return new DockerArchiveRef(p, named);
+  },
+  async openSource(ref) {
+    return ArchiveSource.open(ref as DockerArchiveRef);
+  },
+  async openDestination(ref) {
+    return ArchiveDestination.open(ref as DockerArchiveRef);
+  },
+};

@@ -1,0 +1,1 @@
+export { dockerArchiveTransport, DockerArchiveRef } from './docker-archive.js';

@@ -1,0 +1,1 @@
+export { ociArchiveTransport } from './oci-archive.js';

@@ -1,0 +1,180 @@
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import type { Readable } from 'node:stream';
+import { digestHex, parseDigest, verifyBuffer, type Digest } from '../../src/core/digest.js';
+import { SkiffError } from '../../src/core/errors.js';
+import type { ImageRef, ImageSource } from '../../src/core/image.js';
+import { guessManifestType, parseManifest, type Descriptor, type IndexManifest, type RawManifest } from '../../src/core/manifest.js';
+import { MT } from '../../src/core/media-types.js';
+import type { FileTree } from '../../src/archive/file-tree.js';
+
+export const REF_NAME = 'org.opencontainers.image.ref.name';
+// containers/image's refRegexp for the name part of oci:PATH:NAME.
+const REF_NAME_RE = /^[A-Za-z0-9._-]+(?:[:/@+][A-Za-z0-9._-]+)*$/;
+
+/** Split `PATH[:NAME]` at the first colon (containers-transports(5)); validate NAME. */
+export function splitPathAndName(spec: string, transport: string): { path: string; name?: string } {
+  const i = spec.indexOf(':');
+  const p = i < 0 ? spec : spec.slice(0, i);
+  const name = i < 0 ? undefined : spec.slice(i + 1);
+  if (p === '') throw new SkiffError('ERR_INVALID_REFERENCE', `${transport}: empty path in ${JSON.stringify(`${transport}:${spec}`)}`);
+  if (name !== undefined && name !== '' && !REF_NAME_RE.test(name)) {
+    throw new SkiffError('ERR_INVALID_REFERENCE', `${transport}: invalid image name ${JSON.stringify(name)}`);
+  }
+  return name ? { path: p, name } : { path: p };
+}
+
+export function blobPath(d: Digest): string {
+  return `blobs/${d.slice(0, d.indexOf(':'))}/${digestHex(d)}`;
+}
+
+export function parseIndexJSON(bytes: Buffer, where: string): IndexManifest {
+  // index.json may lack mediaType (c/image writes none): it is an OCI index by definition.
+  try {
+    const m = parseManifest(bytes, MT.ociIndex);
+    if (m.kind !== 'index') throw new SkiffError('ERR_INVALID_MANIFEST', 'index.json is not an image index');
+    return m;
+  } catch (e) {
+    throw new SkiffError('ERR_INVALID_MANIFEST', `${where}/index.json: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/** Pick the index.json entry for `name` (or the only entry when no name is given). */
+export function selectEntry(index: IndexManifest, name: string | undefined, ref: ImageRef): Descriptor {
+  if (name === undefined) {
+    if (index.manifests.length === 1) return index.manifests[0]!;
+    if (index.manifests.length === 0) throw new SkiffError('ERR_IMAGE_NOT_FOUND', `${ref}: no image in the layout`);
+    throw new SkiffError('ERR_INVALID_REFERENCE', `${ref}: the layout holds ${index.manifests.length} images; name one (${ref}:NAME)`);
+  }
+  const found = index.manifests.filter((d) => d.annotations?.[REF_NAME] === name);
+  if (found.length === 0) throw new SkiffError('ERR_IMAGE_NOT_FOUND', `${ref}: no image named ${JSON.stringify(name)} in the layout`);
+  return found[0]!;
+}
+
+/** An ImageSource over an OCI layout in any FileTree (a directory for oci:, a tar for oci-archive:). */
+export class LayoutSource implements ImageSource {
+  constructor(
+    readonly ref: ImageRef,
+    private readonly tree: FileTree,
+    private readonly top: Descriptor,
+  ) {}
+
+  static async open(ref: ImageRef, tree: FileTree, name: string | undefined): Promise<LayoutSource> {
+    if ((await tree.size('oci-layout')) === undefined) {
+      throw new SkiffError('ERR_IMAGE_NOT_FOUND', `${ref}: no OCI layout at ${tree.location} (oci-layout file missing)`);
+    }
+    const layout = await tree.readFile('oci-layout', 1 << 16);
+    try {
+      const v = (JSON.parse(layout.toString()) as { imageLayoutVersion?: unknown }).imageLayoutVersion;
+      if (typeof v !== 'string') throw new Error('no imageLayoutVersion');
+    } catch (e) {
+      throw new SkiffError('ERR_INVALID_MANIFEST', `${tree.location}/oci-layout: ${(e as Error).message}`);
+    }
+    const index = parseIndexJSON(await tree.readFile('index.json', 1 << 24), tree.location);
+    return new LayoutSource(ref, tree, selectEntry(index, name, ref));
+  }
+
+  private async readBlob(d: Digest, size: number | undefined, what: string): Promise<Buffer> {
+    if ((await this.tree.size(blobPath(d))) === undefined) throw new SkiffError('ERR_MANIFEST_UNKNOWN', `${this.ref}: ${what} ${d} not found`);
+    const buf = await this.tree.readFile(blobPath(d), 1 << 24);
+    verifyBuffer(buf, d, size, `${what} ${d}`);
+    return buf;
+  }
+
+  async getManifest(instance?: Digest): Promise<RawManifest> {
+    if (!instance || instance === this.top.digest) {
+      const bytes = await this.readBlob(this.top.digest, this.top.size, 'manifest');
+      return { bytes, mediaType: guessManifestType(bytes) || this.top.mediaType };
+    }
+    const bytes = await this.readBlob(parseDigest(instance), undefined, 'manifest');
+    return { bytes, mediaType: guessManifestType(bytes) };
+  }
+
+  async getBlob(desc: Descriptor): Promise<Readable> {
+    if ((await this.tree.size(blobPath(desc.digest))) === undefined) {
+      throw new SkiffError('ERR_BLOB_UNKNOWN', `${this.ref}: blob ${desc.digest} not found in ${this.tree.location}`);
+    }
+    return this.tree.open(blobPath(desc.digest));
+  }
+
+  async repoTags(): Promise<string[]> {
+    return [];
+  }
+
+  async close(): Promise<void> {
+    await this.tree.close();
+  }
+}
+
+/**
+ * Writes into an OCI layout directory. Blobs go in as temp file + rename (complete, hashed files only);
+ * index.json is rewritten atomically on commit. Blobs this writer added are removed again if it closes uncommitted.
+ */
+export class LayoutWriter {
+  private readonly added: string[] = [];
+  private top: Descriptor | undefined;
+  constructor(readonly dir: string) {}
+
+  async init(): Promise<void> {
+    await fsp.mkdir(path.join(this.dir, 'blobs', 'sha256'), { recursive: true });
+  }
+
+  async hasBlob(d: Digest): Promise<boolean> {
+    try {
+      return (await fsp.stat(path.join(this.dir, blobPath(d)))).isFile();
+    } catch {
+      return false;
+    }
+  }
+
+  /** Move a complete temp file into place as the blob `d`. */
+  async adoptBlob(tmp: string, d: Digest): Promise<void> {
+    const dest = path.join(this.dir, blobPath(d));
+    if (await this.hasBlob(d)) {
+      await fsp.rm(tmp, { force: true });
+      return;
+    }
+    await fsp.mkdir(path.dirname(dest), { recursive: true });
+    await fsp.rename(tmp, dest);
+    this.added.push(dest);
+  }
+
+  async putManifest(m: RawManifest, digest: Digest, isTop: boolean): Promise<void> {
+    const dest = path.join(this.dir, blobPath(digest));
+    if (!(await this.hasBlob(digest))) {
+      const tmp = path.join(this.dir, 'blobs', 'sha256', `.tmp-${process.pid}-${digestHex(digest).slice(0, 12)}`);
+      await fsp.writeFile(tmp, m.bytes);
+      await fsp.rename(tmp, dest);
+      this.added.push(dest);
+    }
+    if (isTop) this.top = { mediaType: m.mediaType, digest, size: m.bytes.length };
+  }
+
+  /** Record the top manifest in index.json under `name`: the name moves off any older entry that had it. */
+  async commit(name: string | undefined, atomicWrite: (file: string, data: string) => Promise<void>): Promise<void> {
+    if (!this.top) throw new SkiffError('ERR_DESTINATION', `${this.dir}: commit without a manifest`);
+    const indexFile = path.join(this.dir, 'index.json');
+    let manifests: Descriptor[] = [];
+    try {
+      manifests = parseIndexJSON(await fsp.readFile(indexFile), this.dir).manifests;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+    const entry: Descriptor = { ...this.top };
+    if (name !== undefined) entry.annotations = { [REF_NAME]: name };
+    manifests = manifests.filter((d) => (name !== undefined ? d.annotations?.[REF_NAME] !== name : !(d.digest === entry.digest && !d.annotations?.[REF_NAME])));
+    manifests.push(entry);
+    if (!(await fsp.stat(path.join(this.dir, 'oci-layout')).catch(() => undefined))) {
+      await atomicWrite(path.join(this.dir, 'oci-layout'), '{"imageLayoutVersion": "1.0.0"}');
+    }
+    const index = { schemaVersion: 2, manifests: manifests.map((d) => ({ mediaType: d.mediaType, digest: d.digest, size: d.size, ...(d.annotations ? { annotations: d.annotations } : {}), ...(d.platform ? { platform: d.platform } : {}) })) };
+    await atomicWrite(indexFile, JSON.stringify(index));
+    this.added.length = 0;
+  }
+
+  /** Undo an uncommitted write: remove the blobs this writer added. */
+  async discard(): Promise<void> {
+    await Promise.all(this.added.map((f) => fsp.rm(f, { force: true })));
+    this.added.length = 0;
+  }
+}

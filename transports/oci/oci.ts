@@ -1,0 +1,127 @@
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import type { Readable } from 'node:stream';
+import { manifestDigest, type RawManifest, type Descriptor } from '../../src/core/manifest.js';
+import type { Digest } from '../../src/core/digest.js';
+import { SkiffError } from '../../src/core/errors.js';
+import { atomicWriteFile, streamToTempFile, sweepStaleTemps, tempSibling } from '../../src/core/fs.js';
+import type { BlobInfo, DestinationCaps, ImageDestination, ImageRef, Transport } from '../../src/core/image.js';
+import { MT } from '../../src/core/media-types.js';
+import { DirTree } from '../../src/archive/file-tree.js';
+import { LayoutSource, LayoutWriter, splitPathAndName } from './layout.js';
+
+export class OciRef implements ImageRef {
+  readonly transport: string;
+  constructor(
+    readonly path: string,
+    readonly name: string | undefined,
+    transport = 'oci',
+  ) {
+    this.transport = transport;
+  }
+  get spec(): string {
+    return this.name === undefined ? this.path : `${this.path}:${this.name}`;
+  }
+  toString(): string {
+    return `${this.transport}:${this.spec}`;
+  }
+}
+
+export const OCI_CAPS: DestinationCaps = { manifestTypes: [MT.ociManifest, MT.ociIndex], compression: 'compress', multiImage: true };
+
+/** Check a blob put against what the caller said it would be. */
+export function checkPut(info: BlobInfo, got: { digest: Digest; size: number }, where: string): void {
+  if (info.digest && info.digest !== got.digest) {
+    throw new SkiffError('ERR_DIGEST_MISMATCH', `${where}: blob digest mismatch: got ${got.digest}, expected ${info.digest}`);
+  }
+  if (info.size !== undefined && info.size !== got.size) {
+    throw new SkiffError('ERR_SIZE_MISMATCH', `${where}: blob size ${got.size}, expected ${info.size}`);
+  }
+}
+
+/**
+ * Destination for an OCI layout directory. A layout that does not exist yet is built in a temp sibling and renamed
+ * into place on commit, so an interrupted copy leaves no half layout; an existing one gets blobs first and its
+ * index.json replaced atomically last.
+ */
+export class LayoutDestination implements ImageDestination {
+  readonly caps = OCI_CAPS;
+  private committed = false;
+  private constructor(
+    readonly ref: ImageRef,
+    private readonly finalPath: string,
+    private readonly stage: string | undefined,
+    private readonly writer: LayoutWriter,
+    private readonly name: string | undefined,
+  ) {}
+
+  static async open(ref: ImageRef, dir: string, name: string | undefined): Promise<LayoutDestination> {
+    await sweepStaleTemps(dir);
+    const st = await fsp.stat(dir).catch(() => undefined);
+    if (st && !st.isDirectory()) throw new SkiffError('ERR_DESTINATION', `${ref}: ${dir} exists and is not a directory`);
+    const stage = st ? undefined : tempSibling(dir);
+    if (stage) await fsp.mkdir(path.dirname(stage), { recursive: true });
+    const writer = new LayoutWriter(stage ?? dir);
+    await writer.init();
+    return new LayoutDestination(ref, dir, stage, writer, name);
+  }
+
+  get workDir(): string {
+    return this.writer.dir;
+  }
+
+  async hasBlob(desc: Descriptor): Promise<boolean> {
+    return this.writer.hasBlob(desc.digest);
+  }
+
+  async putBlob(stream: Readable, info: BlobInfo): Promise<{ digest: Digest; size: number }> {
+    const t = await streamToTempFile(stream, path.join(this.writer.dir, 'blobs', 'sha256'));
+    try {
+      checkPut(info, t, String(this.ref));
+    } catch (e) {
+      await fsp.rm(t.path, { force: true });
+      throw e;
+    }
+    await this.writer.adoptBlob(t.path, t.digest);
+    return { digest: t.digest, size: t.size };
+  }
+
+  async putManifest(m: RawManifest, instance?: Digest): Promise<void> {
+    await this.writer.putManifest(m, manifestDigest(m.bytes), instance === undefined);
+  }
+
+  /** Write index.json (and oci-layout); for a new layout, move the staged tree into place. */
+  async commit(): Promise<void> {
+    await this.writer.commit(this.name, (f, d) => atomicWriteFile(f, d));
+    if (this.stage) {
+      try {
+        await fsp.rename(this.stage, this.finalPath);
+      } catch (e) {
+        throw new SkiffError('ERR_DESTINATION', `${this.ref}: ${this.finalPath} appeared during the copy: ${(e as Error).message}`);
+      }
+    }
+    this.committed = true;
+  }
+
+  async close(): Promise<void> {
+    if (this.committed) return;
+    if (this.stage) await fsp.rm(this.stage, { recursive: true, force: true });
+    else await this.writer.discard();
+  }
+}
+
+export const ociTransport: Transport = {
+  name: 'oci',
+  parse(spec: string): OciRef {
+    const { path: p, name } = splitPathAndName(spec, 'oci');
+    return new OciRef(p, name);
+  },
+  async openSource(ref) {
+    const r = ref as OciRef;
+    return LayoutSource.open(r, new DirTree(r.path), r.name);
+  },
+  async openDestination(ref) {
+    const r = ref as OciRef;
+    return LayoutDestination.open(r, r.path, r.name);
+  },
+};

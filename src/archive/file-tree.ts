@@ -1,4 +1,4 @@
-import { createReadStream, promises as fsp } from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
 import { SkiffError } from '../core/errors.js';
@@ -53,7 +53,7 @@ export class DirTree implements FileTree {
       if (e.code === 'ENOENT') throw new SkiffError('ERR_BLOB_UNKNOWN', `${full}: no such file`);
       throw e;
     });
-    return createReadStream('', { fd: fh.fd, highWaterMark: 1024 * 1024, autoClose: true });
+    return fh.createReadStream({ highWaterMark: 1024 * 1024, autoClose: true });
   }
   async readFile(p: string, limit?: number): Promise<Buffer> {
     return readAll(await this.open(p), limit);

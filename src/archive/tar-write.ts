@@ -16,8 +16,7 @@ const EPOCH = new Date(0);
  */
 export async function writeTar(out: string, members: Iterable<TarMember>): Promise<void> {
   const pack = tar.pack();
-  const fh = await fsp.open(out, 'w', 0o644);
-  const sink = createWriteStream('', { fd: fh.fd, autoClose: false, highWaterMark: 1024 * 1024 });
+  const sink = createWriteStream(out, { mode: 0o644, highWaterMark: 1024 * 1024 });
   const done = pipeline(pack, sink);
   try {
     for (const m of members) {
@@ -29,17 +28,28 @@ export async function writeTar(out: string, members: Iterable<TarMember>): Promi
       } else if ('data' in m) {
         await addEntry(pack, { ...base, type: 'file', mode: m.mode ?? 0o444, size: m.data.length }, m.data);
       } else {
-        const entry = pack.entry({ ...base, type: 'file', mode: m.mode ?? 0o444, size: m.size });
-        await pipeline(createReadStream(m.file, { highWaterMark: 1024 * 1024 }), entry);
+        await new Promise<void>((resolve, reject) => {
+          const input = createReadStream(m.file, { highWaterMark: 1024 * 1024 });
+          const entry = pack.entry({ ...base, type: 'file', mode: m.mode ?? 0o444, size: m.size }, (err) => (err ? reject(err) : resolve()));
+          input.once('error', (err) => {
+            entry.destroy(err);
+            reject(err);
+          });
+          input.pipe(entry);
+        });
       }
     }
     pack.finalize();
     await done;
-    await fh.sync();
   } catch (e) {
     pack.destroy(e as Error);
     await done.catch(() => undefined);
     throw e;
+  }
+  // fsync through a fresh descriptor: it flushes the inode, and the stream has already closed its own.
+  const fh = await fsp.open(out, 'r');
+  try {
+    await fh.sync();
   } finally {
     await fh.close();
   }

@@ -152,7 +152,8 @@ class ArchiveSource implements ImageSource {
     return this.tree.open(p);
   }
 
-  async repoTags(): Promise<string[]> {
+  /** The archive's RepoTags for this image (skopeo's inspect shows none for archives; kept for `load`). */
+  get archiveTags(): string[] {
     return this.tags;
   }
 

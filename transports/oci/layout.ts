@@ -97,10 +97,6 @@ export class LayoutSource implements ImageSource {
     return this.tree.open(blobPath(desc.digest));
   }
 
-  async repoTags(): Promise<string[]> {
-    return [];
-  }
-
   async close(): Promise<void> {
     await this.tree.close();
   }

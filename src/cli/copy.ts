@@ -1,0 +1,90 @@
+import { promises as fsp } from 'node:fs';
+import { Command, Option } from 'commander';
+import { SkiffError } from '../core/errors.js';
+import { copyImage, type CopyOptions } from '../copy/copy.js';
+import { openDestination, openSource, parseIntOption, platformFrom, type GlobalOptions } from './common.js';
+import { makeProgress } from './progress.js';
+
+interface CopyFlags {
+  all?: boolean;
+  multiArch?: 'system' | 'all' | 'index-only';
+  format?: string;
+  destCompressFormat?: string;
+  destCompressLevel?: number;
+  destDecompress?: boolean;
+  destCompress?: boolean;
+  preserveDigests?: boolean;
+  digestfile?: string;
+  quiet?: boolean;
+  imageParallelCopies?: number;
+  srcTlsVerify?: boolean;
+  destTlsVerify?: boolean;
+  authfile?: string;
+  srcCreds?: string;
+  destCreds?: string;
+  retryTimes?: number;
+}
+
+/** `skiff copy [flags] SRC DST`, skopeo copy's flags. */
+export function copyCommand(program: Command): void {
+  program
+    .command('copy')
+    .description('Copy an image (or with --all a whole index) from one location to another')
+    .argument('<source>', 'source image reference, TRANSPORT:SPEC')
+    .argument('<destination>', 'destination image reference, TRANSPORT:SPEC')
+    .option('-a, --all', 'copy all images of a manifest list/index, not only the host platform\'s')
+    .addOption(new Option('--multi-arch <which>', 'system (default), all, or index-only (unsupported)').choices(['system', 'all', 'index-only']))
+    .addOption(new Option('-f, --format <format>', 'manifest type of the destination: oci or v2s2').choices(['oci', 'v2s2']))
+    .addOption(new Option('--dest-compress-format <format>', 'compress layers with gzip or zstd').choices(['gzip', 'zstd']))
+    .option('--dest-compress-level <level>', 'compression level for --dest-compress-format', parseIntOption('--dest-compress-level'))
+    .option('--dest-decompress', 'store layers uncompressed')
+    .option('--dest-compress', 'compress layers (the default where the destination wants it)')
+    .option('--preserve-digests', 'fail rather than change any digest')
+    .option('--digestfile <file>', 'write the digest of the copied manifest to this file')
+    .option('-q, --quiet', 'no progress output')
+    .option('--image-parallel-copies <n>', 'blobs copied at once (default 6)', parseIntOption('--image-parallel-copies'))
+    .option('--src-tls-verify [bool]', 'require HTTPS and verify certificates for the source registry', (v) => v !== 'false')
+    .option('--dest-tls-verify [bool]', 'require HTTPS and verify certificates for the destination registry', (v) => v !== 'false')
+    .option('--authfile <file>', 'auth.json to use for registries')
+    .option('--src-creds <user:pass>', 'credentials for the source registry')
+    .option('--dest-creds <user:pass>', 'credentials for the destination registry')
+    .option('--retry-times <n>', 'retries of a failed registry request', parseIntOption('--retry-times'))
+    .action(async (source: string, destination: string, flags: CopyFlags, cmd: Command) => {
+      const g = cmd.optsWithGlobals() as GlobalOptions;
+      if (flags.multiArch === 'index-only') throw new SkiffError('ERR_UNSUPPORTED', '--multi-arch index-only is not supported yet');
+      if (flags.destDecompress && flags.destCompressFormat) throw new SkiffError('ERR_USAGE', '--dest-decompress and --dest-compress-format exclude each other');
+      const controller = new AbortController();
+      const onSignal = (): void => {
+        if (controller.signal.aborted) process.exit(130);
+        controller.abort();
+      };
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
+      const platform = platformFrom(g);
+      const common = { signal: controller.signal, platform, ...(flags.authfile ? { authfile: flags.authfile } : {}), ...(flags.retryTimes !== undefined ? { retryTimes: flags.retryTimes } : {}) };
+      const src = await openSource(source, { ...common, ...(flags.srcTlsVerify !== undefined ? { tlsVerify: flags.srcTlsVerify } : {}), ...(flags.srcCreds ? { creds: flags.srcCreds } : {}) });
+      try {
+        const dest = await openDestination(destination, { ...common, ...(flags.destTlsVerify !== undefined ? { tlsVerify: flags.destTlsVerify } : {}), ...(flags.destCreds ? { creds: flags.destCreds } : {}) });
+        try {
+          const progress = makeProgress(!!flags.quiet);
+          const o: CopyOptions = { signal: controller.signal, platform, all: !!flags.all || flags.multiArch === 'all' };
+          if (flags.format) o.format = flags.format as 'oci' | 'v2s2';
+          if (flags.destCompressFormat) o.compressFormat = flags.destCompressFormat as 'gzip' | 'zstd';
+          if (flags.destCompressLevel !== undefined) o.compressLevel = flags.destCompressLevel;
+          if (flags.destCompressLevel !== undefined && !flags.destCompressFormat) o.compressFormat = 'gzip';
+          if (flags.destDecompress) o.decompress = true;
+          if (flags.preserveDigests) o.preserveDigests = true;
+          if (flags.imageParallelCopies !== undefined) o.parallel = flags.imageParallelCopies;
+          if (progress) o.progress = progress;
+          const result = await copyImage(src, dest, o);
+          if (flags.digestfile) await fsp.writeFile(flags.digestfile, result.digest);
+        } finally {
+          await dest.close();
+        }
+      } finally {
+        await src.close();
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+      }
+    });
+}

@@ -1,0 +1,228 @@
+import { addAbortSignal, pipeline, Transform, type Readable, type TransformCallback } from 'node:stream';
+import { Verifier, sha256, verifyBuffer, type Digest } from '../core/digest.js';
+import { SkiffError, wrapError } from '../core/errors.js';
+import type { ImageDestination, ImageSource } from '../core/image.js';
+import { parseConfig } from '../core/config.js';
+import {
+  convertImageManifest, convertIndex, formatOf, parseManifest, serializeManifest,
+  type Descriptor, type ImageManifest, type RawManifest,
+} from '../core/manifest.js';
+import { MT, layerCompressionOf, type Compression } from '../core/media-types.js';
+import { choosePlatform, type PlatformChoice } from '../core/platform.js';
+import { createCompressor, createDecompressor, detectCompression, peek } from '../archive/compression.js';
+import { planImage, planIndex, type CopyPlan, type ImagePlan, type LayerAction, type PlanOptions } from './plan.js';
+
+/** Receives progress events; the CLI draws bars or prints lines from them. */
+export interface ProgressSink {
+  blobStart(desc: Descriptor, kind: 'layer' | 'config'): void;
+  blobAdvance(desc: Descriptor, bytes: number): void;
+  blobDone(desc: Descriptor, how: 'copied' | 'skipped'): void;
+  manifest(digest: Digest): void;
+}
+
+export interface CopyOptions extends PlanOptions {
+  compressLevel?: number;
+  /** Copy the whole index rather than the instance for this platform. */
+  all?: boolean;
+  platform?: PlatformChoice;
+  /** Blobs copied at once (default 6). */
+  parallel?: number;
+  signal?: AbortSignal;
+  progress?: ProgressSink;
+}
+
+export interface CopyResult {
+  /** Digest of the top-level manifest written. */
+  digest: Digest;
+  manifest: RawManifest;
+  plan: CopyPlan;
+}
+
+/** Fetch, verify (against `expected` when known) and parse a manifest. */
+async function fetchManifest(src: ImageSource, instance?: Digest): Promise<{ raw: RawManifest; parsed: ReturnType<typeof parseManifest> }> {
+  const raw = await src.getManifest(instance);
+  if (instance) verifyBuffer(raw.bytes, instance, undefined, `manifest ${instance}`);
+  return { raw, parsed: parseManifest(raw.bytes, raw.mediaType) };
+}
+
+/** Decide what to copy: fetches manifests only, moves no blob. */
+export async function makePlan(src: ImageSource, dest: ImageDestination, o: CopyOptions): Promise<CopyPlan> {
+  const top = await fetchManifest(src);
+  if (top.parsed.kind === 'image') return { images: [planImage(top.raw, top.parsed, dest.caps, o)] };
+  if (!o.all) {
+    const chosen = choosePlatform(top.parsed, o.platform);
+    const child = await fetchManifest(src, chosen.digest);
+    if (child.parsed.kind !== 'image') throw new SkiffError('ERR_UNSUPPORTED', `nested index ${chosen.digest} is not supported`);
+    return { images: [planImage(child.raw, child.parsed, dest.caps, o)] };
+  }
+  const index = planIndex(top.raw, top.parsed, dest.caps, o);
+  const childFormat = o.format ?? (index.targetType === MT.dockerList ? 'v2s2' : formatOf(index.targetType));
+  const images: ImagePlan[] = [];
+  for (const d of top.parsed.manifests) {
+    const child = await fetchManifest(src, d.digest);
+    if (child.parsed.kind !== 'image') throw new SkiffError('ERR_UNSUPPORTED', `nested index ${d.digest} is not supported`);
+    // Children follow the index's format where the index is converted, so the result is homogeneous.
+    const convert = index.targetType !== top.parsed.mediaType ? { ...o, format: childFormat } : o;
+    images.push(planImage(child.raw, child.parsed, dest.caps, convert, d.digest));
+  }
+  return { images, index };
+}
+
+/** Counts bytes for progress without touching them. */
+class Counter extends Transform {
+  constructor(private readonly onBytes: (n: number) => void) {
+    super();
+  }
+  override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
+    this.onBytes(chunk.length);
+    cb(null, chunk);
+  }
+}
+
+/** A tiny semaphore: at most `n` tasks at once. */
+function limiter(n: number): <T>(f: () => Promise<T>) => Promise<T> {
+  let active = 0;
+  const queue: (() => void)[] = [];
+  return async <T>(f: () => Promise<T>): Promise<T> => {
+    if (active >= n) await new Promise<void>((r) => queue.push(r));
+    active++;
+    try {
+      return await f();
+    } finally {
+      active--;
+      queue.shift()?.();
+    }
+  };
+}
+
+interface BlobResult {
+  digest: Digest;
+  size: number;
+  compression: Compression;
+}
+
+/**
+ * Copy one blob: source -> verify digest and size -> [decompress -> compress] -> destination, one streaming pass.
+ * When decompressing, the output is checked against the diffID too.
+ */
+async function copyBlob(
+  src: ImageSource, dest: ImageDestination, desc: Descriptor, action: LayerAction, kind: 'layer' | 'config',
+  diffID: Digest | undefined, o: CopyOptions,
+): Promise<BlobResult> {
+  const declared = layerCompressionOf(desc.mediaType) ?? 'none';
+  if (action === 'keep' && (await dest.hasBlob(desc))) {
+    o.progress?.blobDone(desc, 'skipped');
+    return { digest: desc.digest, size: desc.size, compression: declared };
+  }
+  o.signal?.throwIfAborted();
+  o.progress?.blobStart(desc, kind);
+  const raw = await src.getBlob(desc);
+  if (o.signal) addAbortSignal(o.signal, raw);
+  const stages: (Readable | Transform)[] = [raw, new Counter((n) => o.progress?.blobAdvance(desc, n)), new Verifier(desc.digest, desc.size, `blob ${desc.digest}`)];
+  if (action !== 'keep') {
+    const actual = detectCompression(await peek(raw, 8));
+    if (actual === action) {
+      // Mislabelled but already what we want: no re-encode, only the media type changes.
+    } else {
+      const d = createDecompressor(actual);
+      if (d) stages.push(d);
+      if (action === 'none' && diffID) stages.push(new Verifier(diffID, undefined, `layer ${desc.digest} uncompressed (diffID)`));
+      const c = createCompressor(action, o.compressLevel);
+      if (c) stages.push(c);
+    }
+  }
+  const out = (pipeline as unknown as (...s: unknown[]) => Readable)(...stages, () => undefined);
+  const put = await dest.putBlob(out, {
+    mediaType: desc.mediaType,
+    isConfig: kind === 'config',
+    ...(action === 'keep' ? { digest: desc.digest, size: desc.size } : {}),
+  });
+  o.progress?.blobDone(desc, 'copied');
+  return { ...put, compression: action === 'keep' ? declared : action };
+}
+
+/**
+ * Copy an image (or with `all`, a whole index) from `src` to `dest` and commit. Blobs stream end to end, verified
+ * on the way; blobs the destination has are skipped; up to `parallel` blobs move at once. On any failure nothing
+ * is committed; the caller closes `dest`, which then leaves nothing behind.
+ */
+export async function copyImage(src: ImageSource, dest: ImageDestination, o: CopyOptions = {}): Promise<CopyResult> {
+  try {
+    return await runCopy(src, dest, o);
+  } catch (e) {
+    if (o.signal?.aborted) throw new SkiffError('ERR_ABORTED', `copying ${src.ref} to ${dest.ref}: interrupted`, { cause: e });
+    throw wrapError(`copying ${src.ref} to ${dest.ref}`, e);
+  }
+}
+
+async function runCopy(src: ImageSource, dest: ImageDestination, o: CopyOptions): Promise<CopyResult> {
+  const plan = await makePlan(src, dest, o);
+  const limit = limiter(Math.max(1, o.parallel ?? 6));
+  const inflight = new Map<string, Promise<BlobResult>>();
+  const blob = (desc: Descriptor, action: LayerAction, kind: 'layer' | 'config', diffID?: Digest): Promise<BlobResult> => {
+    const key = `${desc.digest}|${action}`;
+    let p = inflight.get(key);
+    if (!p) {
+      p = limit(() => copyBlob(src, dest, desc, action, kind, diffID, o));
+      inflight.set(key, p);
+    }
+    return p;
+  };
+
+  const written: { plan: ImagePlan; raw: RawManifest; digest: Digest }[] = [];
+  // All images' blobs are scheduled together so a multi-platform copy keeps every slot busy.
+  const perImage = plan.images.map(async (img) => {
+    const configBytesP = fetchConfig(src, img.manifest);
+    const diffIDs = (await configBytesP)?.diffIDs;
+    const [, ...layers] = await Promise.all([
+      blob(img.manifest.config, 'keep', 'config'),
+      ...img.manifest.layers.map((l, i) => blob(l, img.layers[i]!, 'layer', diffIDs?.[i])),
+    ]);
+    let raw: RawManifest;
+    if (img.unchanged) raw = img.source;
+    else {
+      const m = convertImageManifest(img.manifest, formatOf(img.targetType), layers.map((r) => ({ digest: r.digest, size: r.size, compression: r.compression })));
+      raw = { bytes: serializeManifest(m), mediaType: m.mediaType };
+    }
+    return { plan: img, raw, digest: sha256(raw.bytes) };
+  });
+  const results = await Promise.all(perImage);
+  for (const r of results) {
+    await dest.putManifest(r.raw, plan.index ? r.digest : undefined);
+    written.push(r);
+  }
+  let top: RawManifest;
+  if (plan.index) {
+    const ix = plan.index;
+    const unchanged = ix.targetType === ix.manifest.mediaType && written.every((w) => w.plan.unchanged);
+    if (unchanged) top = ix.source;
+    else {
+      const children = ix.manifest.manifests.map((d, i) => ({ ...d, mediaType: written[i]!.raw.mediaType, digest: written[i]!.digest, size: written[i]!.raw.bytes.length }));
+      const m = convertIndex(ix.manifest, formatOf(ix.targetType), children);
+      top = { bytes: serializeManifest(m), mediaType: m.mediaType };
+    }
+    await dest.putManifest(top);
+  } else {
+    top = written[0]!.raw;
+  }
+  const digest = sha256(top.bytes);
+  o.progress?.manifest(digest);
+  o.signal?.throwIfAborted();
+  await dest.commit();
+  return { digest, manifest: top, plan };
+}
+
+/** The config's diffIDs, when the config is an image config (validated); undefined for artifacts. */
+async function fetchConfig(src: ImageSource, m: ImageManifest): Promise<{ diffIDs: Digest[] } | undefined> {
+  if (m.config.mediaType !== MT.ociConfig && m.config.mediaType !== MT.dockerConfig) return undefined;
+  const s = await src.getBlob(m.config);
+  const chunks: Buffer[] = [];
+  for await (const c of s) chunks.push(c as Buffer);
+  const bytes = Buffer.concat(chunks);
+  verifyBuffer(bytes, m.config.digest, m.config.size, `config ${m.config.digest}`);
+  const cfg = parseConfig(bytes);
+  if (cfg.rootfs.diff_ids.length !== m.layers.length) {
+    throw new SkiffError('ERR_INVALID_CONFIG', `config lists ${cfg.rootfs.diff_ids.length} diff_ids for ${m.layers.length} layers`);
+  }
+  return { diffIDs: cfg.rootfs.diff_ids };
+}

@@ -155,8 +155,12 @@ export async function copyImage(src: ImageSource, dest: ImageDestination, o: Cop
   }
 }
 
-async function runCopy(src: ImageSource, dest: ImageDestination, o: CopyOptions): Promise<CopyResult> {
-  const plan = await makePlan(src, dest, o);
+async function runCopy(src: ImageSource, dest: ImageDestination, opts: CopyOptions): Promise<CopyResult> {
+  const plan = await makePlan(src, dest, opts);
+  // The first failing blob stops the others: they are aborted and awaited, so no write is still running when the
+  // caller closes (and cleans) the destination.
+  const stop = new AbortController();
+  const o: CopyOptions = { ...opts, signal: opts.signal ? AbortSignal.any([opts.signal, stop.signal]) : stop.signal };
   const limit = limiter(Math.max(1, o.parallel ?? 6));
   const inflight = new Map<string, Promise<BlobResult>>();
   const blob = (desc: Descriptor, action: LayerAction, kind: 'layer' | 'config', diffID?: Digest): Promise<BlobResult> => {
@@ -186,7 +190,14 @@ async function runCopy(src: ImageSource, dest: ImageDestination, o: CopyOptions)
     }
     return { plan: img, raw, digest: sha256(raw.bytes) };
   });
-  const results = await Promise.all(perImage);
+  let results: Awaited<(typeof perImage)[number]>[];
+  try {
+    results = await Promise.all(perImage);
+  } catch (e) {
+    stop.abort(e);
+    await Promise.allSettled([...perImage, ...inflight.values()]);
+    throw e;
+  }
   for (const r of results) {
     await dest.putManifest(r.raw, plan.index ? r.digest : undefined);
     written.push(r);

@@ -97,3 +97,8 @@ export async function readAll(stream: Readable, limit = 64 * 1024 * 1024): Promi
   }
   return Buffer.concat(chunks);
 }
+
+/** rm -rf, retrying briefly when a late writer still adds entries (ENOTEMPTY). */
+export async function removeTree(p: string): Promise<void> {
+  await fsp.rm(p, { recursive: true, force: true, maxRetries: 5, retryDelay: 20 });
+}

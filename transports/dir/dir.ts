@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import type { Readable } from 'node:stream';
 import { digestHex, parseDigest, verifyBuffer, type Digest } from '../../src/core/digest.js';
 import { SkiffError } from '../../src/core/errors.js';
-import { atomicWriteFile, streamToTempFile, sweepStaleTemps, tempSibling } from '../../src/core/fs.js';
+import { atomicWriteFile, streamToTempFile, sweepStaleTemps, tempSibling, removeTree } from '../../src/core/fs.js';
 import type { BlobInfo, DestinationCaps, ImageDestination, ImageRef, ImageSource, Transport } from '../../src/core/image.js';
 import { guessManifestType, manifestDigest, type Descriptor, type RawManifest } from '../../src/core/manifest.js';
 import { DirTree } from '../../src/archive/file-tree.js';
@@ -129,11 +129,11 @@ class DirDestination implements ImageDestination {
       throw e;
     }
     this.committed = true;
-    if (old) await fsp.rm(old, { recursive: true, force: true });
+    if (old) await removeTree(old);
   }
 
   async close(): Promise<void> {
-    if (!this.committed) await fsp.rm(this.stage, { recursive: true, force: true });
+    if (!this.committed) await removeTree(this.stage);
   }
 }
 

@@ -4,7 +4,7 @@ import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Hasher, digestHex, sha256, verifyBuffer, type Digest } from '../../src/core/digest.js';
 import { SkiffError } from '../../src/core/errors.js';
-import { streamToTempFile, sweepStaleTemps, tempSibling } from '../../src/core/fs.js';
+import { streamToTempFile, sweepStaleTemps, tempSibling, removeTree } from '../../src/core/fs.js';
 import type { BlobInfo, DestinationCaps, ImageDestination, ImageRef, ImageSource, Transport } from '../../src/core/image.js';
 import { parseConfig } from '../../src/core/config.js';
 import { parseManifest, serializeManifest, type Descriptor, type ImageManifest, type RawManifest } from '../../src/core/manifest.js';
@@ -266,11 +266,11 @@ class ArchiveDestination implements ImageDestination {
       throw e;
     }
     this.committed = true;
-    await fsp.rm(this.stage, { recursive: true, force: true });
+    await removeTree(this.stage);
   }
 
   async close(): Promise<void> {
-    await fsp.rm(this.stage, { recursive: true, force: true });
+    await removeTree(this.stage);
   }
 }
 

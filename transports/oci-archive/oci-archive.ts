@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Digest } from '../../src/core/digest.js';
 import { SkiffError } from '../../src/core/errors.js';
-import { sweepStaleTemps, tempSibling } from '../../src/core/fs.js';
+import { sweepStaleTemps, tempSibling, removeTree } from '../../src/core/fs.js';
 import type { BlobInfo, ImageDestination, ImageRef, Transport } from '../../src/core/image.js';
 import type { Descriptor, RawManifest } from '../../src/core/manifest.js';
 import { TarTree } from '../../src/archive/tar-index.js';
@@ -75,12 +75,12 @@ class ArchiveDestination implements ImageDestination {
       throw e;
     }
     this.committed = true;
-    await fsp.rm(this.stageDir, { recursive: true, force: true });
+    await removeTree(this.stageDir);
   }
 
   async close(): Promise<void> {
     if (!this.committed) await this.layout.close();
-    await fsp.rm(this.stageDir, { recursive: true, force: true });
+    await removeTree(this.stageDir);
   }
 }
 

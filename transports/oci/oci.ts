@@ -4,7 +4,7 @@ import type { Readable } from 'node:stream';
 import { manifestDigest, type RawManifest, type Descriptor } from '../../src/core/manifest.js';
 import type { Digest } from '../../src/core/digest.js';
 import { SkiffError } from '../../src/core/errors.js';
-import { atomicWriteFile, streamToTempFile, sweepStaleTemps, tempSibling } from '../../src/core/fs.js';
+import { atomicWriteFile, streamToTempFile, sweepStaleTemps, tempSibling, removeTree } from '../../src/core/fs.js';
 import type { BlobInfo, DestinationCaps, ImageDestination, ImageRef, Transport } from '../../src/core/image.js';
 import { MT } from '../../src/core/media-types.js';
 import { DirTree } from '../../src/archive/file-tree.js';
@@ -105,7 +105,7 @@ export class LayoutDestination implements ImageDestination {
 
   async close(): Promise<void> {
     if (this.committed) return;
-    if (this.stage) await fsp.rm(this.stage, { recursive: true, force: true });
+    if (this.stage) await removeTree(this.stage);
     else await this.writer.discard();
   }
 }

@@ -1,0 +1,126 @@
+/** The CLI as users meet it: exit statuses, one-line errors on stderr, data on stdout, and interrupted copies. */
+import { strict as assert } from 'node:assert';
+import { spawn } from 'node:child_process';
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { makeLayout, pseudoRandom, sampleSpec } from '../kit/image.js';
+import { SKIFF, skiff, tempDir } from '../kit/run.js';
+import { parseImageRef } from '../../src/core/ref.js';
+import { transports } from '../../transports/index.js';
+import { validateImage } from '../kit/validate.js';
+
+async function validateRef(ref: string): Promise<void> {
+  const r = parseImageRef(ref, transports);
+  const s = await r.transport.openSource(r.ref);
+  try {
+    await validateImage(s);
+  } finally {
+    await s.close();
+  }
+}
+
+describe('skiff CLI', () => {
+  let t: ReturnType<typeof tempDir>;
+  let lay: string;
+  let digest: string;
+  before(async () => {
+    t = tempDir();
+    lay = path.join(t.dir, 'lay');
+    digest = await makeLayout(lay, 'img', sampleSpec(7));
+  });
+  after(() => t.cleanup());
+
+  it('--version and --help', async () => {
+    assert.match((await skiff(['--version'])).stdout, /^skiff version \d+\.\d+\.\d+/);
+    const h = await skiff(['--help']);
+    assert.equal(h.code, 0);
+    for (const c of ['copy', 'inspect', 'manifest-digest']) assert.match(h.stdout, new RegExp(`\\b${c}\\b`));
+  });
+
+  const failures: [string, string[], number, RegExp][] = [
+    ['a tag that does not exist', ['inspect', 'oci:LAY:nope'], 2, /no image named "nope"/],
+    ['a path that does not exist', ['inspect', 'oci:/nonexistent/x:y'], 2, /no OCI layout/],
+    ['a missing archive', ['copy', 'docker-archive:/nonexistent.tar', 'dir:OUT/x'], 2, /no such file/],
+    ['an unknown transport', ['inspect', 'ftp://x/y'], 1, /unknown transport "ftp"/],
+    ['a reference without a transport', ['inspect', 'busybox'], 1, /expected TRANSPORT:SPEC/],
+    ['an invalid docker reference', ['copy', 'oci:LAY:img', 'docker-archive:OUT/a.tar:Upper/Case'], 1, /lowercase/],
+    ['a missing manifest file', ['manifest-digest', '/nonexistent.json'], 2, /nonexistent/],
+  ];
+  for (const [what, args, code, re] of failures) {
+    it(`${what}: exit ${code}, one clear line on stderr, nothing on stdout`, async () => {
+      const r = await skiff(args.map((a) => a.replace('LAY', lay).replace('OUT', t.dir)));
+      assert.equal(r.code, code, r.stderr);
+      assert.match(r.stderr, /^skiff: /);
+      assert.match(r.stderr, re);
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+      assert.equal(r.stdout, '');
+    });
+  }
+
+  it('a corrupted blob: the error names both ends and the blob; --debug adds the cause chain', async () => {
+    const bad = path.join(t.dir, 'bad');
+    await makeLayout(bad, 'img', sampleSpec(8));
+    const idx = JSON.parse(await fsp.readFile(path.join(bad, 'index.json'), 'utf8'));
+    const m = JSON.parse(await fsp.readFile(path.join(bad, 'blobs/sha256', idx.manifests[0].digest.slice(7)), 'utf8'));
+    const blob = path.join(bad, 'blobs/sha256', m.layers[0].digest.slice(7));
+    const b = await fsp.readFile(blob);
+    b[100] = (b[100] ?? 0) ^ 1;
+    await fsp.writeFile(blob, b);
+    const r = await skiff(['copy', '-q', `oci:${bad}:img`, `dir:${t.dir}/corrupt-out`]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, new RegExp(`^skiff: copying oci:${bad}:img to dir:${t.dir}/corrupt-out: .*blob sha256:${m.layers[0].digest.slice(7)}.*digest mismatch`));
+    await assert.rejects(fsp.stat(`${t.dir}/corrupt-out`));
+    const dbg = await skiff(['--debug', 'copy', '-q', `oci:${bad}:img`, `dir:${t.dir}/corrupt-out`]);
+    assert.match(dbg.stderr, /SkiffError \[ERR_DIGEST_MISMATCH\]/);
+  });
+
+  it('malformed manifest JSON is a clear error', async () => {
+    const mal = path.join(t.dir, 'mal');
+    await fsp.mkdir(mal);
+    await fsp.writeFile(path.join(mal, 'manifest.json'), '{"schemaVersion": 2, "config": ');
+    await fsp.writeFile(path.join(mal, 'version'), 'Directory Transport Version: 1.1\n');
+    const r = await skiff(['copy', `dir:${mal}`, `oci:${t.dir}/mal-out:x`]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /malformed manifest JSON/);
+  });
+
+  it('inspect --raw prints the stored bytes; manifest-digest agrees with the copy digest', async () => {
+    const raw = (await skiff(['inspect', '--raw', `oci:${lay}:img`])).stdout;
+    await fsp.writeFile(path.join(t.dir, 'm.json'), raw);
+    assert.equal((await skiff(['manifest-digest', path.join(t.dir, 'm.json')])).stdout, `${digest}\n`);
+  });
+
+  it('progress goes to stderr as plain lines when not a TTY; stdout stays clean', async () => {
+    const r = await skiff(['copy', `oci:${lay}:img`, `oci:${t.dir}/progress:x`]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, '');
+    assert.match(r.stderr, /Copying blob [0-9a-f]{12} .*\n/);
+    assert.match(r.stderr, /Writing manifest sha256:/);
+    assert.doesNotMatch(r.stderr, /\x1b\[/);
+  });
+
+  it('a copy killed mid-way leaves the destination unchanged; a rerun completes and sweeps the debris', async () => {
+    const big = path.join(t.dir, 'big');
+    await makeLayout(big, 'img', { layers: [0, 1, 2].map((i) => ({ files: [{ path: `f${i}`, content: pseudoRandom(24 << 20, i) }] })) });
+    for (const dest of [`dir:${t.dir}/killed-dir`, `docker-archive:${t.dir}/killed.tar`, `oci-archive:${t.dir}/killed-oa.tar`, `oci:${t.dir}/killed-oci:x`]) {
+      const target = dest.slice(dest.indexOf(':') + 1).replace(/:x$/, '');
+      const child = spawn(process.execPath, [SKIFF, 'copy', '-q', '--image-parallel-copies', '1', '--dest-compress-format', 'zstd', '--dest-compress-level', '19', `oci:${big}:img`, dest], { stdio: 'ignore' });
+      // Wait until the copy has started writing (a temp sibling appears), then kill it hard.
+      const prefix = `.${path.basename(target)}.skiff-`;
+      for (let i = 0; i < 400; i++) {
+        if ((await fsp.readdir(t.dir)).some((n) => n.startsWith(prefix))) break;
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      await new Promise((r) => setTimeout(r, 150));
+      const exited = new Promise((r) => child.on('exit', r));
+      child.kill('SIGKILL');
+      await exited;
+      await assert.rejects(fsp.stat(target), `${dest} must not exist after the kill`);
+      const r = await skiff(['copy', '-q', `oci:${big}:img`, dest]);
+      assert.equal(r.code, 0, r.stderr);
+      await validateRef(dest);
+      assert.deepEqual((await fsp.readdir(t.dir)).filter((n) => n.startsWith(prefix)), [], 'stale temporaries swept');
+    }
+  });
+});

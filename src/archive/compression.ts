@@ -50,7 +50,7 @@ export function createDecompressor(c: Compression | 'bzip2' | 'xz'): Transform |
     case 'none':
       return undefined;
     case 'gzip':
-      return createGunzip({ chunkSize: 256 * 1024 });
+      return createGunzip({ chunkSize: 64 * 1024 });
     case 'zstd':
       return new DecompressStream();
     default:
@@ -63,7 +63,7 @@ export function createCompressor(c: Compression, level?: number): Transform | un
     case 'none':
       return undefined;
     case 'gzip':
-      return createGzip({ level: level ?? zc.Z_DEFAULT_COMPRESSION, chunkSize: 256 * 1024 });
+      return createGzip({ level: level ?? zc.Z_DEFAULT_COMPRESSION, chunkSize: 64 * 1024 });
     case 'zstd':
       return new CompressStream({ compressionLevel: level ?? 3 });
   }

@@ -1,3 +1,4 @@
+import { IO_CHUNK } from '../core/fs.js';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -53,7 +54,7 @@ export class DirTree implements FileTree {
       if (e.code === 'ENOENT') throw new SkiffError('ERR_BLOB_UNKNOWN', `${full}: no such file`);
       throw e;
     });
-    return fh.createReadStream({ highWaterMark: 1024 * 1024, autoClose: true });
+    return fh.createReadStream({ highWaterMark: IO_CHUNK, autoClose: true });
   }
   async readFile(p: string, limit?: number): Promise<Buffer> {
     return readAll(await this.open(p), limit);

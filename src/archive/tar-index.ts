@@ -1,3 +1,4 @@
+import { IO_CHUNK } from '../core/fs.js';
 import { createReadStream, promises as fsp } from 'node:fs';
 import { Readable } from 'node:stream';
 import { SkiffError } from '../core/errors.js';
@@ -151,7 +152,7 @@ export class TarTree implements FileTree {
     const m = this.lookup(p);
     if (!m) throw new SkiffError('ERR_BLOB_UNKNOWN', `${this.location}: no member ${p}`);
     if (m.size === 0) return Readable.from([]);
-    return createReadStream(this.location, { start: m.offset, end: m.offset + m.size - 1, highWaterMark: 1024 * 1024 });
+    return createReadStream(this.location, { start: m.offset, end: m.offset + m.size - 1, highWaterMark: IO_CHUNK });
   }
 
   async readFile(p: string, limit?: number): Promise<Buffer> {

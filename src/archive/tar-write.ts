@@ -1,3 +1,4 @@
+import { IO_CHUNK } from '../core/fs.js';
 import { createReadStream, createWriteStream, promises as fsp } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import * as tar from 'tar-stream';
@@ -16,7 +17,7 @@ const EPOCH = new Date(0);
  */
 export async function writeTar(out: string, members: Iterable<TarMember>): Promise<void> {
   const pack = tar.pack();
-  const sink = createWriteStream(out, { mode: 0o644, highWaterMark: 1024 * 1024 });
+  const sink = createWriteStream(out, { mode: 0o644, highWaterMark: IO_CHUNK });
   const done = pipeline(pack, sink);
   try {
     for (const m of members) {
@@ -29,7 +30,7 @@ export async function writeTar(out: string, members: Iterable<TarMember>): Promi
         await addEntry(pack, { ...base, type: 'file', mode: m.mode ?? 0o444, size: m.data.length }, m.data);
       } else {
         await new Promise<void>((resolve, reject) => {
-          const input = createReadStream(m.file, { highWaterMark: 1024 * 1024 });
+          const input = createReadStream(m.file, { highWaterMark: IO_CHUNK });
           const entry = pack.entry({ ...base, type: 'file', mode: m.mode ?? 0o444, size: m.size }, (err) => (err ? reject(err) : resolve()));
           input.once('error', (err) => {
             entry.destroy(err);

@@ -66,7 +66,7 @@ export async function streamToTempFile(stream: Readable, dir: string): Promise<{
   const tmp = path.join(dir, `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
   const hasher = new Hasher();
   try {
-    await pipeline(stream, hasher, createWriteStream(tmp, { highWaterMark: 1024 * 1024 }));
+    await pipeline(stream, hasher, createWriteStream(tmp, { highWaterMark: IO_CHUNK }));
     return { path: tmp, digest: hasher.digest, size: hasher.size };
   } catch (e) {
     await fsp.rm(tmp, { force: true });
@@ -102,3 +102,9 @@ export async function readAll(stream: Readable, limit = 64 * 1024 * 1024): Promi
 export async function removeTree(p: string): Promise<void> {
   await fsp.rm(p, { recursive: true, force: true, maxRetries: 5, retryDelay: 20 });
 }
+
+/**
+ * Buffer size for file streams. Small enough that six parallel blob copies stay well inside the memory budget,
+ * large enough that syscalls do not dominate (measured: 256 KiB is as fast as 1 MiB here).
+ */
+export const IO_CHUNK = 256 * 1024;

@@ -1,0 +1,161 @@
+/**
+ * npm run bench: skiff and skopeo side by side in one run, on the same locally generated images; prints wall time,
+ * peak RSS and the skiff/skopeo ratio (< 1 means skiff is faster). A benchmark, not a test: it asserts nothing.
+ *
+ *   npm run bench                 # ~150 MB 4-layer image, 3 rounds, plus the 1 GiB-layer memory check
+ *   BENCH_QUICK=1 npm run bench   # skip the 1 GiB layer
+ */
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createWriteStream, promises as fsp, rmSync } from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createGzip } from 'node:zlib';
+import { pipeline } from 'node:stream/promises';
+import { Readable, Transform } from 'node:stream';
+import { SKIFF, tempDir } from '../kit/run.js';
+
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+
+function header(name: string, size: number): Buffer {
+  const h = Buffer.alloc(512);
+  h.write(name, 0);
+  h.write('0000644\0', 100);
+  h.write('0000000\0', 108);
+  h.write('0000000\0', 116);
+  h.write(`${size.toString(8).padStart(11, '0')}\0`, 124);
+  h.write(`${(1700000000).toString(8).padStart(11, '0')}\0`, 136);
+  h.write('        ', 148);
+  h.write('0', 156);
+  h.write('ustar\x0000', 257);
+  let sum = 0;
+  for (const b of h) sum += b;
+  h.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148);
+  return h;
+}
+
+/** Streams a layer tar of `files` (name, size) whose content is half random, half text, so it compresses ~2x. */
+function* layerChunks(files: [string, number][], seed: number): Generator<Buffer> {
+  let block = createHash('sha256').update(`bench${seed}`).digest();
+  const text = Buffer.from('the quick brown fox jumps over the lazy dog; '.repeat(1500).slice(0, 65536));
+  for (const [name, size] of files) {
+    yield header(name, size);
+    let left = size;
+    let i = 0;
+    while (left > 0) {
+      const n = Math.min(65536, left);
+      let chunk: Buffer;
+      if (i++ % 2) chunk = text.subarray(0, n);
+      else {
+        chunk = Buffer.alloc(n);
+        for (let off = 0; off < n; off += 32) {
+          block = createHash('sha256').update(block).digest();
+          block.copy(chunk, off, 0, Math.min(32, n - off));
+        }
+      }
+      left -= n;
+      yield chunk;
+    }
+    const pad = (512 - (size % 512)) % 512;
+    if (pad) yield Buffer.alloc(pad);
+  }
+  yield Buffer.alloc(1024);
+}
+
+function hashing(h: ReturnType<typeof createHash>, count: { n: number }): Transform {
+  return new Transform({ transform(c: Buffer, _e, cb) { h.update(c); count.n += c.length; cb(null, c); } });
+}
+
+/** Write an OCI layout with one image whose layers are given as lists of (file, size); streamed, any size. */
+export async function makeImage(dir: string, layers: [string, number][][]): Promise<void> {
+  await fsp.mkdir(path.join(dir, 'blobs/sha256'), { recursive: true });
+  const descs = [];
+  const diffIDs = [];
+  for (const [i, files] of layers.entries()) {
+    const tmp = path.join(dir, `tmp-${i}`);
+    const diff = createHash('sha256');
+    const comp = createHash('sha256');
+    const dn = { n: 0 };
+    const cn = { n: 0 };
+    await pipeline(Readable.from(layerChunks(files, i)), hashing(diff, dn), createGzip({ level: 6 }), hashing(comp, cn), createWriteStream(tmp));
+    const d = comp.digest('hex');
+    await fsp.rename(tmp, path.join(dir, 'blobs/sha256', d));
+    descs.push({ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: `sha256:${d}`, size: cn.n });
+    diffIDs.push(`sha256:${diff.digest('hex')}`);
+  }
+  const put = async (b: Buffer) => {
+    const d = createHash('sha256').update(b).digest('hex');
+    await fsp.writeFile(path.join(dir, 'blobs/sha256', d), b);
+    return { digest: `sha256:${d}`, size: b.length };
+  };
+  const config = await put(Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: diffIDs } })));
+  const manifest = await put(Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config }, layers: descs })));
+  await fsp.writeFile(path.join(dir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
+  await fsp.writeFile(path.join(dir, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...manifest, annotations: { 'org.opencontainers.image.ref.name': 'bench' } }] }));
+}
+
+interface Sample {
+  seconds: number;
+  rssMiB: number;
+}
+
+/** Run a command under /usr/bin/time for wall time and peak RSS. */
+function measure(cmd: string[], cleanup: () => void): Sample {
+  cleanup();
+  const r = spawnSync('/usr/bin/time', ['-f', '%e %M', ...cmd], { encoding: 'utf8', maxBuffer: 1 << 26 });
+  if (r.status !== 0) throw new Error(`${cmd.join(' ')} failed: ${r.stderr}`);
+  const last = r.stderr.trim().split('\n').pop() ?? '';
+  const [sec, kb] = last.split(' ').map(Number);
+  return { seconds: sec ?? NaN, rssMiB: (kb ?? NaN) / 1024 };
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+function compare(title: string, skiffArgs: string[], skopeoArgs: string[], cleanup: () => void, rounds = ROUNDS): void {
+  const a: Sample[] = [];
+  const b: Sample[] = [];
+  for (let i = 0; i < rounds; i++) {
+    a.push(measure([process.execPath, SKIFF, ...skiffArgs], cleanup));
+    b.push(measure(['skopeo', ...skopeoArgs], cleanup));
+  }
+  const sa = median(a.map((s) => s.seconds));
+  const sb = median(b.map((s) => s.seconds));
+  const ra = Math.max(...a.map((s) => s.rssMiB));
+  const rb = Math.max(...b.map((s) => s.rssMiB));
+  console.log(`${title.padEnd(44)} skiff ${sa.toFixed(2).padStart(6)} s ${ra.toFixed(0).padStart(5)} MiB | skopeo ${sb.toFixed(2).padStart(6)} s ${rb.toFixed(0).padStart(5)} MiB | ratio ${(sa / sb).toFixed(2)}`);
+}
+
+async function main(): Promise<void> {
+  if (spawnSync('skopeo', ['--version']).status !== 0) throw new Error('skopeo is needed: apt-get install -y skopeo');
+  const t = tempDir('skiff-bench-');
+  try {
+    const src = path.join(t.dir, 'src');
+    const MB = 1 << 20;
+    console.error('bench: generating a ~150 MB (uncompressed) 4-layer image...');
+    await makeImage(src, [
+      [['a/big1', 40 * MB], ['a/big2', 20 * MB]],
+      [['b/mid', 40 * MB]],
+      [...Array.from({ length: 200 }, (_, i): [string, number] => [`c/small${i}`, 100 * 1024])],
+      [['d/last', 30 * MB]],
+    ]);
+    const out = path.join(t.dir, 'out');
+    const clean = () => rmSync(out, { recursive: true, force: true });
+    console.log(`skiff vs skopeo ${spawnSync('skopeo', ['--version'], { encoding: 'utf8' }).stdout.trim()}; median of ${ROUNDS}; ratio = skiff/skopeo time`);
+    compare('oci -> docker-archive', ['copy', '-q', `oci:${src}:bench`, `docker-archive:${out}`], ['copy', '-q', `oci:${src}:bench`, `docker-archive:${out}`], clean);
+    compare('oci -> oci (recompress zstd)', ['copy', '-q', '--dest-compress-format', 'zstd', `oci:${src}:bench`, `oci:${out}:x`], ['copy', '-q', '--dest-compress-format', 'zstd', `oci:${src}:bench`, `oci:${out}:x`], clean);
+    compare('oci -> oci (plain copy)', ['copy', '-q', `oci:${src}:bench`, `oci:${out}:x`], ['copy', '-q', `oci:${src}:bench`, `oci:${out}:x`], clean);
+    compare('oci -> dir', ['copy', '-q', `oci:${src}:bench`, `dir:${out}`], ['copy', '-q', `oci:${src}:bench`, `dir:${out}`], clean);
+    if (!process.env.BENCH_QUICK) {
+      const big = path.join(t.dir, 'big');
+      await fsp.rm(src, { recursive: true });
+      console.error('bench: generating an image with a 1 GiB layer (memory check)...');
+      await makeImage(big, [[['huge', 1024 * MB]]]);
+      compare('1 GiB layer: oci -> docker-archive (RSS)', ['copy', '-q', `oci:${big}:bench`, `docker-archive:${out}`], ['copy', '-q', `oci:${big}:bench`, `docker-archive:${out}`], clean, 1);
+      compare('1 GiB layer: oci -> oci zstd (RSS)', ['copy', '-q', '--dest-compress-format', 'zstd', `oci:${big}:bench`, `oci:${out}:x`], ['copy', '-q', '--dest-compress-format', 'zstd', `oci:${big}:bench`, `oci:${out}:x`], clean, 1);
+    }
+  } finally {
+    t.cleanup();
+  }
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) await main();

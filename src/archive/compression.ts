@@ -50,7 +50,7 @@ export function createDecompressor(c: Compression | 'bzip2' | 'xz'): Transform |
     case 'none':
       return undefined;
     case 'gzip':
-      return createGunzip({ chunkSize: 64 * 1024 });
+      return createGunzip({ chunkSize: 256 * 1024 });
     case 'zstd':
       return new DecompressStream();
     default:

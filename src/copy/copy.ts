@@ -119,24 +119,25 @@ async function copyBlob(
   const raw = await src.getBlob(desc);
   if (o.signal) addAbortSignal(o.signal, raw);
   const stages: (Readable | Transform)[] = [raw, new Counter((n) => o.progress?.blobAdvance(desc, n)), new Verifier(desc.digest, desc.size, `blob ${desc.digest}`)];
+  // What the output is already verified to be: the destination then counts bytes instead of hashing them again.
+  let known: { digest: Digest; size?: number } | undefined = { digest: desc.digest, size: desc.size };
   if (action !== 'keep') {
     const actual = detectCompression(await peek(raw, 8));
-    if (actual === action) {
-      // Mislabelled but already what we want: no re-encode, only the media type changes.
-    } else {
+    if (actual !== action) {
+      // (When equal, the layer was mislabelled but is already what we want: bytes stay, only the media type changes.)
+      known = undefined;
       const d = createDecompressor(actual);
       if (d) stages.push(d);
-      if (action === 'none' && diffID) stages.push(new Verifier(diffID, undefined, `layer ${desc.digest} uncompressed (diffID)`));
+      if (action === 'none' && diffID) {
+        stages.push(new Verifier(diffID, undefined, `layer ${desc.digest} uncompressed (diffID)`));
+        known = { digest: diffID };
+      }
       const c = createCompressor(action, o.compressLevel);
       if (c) stages.push(c);
     }
   }
   const out = (pipeline as unknown as (...s: unknown[]) => Readable)(...stages, () => undefined);
-  const put = await dest.putBlob(out, {
-    mediaType: desc.mediaType,
-    isConfig: kind === 'config',
-    ...(action === 'keep' ? { digest: desc.digest, size: desc.size } : {}),
-  });
+  const put = await dest.putBlob(out, { mediaType: desc.mediaType, isConfig: kind === 'config', ...known });
   o.progress?.blobDone(desc, 'copied');
   return { ...put, compression: action === 'keep' ? declared : action };
 }

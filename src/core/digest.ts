@@ -65,6 +65,34 @@ export class Hasher extends Transform {
 }
 
 /**
+ * What a destination puts in its pipeline to learn a blob's digest and size. Without `known` it hashes (a Hasher).
+ * With `known`, the copy engine has promised the stream is verified against that digest (its Verifier fails the
+ * stream before the end otherwise), so only bytes are counted: no second hash of the same data.
+ */
+export class BlobMeter extends Transform {
+  private readonly hash: Hash | undefined;
+  size = 0;
+  private result: Digest | undefined;
+  constructor(private readonly known?: Digest) {
+    super();
+    if (!known) this.hash = createHash('sha256');
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.hash?.update(chunk);
+    this.size += chunk.length;
+    cb(null, chunk);
+  }
+  override _flush(cb: TransformCallback): void {
+    this.result = this.known ?? `sha256:${this.hash!.digest('hex')}`;
+    cb();
+  }
+  get digest(): Digest {
+    if (!this.result) throw new Error('BlobMeter: digest read before end of stream');
+    return this.result;
+  }
+}
+
+/**
  * A pass-through stream that fails (before signalling end) unless the bytes match `expected` digest and size.
  * Because the error comes before 'end', a consumer that only commits on end never commits bad data.
  */
@@ -109,4 +137,14 @@ export function verifyBuffer(buf: Buffer, expected: Digest, expectedSize: number
   }
   const got = `${digestAlgorithm(expected)}:${createHash(digestAlgorithm(expected)).update(buf).digest('hex')}`;
   if (got !== expected) throw new SkiffError('ERR_DIGEST_MISMATCH', `${what}: digest mismatch: got ${got}, expected ${expected}`);
+}
+
+/** Check what a destination stored against what the caller announced (digest and size, when given). */
+export function checkBlob(expected: { digest?: Digest; size?: number }, got: { digest: Digest; size: number }, where: string): void {
+  if (expected.digest && expected.digest !== got.digest) {
+    throw new SkiffError('ERR_DIGEST_MISMATCH', `${where}: blob digest mismatch: got ${got.digest}, expected ${expected.digest}`);
+  }
+  if (expected.size !== undefined && expected.size !== got.size) {
+    throw new SkiffError('ERR_SIZE_MISMATCH', `${where}: blob size ${got.size}, expected ${expected.size}`);
+  }
 }

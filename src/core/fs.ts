@@ -3,7 +3,7 @@ import { createWriteStream, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { Hasher, type Digest } from './digest.js';
+import { BlobMeter, type Digest } from './digest.js';
 
 /** A name for a temporary sibling of `target` that says which process made it, so stale ones can be swept. */
 export function tempSibling(target: string, suffix = ''): string {
@@ -59,12 +59,12 @@ export async function atomicWriteFile(file: string, data: Buffer | string, mode 
 }
 
 /**
- * Stream into a new temp file in `dir`, hashing as it goes. On any stream error the temp file is removed and the
+ * Stream into a new temp file in `dir`, hashing as it goes (unless `known`: see BlobMeter). On any stream error the temp file is removed and the
  * error rethrown, so a caller renames only complete, hashed files into place.
  */
-export async function streamToTempFile(stream: Readable, dir: string): Promise<{ path: string; digest: Digest; size: number }> {
+export async function streamToTempFile(stream: Readable, dir: string, known?: Digest): Promise<{ path: string; digest: Digest; size: number }> {
   const tmp = path.join(dir, `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
-  const hasher = new Hasher();
+  const hasher = new BlobMeter(known);
   try {
     await pipeline(stream, hasher, createWriteStream(tmp, { highWaterMark: IO_CHUNK }));
     return { path: tmp, digest: hasher.digest, size: hasher.size };

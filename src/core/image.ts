@@ -51,7 +51,10 @@ export interface DestinationCaps {
 
 export interface BlobInfo {
   mediaType: string;
-  /** Known digest and size of the bytes that will flow, when the engine knows them (no conversion). */
+  /**
+   * Digest and size of the bytes that will flow, when known. A set digest is a promise: the stream is verified
+   * against it and errors before its end if it does not match, so the destination need not hash it again.
+   */
   digest?: Digest;
   size?: number;
   isConfig: boolean;

@@ -1,13 +1,12 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
-import { digestHex, parseDigest, verifyBuffer, type Digest } from '../../src/core/digest.js';
+import { checkBlob, digestHex, parseDigest, verifyBuffer, type Digest } from '../../src/core/digest.js';
 import { SkiffError } from '../../src/core/errors.js';
 import { atomicWriteFile, streamToTempFile, sweepStaleTemps, tempSibling, removeTree } from '../../src/core/fs.js';
 import type { BlobInfo, DestinationCaps, ImageDestination, ImageRef, ImageSource, Transport } from '../../src/core/image.js';
 import { guessManifestType, manifestDigest, type Descriptor, type RawManifest } from '../../src/core/manifest.js';
 import { DirTree } from '../../src/archive/file-tree.js';
-import { checkPut } from '../oci/index.js';
 
 const VERSION = 'Directory Transport Version: 1.1\n';
 
@@ -101,9 +100,9 @@ class DirDestination implements ImageDestination {
   }
 
   async putBlob(stream: Readable, info: BlobInfo): Promise<{ digest: Digest; size: number }> {
-    const t = await streamToTempFile(stream, this.stage);
+    const t = await streamToTempFile(stream, this.stage, info.digest);
     try {
-      checkPut(info, t, String(this.ref));
+      checkBlob(info, t, String(this.ref));
       await fsp.rename(t.path, path.join(this.stage, blobName(t.digest)));
     } catch (e) {
       await fsp.rm(t.path, { force: true });

@@ -2,7 +2,7 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { Hasher, digestHex, sha256, verifyBuffer, type Digest } from '../../src/core/digest.js';
+import { Hasher, checkBlob, digestHex, sha256, verifyBuffer, type Digest } from '../../src/core/digest.js';
 import { SkiffError } from '../../src/core/errors.js';
 import { streamToTempFile, sweepStaleTemps, tempSibling, removeTree } from '../../src/core/fs.js';
 import type { BlobInfo, DestinationCaps, ImageDestination, ImageRef, ImageSource, Transport } from '../../src/core/image.js';
@@ -12,8 +12,7 @@ import { MT } from '../../src/core/media-types.js';
 import { formatDockerReference, parseDockerReference, withDefaultTag, type DockerReference } from '../../src/core/reference.js';
 import { detectCompression, peek } from '../../src/archive/compression.js';
 import { TarTree } from '../../src/archive/tar-index.js';
-import { writeTar, type TarMember } from '../../src/archive/tar-write.js';
-import { checkPut } from '../oci/index.js';
+import { TarAppender } from '../../src/archive/tar-append.js';
 
 export class DockerArchiveRef implements ImageRef {
   readonly transport = 'docker-archive';
@@ -171,17 +170,23 @@ async function hashMember(tree: TarTree, p: string): Promise<Digest> {
 const ARCHIVE_CAPS: DestinationCaps = { manifestTypes: [MT.dockerManifest], compression: 'decompress', multiImage: false };
 
 /**
- * Writes a `docker save` archive: blobs are spooled into a temp dir beside the target; commit writes the tar
- * (uncompressed layers named by diffID, config, legacy `<v1id>/` dirs, manifest.json, repositories) to a temp file
- * and renames it over the target. skopeo instead refuses an existing file and leaves a partial one when killed.
+ * Writes a `docker save` archive into a temp file beside the target and renames it into place on commit: the
+ * archive appears whole or not at all (skopeo instead refuses an existing file and leaves a partial one when
+ * killed). Blobs stream straight into the tar when it is free; a blob arriving while another is being written is
+ * spooled to a temp file and appended later, so parallel copies never wait on each other.
  */
 class ArchiveDestination implements ImageDestination {
   readonly caps = ARCHIVE_CAPS;
   private manifest: ImageManifest | undefined;
   private committed = false;
+  /** digest -> member name, for blobs already in the tar. */
+  private readonly inTar = new Map<Digest, string>();
+  /** digest -> spool file, for blobs waiting to be appended. */
+  private readonly spooled = new Map<Digest, { file: string; size: number; isConfig: boolean }>();
   private constructor(
     readonly ref: DockerArchiveRef,
     private readonly stage: string,
+    private readonly tar: TarAppender,
   ) {}
 
   static async open(ref: DockerArchiveRef): Promise<ArchiveDestination> {
@@ -192,22 +197,34 @@ class ArchiveDestination implements ImageDestination {
     await sweepStaleTemps(ref.path);
     const stage = tempSibling(ref.path, '.d');
     await fsp.mkdir(stage);
-    return new ArchiveDestination(ref, stage);
+    return new ArchiveDestination(ref, stage, await TarAppender.create(`${stage}.tar`));
   }
 
   async hasBlob(desc: Descriptor): Promise<boolean> {
-    return !!(await fsp.stat(path.join(this.stage, digestHex(desc.digest))).catch(() => undefined));
+    return this.inTar.has(desc.digest) || this.spooled.has(desc.digest);
+  }
+
+  private memberName(d: Digest, isConfig: boolean): string {
+    return `${digestHex(d)}.${isConfig ? 'json' : 'tar'}`;
   }
 
   async putBlob(stream: Readable, info: BlobInfo): Promise<{ digest: Digest; size: number }> {
-    const t = await streamToTempFile(stream, this.stage);
+    if (!this.tar.busy) {
+      const got = await this.tar.appendStream(stream, (digest, size) => {
+        checkBlob(info, { digest, size }, String(this.ref));
+        return this.memberName(digest, info.isConfig);
+      }, info.digest);
+      this.inTar.set(got.digest, this.memberName(got.digest, info.isConfig));
+      return got;
+    }
+    const t = await streamToTempFile(stream, this.stage, info.digest);
     try {
-      checkPut(info, t, String(this.ref));
-      await fsp.rename(t.path, path.join(this.stage, digestHex(t.digest)));
+      checkBlob(info, t, String(this.ref));
     } catch (e) {
       await fsp.rm(t.path, { force: true });
       throw e;
     }
+    this.spooled.set(t.digest, { file: t.path, size: t.size, isConfig: info.isConfig });
     return { digest: t.digest, size: t.size };
   }
 
@@ -221,22 +238,14 @@ class ArchiveDestination implements ImageDestination {
   async commit(): Promise<void> {
     const m = this.manifest;
     if (!m) throw new SkiffError('ERR_DESTINATION', `${this.ref}: commit without a manifest`);
-    const blob = (d: Digest): string => path.join(this.stage, digestHex(d));
-    const size = async (d: Digest): Promise<number> => (await fsp.stat(blob(d))).size;
-    const configBytes = await fsp.readFile(blob(m.config.digest));
-    const config = JSON.parse(configBytes.toString()) as Record<string, unknown>;
-    const cfgName = `${digestHex(m.config.digest)}.json`;
-    const members: TarMember[] = [];
-    const layerNames: string[] = [];
-    const seen = new Set<string>();
-    for (const l of m.layers) {
-      const name = `${digestHex(l.digest)}.tar`;
-      layerNames.push(name);
-      if (seen.has(name)) continue;
-      seen.add(name);
-      members.push({ name, file: blob(l.digest), size: await size(l.digest) });
+    // The config is small: read it before finishing the tar (TarTree needs end blocks, so keep a copy now).
+    const configBytes = this.spooled.has(m.config.digest) ? await fsp.readFile(this.spooled.get(m.config.digest)!.file) : undefined;
+    for (const [d, sp] of this.spooled) {
+      await this.tar.appendFile(this.memberName(d, sp.isConfig), sp.file, sp.size);
+      this.inTar.set(d, this.memberName(d, sp.isConfig));
     }
-    members.push({ name: cfgName, file: blob(m.config.digest), size: configBytes.length });
+    const config = JSON.parse((configBytes ?? (await this.readMember(this.inTar.get(m.config.digest)))).toString()) as Record<string, unknown>;
+    const layerNames = m.layers.map((l) => this.inTar.get(l.digest) ?? this.memberName(l.digest, false));
     // Legacy v1 metadata (docker load before 1.10 and some tools read it): one dir per layer, chained by parent.
     let parent = '';
     for (const [i, l] of m.layers.entries()) {
@@ -245,31 +254,36 @@ class ArchiveDestination implements ImageDestination {
       const json: Record<string, unknown> = last
         ? { id, ...(parent ? { parent } : {}), created: config.created, architecture: config.architecture, os: config.os, config: config.config ?? {} }
         : { id, ...(parent ? { parent } : {}), created: '1970-01-01T00:00:00Z', container_config: { Cmd: null } };
-      members.push({ name: `${id}/`, dir: true });
-      members.push({ name: `${id}/VERSION`, data: Buffer.from('1.0') });
-      members.push({ name: `${id}/json`, data: Buffer.from(JSON.stringify(json)) });
-      members.push({ name: `${id}/layer.tar`, symlink: `../${digestHex(l.digest)}.tar` });
+      await this.tar.appendEntry(`${id}/`, 'dir');
+      await this.tar.appendData(`${id}/VERSION`, Buffer.from('1.0'));
+      await this.tar.appendData(`${id}/json`, Buffer.from(JSON.stringify(json)));
+      await this.tar.appendEntry(`${id}/layer.tar`, 'symlink', `../${layerNames[i]}`);
       parent = id;
     }
     const repoTags = this.ref.named ? [formatDockerReference(this.ref.named)] : [];
-    members.push({ name: 'manifest.json', data: Buffer.from(JSON.stringify([{ Config: cfgName, RepoTags: repoTags, Layers: layerNames }])) });
+    const cfgName = this.inTar.get(m.config.digest) ?? this.memberName(m.config.digest, true);
+    await this.tar.appendData('manifest.json', Buffer.from(JSON.stringify([{ Config: cfgName, RepoTags: repoTags, Layers: layerNames }])));
     if (this.ref.named && parent) {
       const repo = formatDockerReference({ domain: this.ref.named.domain, path: this.ref.named.path });
-      members.push({ name: 'repositories', data: Buffer.from(JSON.stringify({ [repo]: { [this.ref.named.tag ?? 'latest']: parent } })) });
+      await this.tar.appendData('repositories', Buffer.from(JSON.stringify({ [repo]: { [this.ref.named.tag ?? 'latest']: parent } })));
     }
-    const tmp = tempSibling(this.ref.path);
-    try {
-      await writeTar(tmp, members);
-      await fsp.rename(tmp, this.ref.path);
-    } catch (e) {
-      await fsp.rm(tmp, { force: true });
-      throw e;
-    }
+    await this.tar.finish();
+    await fsp.rename(this.tar.file, this.ref.path);
     this.committed = true;
     await removeTree(this.stage);
   }
 
+  /** Read a member already written to the (unfinished) tar, by scanning its header offsets ourselves. */
+  private async readMember(name: string | undefined): Promise<Buffer> {
+    if (!name) throw new SkiffError('ERR_DESTINATION', `${this.ref}: the config was never stored`);
+    return this.tar.readMember(name);
+  }
+
   async close(): Promise<void> {
+    if (!this.committed) {
+      await this.tar.abort();
+      await fsp.rm(this.tar.file, { force: true });
+    }
     await removeTree(this.stage);
   }
 }

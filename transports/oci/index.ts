@@ -1,2 +1,2 @@
-export { ociTransport, OciRef, LayoutDestination, OCI_CAPS, checkPut } from './oci.js';
+export { ociTransport, OciRef, LayoutDestination, OCI_CAPS } from './oci.js';
 export { LayoutSource, LayoutWriter, splitPathAndName, blobPath, REF_NAME } from './layout.js';

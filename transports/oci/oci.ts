@@ -2,7 +2,7 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
 import { manifestDigest, type RawManifest, type Descriptor } from '../../src/core/manifest.js';
-import type { Digest } from '../../src/core/digest.js';
+import { checkBlob, type Digest } from '../../src/core/digest.js';
 import { SkiffError } from '../../src/core/errors.js';
 import { atomicWriteFile, streamToTempFile, sweepStaleTemps, tempSibling, removeTree } from '../../src/core/fs.js';
 import type { BlobInfo, DestinationCaps, ImageDestination, ImageRef, Transport } from '../../src/core/image.js';
@@ -28,16 +28,6 @@ export class OciRef implements ImageRef {
 }
 
 export const OCI_CAPS: DestinationCaps = { manifestTypes: [MT.ociManifest, MT.ociIndex], compression: 'compress', multiImage: true };
-
-/** Check a blob put against what the caller said it would be. */
-export function checkPut(info: BlobInfo, got: { digest: Digest; size: number }, where: string): void {
-  if (info.digest && info.digest !== got.digest) {
-    throw new SkiffError('ERR_DIGEST_MISMATCH', `${where}: blob digest mismatch: got ${got.digest}, expected ${info.digest}`);
-  }
-  if (info.size !== undefined && info.size !== got.size) {
-    throw new SkiffError('ERR_SIZE_MISMATCH', `${where}: blob size ${got.size}, expected ${info.size}`);
-  }
-}
 
 /**
  * Destination for an OCI layout directory. A layout that does not exist yet is built in a temp sibling and renamed
@@ -75,9 +65,9 @@ export class LayoutDestination implements ImageDestination {
   }
 
   async putBlob(stream: Readable, info: BlobInfo): Promise<{ digest: Digest; size: number }> {
-    const t = await streamToTempFile(stream, path.join(this.writer.dir, 'blobs', 'sha256'));
+    const t = await streamToTempFile(stream, path.join(this.writer.dir, 'blobs', 'sha256'), info.digest);
     try {
-      checkPut(info, t, String(this.ref));
+      checkBlob(info, t, String(this.ref));
     } catch (e) {
       await fsp.rm(t.path, { force: true });
       throw e;

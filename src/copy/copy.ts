@@ -1,5 +1,5 @@
 import { addAbortSignal, pipeline, Transform, type Readable, type TransformCallback } from 'node:stream';
-import { Verifier, sha256, verifyBuffer, type Digest } from '../core/digest.js';
+import { STAGE_BUFFER, Verifier, sha256, verifyBuffer, type Digest } from '../core/digest.js';
 import { SkiffError, wrapError } from '../core/errors.js';
 import type { ImageDestination, ImageSource } from '../core/image.js';
 import { parseConfig } from '../core/config.js';
@@ -71,7 +71,7 @@ export async function makePlan(src: ImageSource, dest: ImageDestination, o: Copy
 /** Counts bytes for progress without touching them. */
 class Counter extends Transform {
   constructor(private readonly onBytes: (n: number) => void) {
-    super();
+    super(STAGE_BUFFER);
   }
   override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
     this.onBytes(chunk.length);

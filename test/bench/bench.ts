@@ -102,6 +102,8 @@ interface Sample {
 /** Run a command under /usr/bin/time for wall time and peak RSS. */
 function measure(cmd: string[], cleanup: () => void): Sample {
   cleanup();
+  // Flush the previous run's dirty pages so its writeback is not billed to this one.
+  spawnSync('sync');
   const r = spawnSync('/usr/bin/time', ['-f', '%e %M', ...cmd], { encoding: 'utf8', maxBuffer: 1 << 26 });
   if (r.status !== 0) throw new Error(`${cmd.join(' ')} failed: ${r.stderr}`);
   const last = r.stderr.trim().split('\n').pop() ?? '';

@@ -43,3 +43,44 @@ export function writeOut(data: string | Buffer): Promise<void> {
 }
 
 export type CommandFactory = (program: Command) => void;
+
+/** Flags every registry-touching command takes (skopeo's names); `prefix` is '' , 'src' or 'dest'. */
+export function addRegistryFlags(cmd: Command, prefix: '' | 'src' | 'dest'): Command {
+  const p = prefix ? `${prefix}-` : '';
+  const who = prefix === 'src' ? ' for the source' : prefix === 'dest' ? ' for the destination' : '';
+  cmd.option(`--${p}tls-verify [bool]`, `require HTTPS and verify certificates${who} (false also allows plain http)`, (v: string) => v !== 'false');
+  cmd.option(`--${p}creds <user:password>`, `registry credentials${who}`);
+  cmd.option(`--${p}no-creds`, `access the registry anonymously${who}`);
+  cmd.option(`--${p}cert-dir <dir>`, `certificates (*.crt CAs, *.cert/*.key client) for the registry${who}`);
+  if (prefix) cmd.option(`--${p}authfile <file>`, `auth.json${who}`);
+  return cmd;
+}
+
+const camel = (s: string): string => s.replace(/-(\w)/g, (_, c: string) => c.toUpperCase());
+
+/** SourceOptions from the flags addRegistryFlags added (plus the shared --authfile, --retry-times, --retry-delay). */
+export function registryOptions(flags: Record<string, unknown>, prefix: '' | 'src' | 'dest'): SourceOptions {
+  const get = (name: string): unknown => flags[camel(prefix ? `${prefix}-${name}` : name)];
+  const o: SourceOptions = {};
+  const tls = get('tls-verify');
+  if (typeof tls === 'boolean') o.tlsVerify = tls;
+  const creds = get('creds');
+  if (typeof creds === 'string') o.creds = creds;
+  // commander turns --no-creds into creds === false; --src-no-creds into srcCreds === false.
+  if (creds === false || get('no-creds') === true) o.noCreds = true;
+  const certDir = get('cert-dir');
+  if (typeof certDir === 'string') o.certDir = certDir;
+  const authfile = (prefix ? get('authfile') : undefined) ?? flags.authfile;
+  if (typeof authfile === 'string') o.authfile = authfile;
+  if (typeof flags.retryTimes === 'number') o.retryTimes = flags.retryTimes;
+  if (typeof flags.retryDelay === 'number') o.retryDelayMs = flags.retryDelay;
+  return o;
+}
+
+/** --retry-delay takes a Go-style duration (`500ms`, `2s`, `1m`) or plain seconds. */
+export function parseDuration(v: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(v.trim());
+  if (!m) throw new Error(`invalid duration ${JSON.stringify(v)} (e.g. 500ms, 2s, 1m)`);
+  const n = Number(m[1]);
+  return n * ({ ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] ?? 's'] ?? 1000);
+}

@@ -2,7 +2,7 @@ import { promises as fsp } from 'node:fs';
 import { Command, Option } from 'commander';
 import { SkiffError } from '../core/errors.js';
 import { copyImage, type CopyOptions } from '../copy/copy.js';
-import { openDestination, openSource, parseIntOption, platformFrom, type GlobalOptions } from './common.js';
+import { addRegistryFlags, openDestination, openSource, parseDuration, parseIntOption, platformFrom, registryOptions, type GlobalOptions } from './common.js';
 import { makeProgress } from './progress.js';
 
 interface CopyFlags {
@@ -17,17 +17,13 @@ interface CopyFlags {
   digestfile?: string;
   quiet?: boolean;
   imageParallelCopies?: number;
-  srcTlsVerify?: boolean;
-  destTlsVerify?: boolean;
-  authfile?: string;
-  srcCreds?: string;
-  destCreds?: string;
   retryTimes?: number;
+  retryDelay?: number;
 }
 
 /** `skiff copy [flags] SRC DST`, skopeo copy's flags. */
 export function copyCommand(program: Command): void {
-  program
+  const cmd = program
     .command('copy')
     .description('Copy an image (or with --all a whole index) from one location to another')
     .argument('<source>', 'source image reference, TRANSPORT:SPEC')
@@ -43,12 +39,12 @@ export function copyCommand(program: Command): void {
     .option('--digestfile <file>', 'write the digest of the copied manifest to this file')
     .option('-q, --quiet', 'no progress output')
     .option('--image-parallel-copies <n>', 'blobs copied at once (default 6)', parseIntOption('--image-parallel-copies'))
-    .option('--src-tls-verify [bool]', 'require HTTPS and verify certificates for the source registry', (v) => v !== 'false')
-    .option('--dest-tls-verify [bool]', 'require HTTPS and verify certificates for the destination registry', (v) => v !== 'false')
     .option('--authfile <file>', 'auth.json to use for registries')
-    .option('--src-creds <user:pass>', 'credentials for the source registry')
-    .option('--dest-creds <user:pass>', 'credentials for the destination registry')
-    .option('--retry-times <n>', 'retries of a failed registry request', parseIntOption('--retry-times'))
+    .option('--retry-times <n>', 'retries of a failed request or blob (default 3)', parseIntOption('--retry-times'))
+    .option('--retry-delay <duration>', 'first retry delay, doubled each time (default 1s)', parseDuration);
+  addRegistryFlags(cmd, 'src');
+  addRegistryFlags(cmd, 'dest');
+  cmd
     .action(async (source: string, destination: string, flags: CopyFlags, cmd: Command) => {
       const g = cmd.optsWithGlobals() as GlobalOptions;
       if (flags.multiArch === 'index-only') throw new SkiffError('ERR_UNSUPPORTED', '--multi-arch index-only is not supported yet');
@@ -61,10 +57,11 @@ export function copyCommand(program: Command): void {
       process.on('SIGINT', onSignal);
       process.on('SIGTERM', onSignal);
       const platform = platformFrom(g);
-      const common = { signal: controller.signal, platform, ...(flags.authfile ? { authfile: flags.authfile } : {}), ...(flags.retryTimes !== undefined ? { retryTimes: flags.retryTimes } : {}) };
-      const src = await openSource(source, { ...common, ...(flags.srcTlsVerify !== undefined ? { tlsVerify: flags.srcTlsVerify } : {}), ...(flags.srcCreds ? { creds: flags.srcCreds } : {}) });
+      const common = { signal: controller.signal, platform };
+      const all = flags as unknown as Record<string, unknown>;
+      const src = await openSource(source, { ...common, ...registryOptions(all, 'src') });
       try {
-        const dest = await openDestination(destination, { ...common, ...(flags.destTlsVerify !== undefined ? { tlsVerify: flags.destTlsVerify } : {}), ...(flags.destCreds ? { creds: flags.destCreds } : {}) });
+        const dest = await openDestination(destination, { ...common, ...registryOptions(all, 'dest') });
         try {
           const progress = makeProgress(!!flags.quiet);
           const o: CopyOptions = { signal: controller.signal, platform, all: !!flags.all || flags.multiArch === 'all' };
@@ -75,6 +72,8 @@ export function copyCommand(program: Command): void {
           if (flags.destDecompress) o.decompress = true;
           if (flags.preserveDigests) o.preserveDigests = true;
           if (flags.imageParallelCopies !== undefined) o.parallel = flags.imageParallelCopies;
+          if (flags.retryTimes !== undefined) o.retryTimes = flags.retryTimes;
+          if (flags.retryDelay !== undefined) o.retryDelayMs = flags.retryDelay;
           if (progress) o.progress = progress;
           const result = await copyImage(src, dest, o);
           if (flags.digestfile) await fsp.writeFile(flags.digestfile, result.digest);

@@ -1,22 +1,19 @@
 import { Command } from 'commander';
 import { readConfig, resolveImage, inspectImage } from '../core/inspect.js';
 import { SkiffError } from '../core/errors.js';
-import { openSource, parseIntOption, platformFrom, writeOut, type GlobalOptions } from './common.js';
+import { DockerRef } from '../../transports/docker/index.js';
+import { addRegistryFlags, openSource, parseDuration, parseIntOption, platformFrom, registryOptions, writeOut, type GlobalOptions } from './common.js';
 
 interface InspectFlags {
   raw?: boolean;
   config?: boolean;
-  noTags?: boolean;
+  tags?: boolean;
   format?: string;
-  tlsVerify?: boolean;
-  creds?: string;
-  authfile?: string;
-  retryTimes?: number;
 }
 
 /** `skiff inspect [--raw] [--config] REF`, skopeo inspect's output. */
 export function inspectCommand(program: Command): void {
-  program
+  const cmd = program
     .command('inspect')
     .description('Show an image\'s manifest digest, config and layers (skopeo inspect\'s output)')
     .argument('<image>', 'image reference, TRANSPORT:SPEC')
@@ -24,30 +21,36 @@ export function inspectCommand(program: Command): void {
     .option('--config', 'print the image config')
     .option('-n, --no-tags', 'do not list the repository\'s tags (docker://)')
     .option('-f, --format <template>', 'Go template output (not supported; use --raw and jq)')
-    .option('--tls-verify [bool]', 'require HTTPS and verify certificates', (v) => v !== 'false')
-    .option('--creds <user:pass>', 'registry credentials')
     .option('--authfile <file>', 'auth.json to use')
-    .option('--retry-times <n>', 'retries of a failed registry request', parseIntOption('--retry-times'))
-    .action(async (image: string, flags: InspectFlags, cmd: Command) => {
-      const g = cmd.optsWithGlobals() as GlobalOptions;
-      if (flags.format) throw new SkiffError('ERR_UNSUPPORTED', '--format templates are not supported; pipe the JSON to jq');
-      const platform = platformFrom(g);
-      const src = await openSource(image, { platform, ...(flags.authfile ? { authfile: flags.authfile } : {}), ...(flags.creds ? { creds: flags.creds } : {}), ...(flags.tlsVerify !== undefined ? { tlsVerify: flags.tlsVerify } : {}) });
-      try {
-        if (flags.raw && !flags.config) {
-          await writeOut((await src.getManifest()).bytes);
-          return;
-        }
-        if (flags.config) {
-          const { manifest } = await resolveImage(src, platform);
-          const { bytes } = await readConfig(src, manifest);
-          await writeOut(flags.raw ? bytes : `${JSON.stringify(JSON.parse(bytes.toString()), null, 4)}\n`);
-          return;
-        }
-        const out = await inspectImage(src, { platform });
-        await writeOut(`${JSON.stringify(out, null, 4)}\n`);
-      } finally {
-        await src.close();
+    .option('--retry-times <n>', 'retries of a failed request (default 3)', parseIntOption('--retry-times'))
+    .option('--retry-delay <duration>', 'first retry delay (default 1s)', parseDuration);
+  addRegistryFlags(cmd, '');
+  cmd.action(async (image: string, flags: InspectFlags, c: Command) => {
+    const g = c.optsWithGlobals() as GlobalOptions;
+    if (flags.format) throw new SkiffError('ERR_UNSUPPORTED', '--format templates are not supported; pipe the JSON to jq');
+    const platform = platformFrom(g);
+    const src = await openSource(image, { platform, ...registryOptions(flags as unknown as Record<string, unknown>, '') });
+    try {
+      if (flags.raw && !flags.config) {
+        await writeOut((await src.getManifest()).bytes);
+        return;
       }
-    });
+      if (flags.config) {
+        const { manifest } = await resolveImage(src, platform);
+        const { bytes } = await readConfig(src, manifest);
+        await writeOut(flags.raw ? bytes : `${JSON.stringify(JSON.parse(bytes.toString()), null, 4)}\n`);
+        return;
+      }
+      // Like skopeo: registries get Name and the repository's tags; local transports neither.
+      const docker = src.ref instanceof DockerRef ? src.ref : undefined;
+      const out = await inspectImage(src, {
+        platform,
+        ...(docker ? { name: docker.repository } : {}),
+        repoTags: docker && flags.tags !== false && src.repoTags ? await src.repoTags() : [],
+      });
+      await writeOut(`${JSON.stringify(out, null, 4)}\n`);
+    } finally {
+      await src.close();
+    }
+  });
 }

@@ -1,6 +1,6 @@
 import { addAbortSignal, pipeline, Transform, type Readable, type TransformCallback } from 'node:stream';
 import { STAGE_BUFFER, Verifier, sha256, verifyBuffer, type Digest } from '../core/digest.js';
-import { SkiffError, wrapError } from '../core/errors.js';
+import { SkiffError, isRetryableError, wrapError } from '../core/errors.js';
 import type { ImageDestination, ImageSource } from '../core/image.js';
 import { parseConfig } from '../core/config.js';
 import {
@@ -27,6 +27,9 @@ export interface CopyOptions extends PlanOptions {
   platform?: PlatformChoice;
   /** Blobs copied at once (default 6). */
   parallel?: number;
+  /** Whole-blob retries after a transient failure (default 3), first delay in ms (default 1000, doubling). */
+  retryTimes?: number;
+  retryDelayMs?: number;
   signal?: AbortSignal;
   progress?: ProgressSink;
 }
@@ -79,6 +82,19 @@ class Counter extends Transform {
   }
 }
 
+/** Run a whole blob transfer again (from a fresh source stream) after a transient failure, with backoff. */
+async function withRetries<T>(f: () => Promise<T>, o: CopyOptions): Promise<T> {
+  const times = o.retryTimes ?? 3;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await f();
+    } catch (e) {
+      if (!isRetryableError(e) || attempt >= times || o.signal?.aborted) throw e;
+      await new Promise((r) => setTimeout(r, (o.retryDelayMs ?? 1000) * 2 ** attempt));
+    }
+  }
+}
+
 /** A tiny semaphore: at most `n` tasks at once. */
 function limiter(n: number): <T>(f: () => Promise<T>) => Promise<T> {
   let active = 0;
@@ -110,7 +126,7 @@ async function copyBlob(
   diffID: Digest | undefined, o: CopyOptions,
 ): Promise<BlobResult> {
   const declared = layerCompressionOf(desc.mediaType) ?? 'none';
-  if (action === 'keep' && (await dest.hasBlob(desc))) {
+  if (action === 'keep' && (await dest.hasBlob(desc, src.ref))) {
     o.progress?.blobDone(desc, 'skipped');
     return { digest: desc.digest, size: desc.size, compression: declared };
   }
@@ -168,7 +184,7 @@ async function runCopy(src: ImageSource, dest: ImageDestination, opts: CopyOptio
     const key = `${desc.digest}|${action}`;
     let p = inflight.get(key);
     if (!p) {
-      p = limit(() => copyBlob(src, dest, desc, action, kind, diffID, o));
+      p = limit(() => withRetries(() => copyBlob(src, dest, desc, action, kind, diffID, o), o));
       inflight.set(key, p);
     }
     return p;

@@ -19,16 +19,25 @@ export type ErrorCode =
   | 'ERR_ABORTED'
   | 'ERR_USAGE'
   | 'ERR_UNAUTHORIZED'
+  | 'ERR_NETWORK'
+  | 'ERR_REGISTRY'
   | 'ERR_BUILD'
   | 'ERR_IO';
 
 export class SkiffError extends Error {
   readonly code: ErrorCode;
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+  /** A transient failure (network, 5xx, 429): trying the same thing again may succeed. */
+  retryable: boolean;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; retryable?: boolean }) {
     super(message, options);
     this.name = 'SkiffError';
     this.code = code;
+    this.retryable = options?.retryable ?? code === 'ERR_NETWORK';
   }
+}
+
+export function isRetryableError(e: unknown): boolean {
+  return e instanceof SkiffError && e.retryable;
 }
 
 /** The codes that mean "the image (or the named part of it) does not exist": skopeo exits 2 for those. */
@@ -40,7 +49,7 @@ export function exitCodeFor(err: unknown): number {
 
 /** Prefix an error's message with what was being done, keeping its code; non-Skiff errors become ERR_IO. */
 export function wrapError(context: string, err: unknown): SkiffError {
-  if (err instanceof SkiffError) return new SkiffError(err.code, `${context}: ${err.message}`, { cause: err });
+  if (err instanceof SkiffError) return new SkiffError(err.code, `${context}: ${err.message}`, { cause: err, retryable: err.retryable });
   const e = err as NodeJS.ErrnoException;
   if (e && e.code === 'ENOENT') {
     return new SkiffError('ERR_IMAGE_NOT_FOUND', `${context}: ${e.message}`, { cause: err });

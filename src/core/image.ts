@@ -16,11 +16,18 @@ export interface ImageRef {
 export interface SourceOptions {
   platform?: PlatformChoice;
   signal?: AbortSignal;
-  /** Registry-style options accepted now, used by later transports. */
+  /** Registry options (docker://): verify TLS (false also allows plain http), credentials, retries. */
   tlsVerify?: boolean;
+  certDir?: string;
   authfile?: string;
+  /** `user:password` */
   creds?: string;
+  /** Use no credentials at all, not even from auth files. */
+  noCreds?: boolean;
+  /** Retries of a failed request or blob transfer (default 3). */
   retryTimes?: number;
+  /** First retry delay in ms, doubled each time (default 1000). */
+  retryDelayMs?: number;
 }
 
 export type DestinationOptions = SourceOptions;
@@ -64,8 +71,11 @@ export interface BlobInfo {
 export interface ImageDestination {
   readonly ref: ImageRef;
   readonly caps: DestinationCaps;
-  /** Does the destination already hold this blob (so the copy can skip it)? */
-  hasBlob(desc: Descriptor): Promise<boolean>;
+  /**
+   * Does the destination already hold this blob (so the copy can skip it)? `from` is the copy's source: a
+   * destination may make the blob available cheaply from it (a registry's cross-repository mount).
+   */
+  hasBlob(desc: Descriptor, from?: ImageRef): Promise<boolean>;
   /** Store a blob from a stream; returns what was stored. Rejects (storing nothing) if the stream errors. */
   putBlob(stream: Readable, info: BlobInfo): Promise<{ digest: Digest; size: number }>;
   /** Store a manifest: `instance` is set for an image inside an index, absent for the top-level manifest. */

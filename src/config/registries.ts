@@ -1,0 +1,102 @@
+import { promises as fsp } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { parse as parseToml } from 'smol-toml';
+import { SkiffError } from '../core/errors.js';
+
+export interface Mirror {
+  location: string;
+  insecure: boolean;
+  pullFromMirror: 'all' | 'digest-only' | 'tag-only';
+}
+
+export interface RegistryEntry {
+  prefix: string;
+  location: string;
+  insecure: boolean;
+  blocked: boolean;
+  mirrors: Mirror[];
+}
+
+/** registries.conf (v2), merged from the system file, drop-ins and the user's file. */
+export interface RegistriesConf {
+  unqualifiedSearch: string[];
+  aliases: Record<string, string>;
+  shortNameMode: string;
+  registries: RegistryEntry[];
+}
+
+export const EMPTY_CONF: RegistriesConf = { unqualifiedSearch: [], aliases: {}, shortNameMode: 'enforcing', registries: [] };
+
+/** Files read, in order (later ones win): CONTAINERS_REGISTRIES_CONF alone when set. */
+async function configFiles(): Promise<string[]> {
+  if (process.env.CONTAINERS_REGISTRIES_CONF) return [process.env.CONTAINERS_REGISTRIES_CONF];
+  const home = process.env.XDG_CONFIG_HOME ?? path.join(os.homedir(), '.config');
+  const user = path.join(home, 'containers', 'registries.conf');
+  const userExists = await fsp.stat(user).then(() => true, () => false);
+  const files = [userExists ? user : '/etc/containers/registries.conf'];
+  for (const d of ['/etc/containers/registries.conf.d', path.join(home, 'containers', 'registries.conf.d')]) {
+    const names = await fsp.readdir(d).catch(() => [] as string[]);
+    files.push(...names.filter((n) => n.endsWith('.conf')).sort().map((n) => path.join(d, n)));
+  }
+  return files;
+}
+
+function asBool(v: unknown): boolean {
+  return v === true;
+}
+
+/** Parse one registries.conf text into `conf` (later [[registry]] entries with the same prefix replace earlier ones). */
+export function mergeRegistriesToml(conf: RegistriesConf, text: string, file: string): RegistriesConf {
+  let o: Record<string, unknown>;
+  try {
+    o = parseToml(text) as Record<string, unknown>;
+  } catch (e) {
+    throw new SkiffError('ERR_USAGE', `${file}: ${(e as Error).message.split('\n')[0]}`);
+  }
+  const out: RegistriesConf = { ...conf, aliases: { ...conf.aliases }, registries: [...conf.registries] };
+  if (Array.isArray(o['unqualified-search-registries'])) out.unqualifiedSearch = (o['unqualified-search-registries'] as unknown[]).map(String);
+  if (typeof o['short-name-mode'] === 'string') out.shortNameMode = o['short-name-mode'];
+  if (o.aliases && typeof o.aliases === 'object') Object.assign(out.aliases, o.aliases as Record<string, string>);
+  for (const r of (Array.isArray(o.registry) ? o.registry : []) as Record<string, unknown>[]) {
+    const location = typeof r.location === 'string' ? r.location : '';
+    const prefix = typeof r.prefix === 'string' && r.prefix !== '' ? r.prefix : location;
+    if (!prefix) throw new SkiffError('ERR_USAGE', `${file}: a [[registry]] needs a prefix or a location`);
+    const mirrors = ((Array.isArray(r.mirror) ? r.mirror : []) as Record<string, unknown>[]).map((m): Mirror => ({
+      location: String(m.location ?? ''),
+      insecure: asBool(m.insecure),
+      pullFromMirror: m['pull-from-mirror'] === 'digest-only' || m['pull-from-mirror'] === 'tag-only' ? m['pull-from-mirror'] : 'all',
+    }));
+    const entry: RegistryEntry = { prefix, location: location || prefix, insecure: asBool(r.insecure), blocked: asBool(r.blocked), mirrors };
+    out.registries = out.registries.filter((x) => x.prefix !== prefix);
+    out.registries.push(entry);
+  }
+  return out;
+}
+
+let cached: Promise<RegistriesConf> | undefined;
+
+export function loadRegistriesConf(): Promise<RegistriesConf> {
+  cached ??= (async () => {
+    let conf = EMPTY_CONF;
+    for (const f of await configFiles()) {
+      const text = await fsp.readFile(f, 'utf8').catch(() => undefined);
+      if (text !== undefined) conf = mergeRegistriesToml(conf, text, f);
+    }
+    return conf;
+  })();
+  return cached;
+}
+
+/** The [[registry]] whose prefix matches `name` (`host/repo/path`) longest, respecting component boundaries. */
+export function findRegistry(conf: RegistriesConf, name: string): RegistryEntry | undefined {
+  let best: RegistryEntry | undefined;
+  for (const r of conf.registries) {
+    const p = r.prefix.startsWith('*.') ? undefined : r.prefix;
+    const match = p !== undefined
+      ? name === p || name.startsWith(`${p}/`) || name.startsWith(`${p}:`) || name.startsWith(`${p}@`)
+      : name.split('/')[0]!.endsWith(r.prefix.slice(1));
+    if (match && (!best || r.prefix.length > best.prefix.length)) best = r;
+  }
+  return best;
+}

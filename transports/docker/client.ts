@@ -1,0 +1,267 @@
+import { Agent, request, type Dispatcher } from 'undici';
+import type { Readable } from 'node:stream';
+import { SkiffError, type ErrorCode } from '../../src/core/errors.js';
+import type { Credentials } from '../../src/config/auth-file.js';
+import { parseChallenge, type Challenge } from './auth.js';
+import { loadCertsFor } from './tls.js';
+
+export interface ClientOptions {
+  /** Where to connect: `host[:port]` (after registries.conf rewriting; docker.io -> registry-1.docker.io). */
+  endpoint: string;
+  /** Plain http allowed (tls-verify=false or `insecure` in registries.conf): https is tried first. */
+  insecure: boolean;
+  creds?: Credentials;
+  certDir?: string;
+  retryTimes: number;
+  retryDelayMs: number;
+  signal?: AbortSignal;
+}
+
+export interface Req {
+  method: 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE';
+  /** Path under the registry (`/v2/...`) or an absolute URL (upload locations, redirects). */
+  path: string;
+  headers?: Record<string, string>;
+  /** A Buffer can be resent on retry; a stream cannot (the request is then tried once). */
+  body?: Buffer | Readable;
+  scopes: string[];
+  /** Statuses that are success for this request; others become errors. */
+  ok: number[];
+}
+
+export type Res = Dispatcher.ResponseData;
+
+const RETRY_STATUS = new Set([408, 429, 500, 502, 503, 504]);
+const NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'ENOTFOUND', 'EHOSTUNREACH', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CLOSED']);
+
+/** Errors worth another try: the network failed, or the registry said "later". */
+export function isRetryable(e: unknown): boolean {
+  if (e instanceof SkiffError) return e.retryable;
+  const code = (e as { code?: string })?.code ?? '';
+  return NETWORK_CODES.has(code);
+}
+
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => {
+      clearTimeout(t);
+      reject(signal.reason);
+    }, { once: true });
+  });
+}
+
+function networkError(what: string, e: unknown): SkiffError {
+  const err = e as { code?: string; message?: string; cause?: { code?: string; message?: string } };
+  const detail = err.cause?.message ?? err.message ?? String(e);
+  return new SkiffError('ERR_NETWORK', `${what}: ${detail}`, { cause: e });
+}
+
+/** Map a registry error response to a SkiffError with the registry's own code and message. */
+async function registryError(what: string, res: Res): Promise<SkiffError> {
+  let text = '';
+  try {
+    text = (await res.body.text()).slice(0, 2000);
+  } catch {
+    /* body unreadable: the status says enough */
+  }
+  let codes: { code?: string; message?: string }[] = [];
+  try {
+    codes = (JSON.parse(text) as { errors?: { code?: string; message?: string }[] }).errors ?? [];
+  } catch {
+    /* not JSON */
+  }
+  const first = codes[0];
+  const msg = first ? `${first.code ?? ''}: ${first.message ?? ''}`.trim() : `HTTP ${res.statusCode}${text ? `: ${text.trim().split('\n')[0]!.slice(0, 200)}` : ''}`;
+  let code: ErrorCode = 'ERR_REGISTRY';
+  const rc = first?.code ?? '';
+  if (res.statusCode === 401 || rc === 'UNAUTHORIZED') code = 'ERR_UNAUTHORIZED';
+  else if (res.statusCode === 403 || rc === 'DENIED') code = 'ERR_UNAUTHORIZED';
+  else if (rc === 'MANIFEST_UNKNOWN' || rc === 'NAME_UNKNOWN' || (res.statusCode === 404 && rc === '')) code = 'ERR_MANIFEST_UNKNOWN';
+  else if (rc === 'BLOB_UNKNOWN') code = 'ERR_BLOB_UNKNOWN';
+  return new SkiffError(code, `${what}: ${msg}`, { retryable: RETRY_STATUS.has(res.statusCode) });
+}
+
+interface Token {
+  value: string;
+  expires: number;
+}
+
+/**
+ * One registry: a keep-alive connection pool, the auth challenge it announced, Bearer tokens cached per scope
+ * until they expire, and retries with backoff for network failures, 5xx and 429 (honouring Retry-After).
+ * Credentials are only ever sent in headers, never logged.
+ */
+export class RegistryClient {
+  private agent: Agent | undefined;
+  private base: string | undefined;
+  private pinging: Promise<void> | undefined;
+  private challenge: Challenge | undefined;
+  private readonly tokens = new Map<string, Token>();
+
+  constructor(readonly o: ClientOptions) {}
+
+  /** `https://host` or, for an insecure registry that does not speak TLS, `http://host`. */
+  async baseURL(): Promise<string> {
+    await this.ping();
+    return this.base!;
+  }
+
+  private async makeAgent(): Promise<Agent> {
+    const tls = await loadCertsFor(this.o.endpoint, this.o.certDir);
+    return new Agent({
+      keepAliveTimeout: 30_000,
+      connections: 16,
+      connect: { rejectUnauthorized: !this.o.insecure, ...(tls.ca ? { ca: tls.ca } : {}), ...(tls.cert ? { cert: tls.cert, key: tls.key } : {}) },
+    });
+  }
+
+  /** GET /v2/: learn the scheme to use and the auth challenge. Done once. */
+  ping(): Promise<void> {
+    this.pinging ??= (async () => {
+      this.agent = await this.makeAgent();
+      const schemes = this.o.insecure ? ['https', 'http'] : ['https'];
+      let last: unknown;
+      for (const scheme of schemes) {
+        for (let attempt = 0; ; attempt++) {
+          try {
+            const res = await request(`${scheme}://${this.o.endpoint}/v2/`, { method: 'GET', dispatcher: this.agent, signal: this.o.signal, headersTimeout: 30_000 });
+            await res.body.dump();
+            if (res.statusCode === 401) this.challenge = this.readChallenge(res);
+            else if (RETRY_STATUS.has(res.statusCode) && attempt < this.o.retryTimes) {
+              await sleep(this.delay(attempt, res), this.o.signal);
+              continue;
+            } else if (res.statusCode !== 200 && res.statusCode !== 404) {
+              throw new SkiffError('ERR_REGISTRY', `pinging registry ${this.o.endpoint}: HTTP ${res.statusCode}`);
+            }
+            this.base = `${scheme}://${this.o.endpoint}`;
+            return;
+          } catch (e) {
+            last = e;
+            if (e instanceof SkiffError) throw e;
+            const tlsProblem = /SSL|TLS|certificate|wrong version number|EPROTO/i.test(String((e as Error).message) + String((e as { cause?: Error }).cause?.message ?? ''));
+            if (tlsProblem || !isRetryable(e) || attempt >= this.o.retryTimes) break;
+            await sleep(this.delay(attempt), this.o.signal);
+          }
+        }
+      }
+      const err = networkError(`pinging registry ${this.o.endpoint}`, last);
+      const text = String((last as Error)?.message) + String((last as { cause?: Error })?.cause?.message ?? '');
+      if (/certificate|SSL|TLS/i.test(text)) err.message += ' (for a registry without valid TLS use --tls-verify=false, or add its CA under certs.d)';
+      throw err;
+    })();
+    this.pinging.catch(() => {
+      this.pinging = undefined;
+    });
+    return this.pinging;
+  }
+
+  private readChallenge(res: Res): Challenge | undefined {
+    const h = res.headers['www-authenticate'];
+    const v = Array.isArray(h) ? h[0] : h;
+    return v ? parseChallenge(v) : undefined;
+  }
+
+  private delay(attempt: number, res?: Res): number {
+    const ra = res?.headers['retry-after'];
+    const v = Array.isArray(ra) ? ra[0] : ra;
+    if (v) {
+      const secs = Number(v);
+      if (Number.isFinite(secs)) return Math.min(secs * 1000, 60_000);
+      const when = Date.parse(v);
+      if (Number.isFinite(when)) return Math.max(0, Math.min(when - Date.now(), 60_000));
+    }
+    return this.o.retryDelayMs * 2 ** attempt;
+  }
+
+  private async token(scopes: string[], force: boolean): Promise<string | undefined> {
+    const ch = this.challenge;
+    if (!ch) return undefined;
+    if (ch.scheme === 'basic') {
+      return this.o.creds ? `Basic ${Buffer.from(`${this.o.creds.username}:${this.o.creds.password}`).toString('base64')}` : undefined;
+    }
+    const key = [...scopes].sort().join(' ');
+    const cached = this.tokens.get(key);
+    if (!force && cached && cached.expires > Date.now()) return `Bearer ${cached.value}`;
+    const u = new URL(ch.params.realm!);
+    if (ch.params.service) u.searchParams.set('service', ch.params.service);
+    for (const s of scopes) u.searchParams.append('scope', s);
+    const headers: Record<string, string> = {};
+    if (this.o.creds) headers.authorization = `Basic ${Buffer.from(`${this.o.creds.username}:${this.o.creds.password}`).toString('base64')}`;
+    let res: Res;
+    try {
+      res = await request(u, { method: 'GET', headers, dispatcher: this.agent, signal: this.o.signal });
+    } catch (e) {
+      throw networkError(`getting a token from ${u.origin}`, e);
+    }
+    if (res.statusCode !== 200) {
+      const err = await registryError(`getting a token from ${u.origin}${u.pathname}`, res);
+      if (res.statusCode === 401 || res.statusCode === 403) throw new SkiffError('ERR_UNAUTHORIZED', `${this.o.endpoint}: unauthorized: ${err.message}`);
+      throw err;
+    }
+    let body: { token?: string; access_token?: string; expires_in?: number; issued_at?: string };
+    try {
+      body = (await res.body.json()) as typeof body;
+    } catch {
+      throw new SkiffError('ERR_REGISTRY', `token endpoint ${u.origin} returned no JSON`);
+    }
+    const value = body.token ?? body.access_token;
+    if (!value) throw new SkiffError('ERR_REGISTRY', `token endpoint ${u.origin} returned no token`);
+    const issued = body.issued_at ? Date.parse(body.issued_at) : Date.now();
+    const ttl = Math.max(60, body.expires_in ?? 60) * 1000;
+    this.tokens.set(key, { value, expires: (Number.isFinite(issued) ? issued : Date.now()) + ttl - 10_000 });
+    return `Bearer ${value}`;
+  }
+
+  /**
+   * Send a request with auth and retries; resolves with a response whose status is in `req.ok` (the caller
+   * consumes or dumps its body), else throws a SkiffError with the registry's message. `what` names the operation.
+   */
+  async send(req: Req, what: string): Promise<Res> {
+    await this.ping();
+    const url = req.path.startsWith('http') ? req.path : `${this.base}${req.path}`;
+    const replayable = !(req.body && typeof (req.body as Readable).pipe === 'function');
+    let reauthed = false;
+    for (let attempt = 0; ; attempt++) {
+      const headers: Record<string, string> = { ...(req.headers ?? {}) };
+      const sameHost = new URL(url).host === this.o.endpoint;
+      const auth = sameHost ? await this.token(req.scopes, false) : undefined;
+      if (auth) headers.authorization = auth;
+      let res: Res;
+      try {
+        res = await request(url, { method: req.method, headers, body: req.body, dispatcher: this.agent, signal: this.o.signal, headersTimeout: 60_000, bodyTimeout: 120_000 });
+      } catch (e) {
+        if (this.o.signal?.aborted) throw e;
+        if (replayable && isRetryable(e) && attempt < this.o.retryTimes) {
+          await sleep(this.delay(attempt), this.o.signal);
+          continue;
+        }
+        throw networkError(what, e);
+      }
+      if (req.ok.includes(res.statusCode)) return res;
+      if (res.statusCode === 401 && !reauthed && sameHost) {
+        reauthed = true;
+        const ch = this.readChallenge(res);
+        await res.body.dump();
+        if (ch) this.challenge = ch;
+        if (this.challenge && replayable) {
+          await this.token(req.scopes, true);
+          attempt--;
+          continue;
+        }
+        throw new SkiffError('ERR_UNAUTHORIZED', `${what}: unauthorized`);
+      }
+      if (RETRY_STATUS.has(res.statusCode) && replayable && attempt < this.o.retryTimes) {
+        const wait = this.delay(attempt, res);
+        await res.body.dump();
+        await sleep(wait, this.o.signal);
+        continue;
+      }
+      throw await registryError(what, res);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.agent?.close();
+  }
+}

@@ -1,0 +1,344 @@
+import { Readable } from 'node:stream';
+import { BlobMeter, sha256, verifyBuffer, type Digest } from '../../src/core/digest.js';
+import { SkiffError } from '../../src/core/errors.js';
+import type { BlobInfo, DestinationCaps, DestinationOptions, ImageDestination, ImageRef, ImageSource, SourceOptions, Transport } from '../../src/core/image.js';
+import { guessManifestType, type Descriptor, type RawManifest } from '../../src/core/manifest.js';
+import { MT } from '../../src/core/media-types.js';
+import { formatDockerReference, parseDockerReference, withDefaultTag, type DockerReference } from '../../src/core/reference.js';
+import { lookupCredentials, type Credentials } from '../../src/config/auth-file.js';
+import { findRegistry, loadRegistriesConf } from '../../src/config/registries.js';
+import { repoScope } from './auth.js';
+import { isRetryable, RegistryClient, sleep, type Res } from './client.js';
+
+export class DockerRef implements ImageRef {
+  readonly transport = 'docker';
+  constructor(readonly named: DockerReference) {}
+  get spec(): string {
+    return `//${formatDockerReference(this.named)}`;
+  }
+  toString(): string {
+    return `docker:${this.spec}`;
+  }
+  /** `host/path` */
+  get repository(): string {
+    return `${this.named.domain}/${this.named.path}`;
+  }
+  /** What to ask the registry for: the digest when given, else the tag. */
+  get reference(): string {
+    return this.named.digest ?? this.named.tag ?? 'latest';
+  }
+}
+
+export const ACCEPT = [MT.ociManifest, MT.ociIndex, MT.dockerManifest, MT.dockerList, MT.dockerSchema1Signed, MT.dockerSchema1].join(', ');
+
+function parseCreds(s: string): Credentials {
+  const i = s.indexOf(':');
+  if (i < 0) return { username: s, password: '' };
+  return { username: s.slice(0, i), password: s.slice(i + 1) };
+}
+
+export interface Endpoint {
+  client: RegistryClient;
+  /** Repository path at the endpoint (a registries.conf `location` may rewrite the prefix). */
+  path: string;
+}
+
+/** Resolve where to talk for a reference: registries.conf (location, insecure, blocked), credentials, TLS. */
+export async function connect(ref: DockerRef, o: SourceOptions, forPush: boolean): Promise<Endpoint> {
+  const conf = await loadRegistriesConf();
+  const name = ref.repository;
+  const entry = findRegistry(conf, name);
+  if (entry?.blocked) throw new SkiffError('ERR_UNAUTHORIZED', `registry ${entry.prefix} is blocked in registries.conf`);
+  let full = name;
+  if (entry && entry.location !== entry.prefix && !entry.prefix.startsWith('*.')) full = entry.location + name.slice(entry.prefix.length);
+  const slash = full.indexOf('/');
+  let host = full.slice(0, slash);
+  const path = full.slice(slash + 1);
+  if (host === 'docker.io') host = 'registry-1.docker.io';
+  let creds: Credentials | undefined;
+  if (o.creds) creds = parseCreds(o.creds);
+  else if (!o.noCreds) creds = await lookupCredentials(ref.named.domain, ref.named.path, o.authfile);
+  const insecure = o.tlsVerify === false || (o.tlsVerify === undefined && !!entry?.insecure);
+  void forPush;
+  return {
+    client: new RegistryClient({
+      endpoint: host,
+      insecure,
+      ...(creds ? { creds } : {}),
+      ...(o.certDir ? { certDir: o.certDir } : {}),
+      retryTimes: o.retryTimes ?? 3,
+      retryDelayMs: o.retryDelayMs ?? 1000,
+      ...(o.signal ? { signal: o.signal } : {}),
+    }),
+    path,
+  };
+}
+
+function contentType(res: Res): string {
+  const h = res.headers['content-type'];
+  return (Array.isArray(h) ? h[0] : h)?.split(';')[0]?.trim() ?? '';
+}
+
+/** GET a manifest by tag or digest; a digest reference is verified against the bytes. */
+export async function fetchManifest(ep: Endpoint, ref: DockerRef, reference: string): Promise<RawManifest> {
+  const res = await ep.client.send({ method: 'GET', path: `/v2/${ep.path}/manifests/${reference}`, headers: { accept: ACCEPT }, scopes: [repoScope(ep.path, false)], ok: [200] }, `reading manifest ${reference} of ${ref}`);
+  const bytes = Buffer.from(await res.body.arrayBuffer());
+  if (reference.includes(':')) verifyBuffer(bytes, reference as Digest, undefined, `manifest ${reference} of ${ref}`);
+  const ct = contentType(res);
+  const mediaType = guessManifestType(bytes) || (ct && ct !== 'application/json' ? ct : '');
+  return { bytes, mediaType };
+}
+
+/** List all tags of a repository, following `Link: <…>; rel="next"` pagination. */
+export async function listTags(ep: Endpoint, ref: DockerRef): Promise<string[]> {
+  const tags: string[] = [];
+  let next: string | undefined = `/v2/${ep.path}/tags/list`;
+  for (let pages = 0; next && pages < 10_000; pages++) {
+    const res = await ep.client.send({ method: 'GET', path: next, scopes: [repoScope(ep.path, false)], ok: [200] }, `listing tags of ${ref.repository}`);
+    const body = (await res.body.json()) as { tags?: string[] | null };
+    tags.push(...(body.tags ?? []));
+    const link = res.headers.link;
+    const m = /<([^>]+)>\s*;\s*rel="?next"?/.exec(Array.isArray(link) ? link.join(',') : link ?? '');
+    next = m ? (m[1]!.startsWith('http') ? m[1] : m[1]!.startsWith('/') ? m[1] : `/${m[1]}`) : undefined;
+  }
+  return tags;
+}
+
+class DockerSource implements ImageSource {
+  constructor(
+    readonly ref: DockerRef,
+    private readonly ep: Endpoint,
+    private readonly retryTimes: number,
+  ) {}
+
+  async getManifest(instance?: Digest): Promise<RawManifest> {
+    return fetchManifest(this.ep, this.ref, instance ?? this.ref.reference);
+  }
+
+  /**
+   * The blob as a stream that survives dropped connections: on a network error mid-body it asks again with
+   * `Range: bytes=N-` and carries on where it stopped (registries answer 206), up to the retry budget.
+   */
+  async getBlob(desc: Descriptor): Promise<Readable> {
+    const ep = this.ep;
+    const what = `reading blob ${desc.digest} of ${this.ref}`;
+    const path = `/v2/${ep.path}/blobs/${desc.digest}`;
+    const open = async (offset: number): Promise<Res> => {
+      let url = path;
+      for (let hops = 0; hops < 5; hops++) {
+        const res = await ep.client.send({ method: 'GET', path: url, headers: offset ? { range: `bytes=${offset}-` } : {}, scopes: [repoScope(ep.path, false)], ok: [200, 206, 307, 302, 303, 301, 308] }, what);
+        if (res.statusCode >= 300) {
+          const loc = res.headers.location;
+          await res.body.dump();
+          const l = Array.isArray(loc) ? loc[0] : loc;
+          if (!l) throw new SkiffError('ERR_REGISTRY', `${what}: redirect without Location`);
+          url = new URL(l, await ep.client.baseURL()).toString();
+          continue;
+        }
+        if (offset && res.statusCode !== 206) {
+          await res.body.dump();
+          throw new SkiffError('ERR_NETWORK', `${what}: connection lost at byte ${offset} and the registry cannot resume (no Range support)`);
+        }
+        return res;
+      }
+      throw new SkiffError('ERR_REGISTRY', `${what}: too many redirects`);
+    };
+    const first = await open(0);
+    const retries = this.retryTimes;
+    async function* body(): AsyncGenerator<Buffer> {
+      let res = first;
+      let offset = 0;
+      for (let attempt = 0; ; ) {
+        try {
+          for await (const chunk of res.body) {
+            offset += (chunk as Buffer).length;
+            yield chunk as Buffer;
+          }
+          return;
+        } catch (e) {
+          if (!isRetryable(e) || attempt >= retries) throw new SkiffError('ERR_NETWORK', `${what}: ${(e as Error).message}`, { cause: e });
+          await sleep(200 * 2 ** attempt++);
+          res = await open(offset);
+        }
+      }
+    }
+    return Readable.from(body(), { objectMode: false });
+  }
+
+  async repoTags(): Promise<string[]> {
+    return listTags(this.ep, this.ref);
+  }
+
+  async close(): Promise<void> {
+    await this.ep.client.close();
+  }
+}
+
+const DOCKER_CAPS: DestinationCaps = {
+  manifestTypes: [MT.ociManifest, MT.dockerManifest, MT.ociIndex, MT.dockerList],
+  compression: 'compress',
+  multiImage: true,
+};
+
+/** Blobs up to this size (with a known digest) go up in one PUT; larger or unknown ones stream with PATCH. */
+const MONOLITHIC_MAX = 4 * 1024 * 1024;
+
+/**
+ * Pushes to a registry. Blobs: HEAD to skip what exists, cross-repository mount from a source on the same
+ * registry, else an upload session (one PUT for small known blobs, a streamed PATCH then PUT ?digest=). The
+ * registry checks every digest. Manifests are held until commit(), then sent children first, so no tag points at
+ * an incomplete image.
+ */
+class DockerDestination implements ImageDestination {
+  readonly caps = DOCKER_CAPS;
+  private readonly manifests: { m: RawManifest; ref: string }[] = [];
+  constructor(
+    readonly ref: DockerRef,
+    private readonly ep: Endpoint,
+  ) {}
+
+  private get scopes(): string[] {
+    return [repoScope(this.ep.path, true)];
+  }
+
+  async hasBlob(desc: Descriptor, from?: ImageRef): Promise<boolean> {
+    const res = await this.ep.client.send({ method: 'HEAD', path: `/v2/${this.ep.path}/blobs/${desc.digest}`, scopes: this.scopes, ok: [200, 404] }, `checking blob ${desc.digest} in ${this.ref}`);
+    await res.body.dump();
+    if (res.statusCode === 200) return true;
+    if (from instanceof DockerRef && from.named.domain === this.ref.named.domain && from.named.path !== this.ref.named.path) {
+      const srcPath = from.named.domain === 'docker.io' ? from.named.path : from.named.path;
+      const m = await this.ep.client.send({
+        method: 'POST',
+        path: `/v2/${this.ep.path}/blobs/uploads/?mount=${encodeURIComponent(desc.digest)}&from=${encodeURIComponent(srcPath)}`,
+        headers: { 'content-length': '0' },
+        scopes: [...this.scopes, repoScope(srcPath, false)],
+        ok: [201, 202],
+      }, `mounting blob ${desc.digest} from ${from.repository}`);
+      await m.body.dump();
+      if (m.statusCode === 201) return true;
+      await this.cancelUpload(m);
+    }
+    return false;
+  }
+
+  private async cancelUpload(res: Res): Promise<void> {
+    const loc = res.headers.location;
+    const l = Array.isArray(loc) ? loc[0] : loc;
+    if (!l) return;
+    const r = await this.ep.client.send({ method: 'DELETE', path: await this.absolute(l), scopes: this.scopes, ok: [200, 202, 204, 404] }, 'cancelling upload').catch(() => undefined);
+    await r?.body.dump();
+  }
+
+  private async absolute(location: string): Promise<string> {
+    return new URL(location, await this.ep.client.baseURL()).toString();
+  }
+
+  private async startUpload(what: string): Promise<string> {
+    const res = await this.ep.client.send({ method: 'POST', path: `/v2/${this.ep.path}/blobs/uploads/`, headers: { 'content-length': '0' }, scopes: this.scopes, ok: [202] }, what);
+    await res.body.dump();
+    const loc = res.headers.location;
+    const l = Array.isArray(loc) ? loc[0] : loc;
+    if (!l) throw new SkiffError('ERR_REGISTRY', `${what}: upload started without a Location`);
+    return this.absolute(l);
+  }
+
+  private withDigest(location: string, d: Digest): string {
+    const u = new URL(location);
+    u.searchParams.set('digest', d);
+    return u.toString();
+  }
+
+  async putBlob(stream: Readable, info: BlobInfo): Promise<{ digest: Digest; size: number }> {
+    const what = `uploading blob ${info.digest ?? ''} to ${this.ref}`.replace('  ', ' ');
+    const loc = await this.startUpload(what);
+    if (info.digest && info.size !== undefined && info.size <= MONOLITHIC_MAX) {
+      const chunks: Buffer[] = [];
+      for await (const c of stream) chunks.push(c as Buffer);
+      const body = Buffer.concat(chunks);
+      const res = await this.ep.client.send({ method: 'PUT', path: this.withDigest(loc, info.digest), headers: { 'content-type': 'application/octet-stream', 'content-length': String(body.length) }, body, scopes: this.scopes, ok: [201] }, what);
+      await res.body.dump();
+      return { digest: info.digest, size: body.length };
+    }
+    const meter = new BlobMeter(info.digest);
+    let streamError: unknown;
+    stream.once('error', (e) => {
+      streamError = e;
+      meter.destroy(e);
+    });
+    let patched: Res;
+    try {
+      patched = await this.ep.client.send({ method: 'PATCH', path: loc, headers: { 'content-type': 'application/octet-stream' }, body: stream.pipe(meter), scopes: this.scopes, ok: [202, 204] }, what);
+    } catch (e) {
+      // A failure of our own stream (a digest mismatch upstream) is the real error, not the aborted request.
+      await this.cancelUpload({ headers: { location: loc } } as unknown as Res);
+      throw streamError ?? e;
+    }
+    await patched.body.dump();
+    const next = patched.headers.location;
+    const l = (Array.isArray(next) ? next[0] : next) ?? loc;
+    const res = await this.ep.client.send({ method: 'PUT', path: this.withDigest(await this.absolute(l), meter.digest), headers: { 'content-length': '0' }, scopes: this.scopes, ok: [201] }, what);
+    await res.body.dump();
+    return { digest: meter.digest, size: meter.size };
+  }
+
+  async putManifest(m: RawManifest, instance?: Digest): Promise<void> {
+    this.manifests.push({ m, ref: instance ?? this.ref.reference });
+  }
+
+  async commit(): Promise<void> {
+    for (const { m, ref } of this.manifests) {
+      const what = `writing manifest ${ref} to ${this.ref}`;
+      if (ref.includes(':')) verifyBuffer(m.bytes, ref as Digest, undefined, what);
+      const res = await this.ep.client.send({ method: 'PUT', path: `/v2/${this.ep.path}/manifests/${ref}`, headers: { 'content-type': m.mediaType, 'content-length': String(m.bytes.length) }, body: m.bytes, scopes: this.scopes, ok: [201, 200] }, what);
+      await res.body.dump();
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.ep.client.close();
+  }
+}
+
+export function parseDockerSpec(spec: string): DockerRef {
+  if (!spec.startsWith('//')) throw new SkiffError('ERR_INVALID_REFERENCE', `docker: reference must start with // (docker://HOST/REPO:TAG), got ${JSON.stringify(`docker:${spec}`)}`);
+  return new DockerRef(withDefaultTag(parseDockerReference(spec.slice(2))));
+}
+
+export const dockerTransport: Transport = {
+  name: 'docker',
+  parse: parseDockerSpec,
+  async openSource(ref, opts: SourceOptions = {}) {
+    const r = ref as DockerRef;
+    const ep = await connect(r, opts, false);
+    return new DockerSource(r, ep, opts.retryTimes ?? 3);
+  },
+  async openDestination(ref, opts: DestinationOptions = {}) {
+    const r = ref as DockerRef;
+    if (r.named.digest && r.named.tag === undefined) {
+      // pushing by digest: the manifest must hash to it; commit() checks that.
+    }
+    return new DockerDestination(r, await connect(r, opts, true));
+  },
+  /** Delete the manifest a reference names (by tag: resolved to its digest first). */
+  async delete(ref, opts: SourceOptions = {}) {
+    const r = ref as DockerRef;
+    const ep = await connect(r, opts, true);
+    try {
+      const digest = r.named.digest ?? (await resolveDigest(ep, r));
+      const res = await ep.client.send({ method: 'DELETE', path: `/v2/${ep.path}/manifests/${digest}`, scopes: [repoScope(ep.path, true)], ok: [202, 200] }, `deleting ${r}`);
+      await res.body.dump();
+    } finally {
+      await ep.client.close();
+    }
+  },
+};
+
+/** The digest a tag points at: HEAD with every Accept type, Docker-Content-Digest; else GET and hash. */
+export async function resolveDigest(ep: Endpoint, r: DockerRef): Promise<Digest> {
+  const res = await ep.client.send({ method: 'HEAD', path: `/v2/${ep.path}/manifests/${r.reference}`, headers: { accept: ACCEPT }, scopes: [repoScope(ep.path, false)], ok: [200] }, `resolving ${r}`);
+  await res.body.dump();
+  const h = res.headers['docker-content-digest'];
+  const d = Array.isArray(h) ? h[0] : h;
+  if (d && /^sha256:[a-f0-9]{64}$/.test(d)) return d as Digest;
+  return sha256((await fetchManifest(ep, r, r.reference)).bytes);
+}

@@ -1,0 +1,3 @@
+export { dockerTransport, DockerRef, connect, listTags, resolveDigest, fetchManifest, ACCEPT } from './docker.js';
+export { RegistryClient } from './client.js';
+export { parseChallenge } from './auth.js';

@@ -79,7 +79,8 @@ async function registryError(what: string, res: Res): Promise<SkiffError> {
   else if (res.statusCode === 403 || rc === 'DENIED') code = 'ERR_UNAUTHORIZED';
   else if (rc === 'MANIFEST_UNKNOWN' || rc === 'NAME_UNKNOWN' || (res.statusCode === 404 && rc === '')) code = 'ERR_MANIFEST_UNKNOWN';
   else if (rc === 'BLOB_UNKNOWN') code = 'ERR_BLOB_UNKNOWN';
-  return new SkiffError(code, `${what}: ${msg}`, { retryable: RETRY_STATUS.has(res.statusCode) });
+  const prefix = res.statusCode === 401 ? 'unauthorized: ' : res.statusCode === 403 ? 'denied: ' : '';
+  return new SkiffError(code, `${what}: ${prefix}${msg}`, { retryable: RETRY_STATUS.has(res.statusCode) });
 }
 
 interface Token {

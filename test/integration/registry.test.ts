@@ -1,0 +1,298 @@
+/**
+ * docker:// against the real CNCF distribution registry on 127.0.0.1 (plain http, htpasswd, Bearer tokens, TLS),
+ * with skopeo as the peer, and a fault-injecting proxy for 5xx, 429, resets and wrong bytes.
+ */
+import { strict as assert } from 'node:assert';
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { makeBusyboxLayout } from '../kit/fixtures.js';
+import { makeMultiPlatformLayout, sampleSpec } from '../kit/image.js';
+import { startFaultProxy, type FaultProxy } from '../kit/fault-proxy.js';
+import { startRegistry, freePort, type TestRegistry } from '../kit/registry.js';
+import { run, skiff, tempDir } from '../kit/run.js';
+import { parseImageRef } from '../../src/core/ref.js';
+import { transports } from '../../transports/index.js';
+import { flattenImage, validateImage, type Flat } from '../kit/validate.js';
+
+const NOTLS = '--tls-verify=false';
+async function ok(p: Promise<{ code: number; stdout: string; stderr: string }>): Promise<string> {
+  const r = await p;
+  assert.equal(r.code, 0, r.stderr);
+  return r.stdout;
+}
+const skopeo = (...args: string[]) => ok(run('skopeo', args));
+async function flat(ref: string): Promise<Flat> {
+  const r = parseImageRef(ref, transports);
+  const s = await r.transport.openSource(r.ref, { tlsVerify: false });
+  try {
+    await validateImage(s);
+    return await flattenImage(s);
+  } finally {
+    await s.close();
+  }
+}
+
+describe('docker:// with the real registry', () => {
+  let t: ReturnType<typeof tempDir>;
+  let reg: TestRegistry;
+  let fixture: string;
+  let fixtureDigest: string;
+  let fixtureFlat: Flat;
+  before(async () => {
+    t = tempDir();
+    reg = await startRegistry();
+    fixture = `oci:${t.dir}/fixture:busybox`;
+    fixtureDigest = await makeBusyboxLayout(`${t.dir}/fixture`);
+    fixtureFlat = await flat(fixture);
+  });
+  after(async () => {
+    await reg.stop();
+    t.cleanup();
+  });
+
+  it('skiff pushes, skopeo pulls: digest kept, same filesystem', async () => {
+    await ok(skiff(['copy', '-q', '--dest-tls-verify=false', '--digestfile', `${t.dir}/d1`, fixture, `docker://${reg.host}/app/one:1`]));
+    assert.equal(await fsp.readFile(`${t.dir}/d1`, 'utf8'), fixtureDigest);
+    const theirs = JSON.parse(await skopeo('inspect', NOTLS, `docker://${reg.host}/app/one:1`));
+    assert.equal(theirs.Digest, fixtureDigest);
+    await skopeo('copy', '-q', '--src-tls-verify=false', `docker://${reg.host}/app/one:1`, `oci:${t.dir}/pulled-by-skopeo:x`);
+    assert.deepEqual(await flat(`oci:${t.dir}/pulled-by-skopeo:x`), fixtureFlat);
+  });
+
+  it('skopeo pushes, skiff pulls; inspect, inspect --raw and list-tags match skopeo\'s', async () => {
+    await skopeo('copy', '-q', '--dest-tls-verify=false', fixture, `docker://${reg.host}/app/two:a`);
+    await skopeo('copy', '-q', '--dest-tls-verify=false', fixture, `docker://${reg.host}/app/two:b`);
+    const ref = `docker://${reg.host}/app/two:a`;
+    assert.equal(await ok(skiff(['inspect', NOTLS, '--raw', ref])), await skopeo('inspect', NOTLS, '--raw', ref));
+    assert.equal(await ok(skiff(['inspect', NOTLS, '--config', '--raw', ref])), await skopeo('inspect', NOTLS, '--config', '--raw', ref));
+    const mine = JSON.parse(await ok(skiff(['inspect', NOTLS, ref])));
+    const theirs = JSON.parse(await skopeo('inspect', NOTLS, ref));
+    for (const k of Object.keys(theirs)) assert.deepEqual(mine[k], theirs[k], k);
+    assert.deepEqual(JSON.parse(await ok(skiff(['inspect', NOTLS, '--no-tags', ref]))).RepoTags, []);
+    assert.equal(await ok(skiff(['list-tags', NOTLS, `docker://${reg.host}/app/two`])), await skopeo('list-tags', NOTLS, `docker://${reg.host}/app/two`));
+    await ok(skiff(['copy', '-q', '--src-tls-verify=false', ref, `oci:${t.dir}/pulled:x`]));
+    assert.deepEqual(await flat(`oci:${t.dir}/pulled:x`), fixtureFlat);
+  });
+
+  it('a two-platform index: --all pushes children before the index, digest kept; pull by digest', async () => {
+    const idx = await makeMultiPlatformLayout(`${t.dir}/mp`, 'multi', [{ ...sampleSpec(11), architecture: 'amd64' }, { ...sampleSpec(12), architecture: 'arm64' }]);
+    await ok(skiff(['copy', '-q', '--all', '--dest-tls-verify=false', `oci:${t.dir}/mp:multi`, `docker://${reg.host}/app/multi:1`]));
+    assert.equal(JSON.parse(await skopeo('inspect', NOTLS, '--raw', `docker://${reg.host}/app/multi:1`)).manifests.length, 2);
+    await ok(skiff(['copy', '-q', '--all', '--src-tls-verify=false', `docker://${reg.host}/app/multi@${idx}`, `oci:${t.dir}/mp-back:x`]));
+    const r = parseImageRef(`oci:${t.dir}/mp-back:x`, transports);
+    const s = await r.transport.openSource(r.ref);
+    assert.deepEqual(await validateImage(s), { images: 2 });
+    await s.close();
+  });
+
+  it('copying within a registry mounts blobs across repositories instead of uploading them', async () => {
+    await ok(skiff(['copy', '-q', '--dest-tls-verify=false', fixture, `docker://${reg.host}/mount/src:1`]));
+    const proxy = await startFaultProxy(reg.host);
+    try {
+      const r = await skiff(['copy', '--src-tls-verify=false', '--dest-tls-verify=false', `docker://${proxy.host}/mount/src:1`, `docker://${proxy.host}/mount/dst:1`]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.ok(proxy.log.some((l) => /^POST .*mount=sha256/.test(l)), proxy.log.join('\n'));
+      assert.ok(!proxy.log.some((l) => l.startsWith('PATCH')), 'no blob was uploaded');
+      assert.equal(JSON.parse(await skopeo('inspect', NOTLS, `docker://${reg.host}/mount/dst:1`)).Digest, fixtureDigest);
+    } finally {
+      await proxy.stop();
+    }
+  });
+
+  it('zstd and v2s2 conversions on push are read back by skopeo', async () => {
+    await ok(skiff(['copy', '-q', '--dest-tls-verify=false', '--dest-compress-format', 'zstd', fixture, `docker://${reg.host}/conv/z:1`]));
+    const raw = JSON.parse(await skopeo('inspect', NOTLS, '--raw', `docker://${reg.host}/conv/z:1`));
+    assert.ok(raw.layers.every((l: { mediaType: string }) => l.mediaType.endsWith('+zstd')));
+    await ok(skiff(['copy', '-q', '--dest-tls-verify=false', '--format', 'v2s2', fixture, `docker://${reg.host}/conv/v2:1`]));
+    assert.equal(JSON.parse(await skopeo('inspect', NOTLS, '--raw', `docker://${reg.host}/conv/v2:1`)).mediaType, 'application/vnd.docker.distribution.manifest.v2+json');
+    await skopeo('copy', '-q', '--src-tls-verify=false', `docker://${reg.host}/conv/z:1`, `oci:${t.dir}/z-back:x`);
+    assert.deepEqual(await flat(`oci:${t.dir}/z-back:x`), fixtureFlat);
+  });
+
+  it('delete: by tag warns that the manifest (every tag) goes; --tag-only is refused clearly by distribution', async () => {
+    await ok(skiff(['copy', '-q', '--dest-tls-verify=false', fixture, `docker://${reg.host}/del/me:1`]));
+    const only = await skiff(['delete', NOTLS, '--tag-only', `docker://${reg.host}/del/me:1`]);
+    assert.equal(only.code, 1);
+    assert.match(only.stderr, /cannot delete a tag alone.*nothing was deleted/);
+    await skopeo('inspect', NOTLS, `docker://${reg.host}/del/me:1`);
+    const r = await skiff(['delete', NOTLS, `docker://${reg.host}/del/me:1`]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /every tag pointing at it goes too/);
+    const gone = await skiff(['inspect', NOTLS, `docker://${reg.host}/del/me:1`]);
+    assert.equal(gone.code, 2, gone.stderr);
+  });
+
+  it('errors: unknown manifest exits 2; unreachable registry names the host; invalid references fail before any request', async () => {
+    const unknown = await skiff(['inspect', NOTLS, `docker://${reg.host}/app/one:nope`]);
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr, /MANIFEST_UNKNOWN/);
+    const port = await freePort();
+    const down = await skiff(['inspect', NOTLS, '--retry-times', '0', `docker://127.0.0.1:${port}/x/y:1`]);
+    assert.equal(down.code, 1);
+    assert.match(down.stderr, new RegExp(`127\\.0\\.0\\.1:${port}.*ECONNREFUSED`));
+    for (const bad of ['docker://Upper/Case:1', `docker://${reg.host}/x:`, 'docker:nohost/x']) {
+      const r = await skiff(['inspect', bad]);
+      assert.equal(r.code, 1, bad);
+      assert.match(r.stderr, /invalid reference|must start with \/\//, bad);
+    }
+  });
+});
+
+describe('docker:// auth and TLS', () => {
+  let t: ReturnType<typeof tempDir>;
+  let fixture: string;
+  before(async () => {
+    t = tempDir();
+    fixture = `oci:${t.dir}/fixture:busybox`;
+    await makeBusyboxLayout(`${t.dir}/fixture`);
+  });
+  after(() => t.cleanup());
+
+  it('htpasswd Basic: anonymous refused once, --dest-creds works, login stores 0600 credentials used later, logout removes them', async () => {
+    const reg = await startRegistry({ htpasswd: { user: 'alice', password: 's3cret' } });
+    try {
+      const anon = await skiff(['copy', '-q', '--dest-tls-verify=false', fixture, `docker://${reg.host}/p/a:1`]);
+      assert.equal(anon.code, 1);
+      assert.match(anon.stderr, /unauthorized/i);
+      await ok(skiff(['copy', '-q', '--dest-tls-verify=false', '--dest-creds', 'alice:s3cret', fixture, `docker://${reg.host}/p/a:1`]));
+      const authfile = path.join(t.dir, 'auth.json');
+      const wrong = await skiff(['login', NOTLS, '--authfile', authfile, '-u', 'alice', '-p', 'nope', reg.host]);
+      assert.equal(wrong.code, 1);
+      assert.doesNotMatch(wrong.stderr + wrong.stdout, /nope/, 'the password never appears in output');
+      await assert.rejects(fsp.stat(authfile));
+      await ok(run('sh', ['-c', `echo s3cret | node ${path.resolve('bin/skiff.js')} login ${NOTLS} --authfile ${authfile} -u alice --password-stdin ${reg.host}`]));
+      assert.equal((await fsp.stat(authfile)).mode & 0o777, 0o600);
+      assert.equal(await ok(skiff(['login', '--authfile', authfile, '--get-login', reg.host])), 'alice\n');
+      await ok(skiff(['copy', '-q', '--src-tls-verify=false', '--authfile', authfile, `docker://${reg.host}/p/a:1`, `oci:${t.dir}/basic:x`]));
+      assert.equal(JSON.parse(await skopeo('inspect', NOTLS, '--authfile', authfile, `docker://${reg.host}/p/a:1`)).Name, `${reg.host}/p/a`);
+      await ok(skiff(['logout', '--authfile', authfile, reg.host]));
+      const after = await skiff(['inspect', NOTLS, '--authfile', authfile, `docker://${reg.host}/p/a:1`]);
+      assert.equal(after.code, 1);
+    } finally {
+      await reg.stop();
+    }
+  });
+
+  it('Bearer tokens: pull+push scopes, cached (not one token per request), wrong credentials a single clear error', async () => {
+    const reg = await startRegistry({ token: { user: 'bob', password: 'pw' } });
+    try {
+      await ok(skiff(['copy', '-q', '--dest-tls-verify=false', '--dest-creds', 'bob:pw', fixture, `docker://${reg.host}/tok/a:1`]));
+      assert.ok(reg.tokenRequests.some((s) => s.includes('repository:tok/a:pull,push')), reg.tokenRequests.join('\n'));
+      assert.ok(reg.tokenRequests.length <= 4, `token requests: ${reg.tokenRequests.length}`);
+      await ok(skiff(['copy', '-q', '--src-tls-verify=false', '--src-creds', 'bob:pw', `docker://${reg.host}/tok/a:1`, `oci:${t.dir}/tok:x`]));
+      const before = reg.tokenRequests.length;
+      const bad = await skiff(['inspect', NOTLS, '--creds', 'bob:wrong', `docker://${reg.host}/tok/a:1`]);
+      assert.equal(bad.code, 1);
+      assert.match(bad.stderr, /unauthorized/i);
+      assert.ok(reg.tokenRequests.length - before <= 2, 'no retry storm on bad credentials');
+      // skopeo pulls what skiff pushed through the token flow
+      await skopeo('copy', '-q', '--src-tls-verify=false', '--src-creds', 'bob:pw', `docker://${reg.host}/tok/a:1`, `oci:${t.dir}/tok-sk:x`);
+    } finally {
+      await reg.stop();
+    }
+  });
+
+  it('TLS with a self-signed CA: refused by default with a hint, accepted with --cert-dir or --tls-verify=false', async () => {
+    const reg = await startRegistry({ tls: true });
+    try {
+      const r = await skiff(['copy', '-q', '--retry-times', '0', fixture, `docker://${reg.host}/tls/a:1`]);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /certificate|self.signed/i);
+      await ok(skiff(['copy', '-q', '--dest-cert-dir', reg.certDir!, fixture, `docker://${reg.host}/tls/a:1`]));
+      await ok(skiff(['inspect', '--tls-verify=false', `docker://${reg.host}/tls/a:1`]));
+      await skopeo('inspect', '--cert-dir', reg.certDir!, `docker://${reg.host}/tls/a:1`);
+    } finally {
+      await reg.stop();
+    }
+  });
+});
+
+describe('docker:// faults (proxy in front of the real registry)', () => {
+  let t: ReturnType<typeof tempDir>;
+  let reg: TestRegistry;
+  let proxy: FaultProxy;
+  let fixture: string;
+  let fixtureFlat: Flat;
+  const fast = ['--retry-delay', '10ms'];
+  before(async () => {
+    t = tempDir();
+    reg = await startRegistry();
+    proxy = await startFaultProxy(reg.host);
+    fixture = `oci:${t.dir}/fixture:busybox`;
+    await makeBusyboxLayout(`${t.dir}/fixture`);
+    fixtureFlat = await flat(fixture);
+    await ok(skiff(['copy', '-q', '--dest-tls-verify=false', fixture, `docker://${reg.host}/f/base:1`]));
+  });
+  after(async () => {
+    await proxy.stop();
+    await reg.stop();
+    t.cleanup();
+  });
+
+  it('503s and a 500 on blob reads are retried; the copy completes with correct digests', async () => {
+    let n = 0;
+    proxy.rule = (req) => (req.method === 'GET' && req.url?.includes('/blobs/') && n++ < 3 ? { kind: 'status', status: n === 2 ? 500 : 503 } : undefined);
+    await ok(skiff(['copy', '-q', ...fast, '--src-tls-verify=false', `docker://${proxy.host}/f/base:1`, `oci:${t.dir}/r503:x`]));
+    assert.deepEqual(await flat(`oci:${t.dir}/r503:x`), fixtureFlat);
+    proxy.rule = undefined;
+  });
+
+  it('429 with Retry-After is honoured', async () => {
+    let n = 0;
+    proxy.rule = (req) => (req.url?.includes('/manifests/') && n++ === 0 ? { kind: 'status', status: 429, headers: { 'retry-after': '1' } } : undefined);
+    const start = Date.now();
+    await ok(skiff(['inspect', NOTLS, ...fast, `docker://${proxy.host}/f/base:1`]));
+    assert.ok(Date.now() - start >= 1000, 'waited for Retry-After');
+    proxy.rule = undefined;
+  });
+
+  it('a connection reset in the middle of a blob resumes with a Range request', async () => {
+    // Every blob GET from the start is cut after 300 kB (smaller blobs pass): only Range requests can finish.
+    proxy.rule = (req) => (req.method === 'GET' && req.url?.includes('/blobs/') && !req.headers.range ? { kind: 'reset-mid-body', after: 300_000 } : undefined);
+    proxy.log.length = 0;
+    await ok(skiff(['copy', '-q', ...fast, '--src-tls-verify=false', `docker://${proxy.host}/f/base:1`, `oci:${t.dir}/reset:x`]));
+    assert.ok(proxy.log.some((l) => /bytes=\d+-/.test(l)), proxy.log.join('\n'));
+    assert.deepEqual(await flat(`oci:${t.dir}/reset:x`), fixtureFlat);
+    proxy.rule = undefined;
+  });
+
+  it('a registry serving wrong bytes: the copy is refused and nothing is committed', async () => {
+    proxy.rule = (req) => (req.method === 'GET' && req.url?.includes('/blobs/') ? { kind: 'corrupt-body' } : undefined);
+    const r = await skiff(['copy', '-q', ...fast, '--src-tls-verify=false', `docker://${proxy.host}/f/base:1`, `oci:${t.dir}/wrong:x`]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /digest mismatch/);
+    await assert.rejects(fsp.stat(`${t.dir}/wrong`));
+    proxy.rule = undefined;
+  });
+
+  it('uploads: a reset during PATCH retries the blob; 5xx on manifest PUT retried; the image lands whole', async () => {
+    let patches = 0;
+    let puts = 0;
+    proxy.rule = (req) => {
+      if (req.method === 'PATCH' && patches++ === 0) return { kind: 'reset' };
+      if (req.method === 'PUT' && req.url?.includes('/manifests/') && puts++ === 0) return { kind: 'status', status: 502 };
+      return undefined;
+    };
+    await ok(skiff(['copy', '-q', ...fast, '--dest-tls-verify=false', '--dest-compress-format', 'zstd', fixture, `docker://${proxy.host}/f/up:1`]));
+    proxy.rule = undefined;
+    await skopeo('copy', '-q', '--src-tls-verify=false', `docker://${reg.host}/f/up:1`, `oci:${t.dir}/up-back:x`);
+    assert.deepEqual(await flat(`oci:${t.dir}/up-back:x`), fixtureFlat);
+  });
+
+  it('a push whose source is corrupt pushes no manifest', async () => {
+    const bad = path.join(t.dir, 'badsrc');
+    await makeBusyboxLayout(bad);
+    const idx = JSON.parse(await fsp.readFile(path.join(bad, 'index.json'), 'utf8'));
+    const m = JSON.parse(await fsp.readFile(path.join(bad, 'blobs/sha256', idx.manifests[0].digest.slice(7)), 'utf8'));
+    const blob = path.join(bad, 'blobs/sha256', m.layers[1].digest.slice(7));
+    const b = await fsp.readFile(blob);
+    b[10] = (b[10] ?? 0) ^ 1;
+    await fsp.writeFile(blob, b);
+    const r = await skiff(['copy', '-q', ...fast, '--dest-tls-verify=false', `oci:${bad}:busybox`, `docker://${reg.host}/f/corrupt:1`]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /digest mismatch/);
+    const inspect = await skiff(['inspect', NOTLS, `docker://${reg.host}/f/corrupt:1`]);
+    assert.equal(inspect.code, 2, 'no tag was created');
+  });
+});

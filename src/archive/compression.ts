@@ -1,8 +1,14 @@
 import { createGunzip, createGzip, constants as zc } from 'node:zlib';
 import type { Readable, Transform } from 'node:stream';
-import { CompressStream, DecompressStream } from 'zstd-napi';
+import { createRequire } from 'node:module';
 import type { Compression } from '../core/media-types.js';
 import { SkiffError } from '../core/errors.js';
+
+// zstd-napi (a native addon) is loaded on first use only: most copies never touch zstd.
+const requireCjs = createRequire(import.meta.url);
+type Zstd = typeof import('zstd-napi');
+let zstd: Zstd | undefined;
+const loadZstd = (): Zstd => (zstd ??= requireCjs('zstd-napi') as Zstd);
 
 /** What the first bytes of a blob say about its compression. bzip2 and xz are recognised only to refuse them. */
 export function detectCompression(head: Buffer): Compression | 'bzip2' | 'xz' {
@@ -52,7 +58,7 @@ export function createDecompressor(c: Compression | 'bzip2' | 'xz'): Transform |
     case 'gzip':
       return createGunzip({ chunkSize: 256 * 1024 });
     case 'zstd':
-      return new DecompressStream();
+      return new (loadZstd().DecompressStream)();
     default:
       throw new SkiffError('ERR_UNSUPPORTED', `${c}-compressed layers are not supported`);
   }
@@ -65,6 +71,6 @@ export function createCompressor(c: Compression, level?: number): Transform | un
     case 'gzip':
       return createGzip({ level: level ?? zc.Z_DEFAULT_COMPRESSION, chunkSize: 64 * 1024 });
     case 'zstd':
-      return new CompressStream({ compressionLevel: level ?? 3 });
+      return new (loadZstd().CompressStream)({ compressionLevel: level ?? 3 });
   }
 }

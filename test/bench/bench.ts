@@ -120,6 +120,44 @@ function compare(title: string, skiffArgs: string[], skopeoArgs: string[], clean
     a.push(measure([process.execPath, SKIFF, ...skiffArgs], cleanup));
     b.push(measure(['skopeo', ...skopeoArgs], cleanup));
   }
+  report(title, a, b);
+}
+
+/** Registry cases on the real distribution registry (loopback): push to a fresh registry, pull, registry -> registry. */
+async function registryCases(src: string, out: string, clean: () => void): Promise<void> {
+  const { startRegistry } = await import('../kit/registry.js');
+  const seed = await startRegistry();
+  try {
+    const seeded = spawnSync(process.execPath, [SKIFF, 'copy', '-q', '--dest-tls-verify=false', `oci:${src}:bench`, `docker://${seed.host}/bench/src:1`]);
+    if (seeded.status !== 0) throw new Error(`seeding the registry failed: ${seeded.stderr}`);
+    let dest: Awaited<ReturnType<typeof startRegistry>> | undefined;
+    // A fresh destination registry for every run, so nothing is skipped as already there.
+    const fresh = async (): Promise<string> => {
+      await dest?.stop();
+      dest = await startRegistry();
+      return dest.host;
+    };
+    const pair = async (title: string, a: (h: string) => string[], b: (h: string) => string[]): Promise<void> => {
+      const sa: Sample[] = [];
+      const sb: Sample[] = [];
+      for (let i = 0; i < ROUNDS; i++) {
+        let h = await fresh();
+        sa.push(measure([process.execPath, SKIFF, ...a(h)], clean));
+        h = await fresh();
+        sb.push(measure(['skopeo', ...b(h)], clean));
+      }
+      report(title, sa, sb);
+    };
+    await pair('oci -> registry (push, fresh registry)', (h) => ['copy', '-q', '--dest-tls-verify=false', `oci:${src}:bench`, `docker://${h}/bench/x:1`], (h) => ['copy', '-q', '--dest-tls-verify=false', `oci:${src}:bench`, `docker://${h}/bench/x:1`]);
+    await pair('registry -> oci (pull)', () => ['copy', '-q', '--src-tls-verify=false', `docker://${seed.host}/bench/src:1`, `oci:${out}:x`], () => ['copy', '-q', '--src-tls-verify=false', `docker://${seed.host}/bench/src:1`, `oci:${out}:x`]);
+    await pair('registry -> registry (fresh destination)', (h) => ['copy', '-q', '--src-tls-verify=false', '--dest-tls-verify=false', `docker://${seed.host}/bench/src:1`, `docker://${h}/bench/x:1`], (h) => ['copy', '-q', '--src-tls-verify=false', '--dest-tls-verify=false', `docker://${seed.host}/bench/src:1`, `docker://${h}/bench/x:1`]);
+    await dest?.stop();
+  } finally {
+    await seed.stop();
+  }
+}
+
+function report(title: string, a: Sample[], b: Sample[]): void {
   const sa = median(a.map((s) => s.seconds));
   const sb = median(b.map((s) => s.seconds));
   const ra = Math.max(...a.map((s) => s.rssMiB));
@@ -147,6 +185,7 @@ async function main(): Promise<void> {
     compare('oci -> oci (recompress zstd)', ['copy', '-q', '--dest-compress-format', 'zstd', `oci:${src}:bench`, `oci:${out}:x`], ['copy', '-q', '--dest-compress-format', 'zstd', `oci:${src}:bench`, `oci:${out}:x`], clean);
     compare('oci -> oci (plain copy)', ['copy', '-q', `oci:${src}:bench`, `oci:${out}:x`], ['copy', '-q', `oci:${src}:bench`, `oci:${out}:x`], clean);
     compare('oci -> dir', ['copy', '-q', `oci:${src}:bench`, `dir:${out}`], ['copy', '-q', `oci:${src}:bench`, `dir:${out}`], clean);
+    await registryCases(src, out, clean);
     if (!process.env.BENCH_QUICK) {
       const big = path.join(t.dir, 'big');
       await fsp.rm(src, { recursive: true });

@@ -3,6 +3,7 @@ import type { Readable } from 'node:stream';
 import { SkiffError, type ErrorCode } from '../../src/core/errors.js';
 import type { Credentials } from '../../src/config/auth-file.js';
 import { parseChallenge, type Challenge } from './auth.js';
+import { isRetryable, sleep } from './retry.js';
 import { loadCertsFor } from './tls.js';
 
 export interface ClientOptions {
@@ -32,24 +33,6 @@ export interface Req {
 export type Res = Dispatcher.ResponseData;
 
 const RETRY_STATUS = new Set([408, 429, 500, 502, 503, 504]);
-const NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'ENOTFOUND', 'EHOSTUNREACH', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CLOSED']);
-
-/** Errors worth another try: the network failed, or the registry said "later". */
-export function isRetryable(e: unknown): boolean {
-  if (e instanceof SkiffError) return e.retryable;
-  const code = (e as { code?: string })?.code ?? '';
-  return NETWORK_CODES.has(code);
-}
-
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => {
-      clearTimeout(t);
-      reject(signal.reason);
-    }, { once: true });
-  });
-}
 
 function networkError(what: string, e: unknown): SkiffError {
   const err = e as { code?: string; message?: string; cause?: { code?: string; message?: string } };

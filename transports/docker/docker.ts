@@ -8,7 +8,8 @@ import { formatDockerReference, parseDockerReference, withDefaultTag, type Docke
 import { lookupCredentials, type Credentials } from '../../src/config/auth-file.js';
 import { findRegistry, loadRegistriesConf } from '../../src/config/registries.js';
 import { repoScope } from './auth.js';
-import { isRetryable, RegistryClient, sleep, type Res } from './client.js';
+import type { RegistryClient, Res } from './client.js';
+import { isRetryable, sleep } from './retry.js';
 
 export class DockerRef implements ImageRef {
   readonly transport = 'docker';
@@ -60,6 +61,8 @@ export async function connect(ref: DockerRef, o: SourceOptions, forPush: boolean
   else if (!o.noCreds) creds = await lookupCredentials(ref.named.domain, ref.named.path, o.authfile);
   const insecure = o.tlsVerify === false || (o.tlsVerify === undefined && !!entry?.insecure);
   void forPush;
+  // undici is loaded only when a registry is used: local copies start faster and smaller without it.
+  const { RegistryClient } = await import('./client.js');
   return {
     client: new RegistryClient({
       endpoint: host,

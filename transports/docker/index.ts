@@ -1,3 +1,2 @@
 export { dockerTransport, DockerRef, connect, listTags, resolveDigest, fetchManifest, ACCEPT } from './docker.js';
-export { RegistryClient } from './client.js';
 export { parseChallenge } from './auth.js';

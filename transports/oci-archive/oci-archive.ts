@@ -7,7 +7,7 @@ import { sweepStaleTemps, tempSibling, removeTree } from '../../src/core/fs.js';
 import type { BlobInfo, ImageDestination, ImageRef, Transport } from '../../src/core/image.js';
 import type { Descriptor, RawManifest } from '../../src/core/manifest.js';
 import { TarTree } from '../../src/archive/tar-index.js';
-import { writeTar, type TarMember } from '../../src/archive/tar-write.js';
+import { TarAppender } from '../../src/archive/tar-append.js';
 import { LayoutDestination, LayoutSource, OciRef, splitPathAndName } from '../oci/index.js';
 
 /**
@@ -50,27 +50,28 @@ class ArchiveDestination implements ImageDestination {
 
   async commit(): Promise<void> {
     await this.layout.commit();
-    const members: TarMember[] = [];
+    const tmp = tempSibling(this.file);
+    const tar = await TarAppender.create(tmp);
     const walk = async (rel: string): Promise<void> => {
       const entries = await fsp.readdir(path.join(this.stageDir, rel), { withFileTypes: true });
       entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
       for (const e of entries) {
         const r = rel ? `${rel}/${e.name}` : e.name;
         if (e.isDirectory()) {
-          members.push({ name: `${r}/`, dir: true });
+          await tar.appendEntry(`${r}/`, 'dir');
           await walk(r);
         } else {
           const full = path.join(this.stageDir, r);
-          members.push({ name: r, file: full, size: (await fsp.stat(full)).size, mode: 0o644 });
+          await tar.appendFile(r, full, (await fsp.stat(full)).size);
         }
       }
     };
-    await walk('');
-    const tmp = tempSibling(this.file);
     try {
-      await writeTar(tmp, members);
+      await walk('');
+      await tar.finish();
       await fsp.rename(tmp, this.file);
     } catch (e) {
+      await tar.abort();
       await fsp.rm(tmp, { force: true });
       throw e;
     }

@@ -108,3 +108,34 @@ export async function removeTree(p: string): Promise<void> {
  * large enough that syscalls do not dominate (measured: 256 KiB is as fast as 1 MiB here).
  */
 export const IO_CHUNK = 256 * 1024;
+
+/**
+ * Run `fn` holding an exclusive lock file (created O_EXCL, holding our pid). A lock left by a dead process is
+ * broken; a live holder is waited for (up to `timeoutMs`). Serialises read-modify-write of shared files such as an
+ * OCI layout's index.json between concurrent skiff processes.
+ */
+export async function withLockFile<T>(lock: string, fn: () => Promise<T>, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const fh = await fsp.open(lock, 'wx');
+      await fh.writeFile(String(process.pid));
+      await fh.close();
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      const holder = Number(await fsp.readFile(lock, 'utf8').catch(() => ''));
+      if (Number.isInteger(holder) && holder > 0 && !pidAlive(holder)) {
+        await fsp.rm(lock, { force: true });
+        continue;
+      }
+      if (Date.now() > deadline) throw new Error(`timed out waiting for lock ${lock} (held by pid ${holder})`);
+      await new Promise((r) => setTimeout(r, 10 + Math.random() * 20));
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    await fsp.rm(lock, { force: true });
+  }
+}

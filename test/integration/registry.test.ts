@@ -296,3 +296,53 @@ describe('docker:// faults (proxy in front of the real registry)', () => {
     assert.equal(inspect.code, 2, 'no tag was created');
   });
 });
+
+describe('skiff sync', () => {
+  let t: ReturnType<typeof tempDir>;
+  let a: TestRegistry;
+  let b: TestRegistry;
+  before(async () => {
+    t = tempDir();
+    [a, b] = await Promise.all([startRegistry(), startRegistry()]);
+    await makeBusyboxLayout(`${t.dir}/fixture`);
+    for (const tag of ['1', '2', 'edge']) await ok(skiff(['copy', '-q', '--dest-tls-verify=false', `oci:${t.dir}/fixture:busybox`, `docker://${a.host}/team/app:${tag}`]));
+  });
+  after(async () => {
+    await a.stop();
+    await b.stop();
+    t.cleanup();
+  });
+
+  it('all tags of a repository, registry to registry; a rerun only checks digests', async () => {
+    await ok(skiff(['sync', '--src', 'docker', '--dest', 'docker', '--src-tls-verify=false', '--dest-tls-verify=false', `${a.host}/team/app`, `${b.host}/mirror`]));
+    assert.deepEqual(JSON.parse(await skopeo('list-tags', NOTLS, `docker://${b.host}/mirror/app`)).Tags.sort(), ['1', '2', 'edge']);
+    const again = await skiff(['sync', '--src', 'docker', '--dest', 'docker', '--src-tls-verify=false', '--dest-tls-verify=false', `${a.host}/team/app`, `${b.host}/mirror`]);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stderr, /Synced 0 image\(s\), 3 already up to date/);
+  });
+
+  it('--scoped keeps the source path; docker -> dir -> oci round trip', async () => {
+    // (skopeo refuses --scoped into a registry when the source host has a port: "host:port" is no path component.)
+    await ok(skiff(['sync', '-q', '--src', 'docker', '--dest', 'dir', '--scoped', '--src-tls-verify=false', `${a.host}/team/app:1`, `${t.dir}/scoped`]));
+    await fsp.stat(`${t.dir}/scoped/${a.host}/team/app:1/manifest.json`);
+    await ok(skiff(['sync', '-q', '--src', 'docker', '--dest', 'dir', '--src-tls-verify=false', `${a.host}/team/app`, `${t.dir}/dirs`]));
+    assert.deepEqual((await fsp.readdir(`${t.dir}/dirs`)).sort(), ['app:1', 'app:2', 'app:edge']);
+    await ok(skiff(['sync', '-q', '--src', 'dir', '--dest', 'oci', `${t.dir}/dirs`, `${t.dir}/layouts`]));
+    const idx = JSON.parse(await fsp.readFile(`${t.dir}/layouts/app/index.json`, 'utf8'));
+    assert.deepEqual(idx.manifests.map((m: { annotations: Record<string, string> }) => m.annotations['org.opencontainers.image.ref.name']).sort(), ['1', '2', 'edge']);
+  });
+
+  it('a YAML list (skopeo\'s format) with tag regexes; --dry-run copies nothing; --keep-going reports failures', async () => {
+    const yml = path.join(t.dir, 'sync.yml');
+    await fsp.writeFile(yml, `${a.host}:\n  tls-verify: false\n  images:\n    team/app:\n      - "1"\n  images-by-tag-regex:\n    team/app: ^e.*$\n`);
+    const dry = await ok(skiff(['sync', '--dry-run', '--src', 'yaml', '--dest', 'docker', yml, `${b.host}/yaml`]));
+    assert.equal(dry.trim().split('\n').length, 2);
+    assert.match(dry, new RegExp(`docker://${a.host}/team/app:edge docker://${b.host}/yaml/app:edge`));
+    assert.equal((await skiff(['inspect', NOTLS, `docker://${b.host}/yaml/app:edge`])).code, 2, 'dry run copied nothing');
+    await fsp.writeFile(yml, `${a.host}:\n  tls-verify: false\n  images:\n    team/app:\n      - "1"\n      - "missing"\n`);
+    const r = await skiff(['sync', '--keep-going', '--dest-tls-verify=false', '--retry-delay', '10ms', '--src', 'yaml', '--dest', 'docker', yml, `${b.host}/yaml`]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /1 of 2 image\(s\) failed/);
+    await skopeo('inspect', NOTLS, `docker://${b.host}/yaml/app:1`);
+  });
+});

@@ -183,6 +183,14 @@ const DOCKER_CAPS: DestinationCaps = {
   multiImage: true,
 };
 
+/**
+ * Uploads in flight in this process, by registry/repository/digest. Parallel copies into one repository (sync
+ * --jobs, multi-platform indexes sharing layers) wait for one upload of a blob instead of sending it twice —
+ * which also avoids a distribution 2.8 race where a manifest PUT fails DIGEST_INVALID while another upload of a
+ * blob it references is being linked.
+ */
+const uploads = new Map<string, Promise<void>>();
+
 /** Blobs up to this size (with a known digest) go up in one PUT; larger or unknown ones stream with PATCH. */
 const MONOLITHIC_MAX = 4 * 1024 * 1024;
 
@@ -195,6 +203,8 @@ const MONOLITHIC_MAX = 4 * 1024 * 1024;
 class DockerDestination implements ImageDestination {
   readonly caps = DOCKER_CAPS;
   private readonly manifests: { m: RawManifest; ref: string }[] = [];
+  /** Uploads this destination has claimed (hasBlob said no): released when putBlob ends or on close. */
+  private readonly claims = new Map<Digest, () => void>();
   constructor(
     readonly ref: DockerRef,
     private readonly ep: Endpoint,
@@ -204,7 +214,32 @@ class DockerDestination implements ImageDestination {
     return [repoScope(this.ep.path, true)];
   }
 
+  private uploadKey(d: Digest): string {
+    return `${this.ep.client.o.endpoint}/${this.ep.path}@${d}`;
+  }
+
   async hasBlob(desc: Descriptor, from?: ImageRef): Promise<boolean> {
+    const key = this.uploadKey(desc.digest);
+    for (let pending = uploads.get(key); pending; pending = uploads.get(key)) await pending;
+    // Claim the upload before the HEAD, so a parallel copy of the same blob waits for us instead of racing.
+    let release!: () => void;
+    uploads.set(key, new Promise<void>((r) => (release = r)));
+    const done = (): void => {
+      uploads.delete(key);
+      release();
+    };
+    try {
+      const found = await this.lookup(desc, from);
+      if (found) done();
+      else this.claims.set(desc.digest, done);
+      return found;
+    } catch (e) {
+      done();
+      throw e;
+    }
+  }
+
+  private async lookup(desc: Descriptor, from?: ImageRef): Promise<boolean> {
     const res = await this.ep.client.send({ method: 'HEAD', path: `/v2/${this.ep.path}/blobs/${desc.digest}`, scopes: this.scopes, ok: [200, 404] }, `checking blob ${desc.digest} in ${this.ref}`);
     await res.body.dump();
     if (res.statusCode === 200) return true;
@@ -252,6 +287,17 @@ class DockerDestination implements ImageDestination {
   }
 
   async putBlob(stream: Readable, info: BlobInfo): Promise<{ digest: Digest; size: number }> {
+    try {
+      return await this.upload(stream, info);
+    } finally {
+      if (info.digest) {
+        this.claims.get(info.digest)?.();
+        this.claims.delete(info.digest);
+      }
+    }
+  }
+
+  private async upload(stream: Readable, info: BlobInfo): Promise<{ digest: Digest; size: number }> {
     const what = `uploading blob ${info.digest ?? ''} to ${this.ref}`.replace('  ', ' ');
     const loc = await this.startUpload(what);
     if (info.digest && info.size !== undefined && info.size <= MONOLITHIC_MAX) {
@@ -298,6 +344,8 @@ class DockerDestination implements ImageDestination {
   }
 
   async close(): Promise<void> {
+    for (const release of this.claims.values()) release();
+    this.claims.clear();
     await this.ep.client.close();
   }
 }

@@ -108,7 +108,7 @@ export class LayoutSource implements ImageSource {
  */
 export class LayoutWriter {
   private readonly added: string[] = [];
-  private top: Descriptor | undefined;
+  top: Descriptor | undefined;
   constructor(readonly dir: string) {}
 
   async init(): Promise<void> {
@@ -166,6 +166,20 @@ export class LayoutWriter {
     const index = { schemaVersion: 2, manifests: manifests.map((d) => ({ mediaType: d.mediaType, digest: d.digest, size: d.size, ...(d.annotations ? { annotations: d.annotations } : {}), ...(d.platform ? { platform: d.platform } : {}) })) };
     await atomicWrite(indexFile, JSON.stringify(index));
     this.added.length = 0;
+  }
+
+  /** Move every blob of this (staging) layout into `target`, skipping those it has. */
+  async moveBlobsInto(target: LayoutWriter): Promise<void> {
+    const dir = path.join(this.dir, 'blobs', 'sha256');
+    for (const name of await fsp.readdir(dir)) {
+      if (name.startsWith('.')) continue;
+      await target.adoptBlob(path.join(dir, name), `sha256:${name}`);
+    }
+  }
+
+  /** Hand the top manifest descriptor to `target`, whose commit will then record it. */
+  async moveTopInto(target: LayoutWriter): Promise<void> {
+    target.top = this.top;
   }
 
   /** Undo an uncommitted write: remove the blobs this writer added. */

@@ -4,7 +4,7 @@ import type { Readable } from 'node:stream';
 import { manifestDigest, type RawManifest, type Descriptor } from '../../src/core/manifest.js';
 import { checkBlob, type Digest } from '../../src/core/digest.js';
 import { SkiffError } from '../../src/core/errors.js';
-import { atomicWriteFile, streamToTempFile, sweepStaleTemps, tempSibling, removeTree } from '../../src/core/fs.js';
+import { atomicWriteFile, exists, removeTree, streamToTempFile, sweepStaleTemps, tempSibling, withLockFile } from '../../src/core/fs.js';
 import type { BlobInfo, DestinationCaps, ImageDestination, ImageRef, Transport } from '../../src/core/image.js';
 import { MT } from '../../src/core/media-types.js';
 import { DirTree } from '../../src/archive/file-tree.js';
@@ -80,16 +80,30 @@ export class LayoutDestination implements ImageDestination {
     await this.writer.putManifest(m, manifestDigest(m.bytes), instance === undefined);
   }
 
-  /** Write index.json (and oci-layout); for a new layout, move the staged tree into place. */
+  /**
+   * Write index.json (and oci-layout). A new layout is moved into place whole; if another writer created it in
+   * the meantime (parallel syncs into one layout), our blobs are moved into theirs and the index merged. index.json
+   * is read, changed and replaced under a lock file, so concurrent writers never lose each other's entries.
+   */
   async commit(): Promise<void> {
-    await this.writer.commit(this.name, (f, d) => atomicWriteFile(f, d));
-    if (this.stage) {
-      try {
+    const lock = path.join(path.dirname(this.finalPath), `.${path.basename(this.finalPath)}.lock-skiff`);
+    await withLockFile(lock, async () => {
+      if (this.stage && !(await exists(this.finalPath))) {
+        await this.writer.commit(this.name, (f, d) => atomicWriteFile(f, d));
         await fsp.rename(this.stage, this.finalPath);
-      } catch (e) {
-        throw new SkiffError('ERR_DESTINATION', `${this.ref}: ${this.finalPath} appeared during the copy: ${(e as Error).message}`);
+        return;
       }
-    }
+      if (this.stage) {
+        const target = new LayoutWriter(this.finalPath);
+        await target.init();
+        await this.writer.moveBlobsInto(target);
+        await this.writer.moveTopInto(target);
+        await target.commit(this.name, (f, d) => atomicWriteFile(f, d));
+        await removeTree(this.stage);
+        return;
+      }
+      await this.writer.commit(this.name, (f, d) => atomicWriteFile(f, d));
+    });
     this.committed = true;
   }
 

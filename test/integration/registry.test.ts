@@ -346,3 +346,54 @@ describe('skiff sync', () => {
     await skopeo('inspect', NOTLS, `docker://${b.host}/yaml/app:1`);
   });
 });
+
+describe('registries.conf', () => {
+  it('location rewrite, mirrors tried first (a dead one skipped), blocked registries refused — no traffic to the names used', async () => {
+    const t = tempDir();
+    const [a, b] = await Promise.all([startRegistry(), startRegistry()]);
+    try {
+      await makeBusyboxLayout(`${t.dir}/fixture`);
+      await ok(skiff(['copy', '-q', '--dest-tls-verify=false', `oci:${t.dir}/fixture:busybox`, `docker://${a.host}/mirror/app:1`]));
+      await ok(skiff(['copy', '-q', '--dest-tls-verify=false', `oci:${t.dir}/fixture:busybox`, `docker://${b.host}/lib/other:1`]));
+      const dead = await freePort();
+      const conf = path.join(t.dir, 'registries.conf');
+      await fsp.writeFile(conf, [
+        'unqualified-search-registries = []',
+        '[[registry]]',
+        'prefix = "mirrored.invalid/lib"',
+        `location = "${b.host}/lib"`,
+        'insecure = true',
+        '[[registry.mirror]]',
+        `location = "127.0.0.1:${dead}/lib"`,
+        'insecure = true',
+        '[[registry.mirror]]',
+        `location = "${a.host}/mirror"`,
+        'insecure = true',
+        '[[registry]]',
+        'prefix = "blocked.invalid"',
+        'blocked = true',
+        '',
+      ].join('\n'));
+      const env = { ...process.env, CONTAINERS_REGISTRIES_CONF: conf };
+      const cli = (args: string[]) => run(process.execPath, [path.resolve('bin/skiff.js'), ...args], { env });
+      // app:1 exists only on the mirror (registry a); other:1 only at the rewritten location (registry b).
+      await ok(cli(['copy', '-q', '--retry-times', '0', 'docker://mirrored.invalid/lib/app:1', `oci:${t.dir}/from-mirror:x`]));
+      await ok(cli(['copy', '-q', '--retry-times', '0', 'docker://mirrored.invalid/lib/other:1', `oci:${t.dir}/from-location:x`]));
+      // Pushes never go to mirrors: the rewritten location (b) receives it.
+      await ok(cli(['copy', '-q', '--retry-times', '0', `oci:${t.dir}/fixture:busybox`, 'docker://mirrored.invalid/lib/pushed:1']));
+      await skopeo('inspect', NOTLS, `docker://${b.host}/lib/pushed:1`);
+      const blocked = await cli(['inspect', 'docker://blocked.invalid/x/y:1']);
+      assert.equal(blocked.code, 1);
+      assert.match(blocked.stderr, /blocked/);
+      const badConf = path.join(t.dir, 'bad.conf');
+      await fsp.writeFile(badConf, '[[registry]\nprefix = 1\n');
+      const bad = await run(process.execPath, [path.resolve('bin/skiff.js'), 'inspect', 'docker://x.invalid/y:1'], { env: { ...process.env, CONTAINERS_REGISTRIES_CONF: badConf } });
+      assert.equal(bad.code, 1);
+      assert.match(bad.stderr, /bad\.conf/);
+    } finally {
+      await a.stop();
+      await b.stop();
+      t.cleanup();
+    }
+  });
+});

@@ -45,22 +45,18 @@ export interface Endpoint {
 }
 
 /** Resolve where to talk for a reference: registries.conf (location, insecure, blocked), credentials, TLS. */
-export async function connect(ref: DockerRef, o: SourceOptions, forPush: boolean): Promise<Endpoint> {
-  const conf = await loadRegistriesConf();
-  const name = ref.repository;
-  const entry = findRegistry(conf, name);
-  if (entry?.blocked) throw new SkiffError('ERR_UNAUTHORIZED', `registry ${entry.prefix} is blocked in registries.conf`);
-  let full = name;
-  if (entry && entry.location !== entry.prefix && !entry.prefix.startsWith('*.')) full = entry.location + name.slice(entry.prefix.length);
+/** Split `host/path` into an endpoint host (Docker Hub's API host for docker.io) and a repository path. */
+function splitLocation(full: string): { host: string; path: string } {
   const slash = full.indexOf('/');
-  let host = full.slice(0, slash);
-  const path = full.slice(slash + 1);
-  if (host === 'docker.io') host = 'registry-1.docker.io';
+  const host = full.slice(0, slash);
+  return { host: host === 'docker.io' ? 'registry-1.docker.io' : host, path: full.slice(slash + 1) };
+}
+
+async function makeEndpoint(ref: DockerRef, o: SourceOptions, location: string, insecure: boolean): Promise<Endpoint> {
+  const { host, path } = splitLocation(location);
   let creds: Credentials | undefined;
   if (o.creds) creds = parseCreds(o.creds);
   else if (!o.noCreds) creds = await lookupCredentials(ref.named.domain, ref.named.path, o.authfile);
-  const insecure = o.tlsVerify === false || (o.tlsVerify === undefined && !!entry?.insecure);
-  void forPush;
   // undici is loaded only when a registry is used: local copies start faster and smaller without it.
   const { RegistryClient } = await import('./client.js');
   return {
@@ -75,6 +71,35 @@ export async function connect(ref: DockerRef, o: SourceOptions, forPush: boolean
     }),
     path,
   };
+}
+
+/**
+ * Where to talk for a reference, per registries.conf: `blocked` refuses, `location` rewrites the prefix,
+ * `insecure` allows http. For pulls (`forPull`), the [[registry.mirror]] entries that apply to this reference
+ * (pull-from-mirror: all / digest-only / tag-only) come first, the registry itself last.
+ */
+export async function endpoints(ref: DockerRef, o: SourceOptions, forPull: boolean): Promise<Endpoint[]> {
+  const conf = await loadRegistriesConf();
+  const name = ref.repository;
+  const entry = findRegistry(conf, name);
+  if (entry?.blocked) throw new SkiffError('ERR_UNAUTHORIZED', `registry ${entry.prefix} is blocked in registries.conf`);
+  const rewrite = (location: string): string => (entry && !entry.prefix.startsWith('*.') ? location + name.slice(entry.prefix.length) : name);
+  const out: Endpoint[] = [];
+  if (forPull && entry) {
+    const byDigest = !!ref.named.digest;
+    for (const m of entry.mirrors) {
+      if ((m.pullFromMirror === 'digest-only' && !byDigest) || (m.pullFromMirror === 'tag-only' && byDigest)) continue;
+      out.push(await makeEndpoint(ref, o, rewrite(m.location), o.tlsVerify === false || m.insecure));
+    }
+  }
+  out.push(await makeEndpoint(ref, o, entry ? rewrite(entry.location) : name, o.tlsVerify === false || (o.tlsVerify === undefined && !!entry?.insecure)));
+  return out;
+}
+
+export async function connect(ref: DockerRef, o: SourceOptions, forPull: boolean): Promise<Endpoint> {
+  const eps = await endpoints(ref, o, false);
+  void forPull;
+  return eps[eps.length - 1]!;
 }
 
 function contentType(res: Res): string {
@@ -112,10 +137,16 @@ class DockerSource implements ImageSource {
     readonly ref: DockerRef,
     private readonly ep: Endpoint,
     private readonly retryTimes: number,
+    /** The top manifest, when already fetched (probing a mirror). */
+    private top?: RawManifest,
   ) {}
 
   async getManifest(instance?: Digest): Promise<RawManifest> {
-    return fetchManifest(this.ep, this.ref, instance ?? this.ref.reference);
+    if (!instance && this.top) return this.top;
+    const m = await fetchManifest(this.ep, this.ref, instance ?? this.ref.reference);
+    // Remember the top manifest: a tag could move between two reads within one copy.
+    if (!instance) this.top = m;
+    return m;
   }
 
   /**
@@ -360,8 +391,18 @@ export const dockerTransport: Transport = {
   parse: parseDockerSpec,
   async openSource(ref, opts: SourceOptions = {}) {
     const r = ref as DockerRef;
-    const ep = await connect(r, opts, false);
-    return new DockerSource(r, ep, opts.retryTimes ?? 3);
+    const eps = await endpoints(r, opts, true);
+    // Mirrors first: the first endpoint that serves the manifest serves the whole image.
+    for (const [i, ep] of eps.entries()) {
+      if (i === eps.length - 1) return new DockerSource(r, ep, opts.retryTimes ?? 3);
+      try {
+        const first = await fetchManifest(ep, r, r.reference);
+        return new DockerSource(r, ep, opts.retryTimes ?? 3, first);
+      } catch {
+        await ep.client.close();
+      }
+    }
+    throw new SkiffError('ERR_REGISTRY', `${r}: no endpoint`);
   },
   async openDestination(ref, opts: DestinationOptions = {}) {
     const r = ref as DockerRef;

@@ -14,6 +14,7 @@ import { sha256 } from '../../src/core/digest.js';
 import { transports } from '../../transports/index.js';
 import { makeLayout, makeMultiPlatformLayout, sampleSpec } from '../kit/image.js';
 import { tempDir } from '../kit/run.js';
+import { startRegistry, type TestRegistry } from '../kit/registry.js';
 import { flattenImage, validateImage } from '../kit/validate.js';
 
 interface Case {
@@ -22,23 +23,55 @@ interface Case {
   /** Does an unconverted copy keep the manifest digest? (docker-archive stores layers uncompressed.) */
   preserves: boolean;
   multiImage: boolean;
-  /** The path the reference writes, to check nothing was left behind. */
-  target(dir: string, name: string): string;
+  /** Is there anything at the reference (an image, a file, a directory)? */
+  present(dir: string, name: string): Promise<boolean>;
 }
 
+const onDisk = (p: string) => fsp.stat(p).then(() => true, () => false);
+let registry: TestRegistry | undefined;
+
 const cases: Case[] = [
-  { transport: 'oci', ref: (d, n) => `oci:${d}/layout:${n}`, target: (d) => `${d}/layout`, preserves: true, multiImage: true },
-  { transport: 'oci-archive', ref: (d, n) => `oci-archive:${d}/${n}.tar:${n}`, target: (d, n) => `${d}/${n}.tar`, preserves: true, multiImage: true },
-  { transport: 'dir', ref: (d, n) => `dir:${d}/${n}`, target: (d, n) => `${d}/${n}`, preserves: true, multiImage: true },
-  { transport: 'docker-archive', ref: (d, n) => `docker-archive:${d}/${n}.tar:example.com/${n}:1`, target: (d, n) => `${d}/${n}.tar`, preserves: false, multiImage: false },
+  { transport: 'oci', ref: (d, n) => `oci:${d}/layout:${n}`, present: (d) => onDisk(`${d}/layout`), preserves: true, multiImage: true },
+  { transport: 'oci-archive', ref: (d, n) => `oci-archive:${d}/${n}.tar:${n}`, present: (d, n) => onDisk(`${d}/${n}.tar`), preserves: true, multiImage: true },
+  { transport: 'dir', ref: (d, n) => `dir:${d}/${n}`, present: (d, n) => onDisk(`${d}/${n}`), preserves: true, multiImage: true },
+  { transport: 'docker-archive', ref: (d, n) => `docker-archive:${d}/${n}.tar:example.com/${n}:1`, present: (d, n) => onDisk(`${d}/${n}.tar`), preserves: false, multiImage: false },
+  {
+    // A real registry: the repository is named after the temp dir, so every test gets a fresh one.
+    transport: 'docker',
+    ref: (d, n) => `docker://${registry!.host}/conformance/${path.basename(d).toLowerCase()}:${n}`,
+    present: async (d, n) => {
+      const r = parseImageRef(`docker://${registry!.host}/conformance/${path.basename(d).toLowerCase()}:${n}`, transports);
+      const s = await r.transport.openSource(r.ref, { tlsVerify: false, retryTimes: 0 });
+      try {
+        await s.getManifest();
+        return true;
+      } catch (e) {
+        if ((e as SkiffError).code === 'ERR_MANIFEST_UNKNOWN') return false;
+        throw e;
+      } finally {
+        await s.close();
+      }
+    },
+    preserves: true,
+    multiImage: true,
+  },
 ];
+
+before(async () => {
+  registry = await startRegistry();
+});
+after(async () => {
+  await registry?.stop();
+});
+
+const REG = { tlsVerify: false, retryTimes: 0 };
 
 async function copy(from: string, to: string, o: CopyOptions = {}) {
   const s = parseImageRef(from, transports);
   const d = parseImageRef(to, transports);
-  const src = await s.transport.openSource(s.ref);
+  const src = await s.transport.openSource(s.ref, REG);
   try {
-    const dest = await d.transport.openDestination(d.ref);
+    const dest = await d.transport.openDestination(d.ref, REG);
     try {
       return await copyImage(src, dest, o);
     } finally {
@@ -51,7 +84,7 @@ async function copy(from: string, to: string, o: CopyOptions = {}) {
 
 async function open(ref: string) {
   const r = parseImageRef(ref, transports);
-  return r.transport.openSource(r.ref);
+  return r.transport.openSource(r.ref, REG);
 }
 
 async function withSource<T>(ref: string, f: (s: Awaited<ReturnType<typeof open>>) => Promise<T>): Promise<T> {
@@ -142,7 +175,7 @@ for (const c of cases) {
       b[b.length >> 1] = (b[b.length >> 1] ?? 0) ^ 0xff;
       await fsp.writeFile(blob, b);
       await rejectsWith(copy(`oci:${lay}:img`, c.ref(out, 'x'), { decompress: false }), 'ERR_DIGEST_MISMATCH');
-      assert.equal(await fsp.stat(c.target(out, 'x')).catch(() => undefined), undefined);
+      assert.equal(await c.present(out, 'x'), false);
       assert.deepEqual(await leftovers(out), []);
     });
 
@@ -154,17 +187,20 @@ for (const c of cases) {
       const m = JSON.parse(await fsp.readFile(path.join(lay, 'blobs/sha256', mdig), 'utf8'));
       await fsp.rm(path.join(lay, 'blobs/sha256', m.layers[1].digest.slice(7)));
       await rejectsWith(copy(`oci:${lay}:img`, c.ref(out, 'x')), 'ERR_BLOB_UNKNOWN');
-      assert.equal(await fsp.stat(c.target(out, 'x')).catch(() => undefined), undefined);
+      assert.equal(await c.present(out, 'x'), false);
       assert.deepEqual(await leftovers(out), []);
     });
 
     it('close without commit leaves nothing', async () => {
       const out = await fsp.mkdtemp(path.join(t.dir, 'close-'));
       const d = parseImageRef(c.ref(out, 'x'), transports);
-      const dest = await d.transport.openDestination(d.ref);
+      const dest = await d.transport.openDestination(d.ref, REG);
       await dest.putBlob(Readable.from([Buffer.from('some blob')]), { mediaType: 'application/octet-stream', isConfig: false });
+      const m = { schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256('some blob'), size: 9 }, layers: [] };
+      await dest.putManifest({ bytes: Buffer.from(JSON.stringify(m)), mediaType: m.mediaType });
       await dest.close();
       assert.deepEqual(await fsp.readdir(out), []);
+      assert.equal(await c.present(out, 'x'), false);
     });
 
     it('a failed copy over an existing image leaves the existing image readable and unchanged', async () => {

@@ -5,6 +5,7 @@ import { copyCommand } from './copy.js';
 import { inspectCommand } from './inspect.js';
 import { manifestDigestCommand } from './manifest-digest.js';
 import { syncCommand } from './sync.js';
+import { buildCommand } from './build.js';
 import { deleteCommand, listTagsCommand, loginCommand, logoutCommand } from './registry.js';
 
 const pkg = createRequire(import.meta.url)('../../../package.json') as { version: string };
@@ -19,7 +20,7 @@ export function makeProgram(): Command {
     .option('--override-variant <variant>', 'use this architecture variant when choosing an image')
     .showHelpAfterError()
     .exitOverride();
-  for (const add of [copyCommand, inspectCommand, listTagsCommand, deleteCommand, loginCommand, logoutCommand, syncCommand, manifestDigestCommand]) add(program);
+  for (const add of [buildCommand, copyCommand, inspectCommand, listTagsCommand, deleteCommand, loginCommand, logoutCommand, syncCommand, manifestDigestCommand]) add(program);
   return program;
 }
 

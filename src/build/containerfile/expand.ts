@@ -269,7 +269,7 @@ export function splitKeyValues(text: string, escape = '\\', legacyAllowed = true
     if (!legacyAllowed) return words.map((w) => ({ key: w, value: undefined }));
     // Legacy form: `ENV key value with spaces`
     const m = /^\s*(\S+)\s*(.*)$/s.exec(text)!;
-    return [{ key: m[1]!, value: m[2]! }];
+    return [{ key: m[1]!, value: m[2] ? m[2] : undefined }];
   }
   return words.map((w) => {
     const eq = w.indexOf('=');

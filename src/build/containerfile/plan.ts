@@ -212,7 +212,10 @@ export function planContainerfile(text: string, o: PlanOptions = {}): BuildPlan 
   // The ENV and WORKDIR each stage ends with, inherited by stages built FROM it.
   const stageEnv = new Map<number, Map<string, string>>();
   const stageWorkdir = new Map<number, string>();
+  let scope: Expander | undefined;
   for (; i < parsed.instructions.length; i++) {
+    // The previous instruction changed ARGs or ENV: the next expansion needs a fresh scope.
+    if (['FROM', 'ENV', 'ARG'].includes(parsed.instructions[i - 1]?.keyword ?? '')) scope = undefined;
     const ins = parsed.instructions[i]!;
     if (!INSTRUCTIONS.has(ins.keyword)) {
       const s = suggest(ins.keyword);
@@ -221,9 +224,8 @@ export function planContainerfile(text: string, o: PlanOptions = {}): BuildPlan 
     }
     const flags = p.checkFlags(ins);
     const one = (name: string): string | undefined => flags.get(name)?.at(-1);
-    // Expansion environment: ARGs then ENV over them (ENV beats ARG).
-    const vars = (): Map<string, string> => new Map([...args, ...env]);
-    const ex = (): Expander => new Expander(vars(), parsed.escape);
+    // Expansion environment: ARGs then ENV over them (ENV beats ARG); rebuilt only after ARG/ENV/FROM change it.
+    const ex = (): Expander => (scope ??= new Expander(new Map([...args, ...env]), parsed.escape));
     if (ins.keyword === 'FROM') {
       const words = p.expand(ins.line, () => new Expander(meta, parsed.escape).words(ins.args));
       if (words.length !== 1 && !(words.length === 3 && words[1]!.toUpperCase() === 'AS')) {

@@ -1,0 +1,61 @@
+/** `skiff build` today: flags parsed, the file validated before anything else, --dry-run prints the plan. */
+import { strict as assert } from 'node:assert';
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { skiff, tempDir } from '../kit/run.js';
+
+describe('skiff build (front end)', () => {
+  let t: ReturnType<typeof tempDir>;
+  before(async () => {
+    t = tempDir();
+    await fsp.writeFile(path.join(t.dir, 'Containerfile'), 'ARG BASE=busybox\nFROM $BASE AS build\nARG V=1\nENV OUT=/out/$V\nWORKDIR $OUT\nCOPY . .\nFROM scratch\nCOPY --from=build /out /out\n');
+    await fsp.writeFile(path.join(t.dir, '.dockerignore'), 'ignored\n');
+    await fsp.writeFile(path.join(t.dir, '.containerignore'), 'node_modules\n');
+    await fsp.writeFile(path.join(t.dir, 'args.env'), '# comment\nV=from-file\n');
+    await fsp.writeFile(path.join(t.dir, 'Bad'), 'FROM a\nCOPY one\nHEALTHCHECK --interval=soon CMD x\n');
+  });
+  after(() => t.cleanup());
+
+  it('--dry-run prints the resolved plan as JSON on stdout', async () => {
+    const r = await skiff(['build', '--dry-run', '--build-arg-file', path.join(t.dir, 'args.env'), '--build-arg', 'BASE=alpine', '-t', 'x:1', t.dir]);
+    assert.equal(r.code, 0, r.stderr);
+    const plan = JSON.parse(r.stdout);
+    assert.equal(plan.stages[0].from.image, 'alpine');
+    assert.deepEqual(plan.stages[0].steps.find((s: { kind: string }) => s.kind === 'WORKDIR').dir, '/out/from-file');
+    assert.deepEqual(plan.order, [[0], [1]]);
+    assert.equal(plan.ignorefile, path.join(t.dir, '.containerignore'), '.containerignore wins over .dockerignore');
+    assert.deepEqual(plan.tags, ['x:1']);
+  });
+
+  it('--build-arg overrides --build-arg-file; unused build args are warned about', async () => {
+    const r = await skiff(['build', '--dry-run', '--build-arg-file', path.join(t.dir, 'args.env'), '--build-arg', 'V=cli', '--build-arg', 'NOPE=1', t.dir]);
+    assert.equal(JSON.parse(r.stdout).stages[0].steps.find((s: { kind: string }) => s.kind === 'WORKDIR').dir, '/out/cli');
+    assert.match(r.stderr, /build argument NOPE was not consumed/);
+  });
+
+  it('every error names the file and line; nothing on stdout; exit 1', async () => {
+    const bad = path.join(t.dir, 'Bad');
+    const r = await skiff(['build', '--dry-run', '-f', bad, t.dir]);
+    assert.equal(r.code, 1);
+    assert.equal(r.stdout, '');
+    assert.match(r.stderr, new RegExp(`${bad}:2: COPY requires at least two arguments`));
+    assert.match(r.stderr, new RegExp(`${bad}:3: HEALTHCHECK --interval: invalid duration "soon"`));
+  });
+
+  it('a missing -f file, a missing --target, a missing context are errors naming them', async () => {
+    const f = await skiff(['build', '-f', path.join(t.dir, 'nope'), t.dir]);
+    assert.match(f.stderr, /nope: no such Containerfile/);
+    const tg = await skiff(['build', '--dry-run', '--target', 'deploy', t.dir]);
+    assert.match(tg.stderr, /--target deploy: no stage of that name \(stages: build\)/);
+    const c = await skiff(['build', '--dry-run', path.join(t.dir, 'no-such-dir')]);
+    assert.equal(c.code, 1);
+    assert.match(c.stderr, /no-such-dir/);
+  });
+
+  it('without --dry-run it says plainly that running builds is not there yet', async () => {
+    const r = await skiff(['build', t.dir]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /not implemented yet/);
+  });
+});

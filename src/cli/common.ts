@@ -53,6 +53,7 @@ export function addRegistryFlags(cmd: Command, prefix: '' | 'src' | 'dest'): Com
   cmd.option(`--${p}no-creds`, `access the registry anonymously${who}`);
   cmd.option(`--${p}cert-dir <dir>`, `certificates (*.crt CAs, *.cert/*.key client) for the registry${who}`);
   if (prefix) cmd.option(`--${p}authfile <file>`, `auth.json${who}`);
+  cmd.option(`--${p}daemon-host <host>`, `Docker Engine API address${who} (docker-daemon:; default DOCKER_HOST)`);
   return cmd;
 }
 
@@ -72,6 +73,8 @@ export function registryOptions(flags: Record<string, unknown>, prefix: '' | 'sr
   if (typeof certDir === 'string') o.certDir = certDir;
   const authfile = (prefix ? get('authfile') : undefined) ?? flags.authfile;
   if (typeof authfile === 'string') o.authfile = authfile;
+  const daemon = get('daemon-host');
+  if (typeof daemon === 'string') o.daemonHost = daemon;
   if (typeof flags.retryTimes === 'number') o.retryTimes = flags.retryTimes;
   if (typeof flags.retryDelay === 'number') o.retryDelayMs = flags.retryDelay;
   return o;

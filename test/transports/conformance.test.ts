@@ -6,6 +6,7 @@ import { strict as assert } from 'node:assert';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { copyImage, type CopyOptions } from '../../src/copy/copy.js';
 import { SkiffError } from '../../src/core/errors.js';
@@ -55,13 +56,43 @@ const cases: Case[] = [
     preserves: true,
     multiImage: true,
   },
+  {
+    // podman's Docker-compatible Engine API (the daemon skiff would talk to), on a temp store.
+    transport: 'docker-daemon',
+    ref: (d, n) => `docker-daemon:localhost/${path.basename(d).toLowerCase()}:${n}`,
+    present: async (d, n) => {
+      const r = parseImageRef(`docker-daemon:localhost/${path.basename(d).toLowerCase()}:${n}`, transports);
+      try {
+        await (await r.transport.openSource(r.ref)).close();
+        return true;
+      } catch (e) {
+        if ((e as SkiffError).code === 'ERR_IMAGE_NOT_FOUND') return false;
+        throw e;
+      }
+    },
+    preserves: false,
+    multiImage: false,
+  },
 ];
 
+let daemon: ChildProcess | undefined;
+let daemonDir: ReturnType<typeof tempDir> | undefined;
 before(async () => {
   registry = await startRegistry();
+  daemonDir = tempDir();
+  const sock = path.join(daemonDir.dir, 'podman.sock');
+  daemon = spawn('podman', ['--root', `${daemonDir.dir}/root`, '--runroot', `${daemonDir.dir}/run`, '--storage-driver', 'vfs', 'system', 'service', '--time=0', `unix://${sock}`], { stdio: 'ignore' });
+  for (let i = 0; i < 200 && !(await fsp.stat(sock).then(() => true, () => false)); i++) await new Promise((r) => setTimeout(r, 50));
+  process.env.DOCKER_HOST = `unix://${sock}`;
 });
 after(async () => {
   await registry?.stop();
+  if (daemon) {
+    const exited = new Promise((r) => daemon!.once('exit', r));
+    daemon.kill('SIGTERM');
+    await exited;
+  }
+  daemonDir?.cleanup();
 });
 
 const REG = { tlsVerify: false, retryTimes: 0 };

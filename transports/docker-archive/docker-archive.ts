@@ -83,7 +83,7 @@ function selectEntry(entries: ArchiveEntry[], ref: DockerArchiveRef): ArchiveEnt
  * uncompressed, named by diffID) and Docker 25's dual format (layers at `blobs/sha256/<hex>`). The manifest is
  * synthesised as Docker v2s2 with the layers as they are stored.
  */
-class ArchiveSource implements ImageSource {
+export class ArchiveSource implements ImageSource {
   private constructor(
     readonly ref: DockerArchiveRef,
     private readonly tree: TarTree,
@@ -175,7 +175,7 @@ const ARCHIVE_CAPS: DestinationCaps = { manifestTypes: [MT.dockerManifest], comp
  * killed). Blobs stream straight into the tar when it is free; a blob arriving while another is being written is
  * spooled to a temp file and appended later, so parallel copies never wait on each other.
  */
-class ArchiveDestination implements ImageDestination {
+export class ArchiveDestination implements ImageDestination {
   readonly caps = ARCHIVE_CAPS;
   private manifest: ImageManifest | undefined;
   private committed = false;

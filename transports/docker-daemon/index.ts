@@ -1,0 +1,1 @@
+export { dockerDaemonTransport, DaemonRef } from './docker-daemon.js';

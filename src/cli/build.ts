@@ -2,8 +2,6 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { Command, Option } from 'commander';
 import { SkiffError } from '../core/errors.js';
-import { planContainerfile } from '../build/containerfile/plan.js';
-import { findIgnoreFile } from '../build/containerfile/ignore.js';
 import { writeOut } from './common.js';
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
@@ -103,6 +101,9 @@ export function buildCommand(program: Command): void {
       if (!st?.isDirectory()) throw new SkiffError('ERR_USAGE', `build context ${context}: no such directory`);
       const buildArgs = parseBuildArgs(flags.buildArg ?? [], await readBuildArgFiles(flags.buildArgFile ?? []));
       const text = await fsp.readFile(file, 'utf8');
+      // The front end (dockerfile-ast and friends) is loaded only when building.
+      const { planContainerfile } = await import('../build/containerfile/plan.js');
+      const { findIgnoreFile } = await import('../build/containerfile/ignore.js');
       const plan = planContainerfile(text, {
         file,
         buildArgs,

@@ -1,7 +1,6 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { Command, Option } from 'commander';
-import { parse as parseYaml } from 'yaml';
 import { SkiffError } from '../core/errors.js';
 import { sha256 } from '../core/digest.js';
 import { parseManifest } from '../core/manifest.js';
@@ -82,6 +81,7 @@ async function ociJobs(layout: string): Promise<Job[]> {
 async function yamlJobs(file: string, base: SourceOptions): Promise<Job[]> {
   let doc: Record<string, YamlRegistry>;
   try {
+    const { parse: parseYaml } = await import('yaml'); // loaded only for YAML syncs
     doc = parseYaml(await fsp.readFile(file, 'utf8')) as Record<string, YamlRegistry>;
   } catch (e) {
     throw new SkiffError('ERR_USAGE', `sync: ${file}: ${(e as Error).message.split('\n')[0]}`);

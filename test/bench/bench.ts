@@ -157,6 +157,25 @@ async function registryCases(src: string, out: string, clean: () => void): Promi
   }
 }
 
+/** docker-daemon cases against podman's Engine API (temp store): load into it, save out of it. */
+async function daemonCases(src: string, out: string, clean: () => void): Promise<void> {
+  const { spawn } = await import('node:child_process');
+  const t = tempDir('skiff-bench-daemon-');
+  const sock = path.join(t.dir, 'podman.sock');
+  const svc = spawn('podman', ['--root', `${t.dir}/root`, '--runroot', `${t.dir}/run`, '--storage-driver', 'vfs', 'system', 'service', '--time=0', `unix://${sock}`], { stdio: 'ignore' });
+  try {
+    for (let i = 0; i < 200 && !(await fsp.stat(sock).then(() => true, () => false)); i++) await new Promise((r) => setTimeout(r, 50));
+    const host = `unix://${sock}`;
+    compare('oci -> docker-daemon (load)', ['copy', '-q', '--dest-daemon-host', host, `oci:${src}:bench`, 'docker-daemon:localhost/bench:1'], ['copy', '-q', '--dest-daemon-host', host, `oci:${src}:bench`, 'docker-daemon:localhost/bench:1'], clean);
+    compare('docker-daemon -> oci (save)', ['copy', '-q', '--src-daemon-host', host, 'docker-daemon:localhost/bench:1', `oci:${out}:x`], ['copy', '-q', '--src-daemon-host', host, 'docker-daemon:localhost/bench:1', `oci:${out}:x`], clean);
+  } finally {
+    const exited = new Promise((r) => svc.once('exit', r));
+    svc.kill('SIGTERM');
+    await exited;
+    t.cleanup();
+  }
+}
+
 function report(title: string, a: Sample[], b: Sample[]): void {
   const sa = median(a.map((s) => s.seconds));
   const sb = median(b.map((s) => s.seconds));
@@ -211,6 +230,7 @@ async function main(): Promise<void> {
     compare('oci -> oci (plain copy)', ['copy', '-q', `oci:${src}:bench`, `oci:${out}:x`], ['copy', '-q', `oci:${src}:bench`, `oci:${out}:x`], clean);
     compare('oci -> dir', ['copy', '-q', `oci:${src}:bench`, `dir:${out}`], ['copy', '-q', `oci:${src}:bench`, `dir:${out}`], clean);
     await registryCases(src, out, clean);
+    await daemonCases(src, out, clean);
     if (!process.env.BENCH_QUICK) {
       const big = path.join(t.dir, 'big');
       await fsp.rm(src, { recursive: true });

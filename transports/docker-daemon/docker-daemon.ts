@@ -5,6 +5,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Digest } from '../../src/core/digest.js';
 import { SkiffError } from '../../src/core/errors.js';
+import { IO_CHUNK } from '../../src/core/fs.js';
 import type { BlobInfo, DestinationOptions, ImageDestination, ImageRef, ImageSource, SourceOptions, Transport } from '../../src/core/image.js';
 import type { Descriptor, RawManifest } from '../../src/core/manifest.js';
 import { formatDockerReference, parseDockerReference, withDefaultTag, type DockerReference } from '../../src/core/reference.js';
@@ -106,7 +107,7 @@ async function openDaemonSource(ref: DaemonRef, o: SourceOptions): Promise<Image
     const res = await conn.request('GET', `/images/${ref.apiName}/get`);
     if (res.statusCode !== 200) throw await daemonError(res, `exporting ${ref}`);
     const file = path.join(dir, 'image.tar');
-    await pipeline(res.body, createWriteStream(file));
+    await pipeline(res.body, createWriteStream(file, { highWaterMark: IO_CHUNK }));
     const inner = await ArchiveSource.open(new DockerArchiveRef(file, ref.named ? withDefaultTag(ref.named) : undefined, ref.named ? undefined : 0));
     return {
       ref,
@@ -160,7 +161,7 @@ class DaemonDestination implements ImageDestination {
 
   async commit(): Promise<void> {
     await this.archive.commit();
-    const res = await this.conn.request('POST', '/images/load?quiet=1', createReadStream(this.file), { 'content-type': 'application/x-tar' });
+    const res = await this.conn.request('POST', '/images/load?quiet=1', createReadStream(this.file, { highWaterMark: IO_CHUNK }), { 'content-type': 'application/x-tar' });
     if (res.statusCode !== 200) throw await daemonError(res, `loading ${this.ref} into the daemon at ${this.conn.host}`);
     const text = await res.body.text();
     // The daemon reports load errors inside a 200 stream: {"errorDetail": …}

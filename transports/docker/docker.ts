@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import { BlobMeter, sha256, verifyBuffer, type Digest } from '../../src/core/digest.js';
 import { SkiffError } from '../../src/core/errors.js';
+import { IO_CHUNK } from '../../src/core/fs.js';
 import type { BlobInfo, DestinationCaps, DestinationOptions, ImageDestination, ImageRef, ImageSource, SourceOptions, Transport } from '../../src/core/image.js';
 import { guessManifestType, type Descriptor, type RawManifest } from '../../src/core/manifest.js';
 import { MT } from '../../src/core/media-types.js';
@@ -196,7 +197,7 @@ class DockerSource implements ImageSource {
         }
       }
     }
-    return Readable.from(body(), { objectMode: false });
+    return Readable.from(body(), { objectMode: false, highWaterMark: IO_CHUNK });
   }
 
   async repoTags(): Promise<string[]> {

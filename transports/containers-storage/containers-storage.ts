@@ -1,0 +1,140 @@
+import type { Readable } from 'node:stream';
+import { sha256, type Digest } from '../../src/core/digest.js';
+import { SkiffError } from '../../src/core/errors.js';
+import type { ImageDestination, ImageRef, ImageSource, Transport } from '../../src/core/image.js';
+import { serializeManifest, type Descriptor, type ImageManifest, type RawManifest } from '../../src/core/manifest.js';
+import { MT } from '../../src/core/media-types.js';
+import { defaultStoreLocation, Store, type Image, type Layer, type StoreLocation } from '../../src/store/store.js';
+
+/** `containers-storage:[[driver@]root[+runroot][:options]]{ID|NAME[@ID]}` (containers-transports(5)). */
+export class StorageRef implements ImageRef {
+  readonly transport = 'containers-storage';
+  constructor(
+    readonly store: Partial<StoreLocation>,
+    readonly name: string | undefined,
+    readonly id: string | undefined,
+    private readonly storeSpec: string,
+  ) {}
+  get spec(): string {
+    const img = this.name ? `${this.name}${this.id ? `@${this.id}` : ''}` : this.id ?? '';
+    return `${this.storeSpec ? `[${this.storeSpec}]` : ''}${img}`;
+  }
+  toString(): string {
+    return `containers-storage:${this.spec}`;
+  }
+}
+
+export function parseStorageSpec(spec: string): StorageRef {
+  let rest = spec;
+  let storeSpec = '';
+  const store: Partial<StoreLocation> = {};
+  if (rest.startsWith('[')) {
+    const end = rest.indexOf(']');
+    if (end < 0) throw new SkiffError('ERR_INVALID_REFERENCE', `containers-storage: missing ] in ${JSON.stringify(spec)}`);
+    storeSpec = rest.slice(1, end);
+    rest = rest.slice(end + 1);
+    let s = storeSpec;
+    const at = s.indexOf('@');
+    if (at >= 0 && (s.indexOf('/') < 0 || at < s.indexOf('/'))) {
+      store.driver = s.slice(0, at);
+      s = s.slice(at + 1);
+    }
+    const colon = s.indexOf(':');
+    if (colon >= 0) s = s.slice(0, colon); // driver options: not used
+    const plus = s.indexOf('+');
+    if (plus >= 0) {
+      store.runroot = s.slice(plus + 1);
+      s = s.slice(0, plus);
+    }
+    if (s) {
+      if (!s.startsWith('/')) throw new SkiffError('ERR_INVALID_REFERENCE', `containers-storage: the store root must be an absolute path, got ${JSON.stringify(s)}`);
+      store.root = s;
+    }
+  }
+  if (rest === '') throw new SkiffError('ERR_INVALID_REFERENCE', `containers-storage: no image named in ${JSON.stringify(spec)}`);
+  let name: string | undefined = rest;
+  let id: string | undefined;
+  const at = rest.lastIndexOf('@');
+  if (at >= 0 && /^[a-f0-9]{64}$/.test(rest.slice(at + 1))) {
+    id = rest.slice(at + 1);
+    name = rest.slice(0, at) || undefined;
+  } else if (/^(sha256:)?[a-f0-9]{64}$/.test(rest)) {
+    id = rest.replace(/^sha256:/, '');
+    name = undefined;
+  }
+  return new StorageRef(store, name, id, storeSpec);
+}
+
+export async function openStore(ref: StorageRef): Promise<Store> {
+  const def = await defaultStoreLocation();
+  return new Store({ driver: ref.store.driver ?? def.driver, root: ref.store.root ?? def.root, runroot: ref.store.runroot ?? def.runroot });
+}
+
+/**
+ * Reads an image from the store. The manifest is synthesised (OCI, layers uncompressed by their diffIDs), because
+ * the store keeps layers unpacked: each layer tar is rebuilt exactly through tar-split, so diffIDs match, and the
+ * destination compresses as it wants (what c/image does through LayerInfosForCopy).
+ */
+class StorageSource implements ImageSource {
+  private constructor(
+    readonly ref: StorageRef,
+    private readonly store: Store,
+    readonly image: Image,
+    private readonly manifest: Buffer,
+    private readonly layers: Map<Digest, Layer>,
+    private readonly config: Buffer,
+  ) {}
+
+  static async open(ref: StorageRef): Promise<StorageSource> {
+    const store = await openStore(ref);
+    const image = ref.id ? (await store.images()).find((i) => i.id === ref.id) : await store.findImage(ref.name!);
+    if (!image || (ref.id && ref.name && !image.names?.some((n) => n === ref.name || n.endsWith(`/${ref.name}`)))) {
+      throw new SkiffError('ERR_IMAGE_NOT_FOUND', `${ref}: no such image in the store at ${store.loc.root}`);
+    }
+    const chain = await store.layerChain(image);
+    const config = await store.bigData(image, `sha256:${image.id}`);
+    if (!config) throw new SkiffError('ERR_INVALID_CONFIG', `${ref}: the store has no config for image ${image.id.slice(0, 12)}`);
+    const layers = new Map<Digest, Layer>();
+    const descs: Descriptor[] = [];
+    for (const l of chain) {
+      const d = l['diff-digest'];
+      if (!d || l['diff-size'] === undefined) throw new SkiffError('ERR_INVALID_ARCHIVE', `${ref}: layer ${l.id.slice(0, 12)} has no recorded diff digest/size`);
+      layers.set(d, l);
+      descs.push({ mediaType: MT.ociLayer, digest: d, size: l['diff-size'] });
+    }
+    const m: ImageManifest = { kind: 'image', mediaType: MT.ociManifest, config: { mediaType: MT.ociConfig, digest: sha256(config), size: config.length }, layers: descs };
+    return new StorageSource(ref, store, image, serializeManifest(m), layers, config);
+  }
+
+  async getManifest(instance?: Digest): Promise<RawManifest> {
+    if (instance && instance !== sha256(this.manifest)) throw new SkiffError('ERR_MANIFEST_UNKNOWN', `${this.ref}: no manifest ${instance}`);
+    return { bytes: this.manifest, mediaType: MT.ociManifest };
+  }
+
+  async getBlob(desc: Descriptor): Promise<Readable> {
+    if (desc.digest === sha256(this.config)) {
+      const { Readable: R } = await import('node:stream');
+      return R.from([this.config]);
+    }
+    const layer = this.layers.get(desc.digest);
+    if (!layer) throw new SkiffError('ERR_BLOB_UNKNOWN', `${this.ref}: no blob ${desc.digest}`);
+    return this.store.layerTar(layer);
+  }
+
+  async repoTags(): Promise<string[]> {
+    return this.image.names ?? [];
+  }
+
+  async close(): Promise<void> {}
+}
+
+export const containersStorageTransport: Transport = {
+  name: 'containers-storage',
+  parse: parseStorageSpec,
+  async openSource(ref) {
+    return StorageSource.open(ref as StorageRef);
+  },
+  async openDestination(ref): Promise<ImageDestination> {
+    throw new SkiffError('ERR_UNSUPPORTED', `${ref}: writing into containers-storage is not implemented yet`);
+  },
+};

@@ -1,0 +1,1 @@
+export { containersStorageTransport, StorageRef, parseStorageSpec, openStore } from './containers-storage.js';

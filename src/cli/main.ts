@@ -6,6 +6,7 @@ import { inspectCommand } from './inspect.js';
 import { manifestDigestCommand } from './manifest-digest.js';
 import { syncCommand } from './sync.js';
 import { buildCommand } from './build.js';
+import { imagesCommand } from './images.js';
 import { deleteCommand, listTagsCommand, loginCommand, logoutCommand } from './registry.js';
 
 const pkg = createRequire(import.meta.url)('../../../package.json') as { version: string };
@@ -18,9 +19,12 @@ export function makeProgram(): Command {
     .option('--override-os <os>', 'use this OS instead of the host\'s when choosing an image')
     .option('--override-arch <arch>', 'use this architecture instead of the host\'s when choosing an image')
     .option('--override-variant <variant>', 'use this architecture variant when choosing an image')
+    .option('--root <dir>', 'containers-storage root (podman\'s --root)')
+    .option('--runroot <dir>', 'containers-storage run root (podman\'s --runroot)')
+    .option('--storage-driver <driver>', 'containers-storage driver (overlay)')
     .showHelpAfterError()
     .exitOverride();
-  for (const add of [buildCommand, copyCommand, inspectCommand, listTagsCommand, deleteCommand, loginCommand, logoutCommand, syncCommand, manifestDigestCommand]) add(program);
+  for (const add of [buildCommand, copyCommand, imagesCommand, inspectCommand, listTagsCommand, deleteCommand, loginCommand, logoutCommand, syncCommand, manifestDigestCommand]) add(program);
   return program;
 }
 

@@ -83,6 +83,19 @@ describe('containers-storage (read)', () => {
     assert.equal(missing.code, 2);
   });
 
+  it('skiff images lists what podman lists (IDs, names, digests)', async () => {
+    const g = ['--root', `${t.dir}/root`, '--runroot', `${t.dir}/run`];
+    const mine = JSON.parse((await skiff([...g, 'images', '--format', 'json'])).stdout) as { Id: string; Names: string[]; Digest: string }[];
+    const theirs = JSON.parse((await run('podman', [...g, '--storage-driver', 'overlay', 'images', '--format', 'json'])).stdout) as { Id: string; Names: string[]; Digest: string }[];
+    const key = (x: { Id: string; Names: string[]; Digest: string }[]) => x.map((i) => `${i.Id} ${[...(i.Names ?? [])].sort().join(',')} ${i.Digest}`).sort();
+    assert.deepEqual(key(mine), key(theirs));
+    const q = (await skiff([...g, 'images', '-q'])).stdout.trim().split('\n').sort();
+    assert.deepEqual(q, [...new Set(theirs.map((i) => i.Id.slice(0, 12)))].sort());
+    const table = (await skiff([...g, 'images'])).stdout;
+    assert.match(table, /^REPOSITORY\s+TAG\s+IMAGE ID\s+CREATED\s+SIZE\n/);
+    assert.match(table, /localhost\/bb\s+1\s+[0-9a-f]{12}/);
+  });
+
   it('a corrupt layers.json is a clear error and is left as it was', async () => {
     const t2 = tempDir();
     try {

@@ -44,6 +44,14 @@ export function writeOut(data: string | Buffer): Promise<void> {
 
 export type CommandFactory = (program: Command) => void;
 
+/** --authfile, --retry-times and --retry-delay: shared by every command that may talk to a registry. */
+export function addRetryFlags(cmd: Command): Command {
+  return cmd
+    .option('--authfile <file>', 'auth.json to use for registries')
+    .option('--retry-times <n>', 'retries of a failed request or blob (default 3)', parseIntOption('--retry-times'))
+    .option('--retry-delay <duration>', 'first retry delay, doubled each time (default 1s)', parseDuration);
+}
+
 /** Flags every registry-touching command takes (skopeo's names); `prefix` is '' , 'src' or 'dest'. */
 export function addRegistryFlags(cmd: Command, prefix: '' | 'src' | 'dest'): Command {
   const p = prefix ? `${prefix}-` : '';

@@ -2,7 +2,7 @@ import { promises as fsp } from 'node:fs';
 import { Command, Option } from 'commander';
 import { SkiffError } from '../core/errors.js';
 import { copyImage, type CopyOptions } from '../copy/copy.js';
-import { addRegistryFlags, openDestination, openSource, parseDuration, parseIntOption, platformFrom, registryOptions, type GlobalOptions } from './common.js';
+import { addRegistryFlags, addRetryFlags, openDestination, openSource, parseIntOption, platformFrom, registryOptions, type GlobalOptions } from './common.js';
 import { makeProgress } from './progress.js';
 
 interface CopyFlags {
@@ -38,10 +38,8 @@ export function copyCommand(program: Command): void {
     .option('--preserve-digests', 'fail rather than change any digest')
     .option('--digestfile <file>', 'write the digest of the copied manifest to this file')
     .option('-q, --quiet', 'no progress output')
-    .option('--image-parallel-copies <n>', 'blobs copied at once (default 6)', parseIntOption('--image-parallel-copies'))
-    .option('--authfile <file>', 'auth.json to use for registries')
-    .option('--retry-times <n>', 'retries of a failed request or blob (default 3)', parseIntOption('--retry-times'))
-    .option('--retry-delay <duration>', 'first retry delay, doubled each time (default 1s)', parseDuration);
+    .option('--image-parallel-copies <n>', 'blobs copied at once (default 6)', parseIntOption('--image-parallel-copies'));
+  addRetryFlags(cmd);
   addRegistryFlags(cmd, 'src');
   addRegistryFlags(cmd, 'dest');
   cmd

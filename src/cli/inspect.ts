@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { readConfig, resolveImage, inspectImage } from '../core/inspect.js';
 import { SkiffError } from '../core/errors.js';
 import { DockerRef } from '../../transports/docker/index.js';
-import { addRegistryFlags, openSource, parseDuration, parseIntOption, platformFrom, registryOptions, writeOut, type GlobalOptions } from './common.js';
+import { addRegistryFlags, addRetryFlags, openSource, platformFrom, registryOptions, writeOut, type GlobalOptions } from './common.js';
 
 interface InspectFlags {
   raw?: boolean;
@@ -20,10 +20,8 @@ export function inspectCommand(program: Command): void {
     .option('--raw', 'print the manifest (or with --config the config) bytes exactly as stored')
     .option('--config', 'print the image config')
     .option('-n, --no-tags', 'do not list the repository\'s tags (docker://)')
-    .option('-f, --format <template>', 'Go template output (not supported; use --raw and jq)')
-    .option('--authfile <file>', 'auth.json to use')
-    .option('--retry-times <n>', 'retries of a failed request (default 3)', parseIntOption('--retry-times'))
-    .option('--retry-delay <duration>', 'first retry delay (default 1s)', parseDuration);
+    .option('-f, --format <template>', 'Go template output (not supported; use --raw and jq)');
+  addRetryFlags(cmd);
   addRegistryFlags(cmd, '');
   cmd.action(async (image: string, flags: InspectFlags, c: Command) => {
     const g = c.optsWithGlobals() as GlobalOptions;

@@ -4,7 +4,7 @@ import { SkiffError } from '../core/errors.js';
 import { parseDockerReference } from '../core/reference.js';
 import { defaultAuthFile, lookupCredentials, removeCredentials, storeCredentials } from '../config/auth-file.js';
 import { connect, DockerRef, dockerTransport, listTags } from '../../transports/docker/index.js';
-import { addRegistryFlags, parseDuration, parseIntOption, registryOptions, writeOut } from './common.js';
+import { addRegistryFlags, addRetryFlags, registryOptions, writeOut } from './common.js';
 
 function dockerRef(input: string, what: string): DockerRef {
   if (!input.startsWith('docker://')) throw new SkiffError('ERR_INVALID_REFERENCE', `${what} works on docker://REPO references, got ${JSON.stringify(input)}`);
@@ -16,10 +16,8 @@ export function listTagsCommand(program: Command): void {
   const cmd = program
     .command('list-tags')
     .description('List the tags of a repository')
-    .argument('<repository>', 'docker://HOST/REPO')
-    .option('--authfile <file>', 'auth.json to use')
-    .option('--retry-times <n>', 'retries of a failed request (default 3)', parseIntOption('--retry-times'))
-    .option('--retry-delay <duration>', 'first retry delay (default 1s)', parseDuration);
+    .argument('<repository>', 'docker://HOST/REPO');
+  addRetryFlags(cmd);
   addRegistryFlags(cmd, '');
   cmd.action(async (repo: string, flags: Record<string, unknown>) => {
     // A tag or digest here is a mistake skopeo also refuses.
@@ -43,10 +41,8 @@ export function deleteCommand(program: Command): void {
     .command('delete')
     .description('Delete an image (its manifest) from a registry')
     .argument('<image>', 'docker://HOST/REPO:TAG or @DIGEST')
-    .option('--tag-only', 'remove only this tag (refused where the registry cannot, e.g. distribution 2.x)')
-    .option('--authfile <file>', 'auth.json to use')
-    .option('--retry-times <n>', 'retries of a failed request (default 3)', parseIntOption('--retry-times'))
-    .option('--retry-delay <duration>', 'first retry delay (default 1s)', parseDuration);
+    .option('--tag-only', 'remove only this tag (refused where the registry cannot, e.g. distribution 2.x)');
+  addRetryFlags(cmd);
   addRegistryFlags(cmd, '');
   cmd.action(async (image: string, flags: Record<string, unknown>) => {
     const ref = dockerRef(image, 'delete');

@@ -9,7 +9,7 @@ import { parseDockerReference } from '../core/reference.js';
 import type { SourceOptions } from '../core/image.js';
 import { copyImage, type CopyOptions } from '../copy/copy.js';
 import { ACCEPT, connect, DockerRef, listTags } from '../../transports/docker/index.js';
-import { addRegistryFlags, openDestination, openSource, parseDuration, parseIntOption, platformFrom, registryOptions, type GlobalOptions } from './common.js';
+import { addRegistryFlags, addRetryFlags, openDestination, openSource, parseIntOption, platformFrom, registryOptions, type GlobalOptions } from './common.js';
 
 type Kind = 'docker' | 'dir' | 'oci' | 'yaml';
 
@@ -152,10 +152,8 @@ export function syncCommand(program: Command): void {
     .option('--dry-run', 'list what would be copied, copy nothing')
     .option('--preserve-digests', 'fail rather than change any digest')
     .option('--digestfile <file>', 'write "DIGEST DESTINATION" lines for the copied images')
-    .option('-q, --quiet', 'no per-image progress')
-    .option('--authfile <file>', 'auth.json to use')
-    .option('--retry-times <n>', 'retries of a failed request (default 3)', parseIntOption('--retry-times'))
-    .option('--retry-delay <duration>', 'first retry delay (default 1s)', parseDuration);
+    .option('-q, --quiet', 'no per-image progress');
+  addRetryFlags(cmd);
   addRegistryFlags(cmd, 'src');
   addRegistryFlags(cmd, 'dest');
   cmd.action(async (source: string, destination: string, flags: Record<string, unknown>, c: Command) => {

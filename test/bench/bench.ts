@@ -159,19 +159,15 @@ async function registryCases(src: string, out: string, clean: () => void): Promi
 
 /** docker-daemon cases against podman's Engine API (temp store): load into it, save out of it. */
 async function daemonCases(src: string, out: string, clean: () => void): Promise<void> {
-  const { spawn } = await import('node:child_process');
+  const { startPodmanService } = await import('../kit/podman.js');
   const t = tempDir('skiff-bench-daemon-');
-  const sock = path.join(t.dir, 'podman.sock');
-  const svc = spawn('podman', ['--root', `${t.dir}/root`, '--runroot', `${t.dir}/run`, '--storage-driver', 'vfs', 'system', 'service', '--time=0', `unix://${sock}`], { stdio: 'ignore' });
+  const svc = await startPodmanService(t.dir);
   try {
-    for (let i = 0; i < 200 && !(await fsp.stat(sock).then(() => true, () => false)); i++) await new Promise((r) => setTimeout(r, 50));
-    const host = `unix://${sock}`;
+    const host = svc.host;
     compare('oci -> docker-daemon (load)', ['copy', '-q', '--dest-daemon-host', host, `oci:${src}:bench`, 'docker-daemon:localhost/bench:1'], ['copy', '-q', '--dest-daemon-host', host, `oci:${src}:bench`, 'docker-daemon:localhost/bench:1'], clean);
     compare('docker-daemon -> oci (save)', ['copy', '-q', '--src-daemon-host', host, 'docker-daemon:localhost/bench:1', `oci:${out}:x`], ['copy', '-q', '--src-daemon-host', host, 'docker-daemon:localhost/bench:1', `oci:${out}:x`], clean);
   } finally {
-    const exited = new Promise((r) => svc.once('exit', r));
-    svc.kill('SIGTERM');
-    await exited;
+    await svc.stop();
     t.cleanup();
   }
 }

@@ -6,19 +6,10 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { makeLayout, pseudoRandom, sampleSpec } from '../kit/image.js';
 import { SKIFF, skiff, tempDir } from '../kit/run.js';
-import { parseImageRef } from '../../src/core/ref.js';
-import { transports } from '../../transports/index.js';
-import { validateImage } from '../kit/validate.js';
+import { validateImage, withRef } from '../kit/validate.js';
 
-async function validateRef(ref: string): Promise<void> {
-  const r = parseImageRef(ref, transports);
-  const s = await r.transport.openSource(r.ref);
-  try {
-    await validateImage(s);
-  } finally {
-    await s.close();
-  }
-}
+const validateRef = (ref: string) => withRef(ref, (s) => validateImage(s));
+
 
 describe('skiff CLI', () => {
   let t: ReturnType<typeof tempDir>;

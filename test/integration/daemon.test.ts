@@ -3,51 +3,35 @@
  * API these machines run: both directions, flattened filesystems compared, DOCKER_HOST, and the failure modes.
  */
 import { strict as assert } from 'node:assert';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
-import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { makeBusyboxLayout } from '../kit/fixtures.js';
 import { run, skiff, SKIFF, tempDir } from '../kit/run.js';
-import { parseImageRef } from '../../src/core/ref.js';
-import { transports } from '../../transports/index.js';
-import { flattenImage, validateImage, type Flat } from '../kit/validate.js';
+import { flatRef as flat, type Flat } from '../kit/validate.js';
+import { startPodmanService, type PodmanService } from '../kit/podman.js';
 
-async function flat(ref: string): Promise<Flat> {
-  const r = parseImageRef(ref, transports);
-  const s = await r.transport.openSource(r.ref);
-  try {
-    await validateImage(s);
-    return await flattenImage(s);
-  } finally {
-    await s.close();
-  }
-}
 
 describe('docker-daemon via podman system service', () => {
   let t: ReturnType<typeof tempDir>;
-  let svc: ChildProcess;
+  let svc: PodmanService;
   let sock: string;
   let fixtureFlat: Flat;
   before(async () => {
     t = tempDir();
-    sock = path.join(t.dir, 'podman.sock');
-    svc = spawn('podman', ['--root', `${t.dir}/root`, '--runroot', `${t.dir}/run`, '--storage-driver', 'vfs', 'system', 'service', '--time=0', `unix://${sock}`], { stdio: 'ignore' });
-    for (let i = 0; i < 200 && !(await fsp.stat(sock).then(() => true, () => false)); i++) await new Promise((r) => setTimeout(r, 50));
+    svc = await startPodmanService(t.dir);
+    sock = svc.host.slice('unix://'.length);
     await makeBusyboxLayout(`${t.dir}/fixture`);
     fixtureFlat = await flat(`oci:${t.dir}/fixture:busybox`);
   });
   after(async () => {
-    const exited = new Promise((r) => svc.once('exit', r));
-    svc.kill('SIGTERM');
-    await exited;
+    await svc.stop();
     t.cleanup();
   });
 
   it('skiff loads an image into the daemon; podman lists it; skiff and skopeo read it back identical', async () => {
     const r = await skiff(['copy', '-q', '--dest-daemon-host', `unix://${sock}`, `oci:${t.dir}/fixture:busybox`, 'docker-daemon:localhost/app:1']);
     assert.equal(r.code, 0, r.stderr);
-    const images = await run('podman', ['--root', `${t.dir}/root`, '--runroot', `${t.dir}/run`, '--storage-driver', 'vfs', 'images', '--format', '{{.Repository}}:{{.Tag}}']);
+    const images = await run('podman', [...svc.storeFlags, 'images', '--format', '{{.Repository}}:{{.Tag}}']);
     assert.match(images.stdout, /localhost\/app:1/);
     const back = await skiff(['copy', '-q', '--src-daemon-host', `unix://${sock}`, 'docker-daemon:localhost/app:1', `oci:${t.dir}/back:x`]);
     assert.equal(back.code, 0, back.stderr);
@@ -64,7 +48,7 @@ describe('docker-daemon via podman system service', () => {
     const inspect = await run(process.execPath, [SKIFF, 'inspect', 'docker-daemon:localhost/by-skopeo:2'], { env });
     assert.equal(inspect.code, 0, inspect.stderr);
     const config = await run(process.execPath, [SKIFF, 'inspect', '--config', '--raw', 'docker-daemon:localhost/by-skopeo:2'], { env });
-    const id = `sha256:${JSON.parse(await run('podman', ['--root', `${t.dir}/root`, '--runroot', `${t.dir}/run`, '--storage-driver', 'vfs', 'image', 'inspect', 'localhost/by-skopeo:2']).then((r) => r.stdout))[0].Id}`;
+    const id = `sha256:${JSON.parse(await run('podman', [...svc.storeFlags, 'image', 'inspect', 'localhost/by-skopeo:2']).then((r) => r.stdout))[0].Id}`;
     assert.ok(config.stdout.length > 0);
     const byId = await run(process.execPath, [SKIFF, 'copy', '-q', `docker-daemon:${id}`, `oci:${t.dir}/by-id:x`], { env });
     assert.equal(byId.code, 0, byId.stderr);

@@ -10,28 +10,15 @@ import { makeBusyboxLayout } from '../kit/fixtures.js';
 import { makeMultiPlatformLayout, sampleSpec } from '../kit/image.js';
 import { startFaultProxy, type FaultProxy } from '../kit/fault-proxy.js';
 import { startRegistry, freePort, type TestRegistry } from '../kit/registry.js';
-import { run, skiff, tempDir } from '../kit/run.js';
+import { ok, run, skiff, tempDir } from '../kit/run.js';
 import { parseImageRef } from '../../src/core/ref.js';
 import { transports } from '../../transports/index.js';
-import { flattenImage, validateImage, type Flat } from '../kit/validate.js';
+import { flatRef, validateImage, type Flat } from '../kit/validate.js';
+
+const flat = (ref: string): Promise<Flat> => flatRef(ref, { tlsVerify: false });
 
 const NOTLS = '--tls-verify=false';
-async function ok(p: Promise<{ code: number; stdout: string; stderr: string }>): Promise<string> {
-  const r = await p;
-  assert.equal(r.code, 0, r.stderr);
-  return r.stdout;
-}
 const skopeo = (...args: string[]) => ok(run('skopeo', args));
-async function flat(ref: string): Promise<Flat> {
-  const r = parseImageRef(ref, transports);
-  const s = await r.transport.openSource(r.ref, { tlsVerify: false });
-  try {
-    await validateImage(s);
-    return await flattenImage(s);
-  } finally {
-    await s.close();
-  }
-}
 
 describe('docker:// with the real registry', () => {
   let t: ReturnType<typeof tempDir>;

@@ -6,29 +6,10 @@ import { strict as assert } from 'node:assert';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { parseImageRef } from '../../src/core/ref.js';
-import { transports } from '../../transports/index.js';
 import { makeBusyboxLayout } from '../kit/fixtures.js';
-import { run, skiff, tempDir } from '../kit/run.js';
-import { flattenImage, validateImage, type Flat } from '../kit/validate.js';
+import { ok, run, skiff, tempDir } from '../kit/run.js';
+import { flattenImage, validateImage, withRef as withSource, type Flat } from '../kit/validate.js';
 
-async function withSource<T>(ref: string, f: (s: Awaited<ReturnType<typeof openSrc>>) => Promise<T>): Promise<T> {
-  const s = await openSrc(ref);
-  try {
-    return await f(s);
-  } finally {
-    await s.close();
-  }
-}
-async function openSrc(ref: string) {
-  const r = parseImageRef(ref, transports);
-  return r.transport.openSource(r.ref);
-}
-async function ok(p: Promise<{ code: number; stdout: string; stderr: string }>): Promise<string> {
-  const r = await p;
-  assert.equal(r.code, 0, r.stderr);
-  return r.stdout;
-}
 const skopeo = (...args: string[]) => ok(run('skopeo', args));
 
 const TRANSPORTS: { name: string; ref: (d: string, n: string) => string; preserves: boolean }[] = [

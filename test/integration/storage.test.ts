@@ -8,20 +8,8 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { makeBusyboxLayout } from '../kit/fixtures.js';
 import { run, skiff, tempDir } from '../kit/run.js';
-import { parseImageRef } from '../../src/core/ref.js';
-import { transports } from '../../transports/index.js';
-import { flattenImage, validateImage, type Flat } from '../kit/validate.js';
+import { flatRef as flat, type Flat } from '../kit/validate.js';
 
-async function flat(ref: string): Promise<Flat> {
-  const r = parseImageRef(ref, transports);
-  const s = await r.transport.openSource(r.ref);
-  try {
-    await validateImage(s);
-    return await flattenImage(s);
-  } finally {
-    await s.close();
-  }
-}
 
 describe('containers-storage (read)', () => {
   let t: ReturnType<typeof tempDir>;

@@ -39,3 +39,10 @@ export function tempDir(prefix = 'skiff-test-'): { dir: string; cleanup: () => v
   const dir = mkdtempSync(path.join(tmpdir(), prefix));
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
+
+/** Assert a command exited 0 (showing its stderr otherwise) and return its stdout. */
+export async function ok(p: Promise<RunResult>): Promise<string> {
+  const r = await p;
+  if (r.code !== 0) throw new Error(`exit ${r.code}: ${r.stderr}`);
+  return r.stdout;
+}

@@ -5,7 +5,9 @@ import { Writable, type Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import * as tar from 'tar-stream';
 import { DecompressStream } from 'zstd-napi';
-import type { ImageSource } from '../../src/core/image.js';
+import type { ImageSource, SourceOptions } from '../../src/core/image.js';
+import { parseImageRef } from '../../src/core/ref.js';
+import { transports } from '../../transports/index.js';
 import { parseManifest, type Descriptor, type ImageManifest } from '../../src/core/manifest.js';
 import { readConfig, resolveImage } from '../../src/core/inspect.js';
 import { detectCompression, peek } from '../../src/archive/compression.js';
@@ -95,4 +97,23 @@ export async function flattenLayers(layers: (() => Promise<Readable>)[]): Promis
     await done;
   }
   return fs;
+}
+
+/** Open any `transport:spec` reference as a source, run `f`, close. */
+export async function withRef<T>(ref: string, f: (s: ImageSource) => Promise<T>, opts: SourceOptions = {}): Promise<T> {
+  const r = parseImageRef(ref, transports);
+  const s = await r.transport.openSource(r.ref, opts);
+  try {
+    return await f(s);
+  } finally {
+    await s.close();
+  }
+}
+
+/** validateImage, then the flattened filesystem, of a reference. */
+export function flatRef(ref: string, opts: SourceOptions = {}): Promise<Flat> {
+  return withRef(ref, async (s) => {
+    await validateImage(s);
+    return flattenImage(s);
+  }, opts);
 }

@@ -6,7 +6,6 @@ import { strict as assert } from 'node:assert';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { copyImage, type CopyOptions } from '../../src/copy/copy.js';
 import { SkiffError } from '../../src/core/errors.js';
@@ -16,7 +15,9 @@ import { transports } from '../../transports/index.js';
 import { makeLayout, makeMultiPlatformLayout, sampleSpec } from '../kit/image.js';
 import { tempDir } from '../kit/run.js';
 import { startRegistry, type TestRegistry } from '../kit/registry.js';
-import { flattenImage, validateImage } from '../kit/validate.js';
+import { flattenImage, validateImage, withRef } from '../kit/validate.js';
+import { startPodmanService, type PodmanService } from '../kit/podman.js';
+import type { ImageSource } from '../../src/core/image.js';
 
 interface Case {
   transport: string;
@@ -75,23 +76,17 @@ const cases: Case[] = [
   },
 ];
 
-let daemon: ChildProcess | undefined;
+let daemon: PodmanService | undefined;
 let daemonDir: ReturnType<typeof tempDir> | undefined;
 before(async () => {
   registry = await startRegistry();
   daemonDir = tempDir();
-  const sock = path.join(daemonDir.dir, 'podman.sock');
-  daemon = spawn('podman', ['--root', `${daemonDir.dir}/root`, '--runroot', `${daemonDir.dir}/run`, '--storage-driver', 'vfs', 'system', 'service', '--time=0', `unix://${sock}`], { stdio: 'ignore' });
-  for (let i = 0; i < 200 && !(await fsp.stat(sock).then(() => true, () => false)); i++) await new Promise((r) => setTimeout(r, 50));
-  process.env.DOCKER_HOST = `unix://${sock}`;
+  daemon = await startPodmanService(daemonDir.dir);
+  process.env.DOCKER_HOST = daemon.host;
 });
 after(async () => {
   await registry?.stop();
-  if (daemon) {
-    const exited = new Promise((r) => daemon!.once('exit', r));
-    daemon.kill('SIGTERM');
-    await exited;
-  }
+  await daemon?.stop();
   daemonDir?.cleanup();
 });
 
@@ -113,19 +108,7 @@ async function copy(from: string, to: string, o: CopyOptions = {}) {
   }
 }
 
-async function open(ref: string) {
-  const r = parseImageRef(ref, transports);
-  return r.transport.openSource(r.ref, REG);
-}
-
-async function withSource<T>(ref: string, f: (s: Awaited<ReturnType<typeof open>>) => Promise<T>): Promise<T> {
-  const s = await open(ref);
-  try {
-    return await f(s);
-  } finally {
-    await s.close();
-  }
-}
+const withSource = <T>(ref: string, f: (s: ImageSource) => Promise<T>): Promise<T> => withRef(ref, f, REG);
 
 async function leftovers(dir: string): Promise<string[]> {
   return (await fsp.readdir(dir)).filter((n) => n.includes('.skiff-'));

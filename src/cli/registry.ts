@@ -25,7 +25,7 @@ export function listTagsCommand(program: Command): void {
     const parsed = parseDockerReference(raw);
     if (parsed.tag !== undefined || parsed.digest) throw new SkiffError('ERR_INVALID_REFERENCE', `list-tags takes a repository without tag or digest, got ${JSON.stringify(repo)}`);
     const ref = dockerRef(repo, 'list-tags');
-    const ep = await connect(ref, registryOptions(flags, ''), false);
+    const ep = await connect(ref, registryOptions(flags, ''));
     try {
       const tags = await listTags(ep, ref);
       await writeOut(`${JSON.stringify({ Repository: ref.repository, Tags: tags }, null, 4)}\n`);
@@ -49,7 +49,7 @@ export function deleteCommand(program: Command): void {
     const opts = registryOptions(flags, '');
     if (flags.tagOnly) {
       if (!ref.named.tag || ref.named.digest) throw new SkiffError('ERR_USAGE', '--tag-only needs a tag reference');
-      const ep = await connect(ref, opts, true);
+      const ep = await connect(ref, opts);
       try {
         const res = await ep.client.send({ method: 'DELETE', path: `/v2/${ep.path}/manifests/${ref.named.tag}`, scopes: [`repository:${ep.path}:pull,push`], ok: [202, 200, 400, 405, 404] }, `deleting tag ${ref}`);
         const text = await res.body.text();
@@ -123,7 +123,7 @@ export function loginCommand(program: Command): void {
     if (!username || !password) throw new SkiffError('ERR_USAGE', 'a user name and a password are needed');
     const probe = new DockerRef({ domain: host, path: 'skiff-login-probe', tag: 'latest' });
     const opts = { ...registryOptions(flags, ''), creds: `${username}:${password}` };
-    const ep = await connect(probe, opts, false);
+    const ep = await connect(probe, opts);
     try {
       // /v2/ with the credentials: Basic registries check them directly, token registries via the token endpoint.
       const res = await ep.client.send({ method: 'GET', path: '/v2/', scopes: [], ok: [200] }, `logging in to ${host}`);

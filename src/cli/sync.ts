@@ -37,7 +37,7 @@ async function dockerJobs(spec: string, opts: SourceOptions, filter?: (tag: stri
     return [{ src: `docker://${spec}`, repo, tag: named.tag ?? named.digest!.replace(':', '-'), srcOpts: opts }];
   }
   const ref = new DockerRef({ ...named, tag: 'latest' });
-  const ep = await connect(ref, opts, false);
+  const ep = await connect(ref, opts);
   try {
     const tags = (await listTags(ep, ref)).filter((t) => !filter || filter(t));
     return tags.map((tag) => ({ src: `docker://${repo}:${tag}`, repo, tag, srcOpts: opts }));
@@ -225,7 +225,7 @@ export function syncCommand(program: Command): void {
 /** One HEAD: does the destination tag already point at `digest`? */
 async function destinationHas(dst: string, digest: string, opts: SourceOptions): Promise<boolean> {
   const ref = new DockerRef(parseDockerReference(dst.slice('docker://'.length)));
-  const ep = await connect(ref, opts, false);
+  const ep = await connect(ref, opts);
   try {
     const res = await ep.client.send({ method: 'HEAD', path: `/v2/${ep.path}/manifests/${ref.reference}`, headers: { accept: ACCEPT }, scopes: [`repository:${ep.path}:pull`], ok: [200, 404] }, `checking ${dst}`);
     await res.body.dump();

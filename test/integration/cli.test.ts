@@ -22,6 +22,14 @@ describe('skiff CLI', () => {
   });
   after(() => t.cleanup());
 
+  it('every command answers --help (catches option clashes at start-up)', async () => {
+    for (const c of ['copy', 'inspect', 'list-tags', 'delete', 'login', 'logout', 'sync', 'build', 'images', 'manifest-digest']) {
+      const r = await skiff([c, '--help']);
+      assert.equal(r.code, 0, `${c}: ${r.stderr}`);
+      assert.match(r.stdout, new RegExp(`Usage: skiff ${c}`));
+    }
+  });
+
   it('--version and --help', async () => {
     assert.match((await skiff(['--version'])).stdout, /^skiff version \d+\.\d+\.\d+/);
     const h = await skiff(['--help']);

@@ -97,9 +97,9 @@ export async function endpoints(ref: DockerRef, o: SourceOptions, forPull: boole
   return out;
 }
 
-export async function connect(ref: DockerRef, o: SourceOptions, forPull: boolean): Promise<Endpoint> {
+/** The registry itself (no mirrors): for pushes, deletes, tag lists and HEAD checks. */
+export async function connect(ref: DockerRef, o: SourceOptions): Promise<Endpoint> {
   const eps = await endpoints(ref, o, false);
-  void forPull;
   return eps[eps.length - 1]!;
 }
 
@@ -276,7 +276,7 @@ class DockerDestination implements ImageDestination {
     await res.body.dump();
     if (res.statusCode === 200) return true;
     if (from instanceof DockerRef && from.named.domain === this.ref.named.domain && from.named.path !== this.ref.named.path) {
-      const srcPath = from.named.domain === 'docker.io' ? from.named.path : from.named.path;
+      const srcPath = from.named.path;
       const m = await this.ep.client.send({
         method: 'POST',
         path: `/v2/${this.ep.path}/blobs/uploads/?mount=${encodeURIComponent(desc.digest)}&from=${encodeURIComponent(srcPath)}`,
@@ -406,16 +406,14 @@ export const dockerTransport: Transport = {
     throw new SkiffError('ERR_REGISTRY', `${r}: no endpoint`);
   },
   async openDestination(ref, opts: DestinationOptions = {}) {
+    // Pushing by digest is allowed: commit() checks that the manifest hashes to it.
     const r = ref as DockerRef;
-    if (r.named.digest && r.named.tag === undefined) {
-      // pushing by digest: the manifest must hash to it; commit() checks that.
-    }
-    return new DockerDestination(r, await connect(r, opts, true));
+    return new DockerDestination(r, await connect(r, opts));
   },
   /** Delete the manifest a reference names (by tag: resolved to its digest first). */
   async delete(ref, opts: SourceOptions = {}) {
     const r = ref as DockerRef;
-    const ep = await connect(r, opts, true);
+    const ep = await connect(r, opts);
     try {
       const digest = r.named.digest ?? (await resolveDigest(ep, r));
       const res = await ep.client.send({ method: 'DELETE', path: `/v2/${ep.path}/manifests/${digest}`, scopes: [repoScope(ep.path, true)], ok: [202, 200] }, `deleting ${r}`);

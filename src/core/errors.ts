@@ -44,6 +44,7 @@ export function isRetryableError(e: unknown): boolean {
 const NOT_FOUND: ReadonlySet<ErrorCode> = new Set(['ERR_IMAGE_NOT_FOUND', 'ERR_MANIFEST_UNKNOWN']);
 
 export function exitCodeFor(err: unknown): number {
+  if (err instanceof SkiffError && err.code === 'ERR_ABORTED') return 130; // interrupted, as a shell reports SIGINT
   return err instanceof SkiffError && NOT_FOUND.has(err.code) ? 2 : 1;
 }
 

@@ -99,6 +99,21 @@ describe('skiff CLI', () => {
     assert.doesNotMatch(r.stderr, /\x1b\[/);
   });
 
+  it('Ctrl-C (SIGINT) mid-copy: exit 130, "interrupted", and nothing at all left behind', async () => {
+    const big = path.join(t.dir, 'big-int');
+    await makeLayout(big, 'img', { layers: [{ files: [{ path: 'f', content: pseudoRandom(32 << 20, 42) }] }] });
+    const child = spawn(process.execPath, [SKIFF, 'copy', '-q', '--dest-compress-format', 'zstd', '--dest-compress-level', '19', `oci:${big}:img`, `dir:${t.dir}/interrupted`], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+    for (let i = 0; i < 400 && !(await fsp.readdir(t.dir)).some((n) => n.startsWith('.interrupted.skiff-')); i++) await new Promise((r) => setTimeout(r, 25));
+    await new Promise((r) => setTimeout(r, 200));
+    const code = new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+    child.kill('SIGINT');
+    assert.equal(await code, 130, stderr);
+    assert.match(stderr, /interrupted/);
+    assert.deepEqual((await fsp.readdir(t.dir)).filter((n) => n.includes('interrupted')), []);
+  });
+
   it('a copy killed mid-way leaves the destination unchanged; a rerun completes and sweeps the debris', async () => {
     const big = path.join(t.dir, 'big');
     await makeLayout(big, 'img', { layers: [0, 1, 2].map((i) => ({ files: [{ path: `f${i}`, content: pseudoRandom(24 << 20, i) }] })) });

@@ -100,3 +100,34 @@ export function findRegistry(conf: RegistriesConf, name: string): RegistryEntry 
   }
   return best;
 }
+
+/** A name is short when its first component is not a registry (no `.`, no `:`, not `localhost`). */
+export function isShortName(name: string): boolean {
+  const first = name.split('/')[0] ?? '';
+  return !name.includes('/') || !(first.includes('.') || first.includes(':') || first === 'localhost');
+}
+
+/**
+ * Where a short name may live, per registries.conf (containers-registries.conf(5)): an `[aliases]` entry wins
+ * (the tag or digest carried over); otherwise each `unqualified-search-registries` entry in order. Fully
+ * qualified names come back unchanged. With several candidates, `short-name-mode = "enforcing"` refuses when it
+ * cannot ask (no TTY), as podman does; "permissive" and "disabled" try them in order.
+ */
+export function shortNameCandidates(name: string, conf: RegistriesConf, canPrompt = false): string[] {
+  if (!isShortName(name)) return [name];
+  const at = name.indexOf('@');
+  const base = at >= 0 ? name.slice(0, at) : name;
+  const colon = base.lastIndexOf(':');
+  const repo = colon >= 0 ? base.slice(0, colon) : base;
+  const suffix = name.slice(repo.length);
+  const alias = conf.aliases[repo];
+  if (alias) return [`${alias}${suffix}`];
+  const candidates = conf.unqualifiedSearch.map((r) => `${r}/${repo}${suffix}`);
+  if (!candidates.length) {
+    throw new SkiffError('ERR_INVALID_REFERENCE', `short name ${JSON.stringify(name)}: no unqualified-search-registries are defined in registries.conf and no alias matches; use a fully qualified name`);
+  }
+  if (candidates.length > 1 && conf.shortNameMode === 'enforcing' && !canPrompt) {
+    throw new SkiffError('ERR_INVALID_REFERENCE', `short name ${JSON.stringify(name)} is ambiguous (${candidates.join(', ')}) and short-name-mode is "enforcing": use a fully qualified name or add an alias`);
+  }
+  return candidates;
+}

@@ -1,0 +1,302 @@
+/**
+ * Apply a layer tar to an overlay `diff/` directory the way containers/storage does, recording tar-split as it
+ * goes so the exact tar can be rebuilt later. Whiteouts become overlay whiteouts (`.wh.NAME` -> char device 0:0,
+ * `.wh..wh..opq` -> `trusted.overlay.opaque=y`). Hostile entries (`..`, absolute names, writes through symlinks,
+ * hardlinks out of the layer) are refused before anything is written for them. Runs as root (rootless application
+ * inside a user namespace is the next step).
+ */
+import { spawn } from 'node:child_process';
+import { createWriteStream, promises as fsp, type WriteStream } from 'node:fs';
+import * as path from 'node:path';
+import type { Readable } from 'node:stream';
+import { createGzip } from 'node:zlib';
+import { Hasher, type Digest } from '../core/digest.js';
+import { SkiffError } from '../core/errors.js';
+import { safeRelativePath } from '../archive/file-tree.js';
+import { Crc64 } from './crc64.js';
+
+/** Pulls exact byte counts out of a stream. */
+class ByteReader {
+  private buf: Buffer = Buffer.alloc(0);
+  private readonly it: AsyncIterator<Buffer>;
+  private done = false;
+  constructor(stream: Readable) {
+    this.it = (stream as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+  }
+  private async fill(n: number): Promise<void> {
+    while (this.buf.length < n && !this.done) {
+      const r = await this.it.next();
+      if (r.done) this.done = true;
+      else this.buf = this.buf.length ? Buffer.concat([this.buf, r.value]) : r.value;
+    }
+  }
+  /** Exactly n bytes, or fewer at the end of the stream. */
+  async read(n: number): Promise<Buffer> {
+    await this.fill(n);
+    const out = this.buf.subarray(0, n);
+    this.buf = this.buf.subarray(out.length);
+    return out;
+  }
+  /** Up to n bytes, whatever is buffered first (for streaming file content). */
+  async chunk(n: number): Promise<Buffer> {
+    if (!this.buf.length) await this.fill(1);
+    const out = this.buf.subarray(0, Math.min(n, this.buf.length));
+    this.buf = this.buf.subarray(out.length);
+    return out;
+  }
+  async rest(): Promise<Buffer> {
+    const parts: Buffer[] = [this.buf];
+    for (let r = await this.it.next(); !r.done; r = await this.it.next()) parts.push(r.value);
+    this.buf = Buffer.alloc(0);
+    this.done = true;
+    return Buffer.concat(parts);
+  }
+}
+
+function octal(b: Buffer, off: number, len: number): number {
+  if ((b[off]! & 0x80) !== 0) {
+    let v = 0;
+    for (let i = off + 1; i < off + len; i++) v = v * 256 + b[i]!;
+    return v;
+  }
+  const s = b.toString('latin1', off, off + len).replace(/[\0 ]+$/g, '').trim();
+  return s === '' ? 0 : parseInt(s, 8);
+}
+
+function cstr(b: Buffer, off: number, len: number): string {
+  const end = b.indexOf(0, off);
+  return b.toString('utf8', off, end < 0 || end > off + len ? off + len : end);
+}
+
+function parsePax(data: Buffer): Record<string, string> {
+  const out: Record<string, string> = {};
+  let i = 0;
+  while (i < data.length) {
+    const sp = data.indexOf(0x20, i);
+    if (sp < 0) break;
+    const len = parseInt(data.toString('latin1', i, sp), 10);
+    if (!(len > 0)) break;
+    const rec = data.toString('utf8', sp + 1, i + len - 1);
+    const eq = rec.indexOf('=');
+    if (eq > 0) out[rec.slice(0, eq)] = rec.slice(eq + 1);
+    i += len;
+  }
+  return out;
+}
+
+function run(cmd: string, args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    p.stderr.on('data', (c: Buffer) => (err += c.toString()));
+    p.on('error', reject);
+    p.on('close', (code) => (code === 0 ? resolve() : reject(new SkiffError('ERR_IO', `${cmd} ${args.join(' ')}: ${err.trim()}`))));
+  });
+}
+
+/** Writes tar-split JSON lines (gzipped). */
+class TarSplitWriter {
+  private pos = 0;
+  private readonly gz = createGzip();
+  private readonly out: WriteStream;
+  private readonly done: Promise<void>;
+  constructor(file: string) {
+    this.out = createWriteStream(file);
+    this.gz.pipe(this.out);
+    this.done = new Promise((resolve, reject) => {
+      this.out.on('close', resolve);
+      this.out.on('error', reject);
+      this.gz.on('error', reject);
+    });
+  }
+  private line(o: object): void {
+    this.gz.write(`${JSON.stringify({ ...o, position: this.pos++ })}\n`);
+  }
+  raw(b: Buffer): void {
+    if (b.length) this.line({ type: 2, payload: b.toString('base64') });
+  }
+  file(name: string, size: number, crc: Buffer | undefined): void {
+    this.line(size > 0 ? { type: 1, name, size, payload: crc!.toString('base64') } : { type: 1, name, payload: null });
+  }
+  async close(): Promise<void> {
+    this.gz.end();
+    await this.done;
+  }
+}
+
+export interface Applied {
+  diffDigest: Digest;
+  diffSize: number;
+  uids: number[];
+  gids: number[];
+}
+
+/**
+ * Apply `tar` (uncompressed) into `diffDir` (created, empty) and write its tar-split to `tarSplitFile`.
+ * Throws (having written only entries before the bad one) on hostile or malformed input; the caller removes the
+ * half-applied layer, which is marked incomplete until it succeeds.
+ */
+export async function applyLayer(tar: Readable, diffDir: string, tarSplitFile: string): Promise<Applied> {
+  const hasher = new Hasher();
+  tar.pipe(hasher);
+  const r = new ByteReader(hasher);
+  const ts = new TarSplitWriter(tarSplitFile);
+  const uids = new Set<number>();
+  const gids = new Set<number>();
+  const safeDirs = new Set<string>(['']);
+  const dirTimes: [string, number][] = [];
+  let pending: Buffer[] = [];
+  let pax: Record<string, string> = {};
+  let longName: string | undefined;
+  let longLink: string | undefined;
+
+  /** Refuse to write through a symlink: every parent inside the layer must be a real directory. */
+  const ensureParent = async (rel: string): Promise<void> => {
+    const parts = rel.split('/').slice(0, -1);
+    let cur = '';
+    for (const p of parts) {
+      cur = cur ? `${cur}/${p}` : p;
+      if (safeDirs.has(cur)) continue;
+      const full = path.join(diffDir, cur);
+      const st = await fsp.lstat(full).catch(() => undefined);
+      if (!st) await fsp.mkdir(full, { mode: 0o755 });
+      else if (st.isSymbolicLink()) throw new SkiffError('ERR_UNSAFE_PATH', `layer entry ${rel} would be written through the symlink ${cur}: refused`);
+      else if (!st.isDirectory()) throw new SkiffError('ERR_UNSAFE_PATH', `layer entry ${rel}: ${cur} is not a directory`);
+      safeDirs.add(cur);
+    }
+  };
+
+  try {
+    for (;;) {
+      const header = await r.read(512);
+      if (header.length === 0) break;
+      if (header.length < 512) throw new SkiffError('ERR_TRUNCATED', 'layer tar truncated inside a header');
+      if (header.every((b) => b === 0)) {
+        // End of archive: keep every remaining byte so the tar is rebuilt exactly.
+        pending.push(header, await r.rest());
+        break;
+      }
+      let sum = 0;
+      for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 32 : header[i]!;
+      if (sum !== octal(header, 148, 8)) throw new SkiffError('ERR_INVALID_ARCHIVE', 'layer is not a valid tar (bad header checksum)');
+      pending.push(header);
+      const flag = String.fromCharCode(header[156]!);
+      let size = octal(header, 124, 12);
+      if (pax.size !== undefined) size = Number(pax.size);
+      const padded = size + ((512 - (size % 512)) % 512);
+      if (flag === 'x' || flag === 'g' || flag === 'L' || flag === 'K') {
+        const data = await r.read(padded);
+        if (data.length < padded) throw new SkiffError('ERR_TRUNCATED', 'layer tar truncated');
+        pending.push(data);
+        const body = data.subarray(0, size);
+        if (flag === 'x') pax = parsePax(body);
+        else if (flag === 'L') longName = body.toString('utf8').replace(/\0+$/, '');
+        else if (flag === 'K') longLink = body.toString('utf8').replace(/\0+$/, '');
+        continue;
+      }
+      const ustar = header.toString('latin1', 257, 262) === 'ustar';
+      const prefix = ustar ? cstr(header, 345, 155) : '';
+      const rawName = pax.path ?? longName ?? (prefix ? `${prefix}/${cstr(header, 0, 100)}` : cstr(header, 0, 100));
+      const linkname = pax.linkpath ?? longLink ?? cstr(header, 157, 100);
+      const mode = octal(header, 100, 8) & 0o7777;
+      const uid = pax.uid !== undefined ? Number(pax.uid) : octal(header, 108, 8);
+      const gid = pax.gid !== undefined ? Number(pax.gid) : octal(header, 116, 8);
+      const mtime = pax.mtime !== undefined ? Number(pax.mtime) : octal(header, 136, 12);
+      pax = {};
+      longName = longLink = undefined;
+      ts.raw(Buffer.concat(pending));
+      pending = [];
+      const rel = safeRelativePath(rawName, 'layer');
+      const isFile = flag === '0' || flag === '\0' || flag === '7';
+      const full = path.join(diffDir, rel);
+      uids.add(uid);
+      gids.add(gid);
+      if (rel === '') {
+        // "./" itself: the layer root's attributes.
+        ts.file(rawName, 0, undefined);
+        if (size) await r.read(padded);
+        continue;
+      }
+      await ensureParent(rel);
+      const base = path.posix.basename(rel);
+      const dir = path.posix.dirname(rel) === '.' ? '' : path.posix.dirname(rel);
+      if (base === '.wh..wh..opq') {
+        ts.file(rawName, 0, undefined);
+        await run('setfattr', ['-n', 'trusted.overlay.opaque', '-v', 'y', path.join(diffDir, dir)]);
+        continue;
+      }
+      if (base.startsWith('.wh.')) {
+        ts.file(rawName, 0, undefined);
+        const victim = path.join(diffDir, dir, base.slice(4));
+        await fsp.rm(victim, { recursive: true, force: true });
+        await run('mknod', ['-m', '000', victim, 'c', '0', '0']);
+        continue;
+      }
+      const existing = await fsp.lstat(full).catch(() => undefined);
+      if (existing && !(flag === '5' && existing.isDirectory())) await fsp.rm(full, { recursive: true, force: true });
+      if (isFile) {
+        const crc = new Crc64();
+        const fh = await fsp.open(full, 'wx', 0o600);
+        try {
+          let left = size;
+          while (left > 0) {
+            const c = await r.chunk(Math.min(left, 1 << 20));
+            if (!c.length) throw new SkiffError('ERR_TRUNCATED', `layer tar truncated inside ${rel}`);
+            crc.update(c);
+            await fh.write(c);
+            left -= c.length;
+          }
+        } finally {
+          await fh.close();
+        }
+        ts.file(rawName, size, crc.digest());
+        const pad = padded - size;
+        if (pad) pending.push(await r.read(pad));
+        await fsp.lchown(full, uid, gid);
+        await fsp.chmod(full, mode);
+        await fsp.utimes(full, mtime, mtime);
+        continue;
+      }
+      ts.file(rawName, 0, undefined);
+      if (size) pending.push(await r.read(padded));
+      switch (flag) {
+        case '5':
+          if (!existing) await fsp.mkdir(full, { mode: 0o700 });
+          safeDirs.add(rel);
+          await fsp.lchown(full, uid, gid);
+          await fsp.chmod(full, mode);
+          dirTimes.push([full, mtime]);
+          break;
+        case '2':
+          await fsp.symlink(linkname, full);
+          await fsp.lchown(full, uid, gid);
+          await fsp.lutimes(full, mtime, mtime);
+          break;
+        case '1': {
+          const target = path.join(diffDir, safeRelativePath(linkname, `hardlink ${rel}`));
+          const st = await fsp.lstat(target).catch(() => undefined);
+          if (!st) throw new SkiffError('ERR_UNSAFE_PATH', `hardlink ${rel} -> ${linkname}: target is not in the layer`);
+          await fsp.link(target, full);
+          break;
+        }
+        case '3':
+        case '4':
+          await run('mknod', ['-m', mode.toString(8), full, flag === '3' ? 'c' : 'b', String(octal(header, 329, 8)), String(octal(header, 337, 8))]);
+          await fsp.lchown(full, uid, gid);
+          break;
+        case '6':
+          await run('mkfifo', ['-m', mode.toString(8), full]);
+          await fsp.lchown(full, uid, gid);
+          break;
+        default:
+          throw new SkiffError('ERR_UNSUPPORTED', `layer entry ${rel}: unsupported tar type ${JSON.stringify(flag)}`);
+      }
+    }
+    ts.raw(Buffer.concat(pending));
+    // Directory times last: creating entries inside them changed them.
+    for (const [d, t] of dirTimes.reverse()) await fsp.utimes(d, t, t);
+  } finally {
+    await ts.close();
+  }
+  return { diffDigest: hasher.digest, diffSize: hasher.size, uids: [...uids].sort((a, b) => a - b), gids: [...gids].sort((a, b) => a - b) };
+}

@@ -7,7 +7,8 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { makeBusyboxLayout } from '../kit/fixtures.js';
-import { run, skiff, tempDir } from '../kit/run.js';
+import { ok, run, skiff, tempDir } from '../kit/run.js';
+import { makeLayout, sampleSpec } from '../kit/image.js';
 import { flatRef as flat, type Flat } from '../kit/validate.js';
 
 
@@ -98,5 +99,113 @@ describe('containers-storage (read)', () => {
     } finally {
       t2.cleanup();
     }
+  });
+});
+
+describe('containers-storage (write)', () => {
+  let t: ReturnType<typeof tempDir>;
+  let store: string;
+  let g: string[];
+  before(async () => {
+    t = tempDir();
+    store = `overlay@${t.dir}/root+${t.dir}/run`;
+    g = ['--root', `${t.dir}/root`, '--runroot', `${t.dir}/run`, '--storage-driver', 'overlay'];
+    await makeBusyboxLayout(`${t.dir}/fixture`);
+    await makeLayout(`${t.dir}/wh`, 'wh', sampleSpec(21));
+  });
+  after(async () => {
+    await run('chmod', ['-R', 'u+w', t.dir]);
+    t.cleanup();
+  });
+
+  it('skiff stores an image: podman lists it, skopeo copies it out with the same config and filesystem', async () => {
+    await ok(skiff(['copy', '-q', `oci:${t.dir}/fixture:busybox`, `containers-storage:[${store}]localhost/mine:1`]));
+    const listed = JSON.parse(await ok(run('podman', [...g, 'images', '--format', 'json']))) as { Names: string[]; Id: string }[];
+    assert.ok(listed.some((i) => i.Names.includes('localhost/mine:1')), JSON.stringify(listed));
+    await ok(run('skopeo', ['copy', '-q', `containers-storage:[${store}]localhost/mine:1`, `oci:${t.dir}/sk-out:x`]));
+    assert.equal(await ok(run('skopeo', ['inspect', '--config', '--raw', `oci:${t.dir}/sk-out:x`])), await ok(run('skopeo', ['inspect', '--config', '--raw', `oci:${t.dir}/fixture:busybox`])));
+    assert.deepEqual(await flat(`oci:${t.dir}/sk-out:x`), await flat(`oci:${t.dir}/fixture:busybox`));
+  });
+
+  it('whiteouts and opaque directories become overlay whiteouts and round-trip exactly', async () => {
+    await ok(skiff(['copy', '-q', `oci:${t.dir}/wh:wh`, `containers-storage:[${store}]localhost/wh:1`]));
+    const layers = JSON.parse(await fsp.readFile(`${t.dir}/root/overlay-layers/layers.json`, 'utf8')) as { id: string; 'diff-digest': string }[];
+    const cfg = JSON.parse(await ok(skiff(['inspect', '--config', '--raw', `oci:${t.dir}/wh:wh`]))) as { rootfs: { diff_ids: string[] } };
+    const top = layers.find((l) => l['diff-digest'] === cfg.rootfs.diff_ids[1])!;
+    const st = await fsp.stat(`${t.dir}/root/overlay/${top.id}/diff/etc/gone`);
+    assert.ok(st.isCharacterDevice() && st.rdev === 0, 'whiteout is a 0:0 char device');
+    const xattr = await run('getfattr', ['--only-values', '-n', 'trusted.overlay.opaque', `${t.dir}/root/overlay/${top.id}/diff/var/cache`]);
+    assert.equal(xattr.stdout, 'y');
+    await ok(run('skopeo', ['copy', '-q', `containers-storage:[${store}]localhost/wh:1`, `oci:${t.dir}/wh-out:x`]));
+    assert.deepEqual(await flat(`oci:${t.dir}/wh-out:x`), await flat(`oci:${t.dir}/wh:wh`));
+  });
+
+  it('layers already in the store are reused; a name moves to the image that takes it', async () => {
+    const before = JSON.parse(await fsp.readFile(`${t.dir}/root/overlay-layers/layers.json`, 'utf8')).length;
+    await ok(skiff(['copy', '-q', `oci:${t.dir}/fixture:busybox`, `containers-storage:[${store}]localhost/again:2`]));
+    assert.equal(JSON.parse(await fsp.readFile(`${t.dir}/root/overlay-layers/layers.json`, 'utf8')).length, before);
+    await ok(skiff(['copy', '-q', `oci:${t.dir}/wh:wh`, `containers-storage:[${store}]localhost/mine:1`]));
+    const images = JSON.parse(await fsp.readFile(`${t.dir}/root/overlay-images/images.json`, 'utf8')) as { id: string; names: string[] }[];
+    assert.equal(images.filter((i) => i.names.includes('localhost/mine:1')).length, 1);
+  });
+
+  it('a layer left incomplete by a killed writer is removed on the next write; a hostile layer is refused cleanly', async () => {
+    const file = `${t.dir}/root/overlay-layers/layers.json`;
+    const layers = JSON.parse(await fsp.readFile(file, 'utf8'));
+    layers.push({ id: 'f'.repeat(64), created: new Date().toISOString(), flags: { incomplete: true } });
+    await fsp.writeFile(file, JSON.stringify(layers));
+    await fsp.mkdir(`${t.dir}/root/overlay/${'f'.repeat(64)}/diff`, { recursive: true });
+    // A layer with ../ in it: refused, nothing written outside the store, no incomplete leftovers, no image.
+    const evil = `${t.dir}/evil`;
+    await makeLayout(evil, 'evil', { layers: [{ files: [{ path: 'ok', content: 'fine' }] }] });
+    const idx = JSON.parse(await fsp.readFile(`${evil}/index.json`, 'utf8'));
+    const m = JSON.parse(await fsp.readFile(`${evil}/blobs/sha256/${idx.manifests[0].digest.slice(7)}`, 'utf8'));
+    const { gunzipSync, gzipSync } = await import('node:zlib');
+    const tarBuf = gunzipSync(await fsp.readFile(`${evil}/blobs/sha256/${m.layers[0].digest.slice(7)}`));
+    tarBuf.fill(0, 0, 100);
+    tarBuf.write('../../escaped', 0);
+    tarBuf.fill(0x20, 148, 156);
+    let sum = 0;
+    for (let i = 0; i < 512; i++) sum += tarBuf[i]!;
+    tarBuf.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'latin1');
+    const { createHash } = await import('node:crypto');
+    const gz = gzipSync(tarBuf);
+    const gzHex = createHash('sha256').update(gz).digest('hex');
+    await fsp.writeFile(`${evil}/blobs/sha256/${gzHex}`, gz);
+    const cfgPath = `${evil}/blobs/sha256/${m.config.digest.slice(7)}`;
+    const cfg = JSON.parse(await fsp.readFile(cfgPath, 'utf8'));
+    cfg.rootfs.diff_ids = [`sha256:${createHash('sha256').update(tarBuf).digest('hex')}`];
+    const cfgBuf = Buffer.from(JSON.stringify(cfg));
+    const cfgHex = createHash('sha256').update(cfgBuf).digest('hex');
+    await fsp.writeFile(`${evil}/blobs/sha256/${cfgHex}`, cfgBuf);
+    const m2 = { ...m, config: { ...m.config, digest: `sha256:${cfgHex}`, size: cfgBuf.length }, layers: [{ ...m.layers[0], digest: `sha256:${gzHex}`, size: gz.length }] };
+    const mBuf = Buffer.from(JSON.stringify(m2));
+    const mHex = createHash('sha256').update(mBuf).digest('hex');
+    await fsp.writeFile(`${evil}/blobs/sha256/${mHex}`, mBuf);
+    await fsp.writeFile(`${evil}/index.json`, JSON.stringify({ schemaVersion: 2, manifests: [{ ...idx.manifests[0], digest: `sha256:${mHex}`, size: mBuf.length }] }));
+    const r = await skiff(['copy', '-q', `oci:${evil}:evil`, `containers-storage:[${store}]localhost/evil:1`]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /escapes|refused/);
+    await assert.rejects(fsp.stat(`${t.dir}/escaped`));
+    await assert.rejects(fsp.stat(`${t.dir}/root/escaped`));
+    const after = JSON.parse(await fsp.readFile(file, 'utf8')) as { id: string; flags?: { incomplete?: boolean } }[];
+    assert.equal(after.filter((l) => l.flags?.incomplete).length, 0, 'no incomplete layers left');
+    await assert.rejects(fsp.stat(`${t.dir}/root/overlay/${'f'.repeat(64)}`));
+    const images = JSON.parse(await fsp.readFile(`${t.dir}/root/overlay-images/images.json`, 'utf8')) as { names: string[] }[];
+    assert.ok(!images.some((i) => i.names.includes('localhost/evil:1')));
+  });
+
+  it('skiff and podman write the same store at once; both images land and the store stays readable', async () => {
+    await ok(skiff(['copy', '-q', `oci:${t.dir}/fixture:busybox`, `docker-archive:${t.dir}/for-podman.tar:localhost/podman-side:1`]));
+    const jobs: Promise<string>[] = [];
+    for (let i = 0; i < 4; i++) {
+      jobs.push(ok(skiff(['copy', '-q', `oci:${t.dir}/wh:wh`, `containers-storage:[${store}]localhost/skiff-side:${i}`])));
+      jobs.push(ok(run('podman', [...g, 'load', '-q', '-i', `${t.dir}/for-podman.tar`])));
+    }
+    await Promise.all(jobs);
+    const listed = JSON.parse(await ok(run('podman', [...g, 'images', '--format', 'json']))) as { Names: string[] }[];
+    for (let i = 0; i < 4; i++) assert.ok(listed.some((x) => x.Names.includes(`localhost/skiff-side:${i}`)), `skiff-side:${i}`);
+    assert.ok(listed.some((x) => x.Names.includes('localhost/podman-side:1')));
+    await ok(skiff(['copy', '-q', `containers-storage:[${store}]localhost/skiff-side:3`, `oci:${t.dir}/conc:x`]));
   });
 });

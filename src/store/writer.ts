@@ -1,0 +1,174 @@
+/**
+ * Writing the containers-storage store (overlay driver) the way containers/storage does: layer IDs from the
+ * diffID chain, `overlay/<id>/{diff,link,lower|empty,work,merged}` and `l/` links, tar-split beside layers.json,
+ * images.json entries with their big data. layers.json and images.json change only under their fcntl locks and
+ * are replaced atomically; a layer is recorded `incomplete` before it is applied and such leftovers are removed
+ * the next time a writer opens the store.
+ */
+import { randomInt } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import type { Readable } from 'node:stream';
+import { digestHex, sha256, type Digest } from '../core/digest.js';
+import { SkiffError } from '../core/errors.js';
+import { atomicWriteFile } from '../core/fs.js';
+import { applyLayer } from './apply.js';
+import { withLock } from './lock.js';
+import { bigDataFile, type Image, type Layer, type Store } from './store.js';
+
+/** Layer ID for a diffID on top of `parent`: the diffID's hex for a base layer, else sha256(parent+"+"+hex). */
+export function layerId(parent: string | undefined, diffID: Digest): string {
+  return parent ? digestHex(sha256(`${parent}+${digestHex(diffID)}`)) : digestHex(diffID);
+}
+
+const LINK_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789';
+const newLink = (): string => Array.from({ length: 26 }, () => LINK_CHARS[randomInt(LINK_CHARS.length)]).join('');
+
+export class StoreWriter {
+  private readonly layersDir: string;
+  private readonly imagesDir: string;
+  private readonly overlay: string;
+  constructor(readonly store: Store) {
+    this.layersDir = path.join(store.loc.root, 'overlay-layers');
+    this.imagesDir = path.join(store.loc.root, 'overlay-images');
+    this.overlay = path.join(store.loc.root, 'overlay');
+  }
+
+  /** Create the store's directories, then drop layers a killed writer left `incomplete`. */
+  async open(): Promise<void> {
+    for (const d of [this.layersDir, this.imagesDir, path.join(this.overlay, 'l')]) await fsp.mkdir(d, { recursive: true, mode: 0o700 });
+    await fsp.chmod(path.join(this.overlay, 'l'), 0o755);
+    await this.editLayers(async (layers) => {
+      const keep: Layer[] = [];
+      for (const l of layers) {
+        if (l.flags?.incomplete) await this.removeLayerFiles(l.id);
+        else keep.push(l);
+      }
+      return keep;
+    });
+  }
+
+  private async readJSON<T>(file: string): Promise<T[]> {
+    const text = await fsp.readFile(file, 'utf8').catch((e: NodeJS.ErrnoException) => {
+      if (e.code === 'ENOENT') return '';
+      throw e;
+    });
+    if (text.trim() === '') return [];
+    try {
+      return JSON.parse(text) as T[];
+    } catch (e) {
+      throw new SkiffError('ERR_INVALID_ARCHIVE', `${file}: corrupt (${(e as Error).message}); not touching it`);
+    }
+  }
+
+  /** Read-modify-write layers.json under layers.lock. */
+  private editLayers(f: (layers: Layer[]) => Promise<Layer[] | void>): Promise<void> {
+    const file = path.join(this.layersDir, 'layers.json');
+    return withLock(path.join(this.layersDir, 'layers.lock'), true, async () => {
+      const layers = await this.readJSON<Layer>(file);
+      const out = await f(layers);
+      if (out) await atomicWriteFile(file, JSON.stringify(out), 0o600);
+    });
+  }
+
+  private async removeLayerFiles(id: string): Promise<void> {
+    const dir = path.join(this.overlay, id);
+    const link = await fsp.readFile(path.join(dir, 'link'), 'utf8').catch(() => undefined);
+    if (link) await fsp.rm(path.join(this.overlay, 'l', link.trim()), { force: true });
+    await fsp.chmod(path.join(dir, 'diff'), 0o755).catch(() => undefined);
+    await fsp.rm(dir, { recursive: true, force: true, maxRetries: 3 });
+    await fsp.rm(path.join(this.layersDir, `${id}.tar-split.gz`), { force: true });
+  }
+
+  /** Is the layer there and complete? */
+  async hasLayer(id: string): Promise<boolean> {
+    return (await this.store.layers()).some((l) => l.id === id && !l.flags?.incomplete);
+  }
+
+  /**
+   * Apply a layer tar as layer `id` over `parent`. The entry is recorded incomplete first; the diffID is checked
+   * against `diffID` before the layer is marked complete.
+   */
+  async createLayer(id: string, parent: string | undefined, diffID: Digest, tar: Readable, blob?: { digest: Digest; size: number; compression: number }): Promise<Layer> {
+    const created = new Date().toISOString();
+    await this.editLayers(async (layers) => {
+      if (layers.some((l) => l.id === id)) throw new SkiffError('ERR_DESTINATION', `layer ${id} already exists`);
+      return [...layers, { id, ...(parent ? { parent } : {}), created, flags: { incomplete: true } }];
+    });
+    const dir = path.join(this.overlay, id);
+    try {
+      await fsp.mkdir(dir, { mode: 0o700 });
+      for (const d of ['diff', 'work', 'merged']) await fsp.mkdir(path.join(dir, d), { mode: d === 'diff' ? 0o755 : 0o700 });
+      const link = newLink();
+      await fsp.writeFile(path.join(dir, 'link'), link, { mode: 0o644 });
+      await fsp.symlink(`../${id}/diff`, path.join(this.overlay, 'l', link));
+      if (parent) {
+        const lowers: string[] = [];
+        const parentLink = (await fsp.readFile(path.join(this.overlay, parent, 'link'), 'utf8')).trim();
+        lowers.push(`l/${parentLink}`);
+        const grand = await fsp.readFile(path.join(this.overlay, parent, 'lower'), 'utf8').catch(() => '');
+        if (grand.trim()) lowers.push(...grand.trim().split(':'));
+        await fsp.writeFile(path.join(dir, 'lower'), lowers.join(':'), { mode: 0o644 });
+      } else {
+        await fsp.mkdir(path.join(dir, 'empty'), { mode: 0o700 });
+      }
+      const applied = await applyLayer(tar, path.join(dir, 'diff'), path.join(this.layersDir, `${id}.tar-split.gz`));
+      if (applied.diffDigest !== diffID) {
+        throw new SkiffError('ERR_DIGEST_MISMATCH', `layer ${id.slice(0, 12)}: uncompressed digest ${applied.diffDigest}, the image config says ${diffID}`);
+      }
+      await fsp.chmod(path.join(dir, 'diff'), 0o555);
+      const layer: Layer = {
+        id,
+        ...(parent ? { parent } : {}),
+        created,
+        ...(blob ? { 'compressed-diff-digest': blob.digest, 'compressed-size': blob.size } : {}),
+        'diff-digest': applied.diffDigest,
+        'diff-size': applied.diffSize,
+        compression: blob?.compression ?? 0,
+        uidset: applied.uids,
+        gidset: applied.gids,
+      };
+      await this.editLayers(async (layers) => layers.map((l) => (l.id === id ? layer : l)));
+      return layer;
+    } catch (e) {
+      await this.removeLayerFiles(id).catch(() => undefined);
+      await this.editLayers(async (layers) => layers.filter((l) => l.id !== id)).catch(() => undefined);
+      throw e;
+    }
+  }
+
+  /**
+   * Record an image: its ID (the config digest's hex), top layer, names (taken away from any other image that had
+   * them, as containers/storage does) and big data (config, manifest).
+   */
+  async putImage(img: { id: string; layer: string | undefined; names: string[]; manifest: Buffer; config: Buffer; created?: string }): Promise<Image> {
+    const manifestDigest = sha256(img.manifest);
+    const big: [string, Buffer][] = [[`sha256:${img.id}`, img.config], [`manifest-${manifestDigest}`, img.manifest], ['manifest', img.manifest]];
+    const file = path.join(this.imagesDir, 'images.json');
+    let result!: Image;
+    await withLock(path.join(this.imagesDir, 'images.lock'), true, async () => {
+      const images = await this.readJSON<Image>(file);
+      const dir = path.join(this.imagesDir, img.id);
+      await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+      for (const [k, v] of big) await atomicWriteFile(path.join(dir, bigDataFile(k)), v, 0o600);
+      const existing = images.find((i) => i.id === img.id);
+      const names = [...new Set([...(existing?.names ?? []), ...img.names])];
+      for (const other of images) if (other.id !== img.id && other.names) other.names = other.names.filter((n) => !img.names.includes(n));
+      result = {
+        ...(existing ?? {}),
+        id: img.id,
+        digest: manifestDigest,
+        names,
+        ...(img.layer ? { layer: img.layer } : {}),
+        'big-data-names': big.map(([k]) => k),
+        'big-data-sizes': Object.fromEntries(big.map(([k, v]) => [k, v.length])),
+        'big-data-digests': Object.fromEntries(big.map(([k, v]) => [k, sha256(v)])),
+        created: img.created ?? new Date().toISOString(),
+      } as Image;
+      (result as Image & { 'names-history'?: string[] })['names-history'] = names;
+      const out = existing ? images.map((i) => (i.id === img.id ? result : i)) : [...images, result];
+      await atomicWriteFile(file, JSON.stringify(out), 0o600);
+    });
+    return result;
+  }
+}

@@ -6,9 +6,17 @@ import { transports } from '../../transports/index.js';
 
 export interface GlobalOptions {
   debug?: boolean;
+  root?: string;
+  runroot?: string;
+  storageDriver?: string;
   overrideOs?: string;
   overrideArch?: string;
   overrideVariant?: string;
+}
+
+/** The containers-storage store named by the global --root/--runroot/--storage-driver flags. */
+export function storageFrom(g: GlobalOptions): NonNullable<SourceOptions['storage']> {
+  return { ...(g.root ? { root: g.root } : {}), ...(g.runroot ? { runroot: g.runroot } : {}), ...(g.storageDriver ? { driver: g.storageDriver } : {}) };
 }
 
 export function platformFrom(g: GlobalOptions): PlatformChoice {

@@ -2,7 +2,7 @@ import { promises as fsp } from 'node:fs';
 import { Command, Option } from 'commander';
 import { SkiffError } from '../core/errors.js';
 import { copyImage, type CopyOptions } from '../copy/copy.js';
-import { addRegistryFlags, addRetryFlags, openDestination, openSource, parseIntOption, platformFrom, registryOptions, type GlobalOptions } from './common.js';
+import { addRegistryFlags, addRetryFlags, openDestination, openSource, parseIntOption, platformFrom, registryOptions, storageFrom, type GlobalOptions } from './common.js';
 import { makeProgress } from './progress.js';
 
 interface CopyFlags {
@@ -55,7 +55,7 @@ export function copyCommand(program: Command): void {
       process.on('SIGINT', onSignal);
       process.on('SIGTERM', onSignal);
       const platform = platformFrom(g);
-      const common = { signal: controller.signal, platform };
+      const common = { signal: controller.signal, platform, storage: storageFrom(g) };
       const all = flags as unknown as Record<string, unknown>;
       const src = await openSource(source, { ...common, ...registryOptions(all, 'src') });
       try {

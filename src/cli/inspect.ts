@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { readConfig, resolveImage, inspectImage } from '../core/inspect.js';
 import { SkiffError } from '../core/errors.js';
 import { DockerRef } from '../../transports/docker/index.js';
-import { addRegistryFlags, addRetryFlags, openSource, platformFrom, registryOptions, writeOut, type GlobalOptions } from './common.js';
+import { addRegistryFlags, addRetryFlags, openSource, platformFrom, registryOptions, storageFrom, writeOut, type GlobalOptions } from './common.js';
 
 interface InspectFlags {
   raw?: boolean;
@@ -27,7 +27,7 @@ export function inspectCommand(program: Command): void {
     const g = c.optsWithGlobals() as GlobalOptions;
     if (flags.format) throw new SkiffError('ERR_UNSUPPORTED', '--format templates are not supported; pipe the JSON to jq');
     const platform = platformFrom(g);
-    const src = await openSource(image, { platform, ...registryOptions(flags as unknown as Record<string, unknown>, '') });
+    const src = await openSource(image, { platform, storage: storageFrom(g), ...registryOptions(flags as unknown as Record<string, unknown>, '') });
     try {
       if (flags.raw && !flags.config) {
         await writeOut((await src.getManifest()).bytes);

@@ -7,6 +7,7 @@ import { manifestDigestCommand } from './manifest-digest.js';
 import { syncCommand } from './sync.js';
 import { buildCommand } from './build.js';
 import { imagesCommand } from './images.js';
+import { storageCommands } from './storage.js';
 import { deleteCommand, listTagsCommand, loginCommand, logoutCommand } from './registry.js';
 
 const pkg = createRequire(import.meta.url)('../../../package.json') as { version: string };
@@ -24,7 +25,7 @@ export function makeProgram(): Command {
     .option('--storage-driver <driver>', 'containers-storage driver (overlay)')
     .showHelpAfterError()
     .exitOverride();
-  for (const add of [buildCommand, copyCommand, imagesCommand, inspectCommand, listTagsCommand, deleteCommand, loginCommand, logoutCommand, syncCommand, manifestDigestCommand]) add(program);
+  for (const add of [buildCommand, copyCommand, imagesCommand, storageCommands, inspectCommand, listTagsCommand, deleteCommand, loginCommand, logoutCommand, syncCommand, manifestDigestCommand]) add(program);
   return program;
 }
 

@@ -28,6 +28,8 @@ export interface SourceOptions {
   retryTimes?: number;
   /** First retry delay in ms, doubled each time (default 1000). */
   retryDelayMs?: number;
+  /** containers-storage: the store to use when a reference names none (global --root/--runroot/--storage-driver). */
+  storage?: { root?: string; runroot?: string; driver?: string };
   /** docker-daemon: the Engine API address (`unix:///path`, `tcp://host:port`); default DOCKER_HOST. */
   daemonHost?: string;
 }

@@ -171,4 +171,61 @@ export class StoreWriter {
     });
     return result;
   }
+
+  /** Add names to an image (moved off any other image that had them). */
+  async tag(id: string, names: string[]): Promise<void> {
+    await this.editImages(async (images) => {
+      const img = images.find((i) => i.id === id);
+      if (!img) throw new SkiffError('ERR_IMAGE_NOT_FOUND', `image ${id.slice(0, 12)} is not in the store`);
+      for (const other of images) if (other !== img && other.names) other.names = other.names.filter((n) => !names.includes(n));
+      img.names = [...new Set([...(img.names ?? []), ...names])];
+      return images;
+    });
+  }
+
+  /**
+   * Remove an image, or with `name` and other names left only untag it (podman rmi semantics). Its layers go too
+   * unless another image or a container still uses them. Returns the layer IDs removed.
+   */
+  async removeImage(id: string, name?: string): Promise<{ untagged: boolean; layers: string[] }> {
+    let removedImage: Image | undefined;
+    let untagged = false;
+    await this.editImages(async (images) => {
+      const img = images.find((i) => i.id === id);
+      if (!img) throw new SkiffError('ERR_IMAGE_NOT_FOUND', `image ${id.slice(0, 12)} is not in the store`);
+      if (name && (img.names?.length ?? 0) > 1) {
+        img.names = img.names!.filter((n) => n !== name);
+        untagged = true;
+        return images;
+      }
+      removedImage = img;
+      return images.filter((i) => i !== img);
+    });
+    if (!removedImage) return { untagged, layers: [] };
+    await fsp.rm(path.join(this.imagesDir, id), { recursive: true, force: true });
+    const removed: string[] = [];
+    const images = await this.store.images();
+    const containers = await this.readJSON<{ layer?: string }>(path.join(this.store.loc.root, 'overlay-containers', 'containers.json'));
+    await this.editLayers(async (layers) => {
+      const byId = new Map(layers.map((l) => [l.id, l]));
+      // Layers still reachable from another image or a container stay.
+      const used = new Set<string>();
+      const mark = (top: string | undefined): void => {
+        for (let l = top; l && !used.has(l); l = byId.get(l)?.parent) used.add(l);
+      };
+      for (const i of images) mark(i.layer);
+      for (const c of containers) mark(c.layer);
+      for (let l = removedImage!.layer; l && !used.has(l); l = byId.get(l)?.parent) removed.push(l);
+      for (const l of removed) await this.removeLayerFiles(l);
+      return layers.filter((l) => !removed.includes(l.id));
+    });
+    return { untagged, layers: removed };
+  }
+
+  private editImages(f: (images: Image[]) => Promise<Image[]>): Promise<void> {
+    const file = path.join(this.imagesDir, 'images.json');
+    return withLock(path.join(this.imagesDir, 'images.lock'), true, async () => {
+      await atomicWriteFile(file, JSON.stringify(await f(await this.readJSON<Image>(file))), 0o600);
+    });
+  }
 }

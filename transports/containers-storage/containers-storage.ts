@@ -5,7 +5,7 @@ import type { Readable } from 'node:stream';
 import { checkBlob, digestHex, sha256, type Digest } from '../../src/core/digest.js';
 import { SkiffError } from '../../src/core/errors.js';
 import { IO_CHUNK, streamToTempFile } from '../../src/core/fs.js';
-import type { BlobInfo, DestinationCaps, ImageDestination, ImageRef, ImageSource, Transport } from '../../src/core/image.js';
+import type { BlobInfo, DestinationCaps, ImageDestination, ImageRef, ImageSource, SourceOptions, Transport } from '../../src/core/image.js';
 import { parseConfig } from '../../src/core/config.js';
 import { parseManifest, serializeManifest, type Descriptor, type ImageManifest, type RawManifest } from '../../src/core/manifest.js';
 import { formatDockerReference, parseDockerReference, withDefaultTag } from '../../src/core/reference.js';
@@ -73,9 +73,11 @@ export function parseStorageSpec(spec: string): StorageRef {
   return new StorageRef(store, name, id, storeSpec);
 }
 
-export async function openStore(ref: StorageRef): Promise<Store> {
+/** The store a reference names, else the one the options name (global flags), else storage.conf's default. */
+export async function openStore(ref: StorageRef, o: SourceOptions = {}): Promise<Store> {
   const def = await defaultStoreLocation();
-  return new Store({ driver: ref.store.driver ?? def.driver, root: ref.store.root ?? def.root, runroot: ref.store.runroot ?? def.runroot });
+  const s = o.storage ?? {};
+  return new Store({ driver: ref.store.driver ?? s.driver ?? def.driver, root: ref.store.root ?? s.root ?? def.root, runroot: ref.store.runroot ?? s.runroot ?? def.runroot });
 }
 
 /**
@@ -93,8 +95,8 @@ class StorageSource implements ImageSource {
     private readonly config: Buffer,
   ) {}
 
-  static async open(ref: StorageRef): Promise<StorageSource> {
-    const store = await openStore(ref);
+  static async open(ref: StorageRef, o: SourceOptions): Promise<StorageSource> {
+    const store = await openStore(ref, o);
     const image = ref.id ? (await store.images()).find((i) => i.id === ref.id) : await store.findImage(ref.name!);
     if (!image || (ref.id && ref.name && !image.names?.some((n) => n === ref.name || n.endsWith(`/${ref.name}`)))) {
       throw new SkiffError('ERR_IMAGE_NOT_FOUND', `${ref}: no such image in the store at ${store.loc.root}`);
@@ -152,9 +154,9 @@ class StorageDestination implements ImageDestination {
     private readonly spool: string,
   ) {}
 
-  static async open(ref: StorageRef): Promise<StorageDestination> {
+  static async open(ref: StorageRef, o: SourceOptions): Promise<StorageDestination> {
     if (!ref.name) throw new SkiffError('ERR_INVALID_REFERENCE', `${ref}: name the image to write (containers-storage:NAME[:TAG])`);
-    const store = await openStore(ref);
+    const store = await openStore(ref, o);
     const writer = new StoreWriter(store);
     await writer.open();
     const spool = path.join(store.loc.root, 'tmp', `skiff-${process.pid}-${randomBytes(4).toString('hex')}`);
@@ -220,10 +222,10 @@ class StorageDestination implements ImageDestination {
 export const containersStorageTransport: Transport = {
   name: 'containers-storage',
   parse: parseStorageSpec,
-  async openSource(ref) {
-    return StorageSource.open(ref as StorageRef);
+  async openSource(ref, opts = {}) {
+    return StorageSource.open(ref as StorageRef, opts);
   },
-  async openDestination(ref): Promise<ImageDestination> {
-    return StorageDestination.open(ref as StorageRef);
+  async openDestination(ref, opts = {}): Promise<ImageDestination> {
+    return StorageDestination.open(ref as StorageRef, opts);
   },
 };

@@ -1,0 +1,179 @@
+/** podman's image commands over the containers-storage store: pull, push, tag, rmi, save, load. */
+import { Command, Option } from 'commander';
+import { SkiffError } from '../core/errors.js';
+import type { SourceOptions } from '../core/image.js';
+import { formatDockerReference, parseDockerReference, withDefaultTag } from '../core/reference.js';
+import { copyImage, type CopyOptions } from '../copy/copy.js';
+import { isShortName, loadRegistriesConf, shortNameCandidates } from '../config/registries.js';
+import { defaultStoreLocation, Store } from '../store/store.js';
+import { StoreWriter } from '../store/writer.js';
+import { addRegistryFlags, addRetryFlags, openDestination, openSource, platformFrom, registryOptions, storageFrom, writeOut, type GlobalOptions } from './common.js';
+import { makeProgress } from './progress.js';
+
+async function storeOf(g: GlobalOptions): Promise<Store> {
+  const def = await defaultStoreLocation();
+  const s = storageFrom(g);
+  return new Store({ driver: s.driver ?? def.driver, root: s.root ?? def.root, runroot: s.runroot ?? def.runroot });
+}
+
+async function copyBetween(src: string, dst: string, o: SourceOptions, copy: CopyOptions): Promise<string> {
+  const s = await openSource(src, o);
+  try {
+    const d = await openDestination(dst, o);
+    try {
+      return (await copyImage(s, d, copy)).digest;
+    } finally {
+      await d.close();
+    }
+  } finally {
+    await s.close();
+  }
+}
+
+/** The normalised name the store records: `busybox` -> `docker.io/library/busybox:latest`. */
+function storeName(name: string): string {
+  return formatDockerReference(withDefaultTag(parseDockerReference(name)));
+}
+
+async function imageId(store: Store, name: string): Promise<string> {
+  const img = await store.findImage(name);
+  if (!img) throw new SkiffError('ERR_IMAGE_NOT_FOUND', `${name}: image not known`);
+  return img.id;
+}
+
+export function storageCommands(program: Command): void {
+  const pull = program
+    .command('pull')
+    .description('Pull an image from a registry into local storage (short names resolved through registries.conf)')
+    .argument('<image>', 'NAME[:TAG|@DIGEST] or docker://…')
+    .option('-q, --quiet', 'no progress')
+    .option('-a, --all-tags', 'not supported: pull one tag');
+  addRetryFlags(pull);
+  addRegistryFlags(pull, '');
+  pull.action(async (image: string, flags: Record<string, unknown>, c: Command) => {
+    const g = c.optsWithGlobals() as GlobalOptions;
+    const o: SourceOptions = { ...registryOptions(flags, ''), platform: platformFrom(g), storage: storageFrom(g) };
+    const raw = image.replace(/^docker:\/\//, '');
+    const candidates = image.startsWith('docker://') || !isShortName(raw) ? [raw] : shortNameCandidates(raw, await loadRegistriesConf(), !!process.stdin.isTTY && !!process.stderr.isTTY);
+    const progress = makeProgress(!!flags.quiet);
+    let last: unknown;
+    for (const cand of candidates) {
+      if (!flags.quiet) process.stderr.write(`Trying to pull ${cand}...\n`);
+      try {
+        await copyBetween(`docker://${cand}`, `containers-storage:${storeName(cand)}`, o, { platform: platformFrom(g), ...(progress ? { progress } : {}) });
+        await writeOut(`${await imageId(await storeOf(g), storeName(cand))}\n`);
+        return;
+      } catch (e) {
+        last = e;
+        if (candidates.length === 1 || (e instanceof SkiffError && e.code !== 'ERR_MANIFEST_UNKNOWN' && e.code !== 'ERR_IMAGE_NOT_FOUND' && e.code !== 'ERR_NETWORK')) throw e;
+      }
+    }
+    throw last;
+  });
+
+  const push = program
+    .command('push')
+    .description('Push an image from local storage')
+    .argument('<image>', 'NAME or ID in local storage')
+    .argument('[destination]', 'TRANSPORT:SPEC (default: docker://NAME)')
+    .option('-q, --quiet', 'no progress')
+    .addOption(new Option('-f, --format <format>', 'oci or v2s2').choices(['oci', 'v2s2']))
+    .option('--digestfile <file>', 'write the pushed manifest digest here');
+  addRetryFlags(push);
+  addRegistryFlags(push, '');
+  push.action(async (image: string, dest: string | undefined, flags: Record<string, unknown>, c: Command) => {
+    const g = c.optsWithGlobals() as GlobalOptions;
+    const o: SourceOptions = { ...registryOptions(flags, ''), storage: storageFrom(g) };
+    const target = dest ?? `docker://${storeName(image)}`;
+    const progress = makeProgress(!!flags.quiet);
+    const digest = await copyBetween(`containers-storage:${image}`, target.includes(':') && /^[a-z-]+:/.test(target) ? target : `docker://${target}`, o, { ...(flags.format ? { format: flags.format as 'oci' | 'v2s2' } : {}), ...(progress ? { progress } : {}) });
+    if (typeof flags.digestfile === 'string') await (await import('node:fs/promises')).writeFile(flags.digestfile, digest);
+  });
+
+  program
+    .command('tag')
+    .description('Add names to an image in local storage')
+    .argument('<image>', 'NAME or ID')
+    .argument('<names...>', 'new names')
+    .action(async (image: string, names: string[], _f: unknown, c: Command) => {
+      const g = c.optsWithGlobals() as GlobalOptions;
+      const store = await storeOf(g);
+      const w = new StoreWriter(store);
+      await w.open();
+      await w.tag(await imageId(store, image), names.map(storeName));
+    });
+
+  program
+    .command('rmi')
+    .description('Remove images from local storage (layers other images use are kept)')
+    .argument('<images...>', 'NAMEs or IDs')
+    .option('-f, --force', 'carry on past images that do not exist')
+    .action(async (images: string[], flags: { force?: boolean }, c: Command) => {
+      const g = c.optsWithGlobals() as GlobalOptions;
+      const store = await storeOf(g);
+      const w = new StoreWriter(store);
+      await w.open();
+      let missing: SkiffError | undefined;
+      for (const name of images) {
+        const img = await store.findImage(name);
+        if (!img) {
+          missing = new SkiffError('ERR_IMAGE_NOT_FOUND', `${name}: image not known`);
+          if (!flags.force) throw missing;
+          continue;
+        }
+        const byName = img.id.startsWith(name) || `sha256:${img.id}` === name ? undefined : img.names?.find((n) => n === name || n === storeName(name));
+        const r = await w.removeImage(img.id, byName);
+        await writeOut(r.untagged ? `Untagged: ${byName}\n` : `Deleted: ${img.id}\n`);
+      }
+      if (missing && !flags.force) throw missing;
+    });
+
+  program
+    .command('save')
+    .description('Save an image from local storage to an archive')
+    .argument('<image>', 'NAME or ID')
+    .requiredOption('-o, --output <file>', 'archive to write')
+    .addOption(new Option('--format <format>', 'docker-archive or oci-archive').choices(['docker-archive', 'oci-archive']).default('docker-archive'))
+    .option('-q, --quiet', 'no progress')
+    .action(async (image: string, flags: { output: string; format: string; quiet?: boolean }, c: Command) => {
+      const g = c.optsWithGlobals() as GlobalOptions;
+      const store = await storeOf(g);
+      const img = await store.findImage(image);
+      if (!img) throw new SkiffError('ERR_IMAGE_NOT_FOUND', `${image}: image not known`);
+      const name = img.names?.find((n) => n === storeName(image)) ?? img.names?.[0];
+      const dest = flags.format === 'oci-archive' ? `oci-archive:${flags.output}${name ? `:${name.split('/').pop()}` : ''}` : `docker-archive:${flags.output}${name ? `:${name}` : ''}`;
+      const progress = makeProgress(!!flags.quiet);
+      await copyBetween(`containers-storage:${img.id}`, dest, { storage: storageFrom(g) }, progress ? { progress } : {});
+    });
+
+  program
+    .command('load')
+    .description('Load an image from a docker-archive or oci-archive into local storage')
+    .requiredOption('-i, --input <file>', 'archive to read')
+    .option('-q, --quiet', 'no progress')
+    .action(async (flags: { input: string; quiet?: boolean }, c: Command) => {
+      const g = c.optsWithGlobals() as GlobalOptions;
+      const o: SourceOptions = { storage: storageFrom(g) };
+      // docker-archive names come from RepoTags; oci-archive from the ref.name annotation.
+      let src = `docker-archive:${flags.input}`;
+      let name: string | undefined;
+      const { ArchiveSource, DockerArchiveRef } = await import('../../transports/docker-archive/index.js');
+      try {
+        const s = await ArchiveSource.open(new DockerArchiveRef(flags.input));
+        name = s.archiveTags[0];
+        await s.close();
+      } catch (e) {
+        if (!(e instanceof SkiffError) || e.code !== 'ERR_INVALID_ARCHIVE') throw e;
+        src = `oci-archive:${flags.input}`;
+      }
+      if (!name) {
+        const { sha256 } = await import('../core/digest.js');
+        const s = await openSource(src, o);
+        name = `localhost/${sha256((await s.getManifest()).bytes).slice(7, 19)}:latest`;
+        await s.close();
+      }
+      const progress = makeProgress(!!flags.quiet);
+      await copyBetween(src, `containers-storage:${storeName(name)}`, o, progress ? { progress } : {});
+      await writeOut(`Loaded image: ${storeName(name)}\n`);
+    });
+}

@@ -100,8 +100,9 @@ interface Sample {
 }
 
 /** Run a command under /usr/bin/time for wall time and peak RSS. */
-function measure(cmd: string[], cleanup: () => void): Sample {
+function measure(cmd: string[], cleanup: () => void, args: string[] | (() => string[]) = []): Sample {
   cleanup();
+  cmd = [...cmd, ...(typeof args === 'function' ? args() : args)];
   // Flush the previous run's dirty pages so its writeback is not billed to this one.
   spawnSync('sync');
   const r = spawnSync('/usr/bin/time', ['-f', '%e %M', ...cmd], { encoding: 'utf8', maxBuffer: 1 << 26 });
@@ -113,12 +114,14 @@ function measure(cmd: string[], cleanup: () => void): Sample {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-function compare(title: string, skiffArgs: string[], skopeoArgs: string[], cleanup: () => void, rounds = ROUNDS): void {
+function compare(title: string, skiffArgs: string[], skopeoArgs: string[], cleanup: () => void, rounds = ROUNDS, dest?: () => string): void {
   const a: Sample[] = [];
   const b: Sample[] = [];
+  // `dest` supplies a fresh destination per run (set by `cleanup`), substituted for __DEST__.
+  const sub = (args: string[]): string[] => (dest ? args.map((x) => (x === '__DEST__' ? dest() : x)) : args);
   for (let i = 0; i < rounds; i++) {
-    a.push(measure([process.execPath, SKIFF, ...skiffArgs], cleanup));
-    b.push(measure(['skopeo', ...skopeoArgs], cleanup));
+    a.push(measure([process.execPath, SKIFF], cleanup, () => sub(skiffArgs)));
+    b.push(measure(['skopeo'], cleanup, () => sub(skopeoArgs)));
   }
   report(title, a, b);
 }
@@ -168,6 +171,34 @@ async function daemonCases(src: string, out: string, clean: () => void): Promise
     compare('docker-daemon -> oci (save)', ['copy', '-q', '--src-daemon-host', host, 'docker-daemon:localhost/bench:1', `oci:${out}:x`], ['copy', '-q', '--src-daemon-host', host, 'docker-daemon:localhost/bench:1', `oci:${out}:x`], clean);
   } finally {
     await svc.stop();
+    t.cleanup();
+  }
+}
+
+/** containers-storage: into a fresh store, and out of one (skopeo's own copy of the image serves both). */
+async function storageCases(src: string, out: string, clean: () => void): Promise<void> {
+  const t = tempDir('skiff-bench-store-');
+  const store = (n: string) => `containers-storage:[overlay@${t.dir}/${n}/root+${t.dir}/${n}/run]localhost/bench:1`;
+  let n = 0;
+  // containers/storage may leave a private bind mount of <root>/overlay behind: undo it before deleting.
+  const unmount = (): void => void spawnSync('sh', ['-c', `grep -o '${t.dir}[^ ]*' /proc/mounts | xargs -r -n1 umount`]);
+  const fresh = (): string => {
+    unmount();
+    spawnSync('chmod', ['-R', 'u+w', t.dir]);
+    for (const d of spawnSync('ls', [t.dir], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean)) rmSync(path.join(t.dir, d), { recursive: true, force: true });
+    return store(`s${++n}`);
+  };
+  try {
+    let dest = '';
+    compare('oci -> containers-storage', ['copy', '-q', `oci:${src}:bench`, '__DEST__'], ['copy', '-q', `oci:${src}:bench`, '__DEST__'], () => {
+      clean();
+      dest = fresh();
+    }, ROUNDS, () => dest);
+    spawnSync('skopeo', ['copy', '-q', `oci:${src}:bench`, store('seed')]);
+    compare('containers-storage -> oci', ['copy', '-q', store('seed'), `oci:${out}:x`], ['copy', '-q', store('seed'), `oci:${out}:x`], clean);
+  } finally {
+    unmount();
+    spawnSync('chmod', ['-R', 'u+w', t.dir]);
     t.cleanup();
   }
 }
@@ -227,6 +258,7 @@ async function main(): Promise<void> {
     compare('oci -> dir', ['copy', '-q', `oci:${src}:bench`, `dir:${out}`], ['copy', '-q', `oci:${src}:bench`, `dir:${out}`], clean);
     await registryCases(src, out, clean);
     await daemonCases(src, out, clean);
+    await storageCases(src, out, clean);
     if (!process.env.BENCH_QUICK) {
       const big = path.join(t.dir, 'big');
       await fsp.rm(src, { recursive: true });

@@ -61,6 +61,12 @@ export class TarAppender {
     return this.writing;
   }
 
+  private idleWaiters: (() => void)[] = [];
+  /** Resolves when no member is being written (at once if none is). */
+  idle(): Promise<void> {
+    return this.writing ? new Promise((r) => this.idleWaiters.push(r)) : Promise.resolve();
+  }
+
   private async at(buf: Buffer, pos: number): Promise<void> {
     let off = 0;
     while (off < buf.length) off += await writeP(this.fd, buf, off, buf.length - off, pos + off);
@@ -98,6 +104,7 @@ export class TarAppender {
       return { digest: hasher.digest, size };
     } finally {
       this.writing = false;
+      for (const w of this.idleWaiters.splice(0)) w();
     }
   }
 

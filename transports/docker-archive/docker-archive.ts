@@ -183,6 +183,8 @@ export class ArchiveDestination implements ImageDestination {
   private readonly inTar = new Map<Digest, string>();
   /** digest -> spool file, for blobs waiting to be appended. */
   private readonly spooled = new Map<Digest, { file: string; size: number; isConfig: boolean }>();
+  /** Is the member being written now a small one (worth waiting for)? */
+  private smallInTar = false;
   private constructor(
     readonly ref: DockerArchiveRef,
     private readonly stage: string,
@@ -209,7 +211,11 @@ export class ArchiveDestination implements ImageDestination {
   }
 
   async putBlob(stream: Readable, info: BlobInfo): Promise<{ digest: Digest; size: number }> {
+    // A small member (the config) finishes in moments: wait for it rather than spool a large layer to disk and
+    // copy it into the tar again later.
+    while (this.tar.busy && this.smallInTar) await this.tar.idle();
     if (!this.tar.busy) {
+      this.smallInTar = info.size !== undefined && info.size < 1024 * 1024;
       const got = await this.tar.appendStream(stream, (digest, size) => {
         checkBlob(info, { digest, size }, String(this.ref));
         return this.memberName(digest, info.isConfig);

@@ -3,7 +3,7 @@
  * goes so the exact tar can be rebuilt later. Whiteouts become overlay whiteouts (`.wh.NAME` -> char device 0:0,
  * `.wh..wh..opq` -> `trusted.overlay.opaque=y`). Hostile entries (`..`, absolute names, writes through symlinks,
  * hardlinks out of the layer) are refused before anything is written for them. Runs as root (rootless application
- * inside a user namespace is the next step).
+ * happens inside the user namespace bin/skiff.js enters for an unprivileged user: see userns.ts).
  */
 import { spawn } from 'node:child_process';
 import { createWriteStream, promises as fsp, type WriteStream } from 'node:fs';
@@ -14,6 +14,7 @@ import { Hasher, type Digest } from '../core/digest.js';
 import { SkiffError } from '../core/errors.js';
 import { safeRelativePath } from '../archive/file-tree.js';
 import { Crc64 } from './crc64.js';
+import { opaqueXattr } from './userns.js';
 
 /** Pulls exact byte counts out of a stream. */
 class ByteReader {
@@ -222,7 +223,7 @@ export async function applyLayer(tar: Readable, diffDir: string, tarSplitFile: s
       const dir = path.posix.dirname(rel) === '.' ? '' : path.posix.dirname(rel);
       if (base === '.wh..wh..opq') {
         ts.file(rawName, 0, undefined);
-        await run('setfattr', ['-n', 'trusted.overlay.opaque', '-v', 'y', path.join(diffDir, dir)]);
+        await run('setfattr', ['-n', opaqueXattr(), '-v', 'y', path.join(diffDir, dir)]);
         continue;
       }
       if (base.startsWith('.wh.')) {

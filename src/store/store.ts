@@ -11,6 +11,7 @@ import type { Digest } from '../core/digest.js';
 import { SkiffError } from '../core/errors.js';
 import { formatDockerReference, parseDockerReference, withDefaultTag } from '../core/reference.js';
 import { layerTarStream } from './tar-split.js';
+import { isRootless } from './userns.js';
 
 export interface StoreLocation {
   driver: string;
@@ -47,7 +48,7 @@ export interface Image {
 
 /** Where the store is: storage.conf (XDG config, /etc/containers, /usr/share/containers), else the defaults. */
 export async function defaultStoreLocation(): Promise<StoreLocation> {
-  const rootless = process.getuid?.() !== 0;
+  const rootless = isRootless();
   const home = os.homedir();
   const files = [
     ...(process.env.CONTAINERS_STORAGE_CONF ? [process.env.CONTAINERS_STORAGE_CONF] : []),
@@ -66,7 +67,7 @@ export async function defaultStoreLocation(): Promise<StoreLocation> {
     }
     break;
   }
-  const runtimeDir = process.env.XDG_RUNTIME_DIR ?? `/run/user/${process.getuid?.() ?? 0}`;
+  const runtimeDir = process.env.XDG_RUNTIME_DIR ?? `/tmp/skiff-run-${process.env.SUDO_UID ?? process.env.USER ?? 'user'}`;
   const root = rootless
     ? (conf.rootless_storage_path?.replace('$HOME', home) ?? path.join(process.env.XDG_DATA_HOME ?? path.join(home, '.local', 'share'), 'containers', 'storage'))
     : conf.graphroot ?? '/var/lib/containers/storage';

@@ -1,0 +1,69 @@
+/**
+ * Rootless containers-storage: as the unprivileged user .ci/run creates (skiffci, with /etc/subuid and /etc/subgid
+ * ranges), skiff stores an image inside its user namespace; rootless podman runs it with owners preserved;
+ * skiff reads back what it and podman wrote.
+ */
+import { strict as assert } from 'node:assert';
+import { spawnSync } from 'node:child_process';
+import { promises as fsp } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import { makeBusyboxLayout } from '../kit/fixtures.js';
+import { makeLayout, sampleSpec } from '../kit/image.js';
+import { ok, run, SKIFF, tempDir } from '../kit/run.js';
+import { flatRef } from '../kit/validate.js';
+
+const USER = 'skiffci';
+
+describe('rootless containers-storage (as an unprivileged user)', () => {
+  let t: ReturnType<typeof tempDir>;
+  let as: (cmd: string) => Promise<string>;
+  before(async () => {
+    if (spawnSync('id', [USER]).status !== 0) throw new Error(`user ${USER} is missing: .ci/run creates it (with /etc/subuid and /etc/subgid ranges)`);
+    t = tempDir('skiff-rootless-');
+    await makeBusyboxLayout(`${t.dir}/fixture`);
+    await makeLayout(`${t.dir}/wh`, 'wh', sampleSpec(41));
+    await fsp.mkdir(`${t.dir}/xdg`, { mode: 0o700 });
+    await ok(run('chown', ['-R', `${USER}:`, t.dir]));
+    await fsp.chmod(t.dir, 0o755);
+    const env = `export HOME=${t.dir} XDG_RUNTIME_DIR=${t.dir}/xdg XDG_CONFIG_HOME=${t.dir}/config;`;
+    as = (cmd) => ok(run('su', [USER, '-s', '/bin/sh', '-c', `${env} cd ${t.dir} && ${cmd}`]));
+  });
+  after(async () => {
+    // The store holds files owned by the user's subordinate IDs: remove it from inside its namespace, then the rest.
+    await run('su', [USER, '-s', '/bin/sh', '-c', `unshare --user --map-root-user --map-auto rm -rf ${t.dir}/root ${t.dir}/run`]);
+    t.cleanup();
+  });
+
+  const store = () => `--root ${t.dir}/root --runroot ${t.dir}/run`;
+  const skiff = (args: string) => `${process.execPath} ${SKIFF} ${store()} ${args}`;
+  const podman = (args: string) => `podman ${store()} --storage-driver overlay ${args}`;
+
+  it('skiff stores an image rootless; owners are kept through the subuid range; rootless podman runs it', async () => {
+    await as(skiff(`copy -q oci:${t.dir}/fixture:busybox containers-storage:localhost/rl:1`));
+    assert.match(await as(skiff('images')), /localhost\/rl\s+1/);
+    const out = await as(podman('--runtime runc run --rm --network host localhost/rl:1 /bin/sh -c "stat -c %u:%g /home/user/data.bin; id -u"'));
+    assert.match(out, /^1000:0\n0\n$/m);
+    // On disk, uid 1000 of the image is the user's 1000th subordinate ID, not the user itself.
+    const layers = JSON.parse(await fsp.readFile(`${t.dir}/root/overlay-layers/layers.json`, 'utf8')) as { id: string; uidset?: number[] }[];
+    const top = layers.find((l) => l.uidset?.includes(1000))!;
+    const st = await fsp.stat(`${t.dir}/root/overlay/${top.id}/diff/home/user/data.bin`);
+    assert.notEqual(st.uid, 1000);
+    assert.ok(st.uid >= 100000, `uid on disk ${st.uid}`);
+  });
+
+  it('whiteouts and opaque dirs in a rootless store use 0:0 devices and user.overlay.opaque; the image reads back exactly', async () => {
+    await as(skiff(`copy -q oci:${t.dir}/wh:wh containers-storage:localhost/wh:1`));
+    await as(skiff(`copy -q containers-storage:localhost/wh:1 oci:${t.dir}/wh-out:x`));
+    assert.deepEqual(await flatRef(`oci:${t.dir}/wh-out:x`), await flatRef(`oci:${t.dir}/wh:wh`));
+    // Only the upper layer's var/cache is opaque; the base layer's is a plain directory.
+    const attr = await as(`unshare --user --map-root-user --map-auto sh -c 'for d in ${t.dir}/root/overlay/*/diff/var/cache; do getfattr --only-values -n user.overlay.opaque "$d" 2>/dev/null; done; true'`);
+    assert.equal(attr, 'y');
+  });
+
+  it('skiff reads what rootless podman stored', async () => {
+    await as(skiff(`copy -q oci:${t.dir}/fixture:busybox docker-archive:${t.dir}/p.tar:localhost/from-podman:1`));
+    await as(podman(`load -q -i ${t.dir}/p.tar`));
+    await as(skiff(`copy -q containers-storage:localhost/from-podman:1 oci:${t.dir}/fp:x`));
+    assert.deepEqual(await flatRef(`oci:${t.dir}/fp:x`), await flatRef(`oci:${t.dir}/fixture:busybox`));
+  });
+});

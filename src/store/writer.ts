@@ -34,7 +34,11 @@ export class StoreWriter {
     this.overlay = path.join(store.loc.root, 'overlay');
   }
 
-  /** Create the store's directories, then drop layers a killed writer left `incomplete`. */
+  /**
+   * Create the store's directories, then drop layers a killed writer left `incomplete`. Every writer (skiff and
+   * containers/storage alike) holds layers.lock while it applies a layer, so an incomplete entry seen under the
+   * lock is always stale.
+   */
   async open(): Promise<void> {
     for (const d of [this.layersDir, this.imagesDir, path.join(this.overlay, 'l')]) await fsp.mkdir(d, { recursive: true, mode: 0o700 });
     await fsp.chmod(path.join(this.overlay, 'l'), 0o755);
@@ -90,51 +94,61 @@ export class StoreWriter {
    * against `diffID` before the layer is marked complete.
    */
   async createLayer(id: string, parent: string | undefined, diffID: Digest, tar: Readable, blob?: { digest: Digest; size: number; compression: number }): Promise<Layer> {
-    const created = new Date().toISOString();
-    await this.editLayers(async (layers) => {
-      if (layers.some((l) => l.id === id)) throw new SkiffError('ERR_DESTINATION', `layer ${id} already exists`);
-      return [...layers, { id, ...(parent ? { parent } : {}), created, flags: { incomplete: true } }];
+    // Like containers/storage, hold layers.lock for the whole application: podman treats an incomplete layer it
+    // can see under the lock as debris and deletes it, so nobody may see ours half-done without the lock held.
+    return withLock(path.join(this.layersDir, 'layers.lock'), true, async () => {
+      const file = path.join(this.layersDir, 'layers.json');
+      const layers = await this.readJSON<Layer>(file);
+      const found = layers.find((l) => l.id === id);
+      if (found && !found.flags?.incomplete) return found; // another writer made it while we waited
+      if (found) await this.removeLayerFiles(id);
+      const created = new Date().toISOString();
+      const others = layers.filter((l) => l.id !== id);
+      await atomicWriteFile(file, JSON.stringify([...others, { id, ...(parent ? { parent } : {}), created, flags: { incomplete: true } }]), 0o600);
+      try {
+        const layer = await this.applyLayerFiles(id, parent, diffID, tar, created, blob);
+        await atomicWriteFile(file, JSON.stringify([...others, layer]), 0o600);
+        return layer;
+      } catch (e) {
+        await this.removeLayerFiles(id).catch(() => undefined);
+        await atomicWriteFile(file, JSON.stringify(others), 0o600).catch(() => undefined);
+        throw e;
+      }
     });
+  }
+
+  /** Lay out overlay/<id> and apply the tar into its diff/; the caller holds layers.lock and cleans up on failure. */
+  private async applyLayerFiles(id: string, parent: string | undefined, diffID: Digest, tar: Readable, created: string, blob?: { digest: Digest; size: number; compression: number }): Promise<Layer> {
     const dir = path.join(this.overlay, id);
-    try {
-      await fsp.mkdir(dir, { mode: 0o700 });
-      for (const d of ['diff', 'work', 'merged']) await fsp.mkdir(path.join(dir, d), { mode: d === 'diff' ? 0o755 : 0o700 });
-      const link = newLink();
-      await fsp.writeFile(path.join(dir, 'link'), link, { mode: 0o644 });
-      await fsp.symlink(`../${id}/diff`, path.join(this.overlay, 'l', link));
-      if (parent) {
-        const lowers: string[] = [];
-        const parentLink = (await fsp.readFile(path.join(this.overlay, parent, 'link'), 'utf8')).trim();
-        lowers.push(`l/${parentLink}`);
-        const grand = await fsp.readFile(path.join(this.overlay, parent, 'lower'), 'utf8').catch(() => '');
-        if (grand.trim()) lowers.push(...grand.trim().split(':'));
-        await fsp.writeFile(path.join(dir, 'lower'), lowers.join(':'), { mode: 0o644 });
-      } else {
-        await fsp.mkdir(path.join(dir, 'empty'), { mode: 0o700 });
-      }
-      const applied = await applyLayer(tar, path.join(dir, 'diff'), path.join(this.layersDir, `${id}.tar-split.gz`));
-      if (applied.diffDigest !== diffID) {
-        throw new SkiffError('ERR_DIGEST_MISMATCH', `layer ${id.slice(0, 12)}: uncompressed digest ${applied.diffDigest}, the image config says ${diffID}`);
-      }
-      await fsp.chmod(path.join(dir, 'diff'), 0o555);
-      const layer: Layer = {
-        id,
-        ...(parent ? { parent } : {}),
-        created,
-        ...(blob ? { 'compressed-diff-digest': blob.digest, 'compressed-size': blob.size } : {}),
-        'diff-digest': applied.diffDigest,
-        'diff-size': applied.diffSize,
-        compression: blob?.compression ?? 0,
-        uidset: applied.uids,
-        gidset: applied.gids,
-      };
-      await this.editLayers(async (layers) => layers.map((l) => (l.id === id ? layer : l)));
-      return layer;
-    } catch (e) {
-      await this.removeLayerFiles(id).catch(() => undefined);
-      await this.editLayers(async (layers) => layers.filter((l) => l.id !== id)).catch(() => undefined);
-      throw e;
+    await fsp.mkdir(dir, { mode: 0o700 });
+    for (const d of ['diff', 'work', 'merged']) await fsp.mkdir(path.join(dir, d), { mode: d === 'diff' ? 0o755 : 0o700 });
+    const link = newLink();
+    await fsp.writeFile(path.join(dir, 'link'), link, { mode: 0o644 });
+    await fsp.symlink(`../${id}/diff`, path.join(this.overlay, 'l', link));
+    if (parent) {
+      const lowers = [`l/${(await fsp.readFile(path.join(this.overlay, parent, 'link'), 'utf8')).trim()}`];
+      const grand = await fsp.readFile(path.join(this.overlay, parent, 'lower'), 'utf8').catch(() => '');
+      if (grand.trim()) lowers.push(...grand.trim().split(':'));
+      await fsp.writeFile(path.join(dir, 'lower'), lowers.join(':'), { mode: 0o644 });
+    } else {
+      await fsp.mkdir(path.join(dir, 'empty'), { mode: 0o700 });
     }
+    const applied = await applyLayer(tar, path.join(dir, 'diff'), path.join(this.layersDir, `${id}.tar-split.gz`));
+    if (applied.diffDigest !== diffID) {
+      throw new SkiffError('ERR_DIGEST_MISMATCH', `layer ${id.slice(0, 12)}: uncompressed digest ${applied.diffDigest}, the image config says ${diffID}`);
+    }
+    await fsp.chmod(path.join(dir, 'diff'), 0o555);
+    return {
+      id,
+      ...(parent ? { parent } : {}),
+      created,
+      ...(blob ? { 'compressed-diff-digest': blob.digest, 'compressed-size': blob.size } : {}),
+      'diff-digest': applied.diffDigest,
+      'diff-size': applied.diffSize,
+      compression: blob?.compression ?? 0,
+      uidset: applied.uids,
+      gidset: applied.gids,
+    };
   }
 
   /**

@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { makeBusyboxLayout } from '../kit/fixtures.js';
 import { makeLayout, sampleSpec } from '../kit/image.js';
 import { startRegistry, type TestRegistry } from '../kit/registry.js';
-import { ok, run, SKIFF, tempDir } from '../kit/run.js';
+import { ok, run, SKIFF, tempDir, unmountUnder } from '../kit/run.js';
 import { flatRef } from '../kit/validate.js';
 
 describe('skiff pull / push / tag / rmi / save / load', () => {
@@ -26,6 +26,7 @@ describe('skiff pull / push / tag / rmi / save / load', () => {
   });
   after(async () => {
     await reg.stop();
+    unmountUnder(t.dir);
     await run('chmod', ['-R', 'u+w', t.dir]);
     t.cleanup();
   });

@@ -46,3 +46,11 @@ export async function ok(p: Promise<RunResult>): Promise<string> {
   if (r.code !== 0) throw new Error(`exit ${r.code}: ${r.stderr}`);
   return r.stdout;
 }
+
+/**
+ * Unmount whatever is mounted under `dir` (containers/storage may leave a private bind mount of <root>/overlay
+ * behind after podman or skopeo used a store), so the directory can be removed.
+ */
+export function unmountUnder(dir: string): void {
+  spawnSync('sh', ['-c', `grep -o ' ${dir}[^ ]*' /proc/mounts | sort -r | xargs -r -n1 umount -l`]);
+}

@@ -206,13 +206,16 @@ describe('containers-storage (write)', () => {
     const pd = (args: string[]) => ok(run('podman', [...g, ...args]));
     await pd(['load', '-q', '-i', `${t.dir}/a.tar`]);
     await pd(['load', '-q', '-i', `${t.dir}/b.tar`]);
-    // (podman's own load racing its own tag can lose a name inside c/image, so podman only tags and removes here.)
-    const jobs: Promise<unknown>[] = [pd(['rmi', 'localhost/podman-b:1'])];
+    // podman 4.3 computes a tag's new name list outside the store lock, so two podman tags at once can lose one
+    // (a podman race, not skiff's): podman's own operations run one after another, interleaved with skiff's.
+    let podmanChain: Promise<unknown> = pd(['rmi', 'localhost/podman-b:1']);
+    const jobs: Promise<unknown>[] = [];
     for (let i = 0; i < 4; i++) {
       jobs.push(sk(['copy', '-q', `oci:${t.dir}/wh:wh`, `containers-storage:localhost/skiff-side:${i}`]).then(() => sk(['tag', `localhost/skiff-side:${i}`, `localhost/skiff-extra:${i}`])));
-      jobs.push(pd(['tag', 'localhost/podman-a:1', `localhost/podman-extra:${i}`]));
+      podmanChain = podmanChain.then(() => pd(['tag', 'localhost/podman-a:1', `localhost/podman-extra:${i}`]));
       jobs.push(sk(['copy', '-q', `oci:${t.dir}/third:c`, `containers-storage:localhost/doomed:${i}`]).then(() => sk(['rmi', `localhost/doomed:${i}`])));
     }
+    jobs.push(podmanChain);
     await Promise.all(jobs);
     const listed = JSON.parse(await pd(['images', '--format', 'json'])) as { Names: string[] }[];
     const names = new Set(listed.flatMap((x) => x.Names ?? []));

@@ -4,6 +4,7 @@ import { Readable } from 'node:stream';
 import { SkiffError } from '../core/errors.js';
 import { readAll } from '../core/fs.js';
 import { safeRelativePath, type FileTree } from './file-tree.js';
+import { cstring, entryName, headerChecksumOk, octal, parsePax } from './tar-header.js';
 
 interface Member {
   name: string;
@@ -11,38 +12,6 @@ interface Member {
   offset: number;
   size: number;
   linkname: string;
-}
-
-function octal(buf: Buffer, off: number, len: number): number {
-  if ((buf[off]! & 0x80) !== 0) {
-    // base-256 (GNU) for large values
-    let v = 0;
-    for (let i = off + 1; i < off + len; i++) v = v * 256 + buf[i]!;
-    return v;
-  }
-  const s = buf.toString('latin1', off, off + len).replace(/[\0 ]+$/g, '').trim();
-  return s === '' ? 0 : parseInt(s, 8);
-}
-
-function cstring(buf: Buffer, off: number, len: number): string {
-  const end = buf.indexOf(0, off);
-  return buf.toString('utf8', off, end < 0 || end > off + len ? off + len : end);
-}
-
-function parsePax(data: Buffer): Record<string, string> {
-  const out: Record<string, string> = {};
-  let i = 0;
-  while (i < data.length) {
-    const sp = data.indexOf(0x20, i);
-    if (sp < 0) break;
-    const len = parseInt(data.toString('latin1', i, sp), 10);
-    if (!Number.isFinite(len) || len <= 0) break;
-    const rec = data.toString('utf8', sp + 1, i + len - 1);
-    const eq = rec.indexOf('=');
-    if (eq > 0) out[rec.slice(0, eq)] = rec.slice(eq + 1);
-    i += len;
-  }
-  return out;
 }
 
 /**
@@ -72,9 +41,7 @@ export class TarTree implements FileTree {
         }
         await fh.read(header, 0, 512, pos);
         if (header.every((b) => b === 0)) break;
-        let sum = 0;
-        for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 32 : header[i]!;
-        if (sum !== octal(header, 148, 8)) throw new SkiffError('ERR_INVALID_ARCHIVE', `${file}: not a tar archive (bad header checksum at byte ${pos})`);
+        if (!headerChecksumOk(header)) throw new SkiffError('ERR_INVALID_ARCHIVE', `${file}: not a tar archive (bad header checksum at byte ${pos})`);
         const flag = String.fromCharCode(header[156]!);
         let size = octal(header, 124, 12);
         const dataOff = pos + 512;
@@ -104,9 +71,7 @@ export class TarTree implements FileTree {
           pos = next;
           continue;
         }
-        const ustar = header.toString('latin1', 257, 262) === 'ustar';
-        const prefix = ustar ? cstring(header, 345, 155) : '';
-        let name = pax.path ?? longName ?? (prefix ? `${prefix}/${cstring(header, 0, 100)}` : cstring(header, 0, 100));
+        let name = entryName(header, pax, longName);
         const linkname = pax.linkpath ?? longLink ?? cstring(header, 157, 100);
         pax = {};
         longName = longLink = undefined;

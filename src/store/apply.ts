@@ -13,6 +13,7 @@ import { createGzip } from 'node:zlib';
 import { Hasher, type Digest } from '../core/digest.js';
 import { SkiffError } from '../core/errors.js';
 import { safeRelativePath } from '../archive/file-tree.js';
+import { cstring, entryName, headerChecksumOk, octal, parsePax } from '../archive/tar-header.js';
 import { Crc64 } from './crc64.js';
 import { opaqueXattr } from './userns.js';
 
@@ -52,37 +53,6 @@ class ByteReader {
     this.done = true;
     return Buffer.concat(parts);
   }
-}
-
-function octal(b: Buffer, off: number, len: number): number {
-  if ((b[off]! & 0x80) !== 0) {
-    let v = 0;
-    for (let i = off + 1; i < off + len; i++) v = v * 256 + b[i]!;
-    return v;
-  }
-  const s = b.toString('latin1', off, off + len).replace(/[\0 ]+$/g, '').trim();
-  return s === '' ? 0 : parseInt(s, 8);
-}
-
-function cstr(b: Buffer, off: number, len: number): string {
-  const end = b.indexOf(0, off);
-  return b.toString('utf8', off, end < 0 || end > off + len ? off + len : end);
-}
-
-function parsePax(data: Buffer): Record<string, string> {
-  const out: Record<string, string> = {};
-  let i = 0;
-  while (i < data.length) {
-    const sp = data.indexOf(0x20, i);
-    if (sp < 0) break;
-    const len = parseInt(data.toString('latin1', i, sp), 10);
-    if (!(len > 0)) break;
-    const rec = data.toString('utf8', sp + 1, i + len - 1);
-    const eq = rec.indexOf('=');
-    if (eq > 0) out[rec.slice(0, eq)] = rec.slice(eq + 1);
-    i += len;
-  }
-  return out;
 }
 
 function run(cmd: string, args: string[]): Promise<void> {
@@ -177,9 +147,7 @@ export async function applyLayer(tar: Readable, diffDir: string, tarSplitFile: s
         pending.push(header, await r.rest());
         break;
       }
-      let sum = 0;
-      for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 32 : header[i]!;
-      if (sum !== octal(header, 148, 8)) throw new SkiffError('ERR_INVALID_ARCHIVE', 'layer is not a valid tar (bad header checksum)');
+      if (!headerChecksumOk(header)) throw new SkiffError('ERR_INVALID_ARCHIVE', 'layer is not a valid tar (bad header checksum)');
       pending.push(header);
       const flag = String.fromCharCode(header[156]!);
       let size = octal(header, 124, 12);
@@ -195,10 +163,8 @@ export async function applyLayer(tar: Readable, diffDir: string, tarSplitFile: s
         else if (flag === 'K') longLink = body.toString('utf8').replace(/\0+$/, '');
         continue;
       }
-      const ustar = header.toString('latin1', 257, 262) === 'ustar';
-      const prefix = ustar ? cstr(header, 345, 155) : '';
-      const rawName = pax.path ?? longName ?? (prefix ? `${prefix}/${cstr(header, 0, 100)}` : cstr(header, 0, 100));
-      const linkname = pax.linkpath ?? longLink ?? cstr(header, 157, 100);
+      const rawName = entryName(header, pax, longName);
+      const linkname = pax.linkpath ?? longLink ?? cstring(header, 157, 100);
       const mode = octal(header, 100, 8) & 0o7777;
       const uid = pax.uid !== undefined ? Number(pax.uid) : octal(header, 108, 8);
       const gid = pax.gid !== undefined ? Number(pax.gid) : octal(header, 116, 8);

@@ -1,0 +1,48 @@
+/** Reading tar headers: the pieces the tar index and the layer applier share. */
+
+/** An octal numeric field, or GNU base-256 when the high bit is set. */
+export function octal(buf: Buffer, off: number, len: number): number {
+  if ((buf[off]! & 0x80) !== 0) {
+    let v = 0;
+    for (let i = off + 1; i < off + len; i++) v = v * 256 + buf[i]!;
+    return v;
+  }
+  const s = buf.toString('latin1', off, off + len).replace(/[\0 ]+$/g, '').trim();
+  return s === '' ? 0 : parseInt(s, 8);
+}
+
+/** A NUL-terminated string field. */
+export function cstring(buf: Buffer, off: number, len: number): string {
+  const end = buf.indexOf(0, off);
+  return buf.toString('utf8', off, end < 0 || end > off + len ? off + len : end);
+}
+
+/** PAX extended header records (`len key=value\n`). */
+export function parsePax(data: Buffer): Record<string, string> {
+  const out: Record<string, string> = {};
+  let i = 0;
+  while (i < data.length) {
+    const sp = data.indexOf(0x20, i);
+    if (sp < 0) break;
+    const len = parseInt(data.toString('latin1', i, sp), 10);
+    if (!Number.isFinite(len) || len <= 0) break;
+    const rec = data.toString('utf8', sp + 1, i + len - 1);
+    const eq = rec.indexOf('=');
+    if (eq > 0) out[rec.slice(0, eq)] = rec.slice(eq + 1);
+    i += len;
+  }
+  return out;
+}
+
+/** Does a 512-byte header's checksum field match its bytes? */
+export function headerChecksumOk(h: Buffer): boolean {
+  let sum = 0;
+  for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 32 : h[i]!;
+  return sum === octal(h, 148, 8);
+}
+
+/** The entry name: PAX path, GNU long name, or ustar prefix + name. */
+export function entryName(h: Buffer, pax: Record<string, string>, longName: string | undefined): string {
+  const prefix = h.toString('latin1', 257, 262) === 'ustar' ? cstring(h, 345, 155) : '';
+  return pax.path ?? longName ?? (prefix ? `${prefix}/${cstring(h, 0, 100)}` : cstring(h, 0, 100));
+}

@@ -1,18 +1,46 @@
 import { createRequire } from 'node:module';
 import { Command, CommanderError } from 'commander';
 import { causeChain, exitCodeFor, SkiffError } from '../core/errors.js';
-import { copyCommand } from './copy.js';
-import { inspectCommand } from './inspect.js';
-import { manifestDigestCommand } from './manifest-digest.js';
-import { syncCommand } from './sync.js';
-import { buildCommand } from './build.js';
-import { imagesCommand } from './images.js';
-import { storageCommands } from './storage.js';
-import { deleteCommand, listTagsCommand, loginCommand, logoutCommand } from './registry.js';
+
+type Adder = (program: Command) => void;
+
+/**
+ * Each command's module, loaded only when that command runs (start-up time matters for a CLI used in scripts and
+ * CI; `--help` without a command loads them all).
+ */
+const COMMANDS: Record<string, () => Promise<Adder[]>> = {
+  build: async () => [(await import('./build.js')).buildCommand],
+  copy: async () => [(await import('./copy.js')).copyCommand],
+  images: async () => [(await import('./images.js')).imagesCommand],
+  inspect: async () => [(await import('./inspect.js')).inspectCommand],
+  'manifest-digest': async () => [(await import('./manifest-digest.js')).manifestDigestCommand],
+  sync: async () => [(await import('./sync.js')).syncCommand],
+  registry: async () => {
+    const m = await import('./registry.js');
+    return [m.listTagsCommand, m.deleteCommand, m.loginCommand, m.logoutCommand];
+  },
+  storage: async () => [(await import('./storage.js')).storageCommands],
+};
+const MODULE_OF: Record<string, string> = {
+  bud: 'build', 'list-tags': 'registry', delete: 'registry', login: 'registry', logout: 'registry',
+  pull: 'storage', push: 'storage', tag: 'storage', rmi: 'storage', save: 'storage', load: 'storage',
+};
+const ORDER = ['build', 'copy', 'images', 'storage', 'inspect', 'registry', 'sync', 'manifest-digest'];
+const VALUE_OPTIONS = new Set(['--override-os', '--override-arch', '--override-variant', '--root', '--runroot', '--storage-driver']);
+
+/** The command word in argv (after global options), or undefined. */
+function commandWord(argv: string[]): string | undefined {
+  for (let i = 2; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (VALUE_OPTIONS.has(a)) i++;
+    else if (!a.startsWith('-')) return a;
+  }
+  return undefined;
+}
 
 const pkg = createRequire(import.meta.url)('../../../package.json') as { version: string };
 
-export function makeProgram(): Command {
+export async function makeProgram(argv: string[] = process.argv): Promise<Command> {
   const program = new Command('skiff')
     .description('Build, copy and inspect container images: daemonless and rootless')
     .version(`skiff version ${pkg.version}`, '-v, --version', 'print the version')
@@ -25,12 +53,16 @@ export function makeProgram(): Command {
     .option('--storage-driver <driver>', 'containers-storage driver (overlay)')
     .showHelpAfterError()
     .exitOverride();
-  for (const add of [buildCommand, copyCommand, imagesCommand, storageCommands, inspectCommand, listTagsCommand, deleteCommand, loginCommand, logoutCommand, syncCommand, manifestDigestCommand]) add(program);
+  const word = commandWord(argv);
+  const mod = word ? (MODULE_OF[word] ?? word) : undefined;
+  const versionOnly = !word && (argv.includes('--version') || argv.includes('-v'));
+  const modules = mod && COMMANDS[mod] ? [mod] : versionOnly ? [] : ORDER;
+  for (const m of modules) for (const add of await COMMANDS[m]!()) add(program);
   return program;
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const program = makeProgram();
+  const program = await makeProgram(argv);
   try {
     await program.parseAsync(argv);
     return 0;

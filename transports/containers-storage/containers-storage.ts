@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { checkBlob, digestHex, sha256, type Digest } from '../../src/core/digest.js';
 import { SkiffError } from '../../src/core/errors.js';
 import { IO_CHUNK, streamToTempFile } from '../../src/core/fs.js';
@@ -122,10 +122,7 @@ class StorageSource implements ImageSource {
   }
 
   async getBlob(desc: Descriptor): Promise<Readable> {
-    if (desc.digest === sha256(this.config)) {
-      const { Readable: R } = await import('node:stream');
-      return R.from([this.config]);
-    }
+    if (desc.digest === sha256(this.config)) return Readable.from([this.config]);
     const layer = this.layers.get(desc.digest);
     if (!layer) throw new SkiffError('ERR_BLOB_UNKNOWN', `${this.ref}: no blob ${desc.digest}`);
     return this.store.layerTar(layer);

@@ -2,11 +2,17 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { Command, Option } from 'commander';
 import { SkiffError } from '../core/errors.js';
-import { writeOut } from './common.js';
+import { registryOptions, storageFrom, writeOut, type GlobalOptions } from './common.js';
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
 
 interface BuildFlags {
+  pull?: string;
+  quiet?: boolean;
+  iidfile?: string;
+  network?: string;
+  runtime?: string;
+  timestamp?: string;
   file?: string[];
   tag?: string[];
   buildArg?: string[];
@@ -66,7 +72,7 @@ export function buildCommand(program: Command): void {
   program
     .command('build')
     .alias('bud')
-    .description('Build an image from a Containerfile (today: validate and plan; --dry-run prints the plan)')
+    .description('Build an image from a Containerfile into local storage (--dry-run prints the plan instead)')
     .argument('[context]', 'build context directory', '.')
     .option('-f, --file <file>', 'Containerfile (repeatable: the first is used)', collect)
     .option('-t, --tag <name>', 'name for the image (repeatable)', collect)
@@ -95,7 +101,7 @@ export function buildCommand(program: Command): void {
     .option('--runtime <path>', 'OCI runtime')
     .option('-q, --quiet', 'only print the image ID')
     .option('--dry-run', 'validate and print the resolved plan as JSON; build nothing')
-    .action(async (context: string, flags: BuildFlags) => {
+    .action(async (context: string, flags: BuildFlags, cmd: Command) => {
       const file = await locateContainerfile(context, flags.file?.[0]);
       const st = await fsp.stat(context).catch(() => undefined);
       if (!st?.isDirectory()) throw new SkiffError('ERR_USAGE', `build context ${context}: no such directory`);
@@ -117,6 +123,50 @@ export function buildCommand(program: Command): void {
         await writeOut(`${JSON.stringify({ ...plan, context: path.resolve(context), ignorefile: ignorefile ?? null, tags: flags.tag ?? [] }, null, 2)}\n`);
         return;
       }
-      throw new SkiffError('ERR_UNSUPPORTED', 'running builds is not implemented yet (the rootless builder is the next issue); --dry-run validates and prints the plan');
+      // Everything is valid: now get the base images, and plan again with their ENV known (FROM's ENV is visible
+      // to later expansions, as in BuildKit).
+      const g = cmd.optsWithGlobals() as GlobalOptions;
+      const { pullIntoStore, storeOf } = await import('./storage.js');
+      const { Builder } = await import('../build/builder.js');
+      const { loadIgnore } = await import('../build/containerfile/ignore.js');
+      const store = await storeOf(g);
+      const regOpts = { ...registryOptions(flags as unknown as Record<string, unknown>, ''), storage: storageFrom(g) };
+      const bases = new Map<string, string>();
+      const pullBase = async (image: string): Promise<string> => {
+        const known = bases.get(image) ?? (flags.pull !== 'always' ? (await store.findImage(image))?.id : undefined);
+        if (known) return known;
+        if (flags.pull === 'never' || flags.pull === 'false') throw new SkiffError('ERR_IMAGE_NOT_FOUND', `FROM ${image}: not in local storage and --pull=never`);
+        const id = await pullIntoStore(image, regOpts, g, !!flags.quiet);
+        bases.set(image, id);
+        return id;
+      };
+      const baseEnv = new Map<string, string[]>();
+      for (const st of plan.stages) {
+        if (st.from.stage !== undefined || st.from.image === 'scratch') continue;
+        const id = await pullBase(st.from.image);
+        const img = (await store.images()).find((i) => i.id === id);
+        const cfg = img ? await store.bigData(img, `sha256:${img.id}`) : undefined;
+        baseEnv.set(st.from.image, cfg ? ((JSON.parse(cfg.toString()) as { config?: { Env?: string[] } }).config?.Env ?? []) : []);
+      }
+      const full = planContainerfile(text, { file, buildArgs, baseEnv: (image) => baseEnv.get(image), ...(flags.target ? { target: flags.target } : {}), ...(flags.platform ? { platform: flags.platform } : {}) });
+      const timestamp = flags.timestamp !== undefined ? Number(flags.timestamp) : process.env.SOURCE_DATE_EPOCH ? Number(process.env.SOURCE_DATE_EPOCH) : undefined;
+      const builder = new Builder({
+        plan: full,
+        contextDir: context,
+        ignore: await loadIgnore(context, file, flags.ignorefile),
+        store,
+        tags: flags.tag ?? [],
+        network: flags.network === 'none' ? 'none' : 'host',
+        ...(flags.runtime ? { runtime: flags.runtime } : {}),
+        ...(timestamp !== undefined && Number.isFinite(timestamp) ? { timestamp } : {}),
+        pullBase,
+        log: (line) => {
+          if (!flags.quiet) process.stderr.write(`${line}\n`);
+        },
+      });
+      const id = await builder.build();
+      if (flags.iidfile) await fsp.writeFile(flags.iidfile, `sha256:${id}`);
+      if (!flags.quiet && flags.tag?.length) process.stderr.write(`COMMIT ${flags.tag.join(', ')}\n`);
+      await writeOut(`${id}\n`);
     });
 }

@@ -10,7 +10,7 @@ import { StoreWriter } from '../store/writer.js';
 import { addRegistryFlags, addRetryFlags, openDestination, openSource, platformFrom, registryOptions, storageFrom, writeOut, type GlobalOptions } from './common.js';
 import { makeProgress } from './progress.js';
 
-async function storeOf(g: GlobalOptions): Promise<Store> {
+export async function storeOf(g: GlobalOptions): Promise<Store> {
   const def = await defaultStoreLocation();
   const s = storageFrom(g);
   return new Store({ driver: s.driver ?? def.driver, root: s.root ?? def.root, runroot: s.runroot ?? def.runroot });
@@ -41,6 +41,28 @@ async function imageId(store: Store, name: string): Promise<string> {
   return img.id;
 }
 
+/**
+ * Pull `image` into the store: short names through registries.conf (each candidate in turn), `docker://` and
+ * qualified names as they are. Resolves with the image ID.
+ */
+export async function pullIntoStore(image: string, o: SourceOptions, g: GlobalOptions, quiet: boolean): Promise<string> {
+  const raw = image.replace(/^docker:\/\//, '');
+  const candidates = image.startsWith('docker://') || !isShortName(raw) ? [raw] : shortNameCandidates(raw, await loadRegistriesConf(), !!process.stdin.isTTY && !!process.stderr.isTTY);
+  const progress = makeProgress(quiet);
+  let last: unknown;
+  for (const cand of candidates) {
+    if (!quiet) process.stderr.write(`Trying to pull ${cand}...\n`);
+    try {
+      await copyBetween(`docker://${cand}`, `containers-storage:${storeName(cand)}`, o, { platform: platformFrom(g), ...(progress ? { progress } : {}) });
+      return await imageId(await storeOf(g), storeName(cand));
+    } catch (e) {
+      last = e;
+      if (candidates.length === 1 || (e instanceof SkiffError && e.code !== 'ERR_MANIFEST_UNKNOWN' && e.code !== 'ERR_IMAGE_NOT_FOUND' && e.code !== 'ERR_NETWORK')) throw e;
+    }
+  }
+  throw last;
+}
+
 export function storageCommands(program: Command): void {
   const pull = program
     .command('pull')
@@ -53,22 +75,7 @@ export function storageCommands(program: Command): void {
   pull.action(async (image: string, flags: Record<string, unknown>, c: Command) => {
     const g = c.optsWithGlobals() as GlobalOptions;
     const o: SourceOptions = { ...registryOptions(flags, ''), platform: platformFrom(g), storage: storageFrom(g) };
-    const raw = image.replace(/^docker:\/\//, '');
-    const candidates = image.startsWith('docker://') || !isShortName(raw) ? [raw] : shortNameCandidates(raw, await loadRegistriesConf(), !!process.stdin.isTTY && !!process.stderr.isTTY);
-    const progress = makeProgress(!!flags.quiet);
-    let last: unknown;
-    for (const cand of candidates) {
-      if (!flags.quiet) process.stderr.write(`Trying to pull ${cand}...\n`);
-      try {
-        await copyBetween(`docker://${cand}`, `containers-storage:${storeName(cand)}`, o, { platform: platformFrom(g), ...(progress ? { progress } : {}) });
-        await writeOut(`${await imageId(await storeOf(g), storeName(cand))}\n`);
-        return;
-      } catch (e) {
-        last = e;
-        if (candidates.length === 1 || (e instanceof SkiffError && e.code !== 'ERR_MANIFEST_UNKNOWN' && e.code !== 'ERR_IMAGE_NOT_FOUND' && e.code !== 'ERR_NETWORK')) throw e;
-      }
-    }
-    throw last;
+    await writeOut(`${await pullIntoStore(image, o, g, !!flags.quiet)}\n`);
   });
 
   const push = program

@@ -26,7 +26,7 @@ export function opaqueXattr(): string {
 
 /** Does this command line touch containers-storage (and so need the user namespace when rootless)? */
 export function needsStorage(argv: string[]): boolean {
-  const cmds = new Set(['images', 'pull', 'push', 'tag', 'rmi', 'save', 'load']);
+  const cmds = new Set(['images', 'pull', 'push', 'tag', 'rmi', 'save', 'load', 'build', 'bud']);
   return argv.some((a) => a.includes('containers-storage:')) || argv.slice(2).some((a) => cmds.has(a));
 }
 

@@ -1,0 +1,329 @@
+/**
+ * The builder: runs a plan's stages into the containers-storage store. Each step either changes the config
+ * (ENV, LABEL, CMD, …: an `empty_layer` history entry) or makes a layer: COPY/ADD write a tar of the selected
+ * context files; RUN runs in a container over the image's layers and the differ turns its upper dir into a layer.
+ * Layers go into the store as they are made; the image (config + manifest + names) is recorded at the end.
+ */
+import { createReadStream, createWriteStream, promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import * as tar from 'tar-stream';
+import { Hasher, digestHex, sha256, type Digest } from '../core/digest.js';
+import { SkiffError } from '../core/errors.js';
+import type { ImageConfig } from '../core/config.js';
+import { parseConfig } from '../core/config.js';
+import { MT } from '../core/media-types.js';
+import { serializeManifest, type ImageManifest } from '../core/manifest.js';
+import { formatDockerReference, parseDockerReference, withDefaultTag } from '../core/reference.js';
+import { hostPlatform } from '../core/platform.js';
+import type { Store } from '../store/store.js';
+import { layerId, StoreWriter } from '../store/writer.js';
+import type { IgnoreMatcher } from './containerfile/ignore.js';
+import type { BuildPlan, Step } from './containerfile/plan.js';
+import { diffUpperDir } from './diff.js';
+import { runStep } from './run.js';
+
+export interface BuildOptions {
+  plan: BuildPlan;
+  contextDir: string;
+  ignore: IgnoreMatcher;
+  store: Store;
+  tags: string[];
+  network: 'host' | 'none';
+  runtime?: string;
+  timestamp?: number;
+  /** Get a base image into the store (pull); resolves with its image ID. */
+  pullBase(name: string): Promise<string>;
+  log(line: string): void;
+}
+
+interface State {
+  config: ImageConfig;
+  /** Store layer IDs and diffIDs, base first. */
+  layers: { id: string; diffID: Digest; size: number }[];
+}
+
+function emptyConfig(): ImageConfig {
+  const p = hostPlatform();
+  return { architecture: p.architecture, os: p.os, config: {}, rootfs: { type: 'layers', diff_ids: [] }, history: [] };
+}
+
+/** Write a tar to a temp file while hashing it: the diffID is known before the layer goes into the store. */
+async function tarToFile(file: string, fill: (pack: tar.Pack) => Promise<void>): Promise<{ diffID: Digest; size: number }> {
+  const pack = tar.pack();
+  const hasher = new Hasher();
+  const done = pipeline(pack, hasher, createWriteStream(file));
+  try {
+    await fill(pack);
+    pack.finalize();
+    await done;
+  } catch (e) {
+    pack.destroy(e as Error);
+    await done.catch(() => undefined);
+    throw e;
+  }
+  return { diffID: hasher.digest, size: hasher.size };
+}
+
+function entry(pack: tar.Pack, h: Partial<tar.Header> & { name: string }, data?: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => pack.entry(h, data ?? Buffer.alloc(0), (e) => (e ? reject(e) : resolve())));
+}
+
+export class Builder {
+  private readonly writer: StoreWriter;
+  private readonly stages = new Map<number, State>();
+  private work = '';
+  constructor(private readonly o: BuildOptions) {
+    this.writer = new StoreWriter(o.store);
+  }
+
+  private diffDir(id: string): string {
+    return path.join(this.o.store.loc.root, 'overlay', id, 'diff');
+  }
+
+  /** Read a file (e.g. etc/passwd) from the image's layers, topmost first. */
+  private async readFromLayers(st: State, rel: string): Promise<string | undefined> {
+    for (const l of [...st.layers].reverse()) {
+      const f = await fsp.readFile(path.join(this.diffDir(l.id), rel), 'utf8').catch(() => undefined);
+      if (f !== undefined) return f;
+    }
+    return undefined;
+  }
+
+  private async addLayer(st: State, file: string, diff: { diffID: Digest; size: number }): Promise<void> {
+    const parent = st.layers.at(-1)?.id;
+    const id = layerId(parent, diff.diffID);
+    if (!(await this.writer.hasLayer(id))) await this.writer.createLayer(id, parent, diff.diffID, createReadStream(file));
+    st.layers.push({ id, diffID: diff.diffID, size: diff.size });
+    st.config.rootfs.diff_ids.push(diff.diffID);
+  }
+
+  private history(st: State, createdBy: string, empty: boolean): void {
+    const created = new Date((this.o.timestamp ?? Math.floor(Date.now() / 1000)) * 1000).toISOString();
+    (st.config.history ??= []).push({ created, created_by: createdBy, ...(empty ? { empty_layer: true } : {}) });
+  }
+
+  async build(): Promise<string> {
+    await this.writer.open();
+    await fsp.mkdir(path.join(this.o.store.loc.root, 'tmp'), { recursive: true });
+    this.work = await fsp.mkdtemp(path.join(this.o.store.loc.root, 'tmp', 'build-'));
+    try {
+      const total = this.o.plan.order.flat().reduce((n, i) => n + 1 + this.o.plan.stages[i]!.steps.length, 0);
+      let n = 0;
+      for (const batch of this.o.plan.order) {
+        for (const idx of batch) {
+          const stage = this.o.plan.stages[idx]!;
+          this.o.log(`STEP ${++n}/${total}: FROM ${stage.from.image}${stage.name ? ` AS ${stage.name}` : ''}`);
+          const st = await this.from(stage.from);
+          for (const step of stage.steps) {
+            this.o.log(`STEP ${++n}/${total}: ${step.text}`);
+            await this.step(st, step);
+          }
+          this.stages.set(idx, st);
+        }
+      }
+      return await this.commit(this.stages.get(this.o.plan.target)!);
+    } finally {
+      await fsp.rm(this.work, { recursive: true, force: true });
+    }
+  }
+
+  private async from(f: { image: string; stage?: number }): Promise<State> {
+    if (f.stage !== undefined) {
+      const s = this.stages.get(f.stage)!;
+      return { config: structuredClone(s.config), layers: [...s.layers] };
+    }
+    if (f.image === 'scratch') return { config: emptyConfig(), layers: [] };
+    const id = await this.o.pullBase(f.image);
+    const img = (await this.o.store.images()).find((i) => i.id === id);
+    if (!img) throw new SkiffError('ERR_IMAGE_NOT_FOUND', `FROM ${f.image}: not in the store after pulling`);
+    const cfgBytes = await this.o.store.bigData(img, `sha256:${img.id}`);
+    if (!cfgBytes) throw new SkiffError('ERR_INVALID_CONFIG', `FROM ${f.image}: the store has no config`);
+    const config = parseConfig(cfgBytes);
+    const chain = await this.o.store.layerChain(img);
+    return { config, layers: chain.map((l) => ({ id: l.id, diffID: l['diff-digest']!, size: l['diff-size'] ?? 0 })) };
+  }
+
+  private async step(st: State, s: Step): Promise<void> {
+    const c = (st.config.config ??= {});
+    switch (s.kind) {
+      case 'ENV':
+        for (const [k, v] of s.vars) c.Env = [...(c.Env ?? []).filter((e) => !e.startsWith(`${k}=`)), `${k}=${v}`];
+        return this.history(st, `/bin/sh -c #(nop) ENV ${s.vars.map(([k, v]) => `${k}=${v}`).join(' ')}`, true);
+      case 'LABEL':
+        c.Labels = { ...(c.Labels ?? {}), ...Object.fromEntries(s.labels) };
+        return this.history(st, `/bin/sh -c #(nop) LABEL ${s.labels.map(([k, v]) => `${k}=${v}`).join(' ')}`, true);
+      case 'EXPOSE':
+        c.ExposedPorts = { ...(c.ExposedPorts ?? {}), ...Object.fromEntries(s.ports.map((p) => [p, {}])) };
+        return this.history(st, `/bin/sh -c #(nop) EXPOSE ${s.ports.join(' ')}`, true);
+      case 'VOLUME':
+        c.Volumes = { ...(c.Volumes ?? {}), ...Object.fromEntries(s.volumes.map((v) => [v, {}])) };
+        return this.history(st, `/bin/sh -c #(nop) VOLUME ${JSON.stringify(s.volumes)}`, true);
+      case 'USER':
+        c.User = s.user;
+        return this.history(st, `/bin/sh -c #(nop) USER ${s.user}`, true);
+      case 'WORKDIR':
+        c.WorkingDir = s.dir;
+        return this.history(st, `/bin/sh -c #(nop) WORKDIR ${s.dir}`, true);
+      case 'CMD':
+      case 'ENTRYPOINT': {
+        const shell = (c.Shell as string[] | undefined) ?? ['/bin/sh', '-c'];
+        const v = s.value.form === 'exec' ? s.value.command : [...shell, s.value.command];
+        if (s.kind === 'CMD') c.Cmd = v;
+        else c.Entrypoint = v;
+        return this.history(st, `/bin/sh -c #(nop) ${s.kind} ${JSON.stringify(v)}`, true);
+      }
+      case 'SHELL':
+        c.Shell = s.shell;
+        return this.history(st, `/bin/sh -c #(nop) SHELL ${JSON.stringify(s.shell)}`, true);
+      case 'STOPSIGNAL':
+        c.StopSignal = s.signal;
+        return this.history(st, `/bin/sh -c #(nop) STOPSIGNAL ${s.signal}`, true);
+      case 'ARG':
+        return;
+      case 'COPY':
+      case 'ADD':
+        return this.copy(st, s);
+      case 'RUN':
+        return this.run(st, s);
+      default:
+        throw new SkiffError('ERR_UNSUPPORTED', `${s.text.split(' ')[0]} is not supported by the builder yet`);
+    }
+  }
+
+  /** Resolve a --chown value (numbers, or names through the image's /etc/passwd and /etc/group). */
+  private async chown(st: State, spec: string | undefined): Promise<{ uid: number; gid: number }> {
+    if (!spec) return { uid: 0, gid: 0 };
+    const [u = '', g] = spec.split(':');
+    const lookup = async (file: string, name: string, col: number): Promise<number> => {
+      if (/^\d+$/.test(name)) return Number(name);
+      const text = (await this.readFromLayers(st, file)) ?? '';
+      const line = text.split('\n').find((l) => l.split(':')[0] === name);
+      if (!line) throw new SkiffError('ERR_BUILD', `--chown=${spec}: ${name} is not in the image's /${file}`);
+      return Number(line.split(':')[col]);
+    };
+    const uid = await lookup('etc/passwd', u, 2);
+    const gid = g !== undefined ? await lookup('etc/group', g, 2) : /^\d+$/.test(u) ? uid : await lookup('etc/passwd', u, 3);
+    return { uid, gid };
+  }
+
+  private async copy(st: State, s: Extract<Step, { kind: 'COPY' | 'ADD' }>): Promise<void> {
+    if (s.from !== undefined || s.heredocs.length || s.sources.some((x) => /^[a-z]+:\/\//.test(x))) {
+      throw new SkiffError('ERR_UNSUPPORTED', `${s.kind} from another stage, image, URL or heredoc is not supported by the builder yet`);
+    }
+    const owner = await this.chown(st, s.chown);
+    const cwd = st.config.config?.WorkingDir || '/';
+    const destDir = s.dest.endsWith('/') || s.sources.length > 1;
+    const dest = path.posix.resolve(cwd, s.dest);
+    const ctx = path.resolve(this.o.contextDir);
+    const items: { rel: string; target: string }[] = [];
+    for (const src of s.sources) {
+      const rel = path.posix.normalize(src).replace(/^(\.\/|\/)+/, '');
+      if (rel.startsWith('..')) throw new SkiffError('ERR_BUILD', `${s.kind} ${src}: outside the build context`);
+      const st0 = await fsp.lstat(path.join(ctx, rel)).catch(() => undefined);
+      if (!st0) throw new SkiffError('ERR_BUILD', `${s.kind} ${src}: no such file or directory in the build context`);
+      if (rel !== '' && this.o.ignore.excludes(rel)) throw new SkiffError('ERR_BUILD', `${s.kind} ${src}: excluded by the ignore file`);
+      if (st0.isDirectory()) items.push({ rel, target: dest });
+      else items.push({ rel, target: destDir ? path.posix.join(dest, path.posix.basename(rel)) : dest });
+    }
+    const file = path.join(this.work, `layer-${st.layers.length}.tar`);
+    const mode = s.chmod ? parseInt(s.chmod, 8) : undefined;
+    const t = this.o.timestamp;
+    const when = (ms: number): Date => new Date(Math.min(Math.floor(ms / 1000), t ?? Infinity) * 1000);
+    const diff = await tarToFile(file, async (pack) => {
+      const made = new Set<string>();
+      const parents = async (p: string): Promise<void> => {
+        const parts = p.split('/').filter(Boolean).slice(0, -1);
+        for (let i = 1; i <= parts.length; i++) {
+          const d = parts.slice(0, i).join('/');
+          if (made.has(d)) continue;
+          made.add(d);
+          await entry(pack, { name: `${d}/`, type: 'directory', mode: 0o755, uid: 0, gid: 0, mtime: when(Date.now()) });
+        }
+      };
+      // Walk a context path (never following symlinks: a link pointing outside the context is copied as a link).
+      const add = async (rel: string, target: string): Promise<void> => {
+        const full = path.join(ctx, rel);
+        const st1 = await fsp.lstat(full);
+        const name = target.replace(/^\/+/, '');
+        const base = { uid: owner.uid, gid: owner.gid, mtime: when(st1.mtimeMs) };
+        if (st1.isDirectory()) {
+          if (name) {
+            await parents(`${name}/x`);
+            made.add(name);
+            await entry(pack, { ...base, name: `${name}/`, type: 'directory', mode: mode ?? st1.mode & 0o7777 });
+          }
+          for (const n of (await fsp.readdir(full)).sort()) {
+            const r = rel ? `${rel}/${n}` : n;
+            if (this.o.ignore.excludes(r) && this.o.ignore.canPrune(r)) continue;
+            if (this.o.ignore.excludes(r) && !(await fsp.lstat(path.join(ctx, r))).isDirectory()) continue;
+            await add(r, `${name}/${n}`);
+          }
+          return;
+        }
+        await parents(name);
+        if (st1.isSymbolicLink()) await entry(pack, { ...base, name, type: 'symlink', linkname: await fsp.readlink(full), mode: 0o777 });
+        else if (st1.isFile()) await entry(pack, { ...base, name, type: 'file', mode: mode ?? st1.mode & 0o7777 }, await fsp.readFile(full));
+      };
+      for (const it of items) await add(it.rel, it.target);
+    });
+    await this.addLayer(st, file, diff);
+    this.history(st, `/bin/sh -c #(nop) ${s.kind} ${s.sources.join(' ')} ${s.dest}`, false);
+  }
+
+  private async run(st: State, s: Extract<Step, { kind: 'RUN' }>): Promise<void> {
+    if (s.mounts.length || s.heredocs.length) throw new SkiffError('ERR_UNSUPPORTED', 'RUN --mount and RUN heredocs are not supported by the builder yet');
+    const c = st.config.config ?? {};
+    const shell = (c.Shell as string[] | undefined) ?? ['/bin/sh', '-c'];
+    const args = s.run.form === 'exec' ? s.run.command : [...shell, s.run.command];
+    const env = new Map<string, string>();
+    for (const e of c.Env ?? []) env.set(e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1));
+    for (const [k, v] of Object.entries(s.env)) if (!env.has(k)) env.set(k, v);
+    if (!env.has('PATH')) env.set('PATH', '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin');
+    const dir = path.join(this.work, `run-${st.layers.length}-${Date.now()}`);
+    let upper: string;
+    try {
+      upper = await runStep({
+        lowers: st.layers.map((l) => this.diffDir(l.id)),
+        dir,
+        args,
+        env: [...env].map(([k, v]) => `${k}=${v}`),
+        cwd: c.WorkingDir || '/',
+        user: c.User ?? '',
+        network: s.network === 'none' ? 'none' : this.o.network,
+        ...(this.o.runtime ? { runtime: this.o.runtime } : {}),
+      });
+    } catch (e) {
+      throw new SkiffError('ERR_BUILD', `RUN ${s.run.form === 'shell' ? s.run.command : JSON.stringify(s.run.command)} (line ${s.line}): ${(e as Error).message}`, { cause: e });
+    }
+    const lowers = st.layers.map((l) => this.diffDir(l.id)).reverse();
+    const below = async (rel: string): Promise<{ exists: boolean; dir: boolean }> => {
+      for (const l of lowers) {
+        const x = await fsp.lstat(path.join(l, rel)).catch(() => undefined);
+        if (x) return { exists: !(x.isCharacterDevice() && x.rdev === 0), dir: x.isDirectory() };
+      }
+      return { exists: false, dir: false };
+    };
+    const file = path.join(this.work, `layer-${st.layers.length}.tar`);
+    const diff = await diffUpperDir(upper, createWriteStream(file), { below, ...(this.o.timestamp !== undefined ? { timestamp: this.o.timestamp } : {}) });
+    await fsp.rm(dir, { recursive: true, force: true });
+    await this.addLayer(st, file, diff);
+    this.history(st, `/bin/sh -c ${s.run.form === 'shell' ? s.run.command : JSON.stringify(s.run.command)}`, false);
+  }
+
+  private async commit(st: State): Promise<string> {
+    const created = new Date((this.o.timestamp ?? Math.floor(Date.now() / 1000)) * 1000).toISOString();
+    const config: ImageConfig = { ...st.config, created, rootfs: { type: 'layers', diff_ids: st.layers.map((l) => l.diffID) } };
+    const configBytes = Buffer.from(JSON.stringify(config));
+    const m: ImageManifest = {
+      kind: 'image',
+      mediaType: MT.ociManifest,
+      config: { mediaType: MT.ociConfig, digest: sha256(configBytes), size: configBytes.length },
+      layers: st.layers.map((l) => ({ mediaType: MT.ociLayer, digest: l.diffID, size: l.size })),
+    };
+    const id = digestHex(sha256(configBytes));
+    const names = this.o.tags.map((t) => formatDockerReference(withDefaultTag(parseDockerReference(t))));
+    await this.writer.putImage({ id, layer: st.layers.at(-1)?.id, names, manifest: serializeManifest(m), config: configBytes, created });
+    return id;
+  }
+}

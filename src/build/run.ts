@@ -1,0 +1,108 @@
+/**
+ * Running one RUN step: an overlay mount of the image's layers with a fresh upper dir, an OCI runtime bundle
+ * (runc), and the upper dir left behind for the differ. Runs as root or inside the user namespace skiff enters for
+ * an unprivileged user (then the overlay is mounted with `userxattr`).
+ */
+import { spawn } from 'node:child_process';
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { SkiffError } from '../core/errors.js';
+import { isRootless } from '../store/userns.js';
+
+export interface RunSpec {
+  /** Layer diff dirs, base first. */
+  lowers: string[];
+  /** A scratch dir for this step: upper/, work/, merged/, bundle/ go inside. */
+  dir: string;
+  args: string[];
+  env: string[];
+  cwd: string;
+  user: string;
+  network: 'host' | 'none';
+  runtime?: string;
+}
+
+function exec(cmd: string, args: string[], inherit = false): Promise<{ code: number; err: string }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(cmd, args, { stdio: inherit ? ['ignore', 'inherit', 'inherit'] : ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    p.stderr?.on('data', (c: Buffer) => (err += c.toString()));
+    p.on('error', reject);
+    p.on('close', (code) => resolve({ code: code ?? -1, err }));
+  });
+}
+
+/** Resolve USER (name or uid[:gid]) through the image's /etc/passwd and /etc/group. */
+async function resolveUser(root: string, user: string): Promise<{ uid: number; gid: number }> {
+  if (!user) return { uid: 0, gid: 0 };
+  const [u = '', g] = user.split(':');
+  const passwd = await fsp.readFile(path.join(root, 'etc/passwd'), 'utf8').catch(() => '');
+  const group = await fsp.readFile(path.join(root, 'etc/group'), 'utf8').catch(() => '');
+  let uid = Number.NaN;
+  let gid = Number.NaN;
+  if (/^\d+$/.test(u)) uid = Number(u);
+  for (const line of passwd.split('\n')) {
+    const f = line.split(':');
+    if (f[0] === u || (f[2] !== undefined && Number(f[2]) === uid)) {
+      uid = Number(f[2]);
+      gid = Number(f[3]);
+      break;
+    }
+  }
+  if (Number.isNaN(uid)) throw new SkiffError('ERR_BUILD', `USER ${user}: no such user in the image's /etc/passwd`);
+  if (g !== undefined) {
+    if (/^\d+$/.test(g)) gid = Number(g);
+    else {
+      const line = group.split('\n').find((l) => l.split(':')[0] === g);
+      if (!line) throw new SkiffError('ERR_BUILD', `USER ${user}: no such group in the image's /etc/group`);
+      gid = Number(line.split(':')[2]);
+    }
+  }
+  return { uid, gid: Number.isNaN(gid) ? 0 : gid };
+}
+
+const CAPS = ['CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FOWNER', 'CAP_FSETID', 'CAP_KILL', 'CAP_NET_BIND_SERVICE', 'CAP_SETFCAP', 'CAP_SETGID', 'CAP_SETPCAP', 'CAP_SETUID', 'CAP_SYS_CHROOT'];
+
+/** Run the step; resolves with the upper dir (the step's changes). Throws ERR_BUILD with the exit code. */
+export async function runStep(s: RunSpec): Promise<string> {
+  const upper = path.join(s.dir, 'upper');
+  const work = path.join(s.dir, 'work');
+  const merged = path.join(s.dir, 'merged');
+  const bundle = path.join(s.dir, 'bundle');
+  const empty = path.join(s.dir, 'empty');
+  for (const d of [upper, work, merged, bundle, empty]) await fsp.mkdir(d, { recursive: true });
+  const lowers = s.lowers.length ? [...s.lowers].reverse() : [empty];
+  const opts = `lowerdir=${lowers.join(':')},upperdir=${upper},workdir=${work}${isRootless() ? ',userxattr' : ''}`;
+  const m = await exec('mount', ['-t', 'overlay', 'overlay', '-o', opts, merged]);
+  if (m.code !== 0) throw new SkiffError('ERR_BUILD', `mounting the build container's filesystem: ${m.err.trim()}`);
+  try {
+    await fsp.mkdir(path.join(merged, s.cwd), { recursive: true });
+    const { uid, gid } = await resolveUser(merged, s.user);
+    const mounts: object[] = [
+      { destination: '/proc', type: 'proc', source: 'proc' },
+      { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
+      { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620'] },
+      { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
+      { destination: '/sys', type: 'bind', source: '/sys', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'] },
+    ];
+    for (const f of ['/etc/hosts', '/etc/resolv.conf']) {
+      if (await fsp.stat(f).then(() => true, () => false)) mounts.push({ destination: f, type: 'bind', source: f, options: ['rbind', 'ro'] });
+    }
+    const namespaces = [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, ...(s.network === 'none' ? [{ type: 'network' }] : [])];
+    const config = {
+      ociVersion: '1.0.2',
+      process: { terminal: false, user: { uid, gid }, args: s.args, env: s.env, cwd: s.cwd, capabilities: { bounding: CAPS, effective: CAPS, permitted: CAPS }, noNewPrivileges: false },
+      root: { path: merged, readonly: false },
+      hostname: 'skiff-build',
+      mounts,
+      linux: { namespaces, maskedPaths: ['/proc/kcore', '/proc/keys', '/proc/timer_list'], readonlyPaths: ['/proc/sys', '/proc/sysrq-trigger'] },
+    };
+    await fsp.writeFile(path.join(bundle, 'config.json'), JSON.stringify(config));
+    const id = `skiff-${process.pid}-${path.basename(s.dir)}`;
+    const r = await exec(s.runtime ?? 'runc', ['run', '--bundle', bundle, id], true);
+    if (r.code !== 0) throw new SkiffError('ERR_BUILD', `exit status ${r.code}`);
+  } finally {
+    await exec('umount', [merged]);
+  }
+  return upper;
+}

@@ -39,6 +39,8 @@ export interface BuildOptions {
 
 interface State {
   config: ImageConfig;
+  /** Did this stage set CMD itself (so a later ENTRYPOINT keeps it)? */
+  cmdSet?: boolean;
   /** Store layer IDs and diffIDs, base first. */
   layers: { id: string; diffID: Digest; size: number }[];
 }
@@ -88,6 +90,15 @@ export class Builder {
       if (f !== undefined) return f;
     }
     return undefined;
+  }
+
+  /** Does `rel` exist in the image so far (topmost layer that mentions it wins; whiteouts hide)? */
+  private async existsInLayers(st: State, rel: string): Promise<boolean> {
+    for (const l of [...st.layers].reverse()) {
+      const x = await fsp.lstat(path.join(this.diffDir(l.id), rel)).catch(() => undefined);
+      if (x) return !(x.isCharacterDevice() && x.rdev === 0);
+    }
+    return false;
   }
 
   private async addLayer(st: State, file: string, diff: { diffID: Digest; size: number }): Promise<void> {
@@ -169,8 +180,14 @@ export class Builder {
       case 'ENTRYPOINT': {
         const shell = (c.Shell as string[] | undefined) ?? ['/bin/sh', '-c'];
         const v = s.value.form === 'exec' ? s.value.command : [...shell, s.value.command];
-        if (s.kind === 'CMD') c.Cmd = v;
-        else c.Entrypoint = v;
+        if (s.kind === 'CMD') {
+          c.Cmd = v;
+          st.cmdSet = true;
+        } else {
+          c.Entrypoint = v;
+          // Docker: an ENTRYPOINT resets a CMD inherited from the base image.
+          if (!st.cmdSet) c.Cmd = null;
+        }
         return this.history(st, `/bin/sh -c #(nop) ${s.kind} ${JSON.stringify(v)}`, true);
       }
       case 'SHELL':
@@ -232,13 +249,16 @@ export class Builder {
     const when = (ms: number): Date => new Date(Math.min(Math.floor(ms / 1000), t ?? Infinity) * 1000);
     const diff = await tarToFile(file, async (pack) => {
       const made = new Set<string>();
+      // Directories the destination path needs: the ones the image lacks are created, owned like the copy (as
+      // buildah and BuildKit do); ones the image has are left as they are.
       const parents = async (p: string): Promise<void> => {
         const parts = p.split('/').filter(Boolean).slice(0, -1);
         for (let i = 1; i <= parts.length; i++) {
           const d = parts.slice(0, i).join('/');
           if (made.has(d)) continue;
           made.add(d);
-          await entry(pack, { name: `${d}/`, type: 'directory', mode: 0o755, uid: 0, gid: 0, mtime: when(Date.now()) });
+          if (await this.existsInLayers(st, d)) continue;
+          await entry(pack, { name: `${d}/`, type: 'directory', mode: 0o755, uid: owner.uid, gid: owner.gid, mtime: when(Date.now()) });
         }
       };
       // Walk a context path (never following symlinks: a link pointing outside the context is copied as a link).
@@ -251,7 +271,8 @@ export class Builder {
           if (name) {
             await parents(`${name}/x`);
             made.add(name);
-            await entry(pack, { ...base, name: `${name}/`, type: 'directory', mode: mode ?? st1.mode & 0o7777 });
+            // --chmod applies to the files copied (as buildah does); directories keep their own mode.
+            await entry(pack, { ...base, name: `${name}/`, type: 'directory', mode: st1.mode & 0o7777 });
           }
           for (const n of (await fsp.readdir(full)).sort()) {
             const r = rel ? `${rel}/${n}` : n;

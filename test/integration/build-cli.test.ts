@@ -53,9 +53,24 @@ describe('skiff build (front end)', () => {
     assert.match(c.stderr, /no-such-dir/);
   });
 
-  it('without --dry-run it says plainly that running builds is not there yet', async () => {
-    const r = await skiff(['build', t.dir]);
-    assert.equal(r.code, 1);
-    assert.match(r.stderr, /not implemented yet/);
+  it('without --dry-run it builds into the store: FROM scratch + COPY, image ID on stdout, STEP lines on stderr', async () => {
+    const ctx = path.join(t.dir, 'scratch-ctx');
+    await fsp.mkdir(ctx);
+    await fsp.writeFile(path.join(ctx, 'Containerfile'), 'FROM scratch\nCOPY hello.txt /\nCMD ["/hello"]\n');
+    await fsp.writeFile(path.join(ctx, 'hello.txt'), 'hi\n');
+    const r = await skiff(['--root', `${t.dir}/root`, '--runroot', `${t.dir}/run`, 'build', '-t', 'localhost/scratchy:1', '--iidfile', `${t.dir}/iid`, ctx]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^[0-9a-f]{64}\n$/);
+    assert.match(r.stderr, /STEP 1\/3: FROM scratch\nSTEP 2\/3: COPY hello.txt \/\nSTEP 3\/3: CMD/);
+    assert.equal(await fsp.readFile(`${t.dir}/iid`, 'utf8'), `sha256:${r.stdout.trim()}`);
+    // Docker applies SHELL to shell-form CMD and ENTRYPOINT (buildah 1.28 does not); an ENTRYPOINT resets an inherited CMD.
+    await fsp.writeFile(path.join(ctx, 'Containerfile'), 'FROM scratch AS base\nCMD ["base"]\nFROM base\nSHELL ["/bin/bash", "-ec"]\nENTRYPOINT run me\n');
+    const two = await skiff(['--root', `${t.dir}/root`, '--runroot', `${t.dir}/run`, 'build', '-q', '-t', 'localhost/shell:1', ctx]);
+    assert.equal(two.code, 0, two.stderr);
+    const cfg = JSON.parse((await skiff(['--root', `${t.dir}/root`, '--runroot', `${t.dir}/run`, 'inspect', '--config', '--raw', 'containers-storage:localhost/shell:1'])).stdout);
+    assert.deepEqual(cfg.config.Entrypoint, ['/bin/bash', '-ec', 'run me']);
+    assert.equal(cfg.config.Cmd, null);
+    const missing = await skiff(['--root', `${t.dir}/root`, '--runroot', `${t.dir}/run`, 'build', '--pull=never', t.dir]);
+    assert.equal(missing.code, 2, 'FROM busybox with --pull=never and an empty store');
   });
 });

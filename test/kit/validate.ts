@@ -83,7 +83,7 @@ export async function flattenLayers(layers: (() => Promise<Readable>)[]): Promis
             const victim = `${dir ? `${dir}/` : ''}${base.slice(4)}`;
             for (const k of [...fs.keys()]) if (k === victim || k.startsWith(`${victim}/`)) fs.delete(k);
           } else {
-            const desc = `${h.type} mode=${(h.mode ?? 0).toString(8)} uid=${h.uid} gid=${h.gid}${h.type === 'file' ? ` size=${h.size} ${h2.digest('hex').slice(0, 16)}` : ''}${h.linkname ? ` -> ${h.linkname}` : ''}`;
+            const desc = `${h.type} mode=${((h.mode ?? 0) & 0o7777).toString(8)} uid=${h.uid} gid=${h.gid}${h.type === 'file' ? ` size=${h.size} ${h2.digest('hex').slice(0, 16)}` : ''}${h.linkname ? ` -> ${h.linkname}` : ''}`;
             fs.set(name, desc);
           }
           next();

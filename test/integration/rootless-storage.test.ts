@@ -60,6 +60,17 @@ describe('rootless containers-storage (as an unprivileged user)', () => {
     assert.equal(attr, 'y');
   });
 
+  it('skiff build runs rootless: RUN in runc inside the user namespace, owners kept, rootless podman runs the result', async () => {
+    await fsp.mkdir(`${t.dir}/ctx`, { recursive: true });
+    await fsp.writeFile(`${t.dir}/ctx/Containerfile`, 'FROM localhost/rl:1\nRUN echo rootless > /r.txt && chown 1000:1000 /r.txt\nCOPY --chown=user f.txt /home/user/\nCMD ["cat", "/r.txt"]\n');
+    await fsp.writeFile(`${t.dir}/ctx/f.txt`, 'f\n');
+    await ok(run('chown', ['-R', `${USER}:`, `${t.dir}/ctx`]));
+    const id = (await as(skiff(`build -q -t localhost/built:1 ${t.dir}/ctx`))).trim();
+    assert.match(id, /^[0-9a-f]{64}$/);
+    const out = await as(podman('--runtime runc run --rm --network host localhost/built:1 /bin/sh -c "stat -c %u:%g /r.txt /home/user/f.txt; cat /r.txt"'));
+    assert.match(out, /^1000:1000\n1000:1000\nrootless\n$/m);
+  });
+
   it('skiff reads what rootless podman stored', async () => {
     await as(skiff(`copy -q oci:${t.dir}/fixture:busybox docker-archive:${t.dir}/p.tar:localhost/from-podman:1`));
     await as(podman(`load -q -i ${t.dir}/p.tar`));

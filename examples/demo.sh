@@ -1,24 +1,31 @@
 #!/usr/bin/env bash
-# npm run demo: installs what is missing, makes a busybox image locally, and copies it
-# oci -> docker-archive -> dir -> oci-archive with skiff, printing `skiff inspect` of the result.
+# npm run demo: installs what is missing, makes a busybox base image locally (no network), builds examples/hello
+# with skiff (rootless when run as an unprivileged user with /etc/subuid ranges), copies the result to an OCI
+# layout and prints `skiff inspect` of it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [[ ! -x /bin/busybox ]] || ! dpkg -s busybox-static >/dev/null 2>&1; then
-  echo "demo: installing busybox-static (the example image's content)" >&2
-  if [[ $(id -u) -eq 0 ]]; then apt-get update -qq && apt-get install -y -qq busybox-static >/dev/null
-  else sudo apt-get update -qq && sudo apt-get install -y -qq busybox-static >/dev/null; fi
+need=()
+command -v busybox >/dev/null 2>&1 && [[ -x /bin/busybox ]] || need+=(busybox-static)
+command -v runc >/dev/null 2>&1 || need+=(runc)
+command -v setfattr >/dev/null 2>&1 || need+=(attr)
+command -v newuidmap >/dev/null 2>&1 || need+=(uidmap)
+if ((${#need[@]})); then
+  echo "demo: installing ${need[*]}" >&2
+  if [[ $(id -u) -eq 0 ]]; then apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null
+  else sudo apt-get update -qq && sudo apt-get install -y -qq "${need[@]}" >/dev/null; fi
 fi
 [[ -d node_modules ]] || npm ci --no-audit --no-fund
 npx tsc -p .
 
 work=$(mktemp -d /tmp/skiff-demo.XXXXXX)
-skiff() { node bin/skiff.js "$@"; }
+skiff() { node bin/skiff.js --root "$work/storage" --runroot "$work/run" "$@"; }
 set -x
-node examples/make-busybox-image.mjs "$work/src"
-skiff copy "oci:$work/src:busybox" "docker-archive:$work/busybox.tar:localhost/busybox:demo"
-skiff copy "docker-archive:$work/busybox.tar" "dir:$work/busybox-dir"
-skiff copy "dir:$work/busybox-dir" "oci-archive:$work/busybox-oci.tar:demo"
-skiff inspect "oci-archive:$work/busybox-oci.tar:demo"
+node examples/make-busybox-image.mjs "$work/busybox"
+skiff copy -q "oci:$work/busybox:busybox" containers-storage:localhost/busybox:latest
+skiff build -t localhost/hello:demo examples/hello
+skiff images
+skiff copy -q containers-storage:localhost/hello:demo "oci:$work/hello:demo"
+skiff inspect "oci:$work/hello:demo"
 { set +x; } 2>/dev/null
-echo "demo: done; the images are in $work" >&2
+echo "demo: done; the store and the OCI layout are in $work" >&2

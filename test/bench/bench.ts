@@ -203,6 +203,37 @@ async function storageCases(src: string, out: string, clean: () => void): Promis
   }
 }
 
+/** skiff build vs buildah bud (root, chroot isolation): a 5,000-file COPY, a 64 MiB file COPY and a RUN. */
+async function buildCases(): Promise<void> {
+  const { makeBusyboxLayout } = await import('../kit/fixtures.js');
+  const t = tempDir('skiff-bench-build-');
+  const lower = `/tmp/skiff-bench-base-${process.pid}`;
+  try {
+    await makeBusyboxLayout(`${lower}/busybox`);
+    const ctx = path.join(t.dir, 'ctx');
+    await fsp.mkdir(path.join(ctx, 'many'), { recursive: true });
+    for (let d = 0; d < 50; d++) {
+      await fsp.mkdir(path.join(ctx, 'many', `d${d}`));
+      for (let f = 0; f < 100; f++) await fsp.writeFile(path.join(ctx, 'many', `d${d}`, `f${f}.txt`), `file ${d}/${f}\n`.repeat(20));
+    }
+    await fsp.writeFile(path.join(ctx, 'big.bin'), Buffer.alloc(64 << 20, 7));
+    await fsp.writeFile(path.join(ctx, 'Containerfile'), 'ARG BASE\nFROM $BASE\nCOPY many /many\nCOPY big.bin /big.bin\nRUN echo done > /done.txt && ls /many | wc -l\n');
+    spawnSync(process.execPath, [SKIFF, '--root', `${t.dir}/s/root`, '--runroot', `${t.dir}/s/run`, 'copy', '-q', `oci:${lower}/busybox:busybox`, 'containers-storage:localhost/busybox:latest']);
+    const sa: Sample[] = [];
+    const sb: Sample[] = [];
+    for (let i = 0; i < ROUNDS; i++) {
+      sa.push(measure([process.execPath, SKIFF, '--root', `${t.dir}/s/root`, '--runroot', `${t.dir}/s/run`, 'build', '-q', '--build-arg', 'BASE=localhost/busybox:latest', '-t', `localhost/b:${i}`, ctx], () => undefined));
+      sb.push(measure(['buildah', '--root', `${t.dir}/b/root`, '--runroot', `${t.dir}/b/run`, '--storage-driver', 'vfs', 'bud', '-q', '--isolation', 'chroot', '--layers=false', '--build-arg', `BASE=oci:${lower}/busybox:busybox`, '-t', `localhost/b:${i}`, ctx], () => undefined));
+    }
+    report('build (5,000 files + 64 MiB + RUN), cold', sa, sb);
+  } finally {
+    spawnSync('sh', ['-c', `grep -o ' ${t.dir}[^ ]*' /proc/mounts | sort -r | xargs -r -n1 umount -l`]);
+    spawnSync('chmod', ['-R', 'u+w', t.dir]);
+    t.cleanup();
+    rmSync(lower, { recursive: true, force: true });
+  }
+}
+
 function report(title: string, a: Sample[], b: Sample[]): void {
   const sa = median(a.map((s) => s.seconds));
   const sb = median(b.map((s) => s.seconds));
@@ -259,6 +290,7 @@ async function main(): Promise<void> {
     await registryCases(src, out, clean);
     await daemonCases(src, out, clean);
     await storageCases(src, out, clean);
+    await buildCases();
     if (!process.env.BENCH_QUICK) {
       const big = path.join(t.dir, 'big');
       await fsp.rm(src, { recursive: true });

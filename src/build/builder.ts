@@ -4,12 +4,13 @@
  * context files; RUN runs in a container over the image's layers and the differ turns its upper dir into a layer.
  * Layers go into the store as they are made; the image (config + manifest + names) is recorded at the end.
  */
-import { createReadStream, createWriteStream, promises as fsp } from 'node:fs';
+import { createReadStream, createWriteStream, promises as fsp, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import * as tar from 'tar-stream';
 import { Hasher, digestHex, sha256, type Digest } from '../core/digest.js';
 import { SkiffError } from '../core/errors.js';
+import { IO_CHUNK } from '../core/fs.js';
 import type { ImageConfig } from '../core/config.js';
 import { parseConfig } from '../core/config.js';
 import { MT } from '../core/media-types.js';
@@ -22,6 +23,9 @@ import type { IgnoreMatcher } from './containerfile/ignore.js';
 import type { BuildPlan, Step } from './containerfile/plan.js';
 import { diffUpperDir } from './diff.js';
 import { runStep } from './run.js';
+
+/** Files up to this size are read in one go when building a COPY layer. */
+const SMALL_FILE = 256 * 1024;
 
 export interface BuildOptions {
   plan: BuildPlan;
@@ -284,7 +288,21 @@ export class Builder {
         }
         await parents(name);
         if (st1.isSymbolicLink()) await entry(pack, { ...base, name, type: 'symlink', linkname: await fsp.readlink(full), mode: 0o777 });
-        else if (st1.isFile()) await entry(pack, { ...base, name, type: 'file', mode: mode ?? st1.mode & 0o7777 }, await fsp.readFile(full));
+        else if (st1.isFile() && st1.size <= SMALL_FILE) {
+          // Small files in one synchronous read: thousands of them through the thread pool cost more in round trips.
+          await entry(pack, { ...base, name, type: 'file', mode: mode ?? st1.mode & 0o7777 }, readFileSync(full));
+        } else if (st1.isFile()) {
+          // Streamed: a large file never sits in memory whole.
+          await new Promise<void>((resolve, reject) => {
+            const e = pack.entry({ ...base, name, type: 'file', mode: mode ?? st1.mode & 0o7777, size: st1.size }, (err) => (err ? reject(err) : resolve()));
+            const input = createReadStream(full, { highWaterMark: IO_CHUNK });
+            input.once('error', (err) => {
+              e.destroy(err);
+              reject(err);
+            });
+            input.pipe(e);
+          });
+        }
       };
       for (const it of items) await add(it.rel, it.target);
     });

@@ -4,6 +4,7 @@
  * context files; RUN runs in a container over the image's layers and the differ turns its upper dir into a layer.
  * Layers go into the store as they are made; the image (config + manifest + names) is recorded at the end.
  */
+import { spawnSync } from 'node:child_process';
 import { createReadStream, createWriteStream, promises as fsp, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -75,6 +76,31 @@ function entry(pack: tar.Pack, h: Partial<tar.Header> & { name: string }, data?:
   return new Promise((resolve, reject) => pack.entry(h, data ?? Buffer.alloc(0), (e) => (e ? reject(e) : resolve())));
 }
 
+/**
+ * Clean up after builds that were killed: their containers (runc state under `skiff-<pid>-…`), their overlay
+ * mounts, and their work dirs. Only builds whose process is gone are touched.
+ */
+async function sweepDeadBuilds(tmp: string, runtime: string): Promise<void> {
+  const alive = (pid: number): boolean => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch (e) {
+      return (e as NodeJS.ErrnoException).code === 'EPERM';
+    }
+  };
+  for (const n of await fsp.readdir(tmp).catch(() => [] as string[])) {
+    const m = /^build-(\d+)-/.exec(n);
+    if (!m || alive(Number(m[1]))) continue;
+    const dir = path.join(tmp, n);
+    const list = spawnSync(runtime, ['list', '-q'], { encoding: 'utf8' });
+    for (const id of (list.stdout ?? '').split('\n')) if (id.startsWith(`skiff-${m[1]}-`)) spawnSync(runtime, ['delete', '-f', id]);
+    const mounts = (await fsp.readFile('/proc/self/mounts', 'utf8')).split('\n').map((l) => l.split(' ')[1] ?? '').filter((p) => p.startsWith(`${dir}/`));
+    for (const mp of mounts.sort().reverse()) spawnSync('umount', ['-l', mp]);
+    await fsp.rm(dir, { recursive: true, force: true });
+  }
+}
+
 export class Builder {
   private readonly writer: StoreWriter;
   private readonly stages = new Map<number, State>();
@@ -121,7 +147,8 @@ export class Builder {
   async build(): Promise<string> {
     await this.writer.open();
     await fsp.mkdir(path.join(this.o.store.loc.root, 'tmp'), { recursive: true });
-    this.work = await fsp.mkdtemp(path.join(this.o.store.loc.root, 'tmp', 'build-'));
+    await sweepDeadBuilds(path.join(this.o.store.loc.root, 'tmp'), this.o.runtime ?? 'runc');
+    this.work = await fsp.mkdtemp(path.join(this.o.store.loc.root, 'tmp', `build-${process.pid}-`));
     try {
       const total = this.o.plan.order.flat().reduce((n, i) => n + 1 + this.o.plan.stages[i]!.steps.length, 0);
       let n = 0;

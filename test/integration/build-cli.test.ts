@@ -3,7 +3,7 @@ import { strict as assert } from 'node:assert';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { skiff, tempDir } from '../kit/run.js';
+import { run, skiff, SKIFF, tempDir, unmountUnder } from '../kit/run.js';
 
 describe('skiff build (front end)', () => {
   let t: ReturnType<typeof tempDir>;
@@ -15,7 +15,11 @@ describe('skiff build (front end)', () => {
     await fsp.writeFile(path.join(t.dir, 'args.env'), '# comment\nV=from-file\n');
     await fsp.writeFile(path.join(t.dir, 'Bad'), 'FROM a\nCOPY one\nHEALTHCHECK --interval=soon CMD x\n');
   });
-  after(() => t.cleanup());
+  after(async () => {
+    unmountUnder(t.dir);
+    await run('chmod', ['-R', 'u+w', t.dir]);
+    t.cleanup();
+  });
 
   it('--dry-run prints the resolved plan as JSON on stdout', async () => {
     const r = await skiff(['build', '--dry-run', '--build-arg-file', path.join(t.dir, 'args.env'), '--build-arg', 'BASE=alpine', '-t', 'x:1', t.dir]);
@@ -32,6 +36,44 @@ describe('skiff build (front end)', () => {
     const r = await skiff(['build', '--dry-run', '--build-arg-file', path.join(t.dir, 'args.env'), '--build-arg', 'V=cli', '--build-arg', 'NOPE=1', t.dir]);
     assert.equal(JSON.parse(r.stdout).stages[0].steps.find((s: { kind: string }) => s.kind === 'WORKDIR').dir, '/out/cli');
     assert.match(r.stderr, /build argument NOPE was not consumed/);
+  });
+
+  it('a build killed mid-RUN leaves no image; the next build removes its container, mount and work dir', async () => {
+    const ctx = path.join(t.dir, 'killed-ctx');
+    await fsp.mkdir(ctx, { recursive: true });
+    await fsp.writeFile(path.join(ctx, 'Containerfile'), 'FROM localhost/bb\nRUN echo started && sleep 60\n');
+    const g = ['--root', `${t.dir}/kroot`, '--runroot', `${t.dir}/krun`];
+    const { makeBusyboxLayout } = await import('../kit/fixtures.js');
+    await makeBusyboxLayout(`${t.dir}/kbase`);
+    assert.equal((await skiff([...g, 'copy', '-q', `oci:${t.dir}/kbase:busybox`, 'containers-storage:localhost/bb:latest'])).code, 0);
+    const { spawn } = await import('node:child_process');
+    const child = spawn(process.execPath, [SKIFF, ...g, 'build', '-t', 'localhost/killed:1', ctx], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+    for (let i = 0; i < 200 && !out.includes('started'); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.match(out, /started/);
+    const exited = new Promise((r) => child.on('exit', r));
+    child.kill('SIGKILL');
+    await exited;
+    const mountsUnder = async () => (await fsp.readFile('/proc/self/mounts', 'utf8')).split('\n').filter((l) => l.includes(`${t.dir}/kroot/tmp/`)).length;
+    assert.ok((await mountsUnder()) > 0, 'the killed build left its overlay mounted (root keeps mounts)');
+    // A failing RUN stops the build, naming the step, its line and its exit status; its output was streamed.
+    await fsp.writeFile(path.join(ctx, 'Containerfile'), 'FROM localhost/bb\nRUN echo about to fail && exit 3\nRUN echo never\n');
+    const failed = await skiff([...g, 'build', '-t', 'localhost/failed:1', ctx]);
+    assert.equal(failed.code, 1);
+    assert.match(failed.stdout, /about to fail/);
+    assert.match(failed.stderr, /RUN echo about to fail && exit 3 \(line 2\): exit status 3/);
+    assert.doesNotMatch(failed.stdout + failed.stderr, /never/);
+    // The next build (here FROM scratch, quick) sweeps what the dead one left.
+    await fsp.writeFile(path.join(ctx, 'Containerfile'), 'FROM scratch\nCOPY Containerfile /\n');
+    const again = await skiff([...g, 'build', '-q', '-t', 'localhost/after:1', ctx]);
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(await mountsUnder(), 0, 'mounts swept');
+    assert.deepEqual((await fsp.readdir(`${t.dir}/kroot/tmp`)).filter((n) => n.startsWith('build-')), []);
+    const runc = (await run('runc', ['list', '-q'])).stdout;
+    assert.doesNotMatch(runc, new RegExp(`skiff-${child.pid}-`));
+    const images = JSON.parse(await fsp.readFile(`${t.dir}/kroot/overlay-images/images.json`, 'utf8')) as { names?: string[] }[];
+    assert.ok(!images.some((i) => i.names?.includes('localhost/killed:1')), 'no image under the target name');
   });
 
   it('every error names the file and line; nothing on stdout; exit 1', async () => {

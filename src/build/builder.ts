@@ -255,22 +255,59 @@ export class Builder {
     return { uid, gid };
   }
 
-  private async copy(st: State, s: Extract<Step, { kind: 'COPY' | 'ADD' }>): Promise<void> {
-    if (s.from !== undefined || s.heredocs.length || s.sources.some((x) => /^[a-z]+:\/\//.test(x))) {
-      throw new SkiffError('ERR_UNSUPPORTED', `${s.kind} from another stage, image, URL or heredoc is not supported by the builder yet`);
+  /**
+   * Mount a stage's or image's filesystem read-only for COPY --from (an overlay of its layers); returns the mount
+   * point. Unmounted by the caller; a killed build's mounts are swept by the next build.
+   */
+  private async mountFrom(from: string, stage: number | undefined): Promise<string> {
+    let layers: string[];
+    if (stage !== undefined) layers = (this.stages.get(stage)?.layers ?? []).map((l) => this.diffDir(l.id));
+    else {
+      const id = await this.o.pullBase(from);
+      const img = (await this.o.store.images()).find((i) => i.id === id)!;
+      layers = (await this.o.store.layerChain(img)).map((l) => this.diffDir(l.id));
     }
+    const mp = path.join(this.work, `from-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`);
+    await fsp.mkdir(mp, { recursive: true });
+    if (layers.length === 0) return mp;
+    // overlayfs needs two lower dirs for a read-only mount; one layer is bind-mounted instead.
+    const args = layers.length === 1 ? ['--bind', '-o', 'ro', layers[0]!, mp] : ['-t', 'overlay', 'overlay', '-o', `lowerdir=${[...layers].reverse().join(':')}`, mp];
+    const r = spawnSync('mount', args, { encoding: 'utf8' });
+    if (r.status !== 0) throw new SkiffError('ERR_BUILD', `COPY --from=${from}: mounting its filesystem: ${r.stderr.trim()}`);
+    return mp;
+  }
+
+  private async copy(st: State, s: Extract<Step, { kind: 'COPY' | 'ADD' }>): Promise<void> {
+    if (s.heredocs.length || s.sources.some((x) => /^[a-z]+:\/\//.test(x))) {
+      throw new SkiffError('ERR_UNSUPPORTED', `${s.kind} from a URL or a heredoc is not supported by the builder yet`);
+    }
+    const fromRoot = s.from !== undefined ? await this.mountFrom(s.from, s.fromStage) : undefined;
+    try {
+      await this.copyFrom(st, s, fromRoot);
+    } finally {
+      if (fromRoot) {
+        spawnSync('umount', [fromRoot]);
+        await fsp.rm(fromRoot, { recursive: true, force: true });
+      }
+    }
+  }
+
+  /** COPY from the context, or (with `fromRoot`) from another stage or image, keeping its owners there. */
+  private async copyFrom(st: State, s: Extract<Step, { kind: 'COPY' | 'ADD' }>, fromRoot: string | undefined): Promise<void> {
     const owner = await this.chown(st, s.chown);
+    const keepOwner = fromRoot !== undefined && s.chown === undefined;
+    const ignore = fromRoot ? { excludes: () => false, canPrune: () => false } : this.o.ignore;
     const cwd = st.config.config?.WorkingDir || '/';
     const destDir = s.dest.endsWith('/') || s.sources.length > 1;
     const dest = path.posix.resolve(cwd, s.dest);
-    const ctx = path.resolve(this.o.contextDir);
+    const ctx = fromRoot ?? path.resolve(this.o.contextDir);
     const items: { rel: string; target: string }[] = [];
     for (const src of s.sources) {
       const rel = path.posix.normalize(src).replace(/^(\.\/|\/)+/, '');
       if (rel.startsWith('..')) throw new SkiffError('ERR_BUILD', `${s.kind} ${src}: outside the build context`);
       const st0 = await fsp.lstat(path.join(ctx, rel)).catch(() => undefined);
       if (!st0) throw new SkiffError('ERR_BUILD', `${s.kind} ${src}: no such file or directory in the build context`);
-      if (rel !== '' && this.o.ignore.excludes(rel)) throw new SkiffError('ERR_BUILD', `${s.kind} ${src}: excluded by the ignore file`);
+      if (rel !== '' && ignore.excludes(rel)) throw new SkiffError('ERR_BUILD', `${s.kind} ${src}: excluded by the ignore file`);
       if (st0.isDirectory()) items.push({ rel, target: dest });
       else items.push({ rel, target: destDir ? path.posix.join(dest, path.posix.basename(rel)) : dest });
     }
@@ -297,7 +334,7 @@ export class Builder {
         const full = path.join(ctx, rel);
         const st1 = await fsp.lstat(full);
         const name = target.replace(/^\/+/, '');
-        const base = { uid: owner.uid, gid: owner.gid, mtime: when(st1.mtimeMs) };
+        const base = { uid: keepOwner ? st1.uid : owner.uid, gid: keepOwner ? st1.gid : owner.gid, mtime: when(st1.mtimeMs) };
         if (st1.isDirectory()) {
           if (name) {
             await parents(`${name}/x`);
@@ -307,8 +344,8 @@ export class Builder {
           }
           for (const n of (await fsp.readdir(full)).sort()) {
             const r = rel ? `${rel}/${n}` : n;
-            if (this.o.ignore.excludes(r) && this.o.ignore.canPrune(r)) continue;
-            if (this.o.ignore.excludes(r) && !(await fsp.lstat(path.join(ctx, r))).isDirectory()) continue;
+            if (ignore.excludes(r) && ignore.canPrune(r)) continue;
+            if (ignore.excludes(r) && !(await fsp.lstat(path.join(ctx, r))).isDirectory()) continue;
             await add(r, `${name}/${n}`);
           }
           return;

@@ -40,6 +40,10 @@ const cases: Case[] = [
     file: 'FROM $BASE\nSHELL ["/bin/sh", "-ec"]\nRUN ["/bin/sh", "-c", "echo exec > /exec.txt"]\nRUN echo shell > /shell.txt\nENTRYPOINT ["echo", "entry"]\nSTOPSIGNAL SIGINT\n',
   },
   {
+    name: 'multi-stage: COPY --from a build stage keeps its owners; --chown overrides',
+    file: 'FROM $BASE AS build\nRUN mkdir -p /out && echo artefact > /out/a && chown 1000:1000 /out/a && echo b > /out/b\nFROM $BASE\nCOPY --from=build /out /srv/out\nCOPY --from=build --chown=user:user /out/b /srv/b\n',
+  },
+  {
     name: 'multi-stage: FROM an earlier stage',
     file: 'FROM $BASE AS first\nRUN echo one > /one\nFROM first\nRUN echo two > /two\n',
   },

@@ -5,13 +5,14 @@
  * Layers go into the store as they are made; the image (config + manifest + names) is recorded at the end.
  */
 import { spawnSync } from 'node:child_process';
-import { createReadStream, createWriteStream, promises as fsp, readFileSync } from 'node:fs';
+import { createReadStream, createWriteStream, lstatSync, promises as fsp, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import * as tar from 'tar-stream';
+import { createHash } from 'node:crypto';
 import { Hasher, digestHex, sha256, type Digest } from '../core/digest.js';
+import { atomicWriteFile, IO_CHUNK } from '../core/fs.js';
 import { SkiffError } from '../core/errors.js';
-import { IO_CHUNK } from '../core/fs.js';
 import type { ImageConfig } from '../core/config.js';
 import { parseConfig } from '../core/config.js';
 import { MT } from '../core/media-types.js';
@@ -40,6 +41,8 @@ export interface BuildOptions {
   /** Get a base image into the store (pull); resolves with its image ID. */
   pullBase(name: string): Promise<string>;
   log(line: string): void;
+  /** Use and fill the layer cache (podman's --layers, default true; --no-cache turns it off). */
+  cache: boolean;
 }
 
 interface State {
@@ -231,12 +234,72 @@ export class Builder {
         return;
       case 'COPY':
       case 'ADD':
-        return this.copy(st, s);
+        return this.cached(st, s, () => this.copy(st, s));
       case 'RUN':
-        return this.run(st, s);
+        return this.cached(st, s, () => this.run(st, s));
       default:
         throw new SkiffError('ERR_UNSUPPORTED', `${s.text.split(' ')[0]} is not supported by the builder yet`);
     }
+  }
+
+  /**
+   * The layer cache (BuildKit's model): key = parent layer + the resolved step + the config it runs under + a
+   * content hash (no mtimes) of the context paths a COPY selects. Entries are files named by the key under
+   * `<root>/skiff-cache/`, so a lookup is one stat, not a scan of every image; a hit reuses the stored layer and
+   * copies or runs nothing.
+   */
+  private async cached(st: State, s: Extract<Step, { kind: 'COPY' | 'ADD' | 'RUN' }>, make: () => Promise<void>): Promise<void> {
+    if (!this.o.cache) return make();
+    const { line: _line, text: _text, ...step } = s;
+    const parts = [st.layers.at(-1)?.id ?? 'scratch', JSON.stringify(step), JSON.stringify(st.config.config ?? {})];
+    if ((s.kind === 'COPY' || s.kind === 'ADD') && s.from === undefined) parts.push(await this.contextHash(s.sources));
+    if ((s.kind === 'COPY' || s.kind === 'ADD') && s.fromStage !== undefined) parts.push(this.stages.get(s.fromStage)?.layers.at(-1)?.id ?? '');
+    const key = digestHex(sha256(parts.join('\n')));
+    const dir = path.join(this.o.store.loc.root, 'skiff-cache');
+    const file = path.join(dir, key);
+    const hit = await fsp.readFile(file, 'utf8').then((t) => JSON.parse(t) as { id: string; diffID: Digest; size: number; createdBy: string }, () => undefined);
+    if (hit && (await this.writer.hasLayer(hit.id))) {
+      this.o.log('--> Using cache');
+      st.layers.push({ id: hit.id, diffID: hit.diffID, size: hit.size });
+      st.config.rootfs.diff_ids.push(hit.diffID);
+      this.history(st, hit.createdBy, false);
+      return;
+    }
+    await make();
+    const l = st.layers.at(-1)!;
+    await fsp.mkdir(dir, { recursive: true });
+    await atomicWriteFile(file, JSON.stringify({ id: l.id, diffID: l.diffID, size: l.size, createdBy: st.config.history?.at(-1)?.created_by ?? '' }));
+  }
+
+  /**
+   * A content hash of context sources (paths, types, modes, sizes, contents; never mtimes), ignore rules applied.
+   * Synchronous on purpose: it is the whole cost of a cached COPY, and thousands of small async reads cost more in
+   * thread-pool round trips than in reading.
+   */
+  private async contextHash(sources: string[]): Promise<string> {
+    const h = createHash('sha256');
+    const ctx = path.resolve(this.o.contextDir);
+    const walk = (rel: string): void => {
+      const full = path.join(ctx, rel);
+      let st: ReturnType<typeof lstatSync>;
+      try {
+        st = lstatSync(full);
+      } catch {
+        h.update(`missing ${rel}\n`);
+        return;
+      }
+      h.update(`${rel} ${st.mode} ${st.size}\n`);
+      if (st.isSymbolicLink()) h.update(readlinkSync(full));
+      else if (st.isFile()) h.update(readFileSync(full));
+      else if (st.isDirectory()) {
+        for (const n of readdirSync(full).sort()) {
+          const r = rel ? `${rel}/${n}` : n;
+          if (!this.o.ignore.excludes(r) || !this.o.ignore.canPrune(r)) walk(r);
+        }
+      }
+    };
+    for (const src of sources) walk(path.posix.normalize(src).replace(/^(\.\/|\/)+/, ''));
+    return h.digest('hex');
   }
 
   /** Resolve a --chown value (numbers, or names through the image's /etc/passwd and /etc/group). */

@@ -7,6 +7,8 @@ import { registryOptions, storageFrom, writeOut, type GlobalOptions } from './co
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
 
 interface BuildFlags {
+  cache?: boolean;
+  layers?: string | boolean;
   pull?: string;
   quiet?: boolean;
   iidfile?: string;
@@ -160,6 +162,7 @@ export function buildCommand(program: Command): void {
         ...(flags.runtime ? { runtime: flags.runtime } : {}),
         ...(timestamp !== undefined && Number.isFinite(timestamp) ? { timestamp } : {}),
         pullBase,
+        cache: flags.cache !== false && flags.layers !== 'false' && flags.layers !== false,
         log: (line) => {
           if (!flags.quiet) process.stderr.write(`${line}\n`);
         },

@@ -76,6 +76,27 @@ describe('skiff build (front end)', () => {
     assert.ok(!images.some((i) => i.names?.includes('localhost/killed:1')), 'no image under the target name');
   });
 
+  it('the layer cache: an unchanged rebuild copies and runs nothing; a changed file misses from its COPY on; --no-cache', async () => {
+    const ctx = path.join(t.dir, 'cache-ctx');
+    await fsp.mkdir(ctx, { recursive: true });
+    await fsp.writeFile(path.join(ctx, 'Containerfile'), 'FROM scratch AS base\nCOPY a.txt /a.txt\nCOPY b.txt /b.txt\n');
+    await fsp.writeFile(path.join(ctx, 'a.txt'), 'a\n');
+    await fsp.writeFile(path.join(ctx, 'b.txt'), 'b\n');
+    const g = ['--root', `${t.dir}/croot`, '--runroot', `${t.dir}/crun`];
+    const first = await skiff([...g, 'build', '-t', 'localhost/c:1', ctx]);
+    assert.equal(first.code, 0, first.stderr);
+    assert.doesNotMatch(first.stderr, /Using cache/);
+    const second = await skiff([...g, 'build', '-t', 'localhost/c:2', ctx]);
+    assert.equal((second.stderr.match(/Using cache/g) ?? []).length, 2);
+    assert.equal(second.stdout, first.stdout, 'same image');
+    await fsp.writeFile(path.join(ctx, 'b.txt'), 'changed\n');
+    const third = await skiff([...g, 'build', '-t', 'localhost/c:3', ctx]);
+    assert.equal((third.stderr.match(/Using cache/g) ?? []).length, 1, 'a.txt cached, b.txt rebuilt');
+    assert.notEqual(third.stdout, first.stdout);
+    const none = await skiff([...g, 'build', '--no-cache', '-t', 'localhost/c:4', ctx]);
+    assert.doesNotMatch(none.stderr, /Using cache/);
+  });
+
   it('every error names the file and line; nothing on stdout; exit 1', async () => {
     const bad = path.join(t.dir, 'Bad');
     const r = await skiff(['build', '--dry-run', '-f', bad, t.dir]);

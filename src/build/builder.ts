@@ -49,6 +49,8 @@ interface State {
   config: ImageConfig;
   /** Did this stage set CMD itself (so a later ENTRYPOINT keeps it)? */
   cmdSet?: boolean;
+  /** When the last layer of this build was made (history and image times follow it). */
+  lastCreated?: string;
   /** Store layer IDs and diffIDs, base first. */
   layers: { id: string; diffID: Digest; size: number }[];
 }
@@ -142,8 +144,14 @@ export class Builder {
     st.config.rootfs.diff_ids.push(diff.diffID);
   }
 
-  private history(st: State, createdBy: string, empty: boolean): void {
-    const created = new Date((this.o.timestamp ?? Math.floor(Date.now() / 1000)) * 1000).toISOString();
+  /**
+   * Add a history entry. A layer's entry is stamped now (or with the cached layer's time); a config-only entry
+   * takes the time of the last layer made, so a fully cached rebuild reproduces the same config and image ID.
+   */
+  private history(st: State, createdBy: string, empty: boolean, at?: string): void {
+    const now = new Date((this.o.timestamp ?? Math.floor(Date.now() / 1000)) * 1000).toISOString();
+    const created = at ?? (empty ? st.lastCreated ?? now : now);
+    if (!empty) st.lastCreated = created;
     (st.config.history ??= []).push({ created, created_by: createdBy, ...(empty ? { empty_layer: true } : {}) });
   }
 
@@ -257,18 +265,19 @@ export class Builder {
     const key = digestHex(sha256(parts.join('\n')));
     const dir = path.join(this.o.store.loc.root, 'skiff-cache');
     const file = path.join(dir, key);
-    const hit = await fsp.readFile(file, 'utf8').then((t) => JSON.parse(t) as { id: string; diffID: Digest; size: number; createdBy: string }, () => undefined);
+    const hit = await fsp.readFile(file, 'utf8').then((t) => JSON.parse(t) as { id: string; diffID: Digest; size: number; createdBy: string; created?: string }, () => undefined);
     if (hit && (await this.writer.hasLayer(hit.id))) {
       this.o.log('--> Using cache');
       st.layers.push({ id: hit.id, diffID: hit.diffID, size: hit.size });
       st.config.rootfs.diff_ids.push(hit.diffID);
-      this.history(st, hit.createdBy, false);
+      this.history(st, hit.createdBy, false, this.o.timestamp !== undefined ? undefined : hit.created);
       return;
     }
     await make();
     const l = st.layers.at(-1)!;
+    const h = st.config.history?.at(-1);
     await fsp.mkdir(dir, { recursive: true });
-    await atomicWriteFile(file, JSON.stringify({ id: l.id, diffID: l.diffID, size: l.size, createdBy: st.config.history?.at(-1)?.created_by ?? '' }));
+    await atomicWriteFile(file, JSON.stringify({ id: l.id, diffID: l.diffID, size: l.size, createdBy: h?.created_by ?? '', ...(h?.created ? { created: h.created } : {}) }));
   }
 
   /**
@@ -478,7 +487,7 @@ export class Builder {
   }
 
   private async commit(st: State): Promise<string> {
-    const created = new Date((this.o.timestamp ?? Math.floor(Date.now() / 1000)) * 1000).toISOString();
+    const created = this.o.timestamp !== undefined ? new Date(this.o.timestamp * 1000).toISOString() : st.lastCreated ?? new Date(Math.floor(Date.now() / 1000) * 1000).toISOString();
     const config: ImageConfig = { ...st.config, created, rootfs: { type: 'layers', diff_ids: st.layers.map((l) => l.diffID) } };
     const configBytes = Buffer.from(JSON.stringify(config));
     const m: ImageManifest = {

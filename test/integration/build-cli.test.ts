@@ -86,6 +86,7 @@ describe('skiff build (front end)', () => {
     const first = await skiff([...g, 'build', '-t', 'localhost/c:1', ctx]);
     assert.equal(first.code, 0, first.stderr);
     assert.doesNotMatch(first.stderr, /Using cache/);
+    await new Promise((r) => setTimeout(r, 1100)); // a later second: the rebuild must still be the same image
     const second = await skiff([...g, 'build', '-t', 'localhost/c:2', ctx]);
     assert.equal((second.stderr.match(/Using cache/g) ?? []).length, 2);
     assert.equal(second.stdout, first.stdout, 'same image');

@@ -5,7 +5,7 @@
  * Layers go into the store as they are made; the image (config + manifest + names) is recorded at the end.
  */
 import { spawnSync } from 'node:child_process';
-import { createReadStream, createWriteStream, lstatSync, promises as fsp, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { closeSync, createReadStream, createWriteStream, lstatSync, openSync, promises as fsp, readdirSync, readFileSync, readlinkSync, readSync } from 'node:fs';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import * as tar from 'tar-stream';
@@ -288,6 +288,7 @@ export class Builder {
   private async contextHash(sources: string[]): Promise<string> {
     const h = createHash('sha256');
     const ctx = path.resolve(this.o.contextDir);
+    const buf = Buffer.allocUnsafe(1 << 20);
     const walk = (rel: string): void => {
       const full = path.join(ctx, rel);
       let st: ReturnType<typeof lstatSync>;
@@ -299,8 +300,16 @@ export class Builder {
       }
       h.update(`${rel} ${st.mode} ${st.size}\n`);
       if (st.isSymbolicLink()) h.update(readlinkSync(full));
-      else if (st.isFile()) h.update(readFileSync(full));
-      else if (st.isDirectory()) {
+      else if (st.isFile() && st.size <= SMALL_FILE) h.update(readFileSync(full));
+      else if (st.isFile()) {
+        // Big files in 1 MiB pieces: hashing must not hold a whole file in memory.
+        const fd = openSync(full, 'r');
+        try {
+          for (let n = readSync(fd, buf, 0, buf.length, null); n > 0; n = readSync(fd, buf, 0, buf.length, null)) h.update(buf.subarray(0, n));
+        } finally {
+          closeSync(fd);
+        }
+      } else if (st.isDirectory()) {
         for (const n of readdirSync(full).sort()) {
           const r = rel ? `${rel}/${n}` : n;
           if (!this.o.ignore.excludes(r) || !this.o.ignore.canPrune(r)) walk(r);

@@ -7,11 +7,10 @@
 import { spawnSync } from 'node:child_process';
 import { closeSync, createReadStream, createWriteStream, lstatSync, openSync, promises as fsp, readdirSync, readFileSync, readlinkSync, readSync } from 'node:fs';
 import * as path from 'node:path';
-import { pipeline } from 'node:stream/promises';
-import * as tar from 'tar-stream';
+import { addEntry, addFile, packTo } from '../archive/tar-pack.js';
 import { createHash } from 'node:crypto';
-import { Hasher, digestHex, sha256, type Digest } from '../core/digest.js';
-import { atomicWriteFile, IO_CHUNK } from '../core/fs.js';
+import { digestHex, sha256, type Digest } from '../core/digest.js';
+import { atomicWriteFile } from '../core/fs.js';
 import { SkiffError } from '../core/errors.js';
 import type { ImageConfig } from '../core/config.js';
 import { parseConfig } from '../core/config.js';
@@ -58,27 +57,6 @@ interface State {
 function emptyConfig(): ImageConfig {
   const p = hostPlatform();
   return { architecture: p.architecture, os: p.os, config: {}, rootfs: { type: 'layers', diff_ids: [] }, history: [] };
-}
-
-/** Write a tar to a temp file while hashing it: the diffID is known before the layer goes into the store. */
-async function tarToFile(file: string, fill: (pack: tar.Pack) => Promise<void>): Promise<{ diffID: Digest; size: number }> {
-  const pack = tar.pack();
-  const hasher = new Hasher();
-  const done = pipeline(pack, hasher, createWriteStream(file));
-  try {
-    await fill(pack);
-    pack.finalize();
-    await done;
-  } catch (e) {
-    pack.destroy(e as Error);
-    await done.catch(() => undefined);
-    throw e;
-  }
-  return { diffID: hasher.digest, size: hasher.size };
-}
-
-function entry(pack: tar.Pack, h: Partial<tar.Header> & { name: string }, data?: Buffer): Promise<void> {
-  return new Promise((resolve, reject) => pack.entry(h, data ?? Buffer.alloc(0), (e) => (e ? reject(e) : resolve())));
 }
 
 /**
@@ -396,7 +374,7 @@ export class Builder {
     const mode = s.chmod ? parseInt(s.chmod, 8) : undefined;
     const t = this.o.timestamp;
     const when = (ms: number): Date => new Date(Math.min(Math.floor(ms / 1000), t ?? Infinity) * 1000);
-    const diff = await tarToFile(file, async (pack) => {
+    const diff = await packTo(createWriteStream(file), async (pack) => {
       const made = new Set<string>();
       // Directories the destination path needs: the ones the image lacks are created, owned like the copy (as
       // buildah and BuildKit do); ones the image has are left as they are.
@@ -407,7 +385,7 @@ export class Builder {
           if (made.has(d)) continue;
           made.add(d);
           if (await this.existsInLayers(st, d)) continue;
-          await entry(pack, { name: `${d}/`, type: 'directory', mode: 0o755, uid: owner.uid, gid: owner.gid, mtime: when(Date.now()) });
+          await addEntry(pack, { name: `${d}/`, type: 'directory', mode: 0o755, uid: owner.uid, gid: owner.gid, mtime: when(Date.now()) });
         }
       };
       // Walk a context path (never following symlinks: a link pointing outside the context is copied as a link).
@@ -421,7 +399,7 @@ export class Builder {
             await parents(`${name}/x`);
             made.add(name);
             // --chmod applies to the files copied (as buildah does); directories keep their own mode.
-            await entry(pack, { ...base, name: `${name}/`, type: 'directory', mode: st1.mode & 0o7777 });
+            await addEntry(pack, { ...base, name: `${name}/`, type: 'directory', mode: st1.mode & 0o7777 });
           }
           for (const n of (await fsp.readdir(full)).sort()) {
             const r = rel ? `${rel}/${n}` : n;
@@ -432,21 +410,12 @@ export class Builder {
           return;
         }
         await parents(name);
-        if (st1.isSymbolicLink()) await entry(pack, { ...base, name, type: 'symlink', linkname: await fsp.readlink(full), mode: 0o777 });
+        if (st1.isSymbolicLink()) await addEntry(pack, { ...base, name, type: 'symlink', linkname: await fsp.readlink(full), mode: 0o777 });
         else if (st1.isFile() && st1.size <= SMALL_FILE) {
           // Small files in one synchronous read: thousands of them through the thread pool cost more in round trips.
-          await entry(pack, { ...base, name, type: 'file', mode: mode ?? st1.mode & 0o7777 }, readFileSync(full));
+          await addEntry(pack, { ...base, name, type: 'file', mode: mode ?? st1.mode & 0o7777 }, readFileSync(full));
         } else if (st1.isFile()) {
-          // Streamed: a large file never sits in memory whole.
-          await new Promise<void>((resolve, reject) => {
-            const e = pack.entry({ ...base, name, type: 'file', mode: mode ?? st1.mode & 0o7777, size: st1.size }, (err) => (err ? reject(err) : resolve()));
-            const input = createReadStream(full, { highWaterMark: IO_CHUNK });
-            input.once('error', (err) => {
-              e.destroy(err);
-              reject(err);
-            });
-            input.pipe(e);
-          });
+          await addFile(pack, { ...base, name, mode: mode ?? st1.mode & 0o7777, size: st1.size }, full);
         }
       };
       for (const it of items) await add(it.rel, it.target);

@@ -10,12 +10,12 @@
  * xattrs other than the opaque marker are not carried yet (Node has no xattr API; the builder will add them).
  */
 import { spawnSync } from 'node:child_process';
-import { createReadStream, promises as fsp, type Stats } from 'node:fs';
+import { promises as fsp, type Stats } from 'node:fs';
 import * as path from 'node:path';
 import type { Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import * as tar from 'tar-stream';
-import { Hasher, type Digest } from '../core/digest.js';
+import type * as tar from 'tar-stream';
+import type { Digest } from '../core/digest.js';
+import { addEntry, addFile, packTo } from '../archive/tar-pack.js';
 
 export interface DiffOptions {
   /** Does `rel` (no leading slash) exist in the layers below, and is it a directory? */
@@ -43,15 +43,8 @@ function opaqueDirs(upper: string): Set<string> {
   return out;
 }
 
-function addEntry(pack: tar.Pack, header: Partial<tar.Header> & { name: string }, data?: Buffer): Promise<void> {
-  return new Promise((resolve, reject) => pack.entry(header, data ?? Buffer.alloc(0), (e) => (e ? reject(e) : resolve())));
-}
-
 /** Write the diff of `upper` to `out` as a tar; resolves with the tar's digest (the diffID) and size. */
 export async function diffUpperDir(upper: string, out: Writable, o: DiffOptions): Promise<{ diffID: Digest; size: number }> {
-  const pack = tar.pack();
-  const hasher = new Hasher();
-  const done = pipeline(pack, hasher, out);
   const stubs = new Set(o.runtimeStubs ?? DEFAULT_STUBS);
   const links = new Map<string, string>(); // dev:ino -> first name
   const opaque = opaqueDirs(upper);
@@ -60,7 +53,7 @@ export async function diffUpperDir(upper: string, out: Writable, o: DiffOptions)
     return new Date((o.timestamp !== undefined ? Math.min(s, o.timestamp) : s) * 1000);
   };
 
-  const walk = async (rel: string): Promise<void> => {
+  const walk = async (pack: tar.Pack, rel: string): Promise<void> => {
     const names = (await fsp.readdir(path.join(upper, rel))).sort();
     for (const n of names) {
       const r = rel ? `${rel}/${n}` : n;
@@ -75,7 +68,7 @@ export async function diffUpperDir(upper: string, out: Writable, o: DiffOptions)
       if (st.isDirectory()) {
         await addEntry(pack, { ...base, name: `${r}/`, type: 'directory' });
         if (opaque.has(r) && (await o.below(r)).dir) await addEntry(pack, { name: `${r}/.wh..wh..opq`, type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: new Date(0), size: 0 });
-        await walk(r);
+        await walk(pack, r);
         continue;
       }
       if (st.isSocket()) continue;
@@ -96,25 +89,8 @@ export async function diffUpperDir(upper: string, out: Writable, o: DiffOptions)
         continue;
       }
       if (st.nlink > 1) links.set(key, r);
-      await new Promise<void>((resolve, reject) => {
-        const entry = pack.entry({ ...base, type: 'file', size: st.size }, (e) => (e ? reject(e) : resolve()));
-        const input = createReadStream(full);
-        input.once('error', (e) => {
-          entry.destroy(e);
-          reject(e);
-        });
-        input.pipe(entry);
-      });
+      await addFile(pack, { ...base, size: st.size }, full);
     }
   };
-  try {
-    await walk('');
-    pack.finalize();
-    await done;
-  } catch (e) {
-    pack.destroy(e as Error);
-    await done.catch(() => undefined);
-    throw e;
-  }
-  return { diffID: hasher.digest, size: hasher.size };
+  return packTo(out, (pack) => walk(pack, ''));
 }

@@ -1,8 +1,8 @@
-import { addAbortSignal, pipeline, Transform, type Readable, type TransformCallback } from 'node:stream';
+import { addAbortSignal, pipeline, Readable, Transform, type TransformCallback } from 'node:stream';
 import { STAGE_BUFFER, Verifier, sha256, verifyBuffer, type Digest } from '../core/digest.js';
 import { SkiffError, isRetryableError, wrapError } from '../core/errors.js';
 import type { ImageDestination, ImageSource } from '../core/image.js';
-import { parseConfig } from '../core/config.js';
+import { readConfig } from '../core/inspect.js';
 import {
   convertImageManifest, convertIndex, formatOf, parseManifest, serializeManifest,
   type Descriptor, type ImageManifest, type RawManifest,
@@ -123,7 +123,7 @@ interface BlobResult {
  */
 async function copyBlob(
   src: ImageSource, dest: ImageDestination, desc: Descriptor, action: LayerAction, kind: 'layer' | 'config',
-  diffID: Digest | undefined, o: CopyOptions,
+  diffID: Digest | undefined, o: CopyOptions, data?: Buffer,
 ): Promise<BlobResult> {
   const declared = layerCompressionOf(desc.mediaType) ?? 'none';
   if (action === 'keep' && (await dest.hasBlob(desc, src.ref))) {
@@ -132,7 +132,8 @@ async function copyBlob(
   }
   o.signal?.throwIfAborted();
   o.progress?.blobStart(desc, kind);
-  const raw = await src.getBlob(desc);
+  // A config already read (for its diffIDs) is not fetched a second time.
+  const raw = data ? Readable.from([data]) : await src.getBlob(desc);
   if (o.signal) addAbortSignal(o.signal, raw);
   const stages: (Readable | Transform)[] = [raw, new Counter((n) => o.progress?.blobAdvance(desc, n)), new Verifier(desc.digest, desc.size, `blob ${desc.digest}`)];
   // What the output is already verified to be: the destination then counts bytes instead of hashing them again.
@@ -180,11 +181,11 @@ async function runCopy(src: ImageSource, dest: ImageDestination, opts: CopyOptio
   const o: CopyOptions = { ...opts, signal: opts.signal ? AbortSignal.any([opts.signal, stop.signal]) : stop.signal };
   const limit = limiter(Math.max(1, o.parallel ?? 6));
   const inflight = new Map<string, Promise<BlobResult>>();
-  const blob = (desc: Descriptor, action: LayerAction, kind: 'layer' | 'config', diffID?: Digest): Promise<BlobResult> => {
+  const blob = (desc: Descriptor, action: LayerAction, kind: 'layer' | 'config', diffID?: Digest, data?: Buffer): Promise<BlobResult> => {
     const key = `${desc.digest}|${action}`;
     let p = inflight.get(key);
     if (!p) {
-      p = limit(() => withRetries(() => copyBlob(src, dest, desc, action, kind, diffID, o), o));
+      p = limit(() => withRetries(() => copyBlob(src, dest, desc, action, kind, diffID, o, data), o));
       inflight.set(key, p);
     }
     return p;
@@ -193,10 +194,10 @@ async function runCopy(src: ImageSource, dest: ImageDestination, opts: CopyOptio
   const written: { plan: ImagePlan; raw: RawManifest; digest: Digest }[] = [];
   // All images' blobs are scheduled together so a multi-platform copy keeps every slot busy.
   const perImage = plan.images.map(async (img) => {
-    const configBytesP = fetchConfig(src, img.manifest);
-    const diffIDs = (await configBytesP)?.diffIDs;
+    const cfg = await fetchConfig(src, img.manifest);
+    const diffIDs = cfg?.diffIDs;
     const [, ...layers] = await Promise.all([
-      blob(img.manifest.config, 'keep', 'config'),
+      blob(img.manifest.config, 'keep', 'config', undefined, cfg?.bytes),
       ...img.manifest.layers.map((l, i) => blob(l, img.layers[i]!, 'layer', diffIDs?.[i])),
     ]);
     let raw: RawManifest;
@@ -240,17 +241,12 @@ async function runCopy(src: ImageSource, dest: ImageDestination, opts: CopyOptio
   return { digest, manifest: top, plan };
 }
 
-/** The config's diffIDs, when the config is an image config (validated); undefined for artifacts. */
-async function fetchConfig(src: ImageSource, m: ImageManifest): Promise<{ diffIDs: Digest[] } | undefined> {
+/** The config (bytes verified, parsed) and its diffIDs, when it is an image config; undefined for artifacts. */
+async function fetchConfig(src: ImageSource, m: ImageManifest): Promise<{ bytes: Buffer; diffIDs: Digest[] } | undefined> {
   if (m.config.mediaType !== MT.ociConfig && m.config.mediaType !== MT.dockerConfig) return undefined;
-  const s = await src.getBlob(m.config);
-  const chunks: Buffer[] = [];
-  for await (const c of s) chunks.push(c as Buffer);
-  const bytes = Buffer.concat(chunks);
-  verifyBuffer(bytes, m.config.digest, m.config.size, `config ${m.config.digest}`);
-  const cfg = parseConfig(bytes);
-  if (cfg.rootfs.diff_ids.length !== m.layers.length) {
-    throw new SkiffError('ERR_INVALID_CONFIG', `config lists ${cfg.rootfs.diff_ids.length} diff_ids for ${m.layers.length} layers`);
+  const { bytes, config } = await readConfig(src, m);
+  if (config.rootfs.diff_ids.length !== m.layers.length) {
+    throw new SkiffError('ERR_INVALID_CONFIG', `config lists ${config.rootfs.diff_ids.length} diff_ids for ${m.layers.length} layers`);
   }
-  return { diffIDs: cfg.rootfs.diff_ids };
+  return { bytes, diffIDs: config.rootfs.diff_ids };
 }

@@ -43,7 +43,10 @@ export function peek(stream: Readable, n: number): Promise<Buffer> {
         chunks.push(c);
         have += c.length;
       }
-      if (have >= n) done();
+      // A stream shorter than n: its end is already known, so give the bytes back now; after 'end' they could
+      // not be (unshift after end throws).
+      const eof = (stream as unknown as { _readableState?: { ended?: boolean } })._readableState?.ended === true;
+      if (have >= n || eof) done();
     };
     stream.on('readable', onReadable);
     stream.once('error', done);

@@ -45,3 +45,15 @@ export async function packTo(out: Writable, fill: (pack: tar.Pack) => Promise<vo
   }
   return { diffID: hasher.digest, size: hasher.size };
 }
+
+/** Add a regular file whose contents come from a stream; `header.size` must be its length. */
+export function addStream(pack: tar.Pack, header: Header, body: NodeJS.ReadableStream): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const entry = pack.entry({ ...header, type: 'file' }, (e) => (e ? reject(e) : resolve()));
+    body.once('error', (e: Error) => {
+      entry.destroy(e);
+      reject(e);
+    });
+    body.pipe(entry);
+  });
+}

@@ -7,7 +7,7 @@
 import { spawnSync } from 'node:child_process';
 import { closeSync, createReadStream, createWriteStream, lstatSync, openSync, promises as fsp, readdirSync, readFileSync, readlinkSync, readSync } from 'node:fs';
 import * as path from 'node:path';
-import { addEntry, addFile, packTo } from '../archive/tar-pack.js';
+import { addEntry, addFile, addStream, packTo } from '../archive/tar-pack.js';
 import { createHash } from 'node:crypto';
 import { digestHex, sha256, type Digest } from '../core/digest.js';
 import { atomicWriteFile } from '../core/fs.js';
@@ -20,10 +20,12 @@ import { formatDockerReference, parseDockerReference, withDefaultTag } from '../
 import { hostPlatform } from '../core/platform.js';
 import type { Store } from '../store/store.js';
 import { layerId, StoreWriter } from '../store/writer.js';
-import type { IgnoreMatcher } from './containerfile/ignore.js';
+import { IgnoreMatcher, parseIgnoreFile } from './containerfile/ignore.js';
+import { download, expandSource, isArchive, unpackArchive, type Download } from './sources.js';
 import type { BuildPlan, Step } from './containerfile/plan.js';
 import { diffUpperDir } from './diff.js';
-import { runStep } from './run.js';
+import { runStep, type OciMount } from './run.js';
+import { isRootless } from '../store/userns.js';
 
 /** Files up to this size are read in one go when building a COPY layer. */
 const SMALL_FILE = 256 * 1024;
@@ -42,6 +44,14 @@ export interface BuildOptions {
   log(line: string): void;
   /** Use and fill the layer cache (podman's --layers, default true; --no-cache turns it off). */
   cache: boolean;
+  /** Image format: OCI (default) or Docker v2s2. Both keep Healthcheck, Shell and OnBuild in the config. */
+  format?: 'oci' | 'docker';
+  /** --label: labels set on the final image. */
+  labels?: Record<string, string>;
+  /** --secret: secret contents by id, for RUN --mount=type=secret. */
+  secrets?: Map<string, Buffer>;
+  /** --annotation: OCI manifest annotations (the Docker format has none). */
+  annotations?: Record<string, string>;
 }
 
 interface State {
@@ -171,6 +181,8 @@ export class Builder {
     const cfgBytes = await this.o.store.bigData(img, `sha256:${img.id}`);
     if (!cfgBytes) throw new SkiffError('ERR_INVALID_CONFIG', `FROM ${f.image}: the store has no config`);
     const config = parseConfig(cfgBytes);
+    // The base's ONBUILD triggers were planned into this stage; the new image does not carry them on (Docker).
+    if (config.config && 'OnBuild' in config.config) delete config.config.OnBuild;
     const chain = await this.o.store.layerChain(img);
     return { config, layers: chain.map((l) => ({ id: l.id, diffID: l['diff-digest']!, size: l['diff-size'] ?? 0 })) };
   }
@@ -216,15 +228,33 @@ export class Builder {
       case 'STOPSIGNAL':
         c.StopSignal = s.signal;
         return this.history(st, `/bin/sh -c #(nop) STOPSIGNAL ${s.signal}`, true);
+      case 'HEALTHCHECK': {
+        // Docker's Healthcheck: durations in nanoseconds, zero values left out.
+        const ns = (ms: number | undefined): number | undefined => (ms ? Math.round(ms * 1e6) : undefined);
+        if (s.none) c.Healthcheck = { Test: ['NONE'] };
+        else {
+          const hc: Record<string, unknown> = { Test: s.test.form === 'exec' ? ['CMD', ...s.test.command] : ['CMD-SHELL', s.test.command] };
+          for (const [k, v] of [['Interval', s.interval], ['Timeout', s.timeout], ['StartPeriod', s.startPeriod], ['StartInterval', s.startInterval]] as const) if (ns(v)) hc[k] = ns(v);
+          if (s.retries) hc.Retries = s.retries;
+          c.Healthcheck = hc;
+        }
+        return this.history(st, `/bin/sh -c #(nop) ${s.text}`, true);
+      }
+      case 'ONBUILD':
+        c.OnBuild = [...((c.OnBuild as string[] | null | undefined) ?? []), s.trigger];
+        return this.history(st, `/bin/sh -c #(nop) ONBUILD ${s.trigger}`, true);
+      case 'MAINTAINER':
+        st.config.author = s.maintainer;
+        return this.history(st, `/bin/sh -c #(nop) MAINTAINER ${s.maintainer}`, true);
       case 'ARG':
         return;
       case 'COPY':
-      case 'ADD':
-        return this.cached(st, s, () => this.copy(st, s));
+      case 'ADD': {
+        const dls = await this.downloads(s);
+        return this.cached(st, s, () => this.copy(st, s, dls), [...dls.values()].map((d) => d.sha256));
+      }
       case 'RUN':
         return this.cached(st, s, () => this.run(st, s));
-      default:
-        throw new SkiffError('ERR_UNSUPPORTED', `${s.text.split(' ')[0]} is not supported by the builder yet`);
     }
   }
 
@@ -234,12 +264,21 @@ export class Builder {
    * `<root>/skiff-cache/`, so a lookup is one stat, not a scan of every image; a hit reuses the stored layer and
    * copies or runs nothing.
    */
-  private async cached(st: State, s: Extract<Step, { kind: 'COPY' | 'ADD' | 'RUN' }>, make: () => Promise<void>): Promise<void> {
+  private async cached(st: State, s: Extract<Step, { kind: 'COPY' | 'ADD' | 'RUN' }>, make: () => Promise<void>, extra: string[] = []): Promise<void> {
     if (!this.o.cache) return make();
     const { line: _line, text: _text, ...step } = s;
-    const parts = [st.layers.at(-1)?.id ?? 'scratch', JSON.stringify(step), JSON.stringify(st.config.config ?? {})];
+    const parts = [st.layers.at(-1)?.id ?? 'scratch', JSON.stringify(step), JSON.stringify(st.config.config ?? {}), ...extra];
     if ((s.kind === 'COPY' || s.kind === 'ADD') && s.from === undefined) parts.push(await this.contextHash(s.sources));
     if ((s.kind === 'COPY' || s.kind === 'ADD') && s.fromStage !== undefined) parts.push(this.stages.get(s.fromStage)?.layers.at(-1)?.id ?? '');
+    if (s.kind === 'RUN') {
+      // What a bind or cache mount shows the step is part of its input (secrets are not, as in BuildKit).
+      for (const m of s.mounts) {
+        if (m.type !== 'bind' && !(m.type === 'cache' && m.from !== undefined)) continue;
+        const fromStage = m.from !== undefined ? this.stageIndex(m.from) : undefined;
+        if (m.from === undefined) parts.push(await this.contextHash([m.source ?? '.']));
+        else parts.push(fromStage !== undefined ? this.stages.get(fromStage)?.layers.at(-1)?.id ?? '' : m.from);
+      }
+    }
     const key = digestHex(sha256(parts.join('\n')));
     const dir = path.join(this.o.store.loc.root, 'skiff-cache');
     const file = path.join(dir, key);
@@ -294,7 +333,13 @@ export class Builder {
         }
       }
     };
-    for (const src of sources) walk(path.posix.normalize(src).replace(/^(\.\/|\/)+/, ''));
+    for (const src of sources) {
+      if (/^[a-z][a-z0-9+.-]*:\/\//i.test(src)) continue;
+      const rel = path.posix.normalize(src).replace(/^(\.\/|\/)+/, '');
+      // Wildcards hash what they match now: a new matching file misses the cache.
+      const matched = await expandSource(ctx, rel === '.' ? '' : rel, src).catch(() => [rel]);
+      for (const m of matched) walk(m);
+    }
     return h.digest('hex');
   }
 
@@ -330,46 +375,76 @@ export class Builder {
     await fsp.mkdir(mp, { recursive: true });
     if (layers.length === 0) return mp;
     // overlayfs needs two lower dirs for a read-only mount; one layer is bind-mounted instead.
-    const args = layers.length === 1 ? ['--bind', '-o', 'ro', layers[0]!, mp] : ['-t', 'overlay', 'overlay', '-o', `lowerdir=${[...layers].reverse().join(':')}`, mp];
+    // Inside a user namespace overlayfs reads whiteout and opaque markers from user.* xattrs (userxattr).
+    const args = layers.length === 1 ? ['--bind', '-o', 'ro', layers[0]!, mp] : ['-t', 'overlay', 'overlay', '-o', `lowerdir=${[...layers].reverse().join(':')}${isRootless() ? ',userxattr' : ''}`, mp];
     const r = spawnSync('mount', args, { encoding: 'utf8' });
     if (r.status !== 0) throw new SkiffError('ERR_BUILD', `COPY --from=${from}: mounting its filesystem: ${r.stderr.trim()}`);
     return mp;
   }
 
-  private async copy(st: State, s: Extract<Step, { kind: 'COPY' | 'ADD' }>): Promise<void> {
-    if (s.heredocs.length || s.sources.some((x) => /^[a-z]+:\/\//.test(x))) {
-      throw new SkiffError('ERR_UNSUPPORTED', `${s.kind} from a URL or a heredoc is not supported by the builder yet`);
+  /** ADD's remote sources, fetched before the cache lookup (their content is part of the key). */
+  private async downloads(s: Extract<Step, { kind: 'COPY' | 'ADD' }>): Promise<Map<string, Download>> {
+    const out = new Map<string, Download>();
+    if (s.kind !== 'ADD') return out;
+    for (const [i, src] of s.sources.entries()) {
+      if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(src) && !src.startsWith('git@')) continue;
+      if (src.startsWith('git@') || /^git:\/\//.test(src) || /\.git(#.*)?$/.test(src)) throw new SkiffError('ERR_UNSUPPORTED', `ADD ${src} (line ${s.line}): git sources are not supported`);
+      if (s.checksum && s.sources.length > 1) throw new SkiffError('ERR_BUILD', `ADD --checksum (line ${s.line}) needs exactly one source`);
+      out.set(src, await download(src, path.join(this.work, `download-${Date.now()}-${i}`), s.checksum));
     }
+    return out;
+  }
+
+  private async copy(st: State, s: Extract<Step, { kind: 'COPY' | 'ADD' }>, downloads: Map<string, Download>): Promise<void> {
     const fromRoot = s.from !== undefined ? await this.mountFrom(s.from, s.fromStage) : undefined;
     try {
-      await this.copyFrom(st, s, fromRoot);
+      await this.copyFrom(st, s, fromRoot, downloads);
     } finally {
       if (fromRoot) {
         spawnSync('umount', [fromRoot]);
         await fsp.rm(fromRoot, { recursive: true, force: true });
       }
+      for (const d of downloads.values()) await fsp.rm(d.file, { force: true });
     }
   }
 
-  /** COPY from the context, or (with `fromRoot`) from another stage or image, keeping its owners there. */
-  private async copyFrom(st: State, s: Extract<Step, { kind: 'COPY' | 'ADD' }>, fromRoot: string | undefined): Promise<void> {
+  /**
+   * COPY/ADD from the context, or (with `fromRoot`) from another stage or image keeping its owners there. Sources:
+   * paths and wildcards (`--exclude` patterns relative to each source, `--parents` keeping the source path), heredocs,
+   * and for ADD remote files (mode 600 as Docker) and local tar archives, unpacked into the destination.
+   */
+  private async copyFrom(st: State, s: Extract<Step, { kind: 'COPY' | 'ADD' }>, fromRoot: string | undefined, downloads: Map<string, Download>): Promise<void> {
     const owner = await this.chown(st, s.chown);
     const keepOwner = fromRoot !== undefined && s.chown === undefined;
     const ignore = fromRoot ? { excludes: () => false, canPrune: () => false } : this.o.ignore;
+    const exclude = s.exclude.length ? new IgnoreMatcher(parseIgnoreFile(s.exclude.join('\n'))) : undefined;
     const cwd = st.config.config?.WorkingDir || '/';
-    const destDir = s.dest.endsWith('/') || s.sources.length > 1;
     const dest = path.posix.resolve(cwd, s.dest);
     const ctx = fromRoot ?? path.resolve(this.o.contextDir);
-    const items: { rel: string; target: string }[] = [];
+    type Item = { kind: 'path'; rel: string; dir: boolean; archive: boolean } | { kind: 'url'; url: string; dl: Download } | { kind: 'heredoc'; name: string; body: string };
+    const items: Item[] = [];
     for (const src of s.sources) {
-      const rel = path.posix.normalize(src).replace(/^(\.\/|\/)+/, '');
-      if (rel.startsWith('..')) throw new SkiffError('ERR_BUILD', `${s.kind} ${src}: outside the build context`);
-      const st0 = await fsp.lstat(path.join(ctx, rel)).catch(() => undefined);
-      if (!st0) throw new SkiffError('ERR_BUILD', `${s.kind} ${src}: no such file or directory in the build context`);
-      if (rel !== '' && ignore.excludes(rel)) throw new SkiffError('ERR_BUILD', `${s.kind} ${src}: excluded by the ignore file`);
-      if (st0.isDirectory()) items.push({ rel, target: dest });
-      else items.push({ rel, target: destDir ? path.posix.join(dest, path.posix.basename(rel)) : dest });
+      const dl = downloads.get(src);
+      if (dl) {
+        items.push({ kind: 'url', url: src, dl });
+        continue;
+      }
+      const rel0 = path.posix.normalize(src).replace(/^(\.\/|\/)+/, '');
+      if (rel0.startsWith('..')) throw new SkiffError('ERR_BUILD', `${s.kind} ${src}: outside the build context`);
+      for (const rel of await expandSource(ctx, rel0 === '.' ? '' : rel0, `${s.kind} ${src}`)) {
+        const st0 = await fsp.lstat(path.join(ctx, rel)).catch(() => undefined);
+        if (!st0) throw new SkiffError('ERR_BUILD', `${s.kind} ${src}: no such file or directory in the ${fromRoot ? `image of --from=${s.from}` : 'build context'}`);
+        if (rel !== '' && ignore.excludes(rel)) {
+          if (rel === rel0) throw new SkiffError('ERR_BUILD', `${s.kind} ${src}: excluded by the ignore file`);
+          continue;
+        }
+        if (exclude && rel !== '' && (exclude.excludes(rel) || exclude.excludes(path.posix.basename(rel)))) continue;
+        const archive = s.kind === 'ADD' && fromRoot === undefined && st0.isFile() && (await isArchive(path.join(ctx, rel)));
+        items.push({ kind: 'path', rel, dir: st0.isDirectory(), archive });
+      }
     }
+    for (const h of s.heredocs) items.push({ kind: 'heredoc', name: h.name, body: h.body });
+    const destDir = s.dest.endsWith('/') || items.length > 1;
     const file = path.join(this.work, `layer-${st.layers.length}.tar`);
     const mode = s.chmod ? parseInt(s.chmod, 8) : undefined;
     const t = this.o.timestamp;
@@ -388,8 +463,8 @@ export class Builder {
           await addEntry(pack, { name: `${d}/`, type: 'directory', mode: 0o755, uid: owner.uid, gid: owner.gid, mtime: when(Date.now()) });
         }
       };
-      // Walk a context path (never following symlinks: a link pointing outside the context is copied as a link).
-      const add = async (rel: string, target: string): Promise<void> => {
+      // Walk a source path (never following symlinks: a link pointing outside the context is copied as a link).
+      const add = async (rel: string, target: string, root: string): Promise<void> => {
         const full = path.join(ctx, rel);
         const st1 = await fsp.lstat(full);
         const name = target.replace(/^\/+/, '');
@@ -405,7 +480,8 @@ export class Builder {
             const r = rel ? `${rel}/${n}` : n;
             if (ignore.excludes(r) && ignore.canPrune(r)) continue;
             if (ignore.excludes(r) && !(await fsp.lstat(path.join(ctx, r))).isDirectory()) continue;
-            await add(r, `${name}/${n}`);
+            if (exclude?.excludes(path.posix.relative(root, r) || n)) continue;
+            await add(r, `${name}/${n}`, root);
           }
           return;
         }
@@ -418,37 +494,227 @@ export class Builder {
           await addFile(pack, { ...base, name, mode: mode ?? st1.mode & 0o7777, size: st1.size }, full);
         }
       };
-      for (const it of items) await add(it.rel, it.target);
+      for (const it of items) {
+        if (it.kind === 'url') {
+          const urlName = decodeURIComponent(new URL(it.url).pathname.split('/').filter(Boolean).at(-1) ?? '') || 'index.html';
+          const name = (destDir ? path.posix.join(dest, urlName) : dest).replace(/^\/+/, '');
+          await parents(name);
+          await addFile(pack, { name, mode: mode ?? 0o600, uid: owner.uid, gid: owner.gid, mtime: when(it.dl.mtime?.getTime() ?? Date.now()), size: it.dl.size }, it.dl.file);
+        } else if (it.kind === 'heredoc') {
+          const name = (destDir ? path.posix.join(dest, it.name) : dest).replace(/^\/+/, '');
+          await parents(name);
+          await addEntry(pack, { name, type: 'file', mode: mode ?? 0o644, uid: owner.uid, gid: owner.gid, mtime: when(Date.now()) }, Buffer.from(it.body));
+        } else if (it.archive) {
+          const d = dest.replace(/^\/+/, '');
+          if (d) {
+            await parents(`${d}/x`);
+            if (!made.has(d) && !(await this.existsInLayers(st, d))) await addEntry(pack, { name: `${d}/`, type: 'directory', mode: 0o755, uid: owner.uid, gid: owner.gid, mtime: when(Date.now()) });
+            made.add(d);
+          }
+          await unpackArchive(path.join(ctx, it.rel), d, async (h, body) => {
+            if (h.type === 'directory') made.add(h.name.replace(/\/+$/, ''));
+            else await parents(h.name);
+            if (body) await addStream(pack, h, body);
+            else await addEntry(pack, h);
+          }, s.chown !== undefined ? owner : undefined);
+        } else {
+          const target = s.parents ? path.posix.join(dest, it.rel) : it.dir ? dest : destDir ? path.posix.join(dest, path.posix.basename(it.rel)) : dest;
+          await add(it.rel, target, it.dir ? it.rel : path.posix.dirname(it.rel));
+        }
+      }
     });
     await this.addLayer(st, file, diff);
-    this.history(st, `/bin/sh -c #(nop) ${s.kind} ${s.sources.join(' ')} ${s.dest}`, false);
+    this.history(st, `/bin/sh -c #(nop) ${s.kind} ${[...s.sources, ...s.heredocs.map((h) => `<<${h.name}`)].join(' ')} ${s.dest}`, false);
+  }
+
+  /**
+   * The command a RUN step executes. Heredocs follow BuildKit: `RUN <<EOF` alone runs the body as the script (a body
+   * starting with `#!` is written to a file and executed directly); otherwise the line with its heredocs is handed
+   * to the shell, which expands unquoted bodies itself.
+   */
+  private runCommand(s: Extract<Step, { kind: 'RUN' }>, shell: string[]): { args: string[]; script?: { name: string; body: string }; shown: string } {
+    if (s.run.form === 'exec') return { args: s.run.command, shown: JSON.stringify(s.run.command) };
+    if (!s.heredocs.length) return { args: [...shell, s.run.command], shown: s.run.command };
+    const only = s.heredocs[0]!;
+    if (s.heredocs.length === 1 && s.run.command.trim() === '<<0') {
+      if (only.body.startsWith('#!')) return { args: [`/dev/pipes/${only.name}`], script: { name: only.name, body: only.body }, shown: `<<${only.name}\n${only.body}${only.name}` };
+      return { args: [...shell, only.body], shown: only.body };
+    }
+    const line = s.run.command.replace(/<<(\d+)/g, (m, n: string) => {
+      const h = s.heredocs[Number(n)];
+      return h ? `<<${h.quoted ? `'${h.name}'` : h.name}` : m;
+    });
+    const script = `${line}\n${s.heredocs.map((h) => `${h.body}${h.body && !h.body.endsWith('\n') ? '\n' : ''}${h.name}\n`).join('')}`;
+    return { args: [...shell, script], shown: script };
+  }
+
+  /** The stage a `from=` names (a stage name or index), if it is one. */
+  private stageIndex(from: string): number | undefined {
+    const byName = this.o.plan.stages.find((x) => x.name === from.toLowerCase());
+    if (byName) return byName.index;
+    return /^\d+$/.test(from) && Number(from) < this.o.plan.stages.length ? Number(from) : undefined;
+  }
+
+  /**
+   * The OCI mounts for a RUN step's `--mount`s (BuildKit's semantics): bind (read-only unless rw, writes then
+   * discarded), cache (a directory kept under the store by id), tmpfs, secret (a copy with the asked mode and owner,
+   * removed after the step). `undo` unmounts and removes what was prepared.
+   */
+  private async runMounts(st: State, s: Extract<Step, { kind: 'RUN' }>, dir: string): Promise<{ mounts: OciMount[]; env: Record<string, string>; undo: () => Promise<void> }> {
+    const mounts: OciMount[] = [];
+    const env: Record<string, string> = {};
+    const undo: (() => Promise<void>)[] = [];
+    const done = async (): Promise<void> => {
+      for (const u of undo.reverse()) await u();
+    };
+    const cwd = st.config.config?.WorkingDir || '/';
+    try {
+      for (const [i, m] of s.mounts.entries()) {
+        const target = m.target !== undefined ? path.posix.resolve(cwd, m.target) : undefined;
+        const inside = (root: string, rel: string | undefined, what: string): string => {
+          const r = path.posix.normalize(`/${rel ?? ''}`).replace(/^\/+/, '');
+          const full = path.join(root, r);
+          if (path.relative(root, full).startsWith('..')) throw new SkiffError('ERR_BUILD', `RUN --mount ${what}: ${rel} is outside its source`);
+          return full;
+        };
+        const fromRoot = async (): Promise<string> => {
+          if (m.from === undefined) return path.resolve(this.o.contextDir);
+          const mp = await this.mountFrom(m.from, this.stageIndex(m.from));
+          undo.push(async () => {
+            spawnSync('umount', [mp]);
+            await fsp.rm(mp, { recursive: true, force: true });
+          });
+          return mp;
+        };
+        switch (m.type) {
+          case 'bind': {
+            const src = inside(await fromRoot(), m.source, 'source');
+            const st0 = await fsp.lstat(src).catch(() => undefined);
+            if (!st0) throw new SkiffError('ERR_BUILD', `RUN --mount=type=bind: source ${m.source ?? '.'} does not exist${m.from === undefined ? ' in the build context' : ` in ${m.from}`}`);
+            if (m.readonly === false) {
+              // Writable bind: writes land in a throw-away copy (an overlay for a directory), as BuildKit discards them.
+              const scratch = path.join(dir, `bind-${i}`);
+              if (st0.isDirectory()) {
+                for (const d of ['upper', 'work', 'merged']) await fsp.mkdir(path.join(scratch, d), { recursive: true });
+                const r = spawnSync('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${src},upperdir=${scratch}/upper,workdir=${scratch}/work${isRootless() ? ',userxattr' : ''}`, `${scratch}/merged`], { encoding: 'utf8' });
+                if (r.status !== 0) throw new SkiffError('ERR_BUILD', `RUN --mount=type=bind,rw: ${r.stderr.trim()}`);
+                undo.push(async () => void spawnSync('umount', [`${scratch}/merged`]));
+                mounts.push({ destination: target!, type: 'bind', source: `${scratch}/merged`, options: ['rbind', 'rw'] });
+              } else {
+                await fsp.mkdir(scratch, { recursive: true });
+                await fsp.copyFile(src, path.join(scratch, 'file'));
+                mounts.push({ destination: target!, type: 'bind', source: path.join(scratch, 'file'), options: ['rbind', 'rw'] });
+              }
+            } else mounts.push({ destination: target!, type: 'bind', source: src, options: ['rbind', 'ro'] });
+            break;
+          }
+          case 'cache': {
+            const id = m.id ?? target!;
+            const cacheDir = path.join(this.o.store.loc.root, 'skiff-cache-mounts', digestHex(sha256(id)));
+            if (!(await fsp.stat(cacheDir).then(() => true, () => false))) {
+              const fresh = `${cacheDir}.${process.pid}.tmp`;
+              await fsp.rm(fresh, { recursive: true, force: true });
+              await fsp.mkdir(fresh, { recursive: true });
+              if (m.from !== undefined) {
+                const src = inside(await fromRoot(), m.source, 'source');
+                const r = spawnSync('cp', ['-a', `${src}/.`, fresh], { encoding: 'utf8' });
+                if (r.status !== 0) throw new SkiffError('ERR_BUILD', `RUN --mount=type=cache,from=${m.from}: ${r.stderr.trim()}`);
+              }
+              await fsp.chmod(fresh, m.mode ? parseInt(m.mode, 8) : 0o755);
+              await fsp.chown(fresh, m.uid ?? 0, m.gid ?? 0);
+              await fsp.rename(fresh, cacheDir).catch(async () => fsp.rm(fresh, { recursive: true, force: true }));
+            }
+            mounts.push({ destination: target!, type: 'bind', source: cacheDir, options: ['rbind', m.readonly ? 'ro' : 'rw'] });
+            break;
+          }
+          case 'tmpfs':
+            mounts.push({ destination: target!, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', ...(m.size ? [`size=${m.size}`] : [])] });
+            break;
+          case 'secret': {
+            const id = m.id ?? (target ? path.posix.basename(target) : undefined);
+            if (!id) throw new SkiffError('ERR_BUILD', 'RUN --mount=type=secret needs an id or a target');
+            const value = this.o.secrets?.get(id);
+            if (value === undefined) {
+              if (m.required) throw new SkiffError('ERR_BUILD', `RUN --mount=type=secret,id=${id}: no such secret (give it with --secret id=${id},src=FILE)`);
+              break;
+            }
+            if (m.env) env[m.env] = value.toString('utf8');
+            if (m.env && !target) break;
+            const file = path.join(dir, `secret-${i}`);
+            await fsp.writeFile(file, value, { mode: 0o600 });
+            await fsp.chown(file, m.uid ?? 0, m.gid ?? 0);
+            await fsp.chmod(file, m.mode ? parseInt(m.mode, 8) : 0o400);
+            undo.push(() => fsp.rm(file, { force: true }));
+            mounts.push({ destination: target ?? `/run/secrets/${id}`, type: 'bind', source: file, options: ['rbind', 'ro'] });
+            break;
+          }
+          case 'ssh':
+            throw new SkiffError('ERR_UNSUPPORTED', 'RUN --mount=type=ssh: SSH agent forwarding is not supported');
+        }
+      }
+    } catch (e) {
+      await done();
+      throw e;
+    }
+    return { mounts, env, undo: done };
+  }
+
+  /**
+   * Mount points the runtime created in the container's filesystem for this step's mounts (the target and parent
+   * directories the image did not have): removed from the upper dir when still empty, so they leave no trace.
+   */
+  private async removeStubs(st: State, upper: string, targets: string[]): Promise<void> {
+    for (const t of targets) {
+      const parts = t.split('/').filter(Boolean);
+      for (let i = parts.length; i > 0; i--) {
+        const rel = parts.slice(0, i).join('/');
+        if (await this.existsInLayers(st, rel)) break;
+        const full = path.join(upper, rel);
+        const x = await fsp.lstat(full).catch(() => undefined);
+        if (!x) continue;
+        if (x.isDirectory()) await fsp.rmdir(full).catch(() => undefined);
+        else if (i === parts.length && x.isFile() && x.size === 0) await fsp.rm(full, { force: true });
+      }
+    }
   }
 
   private async run(st: State, s: Extract<Step, { kind: 'RUN' }>): Promise<void> {
-    if (s.mounts.length || s.heredocs.length) throw new SkiffError('ERR_UNSUPPORTED', 'RUN --mount and RUN heredocs are not supported by the builder yet');
+    if (s.security === 'insecure') throw new SkiffError('ERR_UNSUPPORTED', `RUN --security=insecure (line ${s.line}): privileged build steps are not supported`);
     const c = st.config.config ?? {};
     const shell = (c.Shell as string[] | undefined) ?? ['/bin/sh', '-c'];
-    const args = s.run.form === 'exec' ? s.run.command : [...shell, s.run.command];
+    const cmd = this.runCommand(s, shell);
     const env = new Map<string, string>();
     for (const e of c.Env ?? []) env.set(e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1));
     for (const [k, v] of Object.entries(s.env)) if (!env.has(k)) env.set(k, v);
     if (!env.has('PATH')) env.set('PATH', '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin');
     const dir = path.join(this.work, `run-${st.layers.length}-${Date.now()}`);
+    await fsp.mkdir(dir, { recursive: true });
+    const extra = await this.runMounts(st, s, dir);
+    for (const [k, v] of Object.entries(extra.env)) env.set(k, v);
+    if (cmd.script) {
+      const f = path.join(dir, 'script');
+      await fsp.writeFile(f, cmd.script.body, { mode: 0o755 });
+      extra.mounts.push({ destination: `/dev/pipes/${cmd.script.name}`, type: 'bind', source: f, options: ['rbind', 'ro'] });
+    }
     let upper: string;
     try {
       upper = await runStep({
         lowers: st.layers.map((l) => this.diffDir(l.id)),
         dir,
-        args,
+        args: cmd.args,
         env: [...env].map(([k, v]) => `${k}=${v}`),
         cwd: c.WorkingDir || '/',
         user: c.User ?? '',
-        network: s.network === 'none' ? 'none' : this.o.network,
+        network: s.network === 'none' ? 'none' : s.network === 'host' ? 'host' : this.o.network,
+        mounts: extra.mounts,
         ...(this.o.runtime ? { runtime: this.o.runtime } : {}),
       });
     } catch (e) {
-      throw new SkiffError('ERR_BUILD', `RUN ${s.run.form === 'shell' ? s.run.command : JSON.stringify(s.run.command)} (line ${s.line}): ${(e as Error).message}`, { cause: e });
+      throw new SkiffError('ERR_BUILD', `RUN ${cmd.shown} (line ${s.line}): ${(e as Error).message}`, { cause: e });
+    } finally {
+      await extra.undo();
     }
+    await this.removeStubs(st, upper, extra.mounts.filter((m) => !m.destination.startsWith('/dev/')).map((m) => m.destination));
     const lowers = st.layers.map((l) => this.diffDir(l.id)).reverse();
     const below = async (rel: string): Promise<{ exists: boolean; dir: boolean }> => {
       for (const l of lowers) {
@@ -461,18 +727,22 @@ export class Builder {
     const diff = await diffUpperDir(upper, createWriteStream(file), { below, ...(this.o.timestamp !== undefined ? { timestamp: this.o.timestamp } : {}) });
     await fsp.rm(dir, { recursive: true, force: true });
     await this.addLayer(st, file, diff);
-    this.history(st, `/bin/sh -c ${s.run.form === 'shell' ? s.run.command : JSON.stringify(s.run.command)}`, false);
+    this.history(st, `/bin/sh -c ${cmd.shown}`, false);
   }
 
   private async commit(st: State): Promise<string> {
     const created = this.o.timestamp !== undefined ? new Date(this.o.timestamp * 1000).toISOString() : st.lastCreated ?? new Date(Math.floor(Date.now() / 1000) * 1000).toISOString();
     const config: ImageConfig = { ...st.config, created, rootfs: { type: 'layers', diff_ids: st.layers.map((l) => l.diffID) } };
+    if (this.o.labels && Object.keys(this.o.labels).length) config.config = { ...config.config, Labels: { ...(config.config?.Labels ?? {}), ...this.o.labels } };
     const configBytes = Buffer.from(JSON.stringify(config));
+    const docker = this.o.format === 'docker';
+    const annotations = !docker && this.o.annotations && Object.keys(this.o.annotations).length ? this.o.annotations : undefined;
     const m: ImageManifest = {
       kind: 'image',
-      mediaType: MT.ociManifest,
-      config: { mediaType: MT.ociConfig, digest: sha256(configBytes), size: configBytes.length },
-      layers: st.layers.map((l) => ({ mediaType: MT.ociLayer, digest: l.diffID, size: l.size })),
+      mediaType: docker ? MT.dockerManifest : MT.ociManifest,
+      config: { mediaType: docker ? MT.dockerConfig : MT.ociConfig, digest: sha256(configBytes), size: configBytes.length },
+      layers: st.layers.map((l) => ({ mediaType: docker ? MT.dockerLayer : MT.ociLayer, digest: l.diffID, size: l.size })),
+      ...(annotations ? { annotations } : {}),
     };
     const id = digestHex(sha256(configBytes));
     const names = this.o.tags.map((t) => formatDockerReference(withDefaultTag(parseDockerReference(t))));

@@ -20,11 +20,21 @@ export interface RunSpec {
   user: string;
   network: 'host' | 'none';
   runtime?: string;
+  /** More OCI mounts (RUN --mount, heredoc scripts), after the standard ones. */
+  mounts?: OciMount[];
 }
 
+export interface OciMount {
+  destination: string;
+  type: string;
+  source: string;
+  options?: string[];
+}
+
+/** Run a command; with `inherit` its output goes to our stderr (stdout is for data: the image ID). */
 function exec(cmd: string, args: string[], inherit = false): Promise<{ code: number; err: string }> {
   return new Promise((resolve, reject) => {
-    const p = spawn(cmd, args, { stdio: inherit ? ['ignore', 'inherit', 'inherit'] : ['ignore', 'ignore', 'pipe'] });
+    const p = spawn(cmd, args, { stdio: inherit ? ['ignore', 2, 2] : ['ignore', 'ignore', 'pipe'] });
     let err = '';
     p.stderr?.on('data', (c: Buffer) => (err += c.toString()));
     p.on('error', reject);
@@ -88,6 +98,7 @@ export async function runStep(s: RunSpec): Promise<string> {
     for (const f of ['/etc/hosts', '/etc/resolv.conf']) {
       if (await fsp.stat(f).then(() => true, () => false)) mounts.push({ destination: f, type: 'bind', source: f, options: ['rbind', 'ro'] });
     }
+    mounts.push(...(s.mounts ?? []));
     const namespaces = [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, ...(s.network === 'none' ? [{ type: 'network' }] : [])];
     const config = {
       ociVersion: '1.0.2',

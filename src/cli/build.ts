@@ -23,6 +23,52 @@ interface BuildFlags {
   platform?: string;
   ignorefile?: string;
   dryRun?: boolean;
+  format?: 'oci' | 'docker';
+  label?: string[];
+  annotation?: string[];
+  squash?: boolean;
+  output?: string;
+  secret?: string[];
+  jobs?: string;
+  isolation?: string;
+}
+
+/** `--secret id=ID,src=FILE` or `id=ID,env=VAR` (podman's forms; `type=file|env` optional): contents by id. */
+async function readSecrets(list: string[] | undefined): Promise<Map<string, Buffer>> {
+  const out = new Map<string, Buffer>();
+  for (const spec of list ?? []) {
+    const kv = new Map(spec.split(',').map((f) => {
+      const eq = f.indexOf('=');
+      return eq < 0 ? [f, ''] : [f.slice(0, eq), f.slice(eq + 1)];
+    }));
+    const id = kv.get('id');
+    if (!id) throw new SkiffError('ERR_USAGE', `--secret ${JSON.stringify(spec)}: missing id=`);
+    const src = kv.get('src') ?? kv.get('source');
+    const env = kv.get('env');
+    const type = kv.get('type') ?? (env !== undefined && src === undefined ? 'env' : 'file');
+    if (type === 'env') {
+      const v = process.env[env ?? src ?? id];
+      if (v === undefined) throw new SkiffError('ERR_USAGE', `--secret id=${id}: environment variable ${env ?? src ?? id} is not set`);
+      out.set(id, Buffer.from(v));
+    } else {
+      const file = src ?? id;
+      out.set(id, await fsp.readFile(file).catch((e: Error) => {
+        throw new SkiffError('ERR_USAGE', `--secret id=${id}: ${file}: ${e.message}`);
+      }));
+    }
+  }
+  return out;
+}
+
+/** `KEY=VALUE` pairs of --label/--annotation (a bare KEY means an empty value, as podman does). */
+function keyValues(flag: string, list: string[] | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const a of list ?? []) {
+    const eq = a.indexOf('=');
+    if (eq === 0) throw new SkiffError('ERR_USAGE', `--${flag} ${JSON.stringify(a)}: missing name`);
+    out[eq < 0 ? a : a.slice(0, eq)] = eq < 0 ? '' : a.slice(eq + 1);
+  }
+  return out;
 }
 
 /** `--build-arg K=V` or `--build-arg K` (value from the environment, as podman does). */
@@ -109,6 +155,7 @@ export function buildCommand(program: Command): void {
       if (!st?.isDirectory()) throw new SkiffError('ERR_USAGE', `build context ${context}: no such directory`);
       const buildArgs = parseBuildArgs(flags.buildArg ?? [], await readBuildArgFiles(flags.buildArgFile ?? []));
       const text = await fsp.readFile(file, 'utf8');
+      const secrets = await readSecrets(flags.secret);
       // The front end (dockerfile-ast and friends) is loaded only when building.
       const { planContainerfile } = await import('../build/containerfile/plan.js');
       const { findIgnoreFile } = await import('../build/containerfile/ignore.js');
@@ -143,14 +190,17 @@ export function buildCommand(program: Command): void {
         return id;
       };
       const baseEnv = new Map<string, string[]>();
+      const baseOnBuild = new Map<string, string[]>();
       for (const st of plan.stages) {
         if (st.from.stage !== undefined || st.from.image === 'scratch') continue;
         const id = await pullBase(st.from.image);
         const img = (await store.images()).find((i) => i.id === id);
         const cfg = img ? await store.bigData(img, `sha256:${img.id}`) : undefined;
-        baseEnv.set(st.from.image, cfg ? ((JSON.parse(cfg.toString()) as { config?: { Env?: string[] } }).config?.Env ?? []) : []);
+        const c = cfg ? (JSON.parse(cfg.toString()) as { config?: { Env?: string[]; OnBuild?: string[] | null } }).config : undefined;
+        baseEnv.set(st.from.image, c?.Env ?? []);
+        if (c?.OnBuild?.length) baseOnBuild.set(st.from.image, c.OnBuild);
       }
-      const full = planContainerfile(text, { file, buildArgs, baseEnv: (image) => baseEnv.get(image), ...(flags.target ? { target: flags.target } : {}), ...(flags.platform ? { platform: flags.platform } : {}) });
+      const full = planContainerfile(text, { file, buildArgs, baseEnv: (image) => baseEnv.get(image), baseOnBuild: (image) => baseOnBuild.get(image), ...(flags.target ? { target: flags.target } : {}), ...(flags.platform ? { platform: flags.platform } : {}) });
       const timestamp = flags.timestamp !== undefined ? Number(flags.timestamp) : process.env.SOURCE_DATE_EPOCH ? Number(process.env.SOURCE_DATE_EPOCH) : undefined;
       const builder = new Builder({
         plan: full,
@@ -162,6 +212,10 @@ export function buildCommand(program: Command): void {
         ...(flags.runtime ? { runtime: flags.runtime } : {}),
         ...(timestamp !== undefined && Number.isFinite(timestamp) ? { timestamp } : {}),
         pullBase,
+        ...(flags.format ? { format: flags.format } : {}),
+        labels: keyValues('label', flags.label),
+        secrets,
+        annotations: keyValues('annotation', flags.annotation),
         cache: flags.cache !== false && flags.layers !== 'false' && flags.layers !== false,
         log: (line) => {
           if (!flags.quiet) process.stderr.write(`${line}\n`);

@@ -91,6 +91,7 @@ class StorageSource implements ImageSource {
     private readonly store: Store,
     readonly image: Image,
     private readonly manifest: Buffer,
+    private readonly mediaType: string,
     private readonly layers: Map<Digest, Layer>,
     private readonly config: Buffer,
   ) {}
@@ -104,21 +105,37 @@ class StorageSource implements ImageSource {
     const chain = await store.layerChain(image);
     const config = await store.bigData(image, `sha256:${image.id}`);
     if (!config) throw new SkiffError('ERR_INVALID_CONFIG', `${ref}: the store has no config for image ${image.id.slice(0, 12)}`);
+    // The stored manifest decides the format (a `build --format docker` image stays Docker v2s2) and keeps its
+    // annotations; the layers are described as the store has them: uncompressed, by diffID.
+    const stored = await store.bigData(image, 'manifest');
+    let kind: { docker: boolean; annotations?: Record<string, string> } = { docker: false };
+    try {
+      const sm = stored ? parseManifest(stored) : undefined;
+      if (sm?.kind === 'image') kind = { docker: sm.mediaType === MT.dockerManifest, ...(sm.annotations ? { annotations: sm.annotations } : {}) };
+    } catch {
+      /* an unreadable stored manifest: the image is still described by its config and layers */
+    }
     const layers = new Map<Digest, Layer>();
     const descs: Descriptor[] = [];
     for (const l of chain) {
       const d = l['diff-digest'];
       if (!d || l['diff-size'] === undefined) throw new SkiffError('ERR_INVALID_ARCHIVE', `${ref}: layer ${l.id.slice(0, 12)} has no recorded diff digest/size`);
       layers.set(d, l);
-      descs.push({ mediaType: MT.ociLayer, digest: d, size: l['diff-size'] });
+      descs.push({ mediaType: kind.docker ? MT.dockerLayer : MT.ociLayer, digest: d, size: l['diff-size'] });
     }
-    const m: ImageManifest = { kind: 'image', mediaType: MT.ociManifest, config: { mediaType: MT.ociConfig, digest: sha256(config), size: config.length }, layers: descs };
-    return new StorageSource(ref, store, image, serializeManifest(m), layers, config);
+    const m: ImageManifest = {
+      kind: 'image',
+      mediaType: kind.docker ? MT.dockerManifest : MT.ociManifest,
+      config: { mediaType: kind.docker ? MT.dockerConfig : MT.ociConfig, digest: sha256(config), size: config.length },
+      layers: descs,
+      ...(kind.annotations && !kind.docker ? { annotations: kind.annotations } : {}),
+    };
+    return new StorageSource(ref, store, image, serializeManifest(m), m.mediaType, layers, config);
   }
 
   async getManifest(instance?: Digest): Promise<RawManifest> {
     if (instance && instance !== sha256(this.manifest)) throw new SkiffError('ERR_MANIFEST_UNKNOWN', `${this.ref}: no manifest ${instance}`);
-    return { bytes: this.manifest, mediaType: MT.ociManifest };
+    return { bytes: this.manifest, mediaType: this.mediaType };
   }
 
   async getBlob(desc: Descriptor): Promise<Readable> {

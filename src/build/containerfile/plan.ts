@@ -19,6 +19,8 @@ export interface PlanOptions {
   platform?: string;
   /** The ENV of a base image, when known (the builder passes it after pulling). */
   baseEnv?: (image: string) => string[] | undefined;
+  /** The ONBUILD triggers of a base image, when known: they run right after its FROM, as in Docker. */
+  baseOnBuild?: (image: string) => string[] | undefined;
 }
 
 export type Form = { form: 'shell'; command: string } | { form: 'exec'; command: string[] };
@@ -118,7 +120,7 @@ function platformArgs(target: string): Map<string, string> {
 }
 
 function isBool(v: string | undefined): boolean {
-  return v === undefined || v === 'true' || v === 'false';
+  return v === undefined || v === '' || v === 'true' || v === 'false';
 }
 
 class Planner {
@@ -253,6 +255,15 @@ export function planContainerfile(text: string, o: PlanOptions = {}): BuildPlan 
         return [kv.slice(0, eq < 0 ? kv.length : eq), eq < 0 ? '' : kv.slice(eq + 1)] as [string, string];
       }));
       if (fromStage !== undefined) env = new Map(stageEnv.get(fromStage) ?? []);
+      // The base image's ONBUILD triggers run first, as instructions of this stage (reported at the FROM line).
+      const triggers = fromStage !== undefined ? undefined : o.baseOnBuild?.(image);
+      if (triggers?.length) {
+        const injected = parseContainerfile(triggers.join("\n")).instructions.map((t) => ({ ...t, line: ins.line }));
+        for (const t of injected) {
+          if (['ONBUILD', 'FROM', 'MAINTAINER'].includes(t.keyword)) p.err(ins.line, `FROM ${image}: the image's ONBUILD trigger ${t.keyword} is not allowed`);
+        }
+        parsed.instructions.splice(i + 1, 0, ...injected.filter((t) => !['ONBUILD', 'FROM', 'MAINTAINER'].includes(t.keyword)));
+      }
       args = new Map();
       workdir = fromStage !== undefined ? stageWorkdir.get(fromStage) ?? '/' : '/';
       continue;

@@ -1,0 +1,173 @@
+/**
+ * Builder features beyond the basics, on a local busybox base: config-only instructions (HEALTHCHECK, ONBUILD
+ * with triggers run by a child build, MAINTAINER), --format docker, --label, --annotation, RUN heredocs,
+ * RUN --mount (bind, cache, tmpfs, secret), ADD of archives and URLs, COPY wildcards, --exclude, --parents, heredocs.
+ */
+import { strict as assert } from 'node:assert';
+import { createHash } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import * as path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { makeBusyboxLayout } from '../kit/fixtures.js';
+import { ok, run, skiff, tempDir, unmountUnder } from '../kit/run.js';
+import { flatRef, type Flat } from '../kit/validate.js';
+
+const sha = (s: string | Buffer): string => createHash('sha256').update(s).digest('hex');
+const content = (flat: Flat, p: string): string | undefined => flat.get(p);
+const hasContent = (flat: Flat, p: string, text: string): void => {
+  const d = content(flat, p);
+  assert.ok(d, `${p} is missing`);
+  assert.ok(d.includes(sha(text).slice(0, 16)), `${p}: ${d} is not ${JSON.stringify(text)}`);
+};
+
+describe('skiff build features', () => {
+  let t: ReturnType<typeof tempDir>;
+  let server: Server;
+  let base: string;
+  const S = (): string[] => ['--root', `${t.dir}/root`, '--runroot', `${t.dir}/run`];
+  const build = async (name: string, file: string, files: Record<string, string | Buffer> = {}, flags: string[] = []): Promise<{ flat: Flat; config: Record<string, unknown>; manifest: Record<string, unknown>; stderr: string }> => {
+    const ctx = path.join(t.dir, `ctx-${name}`);
+    await fsp.mkdir(ctx, { recursive: true });
+    await fsp.writeFile(path.join(ctx, 'Containerfile'), file);
+    for (const [f, v] of Object.entries(files)) {
+      await fsp.mkdir(path.dirname(path.join(ctx, f)), { recursive: true });
+      await fsp.writeFile(path.join(ctx, f), v);
+    }
+    const r = await skiff([...S(), 'build', ...flags, '-t', `localhost/${name}:1`, ctx]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^[0-9a-f]{64}\n$/, 'only the image ID on stdout (RUN output goes to stderr)');
+    const ref = `containers-storage:[overlay@${t.dir}/root+${t.dir}/run]localhost/${name}:1`;
+    const config = JSON.parse(await ok(skiff(['inspect', '--config', '--raw', ref]))) as Record<string, unknown>;
+    const manifest = JSON.parse(await ok(skiff(['inspect', '--raw', ref]))) as Record<string, unknown>;
+    return { flat: await flatRef(ref), config, manifest, stderr: r.stderr };
+  };
+
+  before(async () => {
+    t = tempDir();
+    await makeBusyboxLayout(`${t.dir}/bb`);
+    await ok(skiff([...S(), 'copy', '-q', `oci:${t.dir}/bb:busybox`, 'containers-storage:localhost/busybox:latest']));
+    base = 'localhost/busybox:latest';
+    server = createServer((req, res) => {
+      if (req.url === '/file.txt') {
+        res.writeHead(200, { 'last-modified': 'Wed, 01 Jan 2025 00:00:00 GMT' });
+        res.end('remote\n');
+      } else if (req.url === '/moved') {
+        res.writeHead(302, { location: '/file.txt' });
+        res.end();
+      } else {
+        res.writeHead(404);
+        res.end();
+      }
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  });
+  after(async () => {
+    server.close();
+    unmountUnder(t.dir);
+    await run('chmod', ['-R', 'u+w', t.dir]);
+    t.cleanup();
+  });
+
+  it('HEALTHCHECK, MAINTAINER, ONBUILD are recorded; a child build runs the triggers and drops them; --format docker, --label', async () => {
+    const parent = await build('parent', `FROM ${base}\nMAINTAINER someone\nHEALTHCHECK --interval=30s --timeout=5s --retries=2 CMD wget -q localhost\nONBUILD RUN echo triggered > /trig\nONBUILD LABEL from.trigger=yes\n`, {}, ['--format', 'docker', '--label', 'team=infra']);
+    const pc = parent.config as { author: string; config: Record<string, unknown> };
+    assert.equal(pc.author, 'someone');
+    assert.deepEqual(pc.config.Healthcheck, { Test: ['CMD-SHELL', 'wget -q localhost'], Interval: 30e9, Timeout: 5e9, Retries: 2 });
+    assert.deepEqual(pc.config.OnBuild, ['RUN echo triggered > /trig', 'LABEL from.trigger=yes']);
+    assert.equal((pc.config.Labels as Record<string, string>).team, 'infra');
+    assert.equal(parent.manifest.mediaType, 'application/vnd.docker.distribution.manifest.v2+json');
+    assert.equal((parent.manifest.config as { mediaType: string }).mediaType, 'application/vnd.docker.container.image.v1+json');
+    assert.equal(parent.flat.has('trig'), false, 'triggers do not run in the image that declares them');
+    const child = await build('child', 'FROM localhost/parent:1\nHEALTHCHECK NONE\n', {}, ['--annotation', 'org.example.note=hi']);
+    hasContent(child.flat, 'trig', 'triggered\n');
+    const cc = child.config as { config: Record<string, unknown> };
+    assert.equal(cc.config.OnBuild, undefined);
+    assert.equal((cc.config.Labels as Record<string, string>)['from.trigger'], 'yes');
+    assert.deepEqual(cc.config.Healthcheck, { Test: ['NONE'] });
+    assert.equal(child.manifest.mediaType, 'application/vnd.oci.image.manifest.v1+json');
+    assert.deepEqual(child.manifest.annotations, { 'org.example.note': 'hi' });
+  });
+
+  it('RUN heredocs: a #! script runs as a file, a plain body through the shell, heredocs inside a command line', async () => {
+    const r = await build('heredoc', `FROM ${base}\nENV NAME=world\nRUN <<EOF\n#!/bin/sh\necho "script $0" > /script.txt\nEOF\nRUN <<EOF\necho one > /plain.txt\necho two >> /plain.txt\nEOF\nRUN cat <<A > /a.txt && cat <<-'B' > /b.txt\nhello $NAME\nA\n\tliteral $NAME\n\tB\nCOPY <<EOF /etc/app.conf\nname=$NAME\nEOF\n`);
+    hasContent(r.flat, 'script.txt', 'script /dev/pipes/EOF\n');
+    hasContent(r.flat, 'plain.txt', 'one\ntwo\n');
+    hasContent(r.flat, 'a.txt', 'hello world\n');
+    hasContent(r.flat, 'b.txt', 'literal $NAME\n');
+    hasContent(r.flat, 'etc/app.conf', 'name=world\n');
+    assert.ok(!r.flat.has('dev/pipes'), 'the script mount leaves nothing behind');
+  });
+
+  it('RUN --mount: bind from the context, a cache kept between builds, tmpfs, a secret that never lands in the image', async () => {
+    await fsp.writeFile(`${t.dir}/token`, 's3cr3t\n');
+    const file = `FROM ${base}\nRUN --mount=type=bind,source=sub,target=/mnt/ctx cat /mnt/ctx/f > /bound.txt\nRUN --mount=type=cache,target=/var/cache/x,id=c1 sh -c 'echo run >> /var/cache/x/log; wc -l < /var/cache/x/log | tr -d " " > /count'\nRUN --mount=type=tmpfs,target=/scratch sh -c 'echo t > /scratch/x && cat /scratch/x > /tmpfs.txt'\nRUN --mount=type=secret,id=tok,mode=0440 sh -c 'cat /run/secrets/tok > /copied; stat -c %a /run/secrets/tok > /mode'\nRUN --mount=type=secret,id=tok,env=TOK sh -c 'printf %s "$TOK" > /fromenv'\n`;
+    const r = await build('mounts', file, { 'sub/f': 'from context\n' }, ['--secret', `id=tok,src=${t.dir}/token`]);
+    hasContent(r.flat, 'bound.txt', 'from context\n');
+    hasContent(r.flat, 'count', '1\n');
+    hasContent(r.flat, 'tmpfs.txt', 't\n');
+    hasContent(r.flat, 'copied', 's3cr3t\n');
+    hasContent(r.flat, 'mode', '440\n');
+    hasContent(r.flat, 'fromenv', 's3cr3t\n');
+    for (const p of ['mnt', 'mnt/ctx', 'var/cache', 'var/cache/x', 'scratch', 'run/secrets', 'run/secrets/tok']) assert.ok(!r.flat.has(p), `mount point ${p} left in the image`);
+    // The cache mount persists: a --no-cache rebuild sees the first run's file.
+    const again = await build('mounts2', file, { 'sub/f': 'from context\n' }, ['--no-cache', '--secret', `id=tok,src=${t.dir}/token`]);
+    hasContent(again.flat, 'count', '2\n');
+    // A required secret that was not given is an error naming it.
+    const ctx = path.join(t.dir, 'ctx-nosecret');
+    await fsp.mkdir(ctx);
+    await fsp.writeFile(path.join(ctx, 'Containerfile'), `FROM ${base}\nRUN --mount=type=secret,id=missing,required cat /run/secrets/missing\n`);
+    const bad = await skiff([...S(), 'build', ctx]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /secret,id=missing: no such secret/);
+  });
+
+  it('ADD unpacks local tar archives (plain, gzip, bzip2, xz) but copies other files; fetches URLs with --checksum, mode 600', async () => {
+    const src = path.join(t.dir, 'arch');
+    await fsp.mkdir(`${src}/d`, { recursive: true });
+    await fsp.writeFile(`${src}/d/one`, '1\n');
+    await fsp.writeFile(`${src}/two`, '2\n');
+    await fsp.symlink('../two', `${src}/d/lnk`);
+    const ctx = path.join(t.dir, 'ctx-add');
+    await fsp.mkdir(ctx);
+    await ok(run('tar', ['-C', src, '-czf', `${ctx}/a.tar.gz`, '.']));
+    await ok(run('tar', ['-C', src, '-cjf', `${ctx}/a.tar.bz2`, 'two']));
+    await ok(run('tar', ['-C', src, '-cJf', `${ctx}/a.tar.xz`, 'd']));
+    await ok(run('tar', ['-C', src, '-cf', `${ctx}/plain.tar`, 'd']));
+    await ok(run('sh', ['-c', `echo not a tar | gzip > ${ctx}/note.gz`]));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const r = await build('add', `FROM ${base}\nADD a.tar.gz /gz/\nADD a.tar.bz2 a.tar.xz /bx/\nADD plain.tar /plain\nADD note.gz /n/\nADD --checksum=sha256:${sha('remote\n')} ${url}/file.txt /url/\nADD ${url}/moved /url/renamed\n`, {});
+    hasContent(r.flat, 'gz/d/one', '1\n');
+    assert.match(r.flat.get('gz/d/lnk') ?? '', /symlink .* -> \.\.\/two/);
+    hasContent(r.flat, 'bx/two', '2\n');
+    hasContent(r.flat, 'bx/d/one', '1\n');
+    hasContent(r.flat, 'plain/d/one', '1\n');
+    assert.match(r.flat.get('n/note.gz') ?? '', /^file /);
+    assert.match(r.flat.get('url/file.txt') ?? '', /^file mode=600 /);
+    hasContent(r.flat, 'url/file.txt', 'remote\n');
+    hasContent(r.flat, 'url/renamed', 'remote\n');
+    // A wrong checksum fails the build and names both digests.
+    await fsp.writeFile(path.join(ctx, 'Containerfile'), `FROM ${base}\nADD --checksum=sha256:${sha('other')} ${url}/file.txt /x\n`);
+    const bad = await skiff([...S(), 'build', ctx]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /checksum mismatch: expected sha256:[0-9a-f]{64}, got sha256:/);
+  });
+
+  it('COPY wildcards, --exclude, --parents; a wildcard matching nothing is an error', async () => {
+    const files = { 'w1.txt': 'w1\n', 'w2.txt': 'w2\n', 'x.md': 'x\n', 'src/a/keep.txt': 'k\n', 'src/a/drop.md': 'd\n', 'src/b/z.txt': 'z\n' };
+    const r = await build('wild', `FROM ${base}\nCOPY w*.txt /wild/\nCOPY --exclude=**/*.md src /excl/\nCOPY --parents src/*/z.txt /par/\n`, files);
+    hasContent(r.flat, 'wild/w1.txt', 'w1\n');
+    hasContent(r.flat, 'wild/w2.txt', 'w2\n');
+    assert.ok(!r.flat.has('wild/x.md'));
+    hasContent(r.flat, 'excl/a/keep.txt', 'k\n');
+    assert.ok(!r.flat.has('excl/a/drop.md'), '--exclude');
+    hasContent(r.flat, 'par/src/b/z.txt', 'z\n');
+    const ctx = path.join(t.dir, 'ctx-nomatch');
+    await fsp.mkdir(ctx);
+    await fsp.writeFile(path.join(ctx, 'Containerfile'), `FROM ${base}\nCOPY *.none /x/\n`);
+    const bad = await skiff([...S(), 'build', ctx]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /no source files were specified/);
+  });
+});

@@ -23,8 +23,8 @@ import { layerId, StoreWriter } from '../store/writer.js';
 import { IgnoreMatcher, parseIgnoreFile } from './containerfile/ignore.js';
 import { download, expandSource, isArchive, unpackArchive, type Download } from './sources.js';
 import type { BuildPlan, Step } from './containerfile/plan.js';
-import { diffUpperDir } from './diff.js';
-import { runStep, type OciMount } from './run.js';
+import { diffUpperDir, squashLayers } from './diff.js';
+import { mountLayersReadOnly, runStep, type OciMount } from './run.js';
 import { isRootless } from '../store/userns.js';
 
 /** Files up to this size are read in one go when building a COPY layer. */
@@ -50,6 +50,10 @@ export interface BuildOptions {
   labels?: Record<string, string>;
   /** --secret: secret contents by id, for RUN --mount=type=secret. */
   secrets?: Map<string, Buffer>;
+  /** --jobs: stages built at the same time (default 1). */
+  jobs?: number;
+  /** --squash: the new layers become one (`new`), or --squash-all: every layer (`all`). */
+  squash?: 'new' | 'all';
   /** --annotation: OCI manifest annotations (the Docker format has none). */
   annotations?: Record<string, string>;
 }
@@ -62,6 +66,8 @@ interface State {
   lastCreated?: string;
   /** Store layer IDs and diffIDs, base first. */
   layers: { id: string; diffID: Digest; size: number }[];
+  /** How many of `layers` came from the base image (FROM). */
+  baseLayers: number;
 }
 
 function emptyConfig(): ImageConfig {
@@ -98,8 +104,16 @@ export class Builder {
   private readonly writer: StoreWriter;
   private readonly stages = new Map<number, State>();
   private work = '';
+  private seq = 0;
+  /** Store writes one at a time: stages built in parallel share one process, so the store lock cannot order them. */
+  private storeTurn: Promise<unknown> = Promise.resolve();
   constructor(private readonly o: BuildOptions) {
     this.writer = new StoreWriter(o.store);
+  }
+
+  /** A fresh number for work file names (stages may run in parallel). */
+  private next(): number {
+    return ++this.seq;
   }
 
   private diffDir(id: string): string {
@@ -127,7 +141,12 @@ export class Builder {
   private async addLayer(st: State, file: string, diff: { diffID: Digest; size: number }): Promise<void> {
     const parent = st.layers.at(-1)?.id;
     const id = layerId(parent, diff.diffID);
-    if (!(await this.writer.hasLayer(id))) await this.writer.createLayer(id, parent, diff.diffID, createReadStream(file));
+    const write = this.storeTurn.then(async () => {
+      if (!(await this.writer.hasLayer(id))) await this.writer.createLayer(id, parent, diff.diffID, createReadStream(file));
+    });
+    this.storeTurn = write.catch(() => undefined);
+    await write;
+    await fsp.rm(file, { force: true });
     st.layers.push({ id, diffID: diff.diffID, size: diff.size });
     st.config.rootfs.diff_ids.push(diff.diffID);
   }
@@ -150,20 +169,40 @@ export class Builder {
     this.work = await fsp.mkdtemp(path.join(this.o.store.loc.root, 'tmp', `build-${process.pid}-`));
     try {
       const total = this.o.plan.order.flat().reduce((n, i) => n + 1 + this.o.plan.stages[i]!.steps.length, 0);
+      // Step numbers are fixed up front (the order stages would run in one at a time), so parallel stages print the
+      // same numbers as a serial build.
+      const first = new Map<number, number>();
       let n = 0;
-      for (const batch of this.o.plan.order) {
-        for (const idx of batch) {
-          const stage = this.o.plan.stages[idx]!;
-          this.o.log(`STEP ${++n}/${total}: FROM ${stage.from.image}${stage.name ? ` AS ${stage.name}` : ''}`);
-          const st = await this.from(stage.from);
-          for (const step of stage.steps) {
-            this.o.log(`STEP ${++n}/${total}: ${step.text}`);
-            await this.step(st, step);
-          }
-          this.stages.set(idx, st);
-        }
+      for (const idx of this.o.plan.order.flat()) {
+        first.set(idx, n);
+        n += 1 + this.o.plan.stages[idx]!.steps.length;
       }
-      return await this.commit(this.stages.get(this.o.plan.target)!);
+      const buildStage = async (idx: number): Promise<void> => {
+        const stage = this.o.plan.stages[idx]!;
+        let k = first.get(idx)!;
+        this.o.log(`STEP ${++k}/${total}: FROM ${stage.from.image}${stage.name ? ` AS ${stage.name}` : ''}`);
+        const st = await this.from(stage.from);
+        for (const step of stage.steps) {
+          this.o.log(`STEP ${++k}/${total}: ${step.text}`);
+          await this.step(st, step);
+        }
+        this.stages.set(idx, st);
+      };
+      // --jobs: the stages of one batch depend only on earlier batches, so up to `jobs` of them run at once.
+      const jobs = Math.max(1, this.o.jobs ?? 1);
+      for (const batch of this.o.plan.order) {
+        const queue = [...batch];
+        const failures: unknown[] = [];
+        await Promise.all(Array.from({ length: Math.min(jobs, queue.length) }, async () => {
+          for (let idx = queue.shift(); idx !== undefined && !failures.length; idx = queue.shift()) {
+            await buildStage(idx).catch((e: unknown) => void failures.push(e));
+          }
+        }));
+        if (failures.length) throw failures[0];
+      }
+      const final = this.stages.get(this.o.plan.target)!;
+      if (this.o.squash) await this.squash(final, this.o.squash === 'all' ? 0 : final.baseLayers);
+      return await this.commit(final);
     } finally {
       await fsp.rm(this.work, { recursive: true, force: true });
     }
@@ -172,9 +211,9 @@ export class Builder {
   private async from(f: { image: string; stage?: number }): Promise<State> {
     if (f.stage !== undefined) {
       const s = this.stages.get(f.stage)!;
-      return { config: structuredClone(s.config), layers: [...s.layers] };
+      return { config: structuredClone(s.config), layers: [...s.layers], baseLayers: s.baseLayers };
     }
-    if (f.image === 'scratch') return { config: emptyConfig(), layers: [] };
+    if (f.image === 'scratch') return { config: emptyConfig(), layers: [], baseLayers: 0 };
     const id = await this.o.pullBase(f.image);
     const img = (await this.o.store.images()).find((i) => i.id === id);
     if (!img) throw new SkiffError('ERR_IMAGE_NOT_FOUND', `FROM ${f.image}: not in the store after pulling`);
@@ -184,7 +223,7 @@ export class Builder {
     // The base's ONBUILD triggers were planned into this stage; the new image does not carry them on (Docker).
     if (config.config && 'OnBuild' in config.config) delete config.config.OnBuild;
     const chain = await this.o.store.layerChain(img);
-    return { config, layers: chain.map((l) => ({ id: l.id, diffID: l['diff-digest']!, size: l['diff-size'] ?? 0 })) };
+    return { config, layers: chain.map((l) => ({ id: l.id, diffID: l['diff-digest']!, size: l['diff-size'] ?? 0 })), baseLayers: chain.length };
   }
 
   private async step(st: State, s: Step): Promise<void> {
@@ -373,12 +412,7 @@ export class Builder {
     }
     const mp = path.join(this.work, `from-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`);
     await fsp.mkdir(mp, { recursive: true });
-    if (layers.length === 0) return mp;
-    // overlayfs needs two lower dirs for a read-only mount; one layer is bind-mounted instead.
-    // Inside a user namespace overlayfs reads whiteout and opaque markers from user.* xattrs (userxattr).
-    const args = layers.length === 1 ? ['--bind', '-o', 'ro', layers[0]!, mp] : ['-t', 'overlay', 'overlay', '-o', `lowerdir=${[...layers].reverse().join(':')}${isRootless() ? ',userxattr' : ''}`, mp];
-    const r = spawnSync('mount', args, { encoding: 'utf8' });
-    if (r.status !== 0) throw new SkiffError('ERR_BUILD', `COPY --from=${from}: mounting its filesystem: ${r.stderr.trim()}`);
+    mountLayersReadOnly(layers, mp, `COPY --from=${from}`);
     return mp;
   }
 
@@ -390,7 +424,7 @@ export class Builder {
       if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(src) && !src.startsWith('git@')) continue;
       if (src.startsWith('git@') || /^git:\/\//.test(src) || /\.git(#.*)?$/.test(src)) throw new SkiffError('ERR_UNSUPPORTED', `ADD ${src} (line ${s.line}): git sources are not supported`);
       if (s.checksum && s.sources.length > 1) throw new SkiffError('ERR_BUILD', `ADD --checksum (line ${s.line}) needs exactly one source`);
-      out.set(src, await download(src, path.join(this.work, `download-${Date.now()}-${i}`), s.checksum));
+      out.set(src, await download(src, path.join(this.work, `download-${this.next()}-${i}`), s.checksum));
     }
     return out;
   }
@@ -445,7 +479,7 @@ export class Builder {
     }
     for (const h of s.heredocs) items.push({ kind: 'heredoc', name: h.name, body: h.body });
     const destDir = s.dest.endsWith('/') || items.length > 1;
-    const file = path.join(this.work, `layer-${st.layers.length}.tar`);
+    const file = path.join(this.work, `layer-${this.next()}.tar`);
     const mode = s.chmod ? parseInt(s.chmod, 8) : undefined;
     const t = this.o.timestamp;
     const when = (ms: number): Date => new Date(Math.min(Math.floor(ms / 1000), t ?? Infinity) * 1000);
@@ -687,7 +721,7 @@ export class Builder {
     for (const e of c.Env ?? []) env.set(e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1));
     for (const [k, v] of Object.entries(s.env)) if (!env.has(k)) env.set(k, v);
     if (!env.has('PATH')) env.set('PATH', '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin');
-    const dir = path.join(this.work, `run-${st.layers.length}-${Date.now()}`);
+    const dir = path.join(this.work, `run-${this.next()}`);
     await fsp.mkdir(dir, { recursive: true });
     const extra = await this.runMounts(st, s, dir);
     for (const [k, v] of Object.entries(extra.env)) env.set(k, v);
@@ -723,11 +757,46 @@ export class Builder {
       }
       return { exists: false, dir: false };
     };
-    const file = path.join(this.work, `layer-${st.layers.length}.tar`);
+    const file = path.join(this.work, `layer-${this.next()}.tar`);
     const diff = await diffUpperDir(upper, createWriteStream(file), { below, ...(this.o.timestamp !== undefined ? { timestamp: this.o.timestamp } : {}) });
     await fsp.rm(dir, { recursive: true, force: true });
     await this.addLayer(st, file, diff);
     this.history(st, `/bin/sh -c ${cmd.shown}`, false);
+  }
+
+  /**
+   * Replace the layers after the first `keep` with one layer holding their combined changes. History stays whole;
+   * the squashed steps' entries become empty_layer but the last, so history still matches the layers.
+   */
+  private async squash(st: State, keep: number): Promise<void> {
+    if (st.layers.length - keep <= 1) return;
+    this.o.log(`--> Squashing ${st.layers.length - keep} layers`);
+    const all = st.layers.map((l) => this.diffDir(l.id));
+    const merged = path.join(this.work, 'squash-all');
+    const base = path.join(this.work, 'squash-base');
+    await fsp.mkdir(merged, { recursive: true });
+    await fsp.mkdir(base, { recursive: true });
+    const mounted = [mountLayersReadOnly(all, merged, '--squash') ? merged : '', mountLayersReadOnly(all.slice(0, keep), base, '--squash') ? base : ''].filter(Boolean);
+    const file = path.join(this.work, 'squashed.tar');
+    let diff: { diffID: Digest; size: number };
+    try {
+      const below = async (rel: string): Promise<{ exists: boolean; dir: boolean }> => {
+        const x = await fsp.lstat(path.join(base, rel)).catch(() => undefined);
+        return { exists: !!x, dir: !!x?.isDirectory() };
+      };
+      diff = await squashLayers(all.slice(keep), merged, createWriteStream(file), { below, ...(this.o.timestamp !== undefined ? { timestamp: this.o.timestamp } : {}) });
+    } finally {
+      for (const m of mounted) spawnSync('umount', [m]);
+    }
+    st.layers = st.layers.slice(0, keep);
+    st.config.rootfs.diff_ids = st.config.rootfs.diff_ids.slice(0, keep);
+    await this.addLayer(st, file, diff);
+    let seen = 0;
+    const nonEmpty = (st.config.history ?? []).filter((h) => !h.empty_layer).length;
+    for (const h of st.config.history ?? []) {
+      if (h.empty_layer) continue;
+      if (++seen > keep && seen < nonEmpty) h.empty_layer = true;
+    }
   }
 
   private async commit(st: State): Promise<string> {

@@ -43,54 +43,110 @@ function opaqueDirs(upper: string): Set<string> {
   return out;
 }
 
+type Links = Map<string, string>;
+
+/**
+ * Add the entry at `root/rel` (lstat `st`) to the tar: directories, symlinks, fifos and devices, regular files
+ * (a second name of a file already added becomes a hard link); sockets are skipped.
+ */
+async function emitEntry(pack: tar.Pack, root: string, rel: string, st: Stats, links: Links, mtime: (st: Stats) => Date): Promise<void> {
+  const full = path.join(root, rel);
+  const base = { name: rel, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: mtime(st), uname: '', gname: '' };
+  if (st.isDirectory()) return addEntry(pack, { ...base, name: `${rel}/`, type: 'directory' });
+  if (st.isSocket()) return;
+  if (st.isSymbolicLink()) return addEntry(pack, { ...base, type: 'symlink', linkname: await fsp.readlink(full) });
+  if (st.isFIFO() || st.isCharacterDevice() || st.isBlockDevice()) {
+    const major = Math.floor(st.rdev / 256) & 0xfff;
+    const minor = (st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00);
+    return addEntry(pack, { ...base, type: st.isFIFO() ? 'fifo' : st.isCharacterDevice() ? 'character-device' : 'block-device', devmajor: major, devminor: minor });
+  }
+  const key = `${st.dev}:${st.ino}`;
+  const first = st.nlink > 1 ? links.get(key) : undefined;
+  if (first) return addEntry(pack, { ...base, type: 'link', linkname: first });
+  if (st.nlink > 1) links.set(key, rel);
+  return addFile(pack, { ...base, size: st.size }, full);
+}
+
+const whiteout = (rel: string): string => {
+  const i = rel.lastIndexOf('/');
+  return `${i < 0 ? '' : rel.slice(0, i + 1)}.wh.${rel.slice(i + 1)}`;
+};
+
+function mtimeOf(timestamp: number | undefined): (st: Stats) => Date {
+  return (st) => {
+    const s = Math.floor(st.mtimeMs / 1000);
+    return new Date((timestamp !== undefined ? Math.min(s, timestamp) : s) * 1000);
+  };
+}
+
 /** Write the diff of `upper` to `out` as a tar; resolves with the tar's digest (the diffID) and size. */
 export async function diffUpperDir(upper: string, out: Writable, o: DiffOptions): Promise<{ diffID: Digest; size: number }> {
   const stubs = new Set(o.runtimeStubs ?? DEFAULT_STUBS);
-  const links = new Map<string, string>(); // dev:ino -> first name
+  const links: Links = new Map();
   const opaque = opaqueDirs(upper);
-  const mtime = (st: Stats): Date => {
-    const s = Math.floor(st.mtimeMs / 1000);
-    return new Date((o.timestamp !== undefined ? Math.min(s, o.timestamp) : s) * 1000);
-  };
+  const mtime = mtimeOf(o.timestamp);
 
   const walk = async (pack: tar.Pack, rel: string): Promise<void> => {
     const names = (await fsp.readdir(path.join(upper, rel))).sort();
     for (const n of names) {
       const r = rel ? `${rel}/${n}` : n;
-      const full = path.join(upper, r);
-      const st = await fsp.lstat(full);
-      const base = { name: r, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: mtime(st), uname: '', gname: '' };
+      const st = await fsp.lstat(path.join(upper, r));
       if (stubs.has(r) && !(await o.below(r)).exists) continue;
       if (st.isCharacterDevice() && st.rdev === 0) {
-        if ((await o.below(r)).exists) await addEntry(pack, { name: `${rel ? `${rel}/` : ''}.wh.${n}`, type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: new Date(0), size: 0 });
+        if ((await o.below(r)).exists) await addEntry(pack, { name: whiteout(r), type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: new Date(0), size: 0 });
         continue;
       }
+      await emitEntry(pack, upper, r, st, links, mtime);
       if (st.isDirectory()) {
-        await addEntry(pack, { ...base, name: `${r}/`, type: 'directory' });
         if (opaque.has(r) && (await o.below(r)).dir) await addEntry(pack, { name: `${r}/.wh..wh..opq`, type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: new Date(0), size: 0 });
         await walk(pack, r);
-        continue;
       }
-      if (st.isSocket()) continue;
-      if (st.isSymbolicLink()) {
-        await addEntry(pack, { ...base, type: 'symlink', linkname: await fsp.readlink(full) });
-        continue;
-      }
-      if (st.isFIFO() || st.isCharacterDevice() || st.isBlockDevice()) {
-        const major = Math.floor(st.rdev / 256) & 0xfff;
-        const minor = (st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00);
-        await addEntry(pack, { ...base, type: st.isFIFO() ? 'fifo' : st.isCharacterDevice() ? 'character-device' : 'block-device', devmajor: major, devminor: minor });
-        continue;
-      }
-      const key = `${st.dev}:${st.ino}`;
-      const first = st.nlink > 1 ? links.get(key) : undefined;
-      if (first) {
-        await addEntry(pack, { ...base, type: 'link', linkname: first });
-        continue;
-      }
-      if (st.nlink > 1) links.set(key, r);
-      await addFile(pack, { ...base, size: st.size }, full);
     }
   };
   return packTo(out, (pack) => walk(pack, ''));
+}
+
+/**
+ * `--squash`: one layer equal to several. `layers` are the diff dirs being squashed (oldest first), `merged` a
+ * read-only view of the whole image, `below` answers for the image without them. Every path the layers mention
+ * is written as the merged view has it, or as a whiteout when it is gone but exists below; a directory some layer
+ * made opaque stays opaque if it exists below.
+ */
+export async function squashLayers(layers: string[], merged: string, out: Writable, o: DiffOptions): Promise<{ diffID: Digest; size: number }> {
+  const touched = new Set<string>();
+  const opaque = new Set<string>();
+  for (const d of layers) {
+    for (const r of opaqueDirs(d)) opaque.add(r);
+    const walk = async (rel: string): Promise<void> => {
+      for (const n of await fsp.readdir(path.join(d, rel))) {
+        const r = rel ? `${rel}/${n}` : n;
+        touched.add(r);
+        if ((await fsp.lstat(path.join(d, r))).isDirectory()) await walk(r);
+      }
+    };
+    await walk('');
+  }
+  const links: Links = new Map();
+  const mtime = mtimeOf(o.timestamp);
+  const gone = new Set<string>();
+  const parentGone = (r: string): boolean => {
+    for (let i = r.lastIndexOf('/'); i > 0; i = r.lastIndexOf('/', i - 1)) if (gone.has(r.slice(0, i))) return true;
+    return false;
+  };
+  return packTo(out, async (pack) => {
+    for (const r of [...touched].sort()) {
+      if (parentGone(r)) {
+        gone.add(r);
+        continue;
+      }
+      const st = await fsp.lstat(path.join(merged, r)).catch(() => undefined);
+      if (!st) {
+        gone.add(r);
+        if ((await o.below(r)).exists) await addEntry(pack, { name: whiteout(r), type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: new Date(0), size: 0 });
+        continue;
+      }
+      await emitEntry(pack, merged, r, st, links, mtime);
+      if (st.isDirectory() && opaque.has(r) && (await o.below(r)).dir) await addEntry(pack, { name: `${r}/.wh..wh..opq`, type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: new Date(0), size: 0 });
+    }
+  });
 }

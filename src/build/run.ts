@@ -3,7 +3,7 @@
  * (runc), and the upper dir left behind for the differ. Runs as root or inside the user namespace skiff enters for
  * an unprivileged user (then the overlay is mounted with `userxattr`).
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { SkiffError } from '../core/errors.js';
@@ -116,4 +116,17 @@ export async function runStep(s: RunSpec): Promise<string> {
     await exec('umount', [merged]);
   }
   return upper;
+}
+
+/**
+ * Mount layer diff dirs (base first) read-only at `mp` as one filesystem. overlayfs needs two lower dirs for a
+ * read-only mount, so a single layer is bind-mounted; none leaves `mp` an empty directory (returns false). Inside a
+ * user namespace overlayfs reads whiteout and opaque markers from user.* xattrs (userxattr).
+ */
+export function mountLayersReadOnly(layers: string[], mp: string, what: string): boolean {
+  if (layers.length === 0) return false;
+  const args = layers.length === 1 ? ['--bind', '-o', 'ro', layers[0]!, mp] : ['-t', 'overlay', 'overlay', '-o', `lowerdir=${[...layers].reverse().join(':')}${isRootless() ? ',userxattr' : ''}`, mp];
+  const r = spawnSync('mount', args, { encoding: 'utf8' });
+  if (r.status !== 0) throw new SkiffError('ERR_BUILD', `${what}: mounting its filesystem: ${r.stderr.trim()}`);
+  return true;
 }

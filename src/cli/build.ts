@@ -27,6 +27,7 @@ interface BuildFlags {
   label?: string[];
   annotation?: string[];
   squash?: boolean;
+  squashAll?: boolean;
   output?: string;
   secret?: string[];
   jobs?: string;
@@ -137,6 +138,7 @@ export function buildCommand(program: Command): void {
     .option('--creds <user:password>', 'registry credentials')
     .option('--authfile <file>', 'auth.json')
     .option('--squash', 'squash the new layers into one')
+    .option('--squash-all', 'squash all layers, the base image\'s too, into one')
     .option('--iidfile <file>', 'write the image ID here')
     .option('--label <k=v>', 'image label (repeatable)', collect)
     .option('--annotation <k=v>', 'manifest annotation (repeatable)', collect)
@@ -156,6 +158,11 @@ export function buildCommand(program: Command): void {
       const buildArgs = parseBuildArgs(flags.buildArg ?? [], await readBuildArgFiles(flags.buildArgFile ?? []));
       const text = await fsp.readFile(file, 'utf8');
       const secrets = await readSecrets(flags.secret);
+      if (flags.jobs !== undefined && !/^\d+$/.test(flags.jobs)) throw new SkiffError('ERR_USAGE', `--jobs ${flags.jobs}: expected a number (0: no limit)`);
+      if (flags.isolation !== undefined && flags.isolation !== 'oci') throw new SkiffError('ERR_USAGE', `--isolation ${flags.isolation}: only oci (an OCI runtime, runc by default) is supported`);
+      const { parseOutput } = await import('../build/export.js');
+      const output = flags.output !== undefined ? parseOutput(flags.output) : undefined;
+      if (output?.type === 'docker' && !output.dest && !flags.tag?.length) throw new SkiffError('ERR_USAGE', '--output type=docker loads the image into the Docker daemon under its -t name: give -t (or dest=FILE for a docker-archive)');
       // The front end (dockerfile-ast and friends) is loaded only when building.
       const { planContainerfile } = await import('../build/containerfile/plan.js');
       const { findIgnoreFile } = await import('../build/containerfile/ignore.js');
@@ -215,6 +222,8 @@ export function buildCommand(program: Command): void {
         ...(flags.format ? { format: flags.format } : {}),
         labels: keyValues('label', flags.label),
         secrets,
+        ...(flags.jobs !== undefined ? { jobs: Number(flags.jobs) === 0 ? Infinity : Number(flags.jobs) } : {}),
+        ...(flags.squashAll ? { squash: 'all' as const } : flags.squash ? { squash: 'new' as const } : {}),
         annotations: keyValues('annotation', flags.annotation),
         cache: flags.cache !== false && flags.layers !== 'false' && flags.layers !== false,
         log: (line) => {
@@ -224,6 +233,21 @@ export function buildCommand(program: Command): void {
       const id = await builder.build();
       if (flags.iidfile) await fsp.writeFile(flags.iidfile, `sha256:${id}`);
       if (!flags.quiet && flags.tag?.length) process.stderr.write(`COMMIT ${flags.tag.join(', ')}\n`);
+      if (output) {
+        if (output.type === 'local' || output.type === 'tar') {
+          const { exportRootfs } = await import('../build/export.js');
+          await exportRootfs(store, id, { type: output.type, dest: output.dest! });
+        } else {
+          // The image itself, through the copy engine: an OCI archive, a docker-archive, or the Docker daemon.
+          const { copyBetween } = await import('./storage.js');
+          const { formatDockerReference, parseDockerReference, withDefaultTag } = await import('../core/reference.js');
+          const name = flags.tag?.[0] ? formatDockerReference(withDefaultTag(parseDockerReference(flags.tag[0]))) : undefined;
+          const dest = output.type === 'oci' ? `oci-archive:${output.dest}` : output.dest ? `docker-archive:${output.dest}${name ? `:${name}` : ''}` : `docker-daemon:${name}`;
+          await copyBetween(`containers-storage:${id}`, dest, regOpts, {});
+        }
+        if (!flags.quiet) process.stderr.write(`Output written to ${output.dest ?? 'the Docker daemon'} (type=${output.type})\n`);
+        if (output.dest === '-') return;
+      }
       await writeOut(`${id}\n`);
     });
 }

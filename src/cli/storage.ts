@@ -16,7 +16,7 @@ export async function storeOf(g: GlobalOptions): Promise<Store> {
   return new Store({ driver: s.driver ?? def.driver, root: s.root ?? def.root, runroot: s.runroot ?? def.runroot });
 }
 
-async function copyBetween(src: string, dst: string, o: SourceOptions, copy: CopyOptions): Promise<string> {
+export async function copyBetween(src: string, dst: string, o: SourceOptions, copy: CopyOptions): Promise<string> {
   const s = await openSource(src, o);
   try {
     const d = await openDestination(dst, o);

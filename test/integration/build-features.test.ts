@@ -170,4 +170,61 @@ describe('skiff build features', () => {
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /no source files were specified/);
   });
+
+  it('--squash makes the new layers one, --squash-all every layer; the filesystem is the same; history matches the layers', async () => {
+    const file = `FROM ${base}\nRUN mkdir -p /x/y && echo a > /x/y/a && echo b > /b\nRUN rm -rf /home/user && mkdir -p /home/user && echo n > /home/user/new && rm /bin/env\nRUN rm /b && echo c > /x/c && rm -rf /x/y\nCOPY Containerfile /cf\n`;
+    const plain = await build('sq-plain', file);
+    const sq = await build('sq-new', file, {}, ['--squash']);
+    const all = await build('sq-all', file, {}, ['--squash-all']);
+    const layers = (m: Record<string, unknown>): number => (m.layers as unknown[]).length;
+    assert.equal(layers(plain.manifest), 6);
+    assert.equal(layers(sq.manifest), 3, 'two base layers and one squashed');
+    assert.equal(layers(all.manifest), 1);
+    // (A symlink's mode means nothing on Linux: the fixture's tar says 644, the disk always 777.)
+    const sorted = (f: Flat): string[] => [...f].map(([k, v]) => `${k} ${v.replace(/^symlink mode=\d+/, 'symlink')}`).sort();
+    assert.deepEqual(sorted(sq.flat), sorted(plain.flat));
+    assert.deepEqual(sorted(all.flat), sorted(plain.flat));
+    for (const r of [sq, all]) {
+      const h = (r.config.history as { empty_layer?: boolean }[]).filter((x) => !x.empty_layer).length;
+      assert.equal(h, layers(r.manifest), 'non-empty history entries = layers');
+    }
+    assert.ok(!plain.flat.has('b') && !plain.flat.has('x/y') && !plain.flat.has('bin/env'));
+  });
+
+  it('--output: type=local to a directory, type=tar to a file and to stdout, type=oci and type=docker archives', async () => {
+    const ctx = path.join(t.dir, 'ctx-out');
+    await fsp.mkdir(ctx);
+    await fsp.writeFile(path.join(ctx, 'Containerfile'), `FROM ${base}\nRUN echo made > /made.txt\n`);
+    const out = path.join(t.dir, 'out');
+    await ok(skiff([...S(), 'build', '-q', '-o', `${out}/dir`, ctx]));
+    assert.equal(await fsp.readFile(`${out}/dir/made.txt`, 'utf8'), 'made\n');
+    assert.ok((await fsp.lstat(`${out}/dir/bin/busybox`)).isFile());
+    await ok(skiff([...S(), 'build', '-q', '-o', `type=tar,dest=${out}/fs.tar`, ctx]));
+    assert.match(await ok(run('tar', ['-tf', `${out}/fs.tar`])), /^\.\/made\.txt$/m);
+    const toStdout = await run('sh', ['-c', `${process.execPath} ${path.resolve('bin/skiff.js')} ${S().join(' ')} build -q -o - ${ctx} | tar -t`]);
+    assert.match(toStdout.stdout, /^\.\/made\.txt$/m);
+    assert.doesNotMatch(toStdout.stdout, /^[0-9a-f]{64}$/m, 'with the tar on stdout the image ID is not printed there');
+    await ok(skiff([...S(), 'build', '-q', '-t', 'localhost/outs:1', '-o', `type=oci,dest=${out}/img.oci`, ctx]));
+    assert.match(await ok(run('skopeo', ['inspect', `oci-archive:${out}/img.oci`])), /"Layers"/);
+    await ok(skiff([...S(), 'build', '-q', '-t', 'localhost/outs:1', '-o', `type=docker,dest=${out}/img.tar`, ctx]));
+    const flat = await flatRef(`docker-archive:${out}/img.tar`);
+    hasContent(flat, 'made.txt', 'made\n');
+    const bad = await skiff([...S(), 'build', '-o', 'type=registry', ctx]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /unknown type "registry"/);
+  });
+
+  it('--jobs runs independent stages in parallel: same image as a serial build', async () => {
+    const file = `FROM ${base} AS a\nRUN sleep 1 && echo a > /a\nFROM ${base} AS b\nRUN sleep 1 && echo b > /b\nFROM ${base} AS c\nRUN sleep 1 && echo c > /c\nFROM ${base}\nCOPY --from=a /a /a\nCOPY --from=b /b /b\nCOPY --from=c /c /c\n`;
+    const started = Date.now();
+    const par = await build('jobs-par', file, {}, ['--jobs', '3', '--no-cache']);
+    const parMs = Date.now() - started;
+    for (const x of ['a', 'b', 'c']) hasContent(par.flat, x, `${x}\n`);
+    const t0 = Date.now();
+    const ser = await build('jobs-ser', file, {}, ['--no-cache']);
+    const serMs = Date.now() - t0;
+    assert.deepEqual([...ser.flat.keys()].sort(), [...par.flat.keys()].sort());
+    assert.ok(parMs < serMs, `parallel ${parMs} ms vs serial ${serMs} ms`);
+    assert.match(par.stderr, /STEP 10\/10: COPY --from=c/);
+  });
 });

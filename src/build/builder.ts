@@ -70,9 +70,12 @@ interface State {
   baseLayers: number;
 }
 
+/** The PATH an image FROM scratch starts with (BuildKit and buildah set it). */
+export const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
 function emptyConfig(): ImageConfig {
   const p = hostPlatform();
-  return { architecture: p.architecture, os: p.os, config: {}, rootfs: { type: 'layers', diff_ids: [] }, history: [] };
+  return { architecture: p.architecture, os: p.os, config: { Env: [DEFAULT_PATH] }, rootfs: { type: 'layers', diff_ids: [] }, history: [] };
 }
 
 /**
@@ -230,7 +233,12 @@ export class Builder {
     const c = (st.config.config ??= {});
     switch (s.kind) {
       case 'ENV':
-        for (const [k, v] of s.vars) c.Env = [...(c.Env ?? []).filter((e) => !e.startsWith(`${k}=`)), `${k}=${v}`];
+        // A variable set again keeps its place (Docker replaces it in the list).
+        for (const [k, v] of s.vars) {
+          const env = c.Env ?? [];
+          const at = env.findIndex((e) => e.startsWith(`${k}=`));
+          c.Env = at >= 0 ? env.map((e, i) => (i === at ? `${k}=${v}` : e)) : [...env, `${k}=${v}`];
+        }
         return this.history(st, `/bin/sh -c #(nop) ENV ${s.vars.map(([k, v]) => `${k}=${v}`).join(' ')}`, true);
       case 'LABEL':
         c.Labels = { ...(c.Labels ?? {}), ...Object.fromEntries(s.labels) };
@@ -246,7 +254,7 @@ export class Builder {
         return this.history(st, `/bin/sh -c #(nop) USER ${s.user}`, true);
       case 'WORKDIR':
         c.WorkingDir = s.dir;
-        return this.history(st, `/bin/sh -c #(nop) WORKDIR ${s.dir}`, true);
+        return this.cached(st, s, () => this.workdir(st, s.dir), [], true);
       case 'CMD':
       case 'ENTRYPOINT': {
         const shell = (c.Shell as string[] | undefined) ?? ['/bin/sh', '-c'];
@@ -303,7 +311,7 @@ export class Builder {
    * `<root>/skiff-cache/`, so a lookup is one stat, not a scan of every image; a hit reuses the stored layer and
    * copies or runs nothing.
    */
-  private async cached(st: State, s: Extract<Step, { kind: 'COPY' | 'ADD' | 'RUN' }>, make: () => Promise<void>, extra: string[] = []): Promise<void> {
+  private async cached(st: State, s: Extract<Step, { kind: 'COPY' | 'ADD' | 'RUN' | 'WORKDIR' }>, make: () => Promise<void>, extra: string[] = [], mayBeEmpty = false): Promise<void> {
     if (!this.o.cache) return make();
     const { line: _line, text: _text, ...step } = s;
     const parts = [st.layers.at(-1)?.id ?? 'scratch', JSON.stringify(step), JSON.stringify(st.config.config ?? {}), ...extra];
@@ -329,7 +337,10 @@ export class Builder {
       this.history(st, hit.createdBy, false, this.o.timestamp !== undefined ? undefined : hit.created);
       return;
     }
+    const before = st.layers.length;
     await make();
+    // A step that made no layer (WORKDIR of an existing directory) has nothing to remember.
+    if (mayBeEmpty && st.layers.length === before) return;
     const l = st.layers.at(-1)!;
     const h = st.config.history?.at(-1);
     await fsp.mkdir(dir, { recursive: true });
@@ -380,6 +391,28 @@ export class Builder {
       for (const m of matched) walk(m);
     }
     return h.digest('hex');
+  }
+
+  /**
+   * WORKDIR creates its directory when the image lacks it (as BuildKit and buildah do): a layer with the missing
+   * directories, owned by the current USER; an existing directory changes nothing (an empty_layer entry).
+   */
+  private async workdir(st: State, dir: string): Promise<void> {
+    const parts = dir.split('/').filter(Boolean);
+    const missing: string[] = [];
+    for (let i = 1; i <= parts.length; i++) {
+      const d = parts.slice(0, i).join('/');
+      if (!(await this.existsInLayers(st, d))) missing.push(d);
+    }
+    if (!missing.length) return this.history(st, `/bin/sh -c #(nop) WORKDIR ${dir}`, true);
+    const owner = await this.chown(st, st.config.config?.User || undefined);
+    const mtime = new Date(Math.min(Math.floor(Date.now() / 1000), this.o.timestamp ?? Infinity) * 1000);
+    const file = path.join(this.work, `layer-${this.next()}.tar`);
+    const diff = await packTo(createWriteStream(file), async (pack) => {
+      for (const d of missing) await addEntry(pack, { name: `${d}/`, type: 'directory', mode: 0o755, uid: owner.uid, gid: owner.gid, mtime });
+    });
+    await this.addLayer(st, file, diff);
+    this.history(st, `/bin/sh -c #(nop) WORKDIR ${dir}`, false);
   }
 
   /** Resolve a --chown value (numbers, or names through the image's /etc/passwd and /etc/group). */
@@ -497,6 +530,14 @@ export class Builder {
           await addEntry(pack, { name: `${d}/`, type: 'directory', mode: 0o755, uid: owner.uid, gid: owner.gid, mtime: when(Date.now()) });
         }
       };
+      const hasIncluded = async (rel: string): Promise<boolean> => {
+        for (const n of await fsp.readdir(path.join(ctx, rel))) {
+          const r = `${rel}/${n}`;
+          if (!ignore.excludes(r)) return true;
+          if ((await fsp.lstat(path.join(ctx, r))).isDirectory() && (await hasIncluded(r))) return true;
+        }
+        return false;
+      };
       // Walk a source path (never following symlinks: a link pointing outside the context is copied as a link).
       const add = async (rel: string, target: string, root: string): Promise<void> => {
         const full = path.join(ctx, rel);
@@ -513,7 +554,8 @@ export class Builder {
           for (const n of (await fsp.readdir(full)).sort()) {
             const r = rel ? `${rel}/${n}` : n;
             if (ignore.excludes(r) && ignore.canPrune(r)) continue;
-            if (ignore.excludes(r) && !(await fsp.lstat(path.join(ctx, r))).isDirectory()) continue;
+            // An excluded directory is walked only for what an exception (`!pattern`) brings back into it.
+            if (ignore.excludes(r) && !((await fsp.lstat(path.join(ctx, r))).isDirectory() && (await hasIncluded(r)))) continue;
             if (exclude?.excludes(path.posix.relative(root, r) || n)) continue;
             await add(r, `${name}/${n}`, root);
           }

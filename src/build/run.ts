@@ -43,8 +43,8 @@ function exec(cmd: string, args: string[], inherit = false): Promise<{ code: num
 }
 
 /** Resolve USER (name or uid[:gid]) through the image's /etc/passwd and /etc/group. */
-async function resolveUser(root: string, user: string): Promise<{ uid: number; gid: number }> {
-  if (!user) return { uid: 0, gid: 0 };
+async function resolveUser(root: string, user: string): Promise<{ uid: number; gid: number; additionalGids: number[] }> {
+  if (!user) user = '0';
   const [u = '', g] = user.split(':');
   const passwd = await fsp.readFile(path.join(root, 'etc/passwd'), 'utf8').catch(() => '');
   const group = await fsp.readFile(path.join(root, 'etc/group'), 'utf8').catch(() => '');
@@ -68,7 +68,15 @@ async function resolveUser(root: string, user: string): Promise<{ uid: number; g
       gid = Number(line.split(':')[2]);
     }
   }
-  return { uid, gid: Number.isNaN(gid) ? 0 : gid };
+  const primary = Number.isNaN(gid) ? 0 : gid;
+  // Supplementary groups as Docker sets them: the primary group and every group listing the user by name.
+  const name = passwd.split('\n').map((l) => l.split(':')).find((f) => f[2] !== undefined && Number(f[2]) === uid)?.[0];
+  const extra = new Set<number>([primary]);
+  for (const line of group.split('\n')) {
+    const f = line.split(':');
+    if (name && f[3]?.split(',').includes(name) && /^\d+$/.test(f[2] ?? '')) extra.add(Number(f[2]));
+  }
+  return { uid, gid: primary, additionalGids: [...extra] };
 }
 
 const CAPS = ['CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FOWNER', 'CAP_FSETID', 'CAP_KILL', 'CAP_NET_BIND_SERVICE', 'CAP_SETFCAP', 'CAP_SETGID', 'CAP_SETPCAP', 'CAP_SETUID', 'CAP_SYS_CHROOT'];
@@ -87,7 +95,7 @@ export async function runStep(s: RunSpec): Promise<string> {
   if (m.code !== 0) throw new SkiffError('ERR_BUILD', `mounting the build container's filesystem: ${m.err.trim()}`);
   try {
     await fsp.mkdir(path.join(merged, s.cwd), { recursive: true });
-    const { uid, gid } = await resolveUser(merged, s.user);
+    const { uid, gid, additionalGids } = await resolveUser(merged, s.user);
     const mounts: object[] = [
       { destination: '/proc', type: 'proc', source: 'proc' },
       { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
@@ -102,7 +110,7 @@ export async function runStep(s: RunSpec): Promise<string> {
     const namespaces = [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, ...(s.network === 'none' ? [{ type: 'network' }] : [])];
     const config = {
       ociVersion: '1.0.2',
-      process: { terminal: false, user: { uid, gid }, args: s.args, env: s.env, cwd: s.cwd, capabilities: { bounding: CAPS, effective: CAPS, permitted: CAPS }, noNewPrivileges: false },
+      process: { terminal: false, user: { uid, gid, additionalGids }, args: s.args, env: s.env, cwd: s.cwd, capabilities: { bounding: CAPS, effective: CAPS, permitted: CAPS }, noNewPrivileges: false },
       root: { path: merged, readonly: false },
       hostname: 'skiff-build',
       mounts,

@@ -13,6 +13,7 @@ import type { Readable } from 'node:stream';
 import { createGzip } from 'node:zlib';
 import { Hasher, type Digest } from '../core/digest.js';
 import { SkiffError } from '../core/errors.js';
+import { isRootless } from './userns.js';
 import { safeRelativePath } from '../archive/file-tree.js';
 import { cstring, entryName, headerChecksumOk, octal, parsePax } from '../archive/tar-header.js';
 import { Crc64 } from './crc64.js';
@@ -259,6 +260,9 @@ export async function applyLayer(tar: Readable, diffDir: string, tarSplitFile: s
         }
         case '3':
         case '4':
+          // A user namespace cannot create device nodes: like containers/storage, skip them there (the tar-split
+          // still has their headers, so the layer tar reassembles exactly).
+          if (isRootless()) break;
           await run('mknod', ['-m', mode.toString(8), full, flag === '3' ? 'c' : 'b', String(octal(header, 329, 8)), String(octal(header, 337, 8))]);
           fs.lchownSync(full, uid, gid);
           break;

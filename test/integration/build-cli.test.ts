@@ -49,7 +49,7 @@ describe('skiff build (front end)', () => {
     const { spawn } = await import('node:child_process');
     const child = spawn(process.execPath, [SKIFF, ...g, 'build', '-t', 'localhost/killed:1', ctx], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
-    child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
     for (let i = 0; i < 200 && !out.includes('started'); i++) await new Promise((r) => setTimeout(r, 50));
     assert.match(out, /started/);
     const exited = new Promise((r) => child.on('exit', r));
@@ -57,11 +57,13 @@ describe('skiff build (front end)', () => {
     await exited;
     const mountsUnder = async () => (await fsp.readFile('/proc/self/mounts', 'utf8')).split('\n').filter((l) => l.includes(`${t.dir}/kroot/tmp/`)).length;
     assert.ok((await mountsUnder()) > 0, 'the killed build left its overlay mounted (root keeps mounts)');
-    // A failing RUN stops the build, naming the step, its line and its exit status; its output was streamed.
+    // A failing RUN stops the build, naming the step, its line and its exit status; its output was streamed (to
+    // stderr: stdout carries only the image ID).
     await fsp.writeFile(path.join(ctx, 'Containerfile'), 'FROM localhost/bb\nRUN echo about to fail && exit 3\nRUN echo never\n');
     const failed = await skiff([...g, 'build', '-t', 'localhost/failed:1', ctx]);
     assert.equal(failed.code, 1);
-    assert.match(failed.stdout, /about to fail/);
+    assert.match(failed.stderr, /about to fail/);
+    assert.equal(failed.stdout, '');
     assert.match(failed.stderr, /RUN echo about to fail && exit 3 \(line 2\): exit status 3/);
     assert.doesNotMatch(failed.stdout + failed.stderr, /never/);
     // The next build (here FROM scratch, quick) sweeps what the dead one left.

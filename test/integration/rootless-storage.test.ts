@@ -7,7 +7,7 @@ import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { makeBusyboxLayout } from '../kit/fixtures.js';
+import { layoutFromTar, makeBusyboxLayout } from '../kit/fixtures.js';
 import { makeLayout, sampleSpec } from '../kit/image.js';
 import { ok, run, SKIFF, tempDir } from '../kit/run.js';
 import { flatRef } from '../kit/validate.js';
@@ -76,5 +76,16 @@ describe('rootless containers-storage (as an unprivileged user)', () => {
     await as(podman(`load -q -i ${t.dir}/p.tar`));
     await as(skiff(`copy -q containers-storage:localhost/from-podman:1 oci:${t.dir}/fp:x`));
     assert.deepEqual(await flatRef(`oci:${t.dir}/fp:x`), await flatRef(`oci:${t.dir}/fixture:busybox`));
+  });
+
+  it('a layer with device nodes stores rootless (a user namespace cannot mknod: skipped on disk, as c/storage) and reads back identical', async () => {
+    await ok(run('tar', ['--numeric-owner', '-cf', `${t.dir}/dev.tar`, '-C', '/', 'dev/null', 'dev/zero', 'etc/hostname']));
+    await layoutFromTar(`${t.dir}/dev`, `${t.dir}/dev.tar`, 'dev');
+    await ok(run('chown', ['-R', `${USER}:`, `${t.dir}/dev`, `${t.dir}/dev.tar`]));
+    await as(skiff(`copy -q oci:${t.dir}/dev:dev containers-storage:localhost/dev:1`));
+    await as(skiff(`copy -q containers-storage:localhost/dev:1 oci:${t.dir}/dev-out:x`));
+    const layers = (ref: string) => as(skiff(`inspect --config --raw ${ref}`)).then((c) => (JSON.parse(c) as { rootfs: { diff_ids: string[] } }).rootfs.diff_ids);
+    assert.deepEqual(await layers(`oci:${t.dir}/dev-out:x`), await layers(`oci:${t.dir}/dev:dev`));
+    assert.match((await flatRef(`oci:${t.dir}/dev-out:x`)).get('dev/null') ?? '', /^character-device /);
   });
 });

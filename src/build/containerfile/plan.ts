@@ -249,7 +249,7 @@ export function planContainerfile(text: string, o: PlanOptions = {}): BuildPlan 
         if (!byName.has(name)) byName.set(name, stage.index);
       }
       stages.push(stage);
-      const base = fromStage !== undefined ? undefined : o.baseEnv?.(image);
+      const base = fromStage !== undefined ? undefined : image === 'scratch' ? ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'] : o.baseEnv?.(image);
       env = new Map((base ?? []).map((kv) => {
         const eq = kv.indexOf('=');
         return [kv.slice(0, eq < 0 ? kv.length : eq), eq < 0 ? '' : kv.slice(eq + 1)] as [string, string];

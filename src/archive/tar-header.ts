@@ -34,6 +34,33 @@ export function parsePax(data: Buffer): Record<string, string> {
   return out;
 }
 
+/** The `SCHILY.xattr.NAME` records of a PAX header, values as raw bytes (xattr values are binary). */
+export function paxXattrs(data: Buffer): [string, Buffer][] {
+  const out: [string, Buffer][] = [];
+  let i = 0;
+  while (i < data.length) {
+    const sp = data.indexOf(0x20, i);
+    if (sp < 0) break;
+    const len = parseInt(data.toString('latin1', i, sp), 10);
+    if (!Number.isFinite(len) || len <= 0) break;
+    const eq = data.indexOf(0x3d, sp + 1);
+    if (eq > 0 && eq < i + len) {
+      const key = data.toString('utf8', sp + 1, eq);
+      if (key.startsWith('SCHILY.xattr.')) out.push([key.slice(13), Buffer.from(data.subarray(eq + 1, i + len - 1))]);
+    }
+    i += len;
+  }
+  return out;
+}
+
+/** One PAX record, `LEN KEY=VALUE\n`, LEN counting itself; binary-safe. */
+export function paxRecord(key: string, value: Buffer | string): Buffer {
+  const body = Buffer.concat([Buffer.from(` ${key}=`), Buffer.isBuffer(value) ? value : Buffer.from(value), Buffer.from('\n')]);
+  let len = body.length + String(body.length).length;
+  if (String(len).length + body.length !== len) len = String(len + 1).length + body.length;
+  return Buffer.concat([Buffer.from(String(len)), body]);
+}
+
 /** Does a 512-byte header's checksum field match its bytes? */
 export function headerChecksumOk(h: Buffer): boolean {
   let sum = 0;

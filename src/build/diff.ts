@@ -7,7 +7,7 @@
  * - entries sorted; hardlinks inside the layer as links; fifos and devices kept, sockets skipped; mtimes truncated
  *   to seconds and clamped to `timestamp` when given; whiteouts at mtime 0;
  * - the stubs the runtime created for mount points are left out when they did not exist before.
- * xattrs other than the opaque marker are not carried yet (Node has no xattr API; the builder will add them).
+ * - extended attributes (file capabilities, user.*) carried as PAX `SCHILY.xattr.*` records.
  */
 import { spawnSync } from 'node:child_process';
 import { promises as fsp, type Stats } from 'node:fs';
@@ -29,18 +29,31 @@ export interface DiffOptions {
 export const DEFAULT_STUBS = ['etc/hosts', 'etc/resolv.conf', 'etc/hostname', 'run/.containerenv', 'proc', 'sys', 'dev'];
 
 /**
- * The directories under `upper` marked opaque, relative to it. Node has no xattr call: one recursive getfattr
- * dump (both namespaces) answers for the whole tree.
+ * Extended attributes under `root`, by path relative to it: one recursive getfattr dump (Node has no xattr call).
+ * overlayfs's own attributes are split out: `opaque` lists the directories marked opaque; `attrs` has the rest that
+ * a layer carries (file capabilities, user.*), never SELinux labels (the host's, not the image's).
  */
-function opaqueDirs(upper: string): Set<string> {
-  const r = spawnSync('getfattr', ['-R', '-P', '--absolute-names', '-m', '^(trusted|user)\\.overlay\\.opaque$', '-d', upper], { encoding: 'utf8', maxBuffer: 1 << 26 });
-  const out = new Set<string>();
+export function readXattrs(root: string): { opaque: Set<string>; attrs: Map<string, [string, Buffer][]> } {
+  const r = spawnSync('getfattr', ['-R', '-P', '--absolute-names', '-m', '-', '-e', 'hex', '-d', root], { encoding: 'utf8', maxBuffer: 1 << 28 });
+  const opaque = new Set<string>();
+  const attrs = new Map<string, [string, Buffer][]>();
   let file: string | undefined;
   for (const line of (r.stdout ?? '').split('\n')) {
-    if (line.startsWith('# file: ')) file = line.slice(8);
-    else if (file && /overlay\.opaque="y"$/.test(line)) out.add(path.relative(upper, file));
+    if (line.startsWith('# file: ')) {
+      file = path.relative(root, line.slice(8));
+      continue;
+    }
+    const m = /^([^=]+)=0x([0-9a-f]*)$/.exec(line);
+    if (!m || file === undefined) continue;
+    const [, name = '', hex = ''] = m;
+    if (/^(trusted|user)\.overlay\./.test(name)) {
+      if (name.endsWith('.overlay.opaque') && hex === '79') opaque.add(file);
+      continue;
+    }
+    if (name === 'security.selinux') continue;
+    attrs.set(file, [...(attrs.get(file) ?? []), [name, Buffer.from(hex, 'hex')]]);
   }
-  return out;
+  return { opaque, attrs };
 }
 
 type Links = Map<string, string>;
@@ -49,9 +62,9 @@ type Links = Map<string, string>;
  * Add the entry at `root/rel` (lstat `st`) to the tar: directories, symlinks, fifos and devices, regular files
  * (a second name of a file already added becomes a hard link); sockets are skipped.
  */
-async function emitEntry(pack: tar.Pack, root: string, rel: string, st: Stats, links: Links, mtime: (st: Stats) => Date): Promise<void> {
+async function emitEntry(pack: tar.Pack, root: string, rel: string, st: Stats, links: Links, mtime: (st: Stats) => Date, xattrs?: [string, Buffer][]): Promise<void> {
   const full = path.join(root, rel);
-  const base = { name: rel, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: mtime(st), uname: '', gname: '' };
+  const base = { name: rel, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: mtime(st), uname: '', gname: '', ...(xattrs?.length ? { xattrs } : {}) };
   if (st.isDirectory()) return addEntry(pack, { ...base, name: `${rel}/`, type: 'directory' });
   if (st.isSocket()) return;
   if (st.isSymbolicLink()) return addEntry(pack, { ...base, type: 'symlink', linkname: await fsp.readlink(full) });
@@ -83,7 +96,7 @@ function mtimeOf(timestamp: number | undefined): (st: Stats) => Date {
 export async function diffUpperDir(upper: string, out: Writable, o: DiffOptions): Promise<{ diffID: Digest; size: number }> {
   const stubs = new Set(o.runtimeStubs ?? DEFAULT_STUBS);
   const links: Links = new Map();
-  const opaque = opaqueDirs(upper);
+  const { opaque, attrs } = readXattrs(upper);
   const mtime = mtimeOf(o.timestamp);
 
   const walk = async (pack: tar.Pack, rel: string): Promise<void> => {
@@ -96,7 +109,7 @@ export async function diffUpperDir(upper: string, out: Writable, o: DiffOptions)
         if ((await o.below(r)).exists) await addEntry(pack, { name: whiteout(r), type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: new Date(0), size: 0 });
         continue;
       }
-      await emitEntry(pack, upper, r, st, links, mtime);
+      await emitEntry(pack, upper, r, st, links, mtime, attrs.get(r));
       if (st.isDirectory()) {
         if (opaque.has(r) && (await o.below(r)).dir) await addEntry(pack, { name: `${r}/.wh..wh..opq`, type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: new Date(0), size: 0 });
         await walk(pack, r);
@@ -115,12 +128,18 @@ export async function diffUpperDir(upper: string, out: Writable, o: DiffOptions)
 export async function squashLayers(layers: string[], merged: string, out: Writable, o: DiffOptions): Promise<{ diffID: Digest; size: number }> {
   const touched = new Set<string>();
   const opaque = new Set<string>();
+  const attrs = new Map<string, [string, Buffer][]>();
   for (const d of layers) {
-    for (const r of opaqueDirs(d)) opaque.add(r);
+    const x = readXattrs(d);
+    for (const r of x.opaque) opaque.add(r);
     const walk = async (rel: string): Promise<void> => {
       for (const n of await fsp.readdir(path.join(d, rel))) {
         const r = rel ? `${rel}/${n}` : n;
         touched.add(r);
+        // This layer's copy of the path decides its attributes (none if it has none).
+        const a = x.attrs.get(r);
+        if (a) attrs.set(r, a);
+        else attrs.delete(r);
         if ((await fsp.lstat(path.join(d, r))).isDirectory()) await walk(r);
       }
     };
@@ -145,7 +164,7 @@ export async function squashLayers(layers: string[], merged: string, out: Writab
         if ((await o.below(r)).exists) await addEntry(pack, { name: whiteout(r), type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: new Date(0), size: 0 });
         continue;
       }
-      await emitEntry(pack, merged, r, st, links, mtime);
+      await emitEntry(pack, merged, r, st, links, mtime, attrs.get(r));
       if (st.isDirectory() && opaque.has(r) && (await o.below(r)).dir) await addEntry(pack, { name: `${r}/.wh..wh..opq`, type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: new Date(0), size: 0 });
     }
   });

@@ -15,7 +15,7 @@ import { Hasher, type Digest } from '../core/digest.js';
 import { SkiffError } from '../core/errors.js';
 import { isRootless } from './userns.js';
 import { safeRelativePath } from '../archive/file-tree.js';
-import { cstring, entryName, headerChecksumOk, octal, parsePax } from '../archive/tar-header.js';
+import { cstring, entryName, headerChecksumOk, octal, parsePax, paxXattrs } from '../archive/tar-header.js';
 import { Crc64 } from './crc64.js';
 import { opaqueXattr } from './userns.js';
 
@@ -119,6 +119,17 @@ export interface Applied {
  * Throws (having written only entries before the bad one) on hostile or malformed input; the caller removes the
  * half-applied layer, which is marked incomplete until it succeeds.
  */
+/**
+ * Set a layer entry's extended attributes (PAX `SCHILY.xattr.*`): file capabilities, user.* attributes. overlayfs's
+ * own markers are never taken from a layer; trusted.* cannot be set inside a user namespace and is skipped there.
+ */
+async function setXattrs(full: string, xattrs: [string, Buffer][]): Promise<void> {
+  for (const [name, value] of xattrs) {
+    if (/^(trusted|user)\.overlay\./.test(name) || (name.startsWith('trusted.') && isRootless())) continue;
+    await run('setfattr', ['-h', '-n', name, '-v', `0x${value.toString('hex')}`, full]);
+  }
+}
+
 export async function applyLayer(tar: Readable, diffDir: string, tarSplitFile: string): Promise<Applied> {
   const hasher = new Hasher();
   tar.pipe(hasher);
@@ -130,6 +141,7 @@ export async function applyLayer(tar: Readable, diffDir: string, tarSplitFile: s
   const dirTimes: [string, number][] = [];
   let pending: Buffer[] = [];
   let pax: Record<string, string> = {};
+  let xattrs: [string, Buffer][] = [];
   let longName: string | undefined;
   let longLink: string | undefined;
 
@@ -170,7 +182,10 @@ export async function applyLayer(tar: Readable, diffDir: string, tarSplitFile: s
         if (data.length < padded) throw new SkiffError('ERR_TRUNCATED', 'layer tar truncated');
         pending.push(data);
         const body = data.subarray(0, size);
-        if (flag === 'x') pax = parsePax(body);
+        if (flag === 'x') {
+          pax = parsePax(body);
+          xattrs = paxXattrs(body);
+        }
         else if (flag === 'L') longName = body.toString('utf8').replace(/\0+$/, '');
         else if (flag === 'K') longLink = body.toString('utf8').replace(/\0+$/, '');
         continue;
@@ -182,6 +197,8 @@ export async function applyLayer(tar: Readable, diffDir: string, tarSplitFile: s
       const gid = pax.gid !== undefined ? Number(pax.gid) : octal(header, 116, 8);
       const mtime = pax.mtime !== undefined ? Number(pax.mtime) : octal(header, 136, 12);
       pax = {};
+      const entryXattrs = xattrs;
+      xattrs = [];
       longName = longLink = undefined;
       ts.raw(Buffer.concat(pending));
       pending = [];
@@ -233,6 +250,7 @@ export async function applyLayer(tar: Readable, diffDir: string, tarSplitFile: s
         if (pad) pending.push(await r.read(pad));
         fs.lchownSync(full, uid, gid);
         fs.chmodSync(full, mode);
+        await setXattrs(full, entryXattrs);
         fs.utimesSync(full, mtime, mtime);
         continue;
       }
@@ -244,6 +262,7 @@ export async function applyLayer(tar: Readable, diffDir: string, tarSplitFile: s
           safeDirs.add(rel);
           fs.lchownSync(full, uid, gid);
           fs.chmodSync(full, mode);
+          await setXattrs(full, entryXattrs);
           dirTimes.push([full, mtime]);
           break;
         case '2':

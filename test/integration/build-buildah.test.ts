@@ -31,6 +31,8 @@ interface Case {
   flags?: string[];
   /** Paths (regexp on the flattened path) left out of the comparison, with the reason in the case. */
   skip?: RegExp;
+  /** More checks on skiff's flattened image. */
+  check?: (mine: Flat) => void;
 }
 
 const cases: Case[] = [
@@ -157,10 +159,15 @@ const cases: Case[] = [
     files: { 'a.txt': 'a\n', 'dir/deep/er/x': 'x\n' },
   },
   {
-    name: 'Debian base (debootstrap): apt-get install in RUN, a user added, files owned by several uids',
-    file: 'FROM $DEB\nRUN apt-get update -qq && apt-get install -y -qq --no-install-recommends file >/dev/null && useradd -u 1234 -m app && install -o app -g app -d /srv/app && echo hi > /srv/app/f && chown app:app /srv/app/f && rm -rf /var/lib/apt/lists/* /var/log/* /var/cache/*\nUSER app\nWORKDIR /srv/app\nCMD ["file", "/srv/app/f"]\n',
+    name: 'Debian base (debootstrap): apt-get install in RUN, a user added, files owned by several uids, file capabilities and user xattrs',
+    file: 'FROM $DEB\nRUN apt-get update -qq && apt-get install -y -qq --no-install-recommends file libcap2-bin attr >/dev/null && useradd -u 1234 -m app && install -o app -g app -d /srv/app && echo hi > /srv/app/f && chown app:app /srv/app/f && rm -rf /var/lib/apt/lists/* /var/log/* /var/cache/*\nRUN cp /usr/bin/file /usr/local/bin/netfile && setcap cap_net_raw,cap_setfcap+ep /usr/local/bin/netfile && setfattr -n user.origin -v skiff-test /srv/app/f\nRUN getcap /usr/local/bin/netfile | grep -q cap_net_raw\nUSER app\nWORKDIR /srv/app\nCMD ["file", "/srv/app/f"]\n',
     // Logs and caches carry times and are emptied by the RUN; /etc/shadow and friends record the day.
     skip: /^(var\/log|var\/cache|var\/lib\/apt\/lists)\/|^etc\/(shadow|gshadow|shadow-|gshadow-|passwd-|group-|subuid-|subgid-)$/,
+    check: (mine) => {
+      assert.match(mine.get('usr/local/bin/netfile') ?? '', / security\.capability=01000002/);
+      assert.match(mine.get('srv/app/f') ?? '', /uid=1234 gid=1234 .* user\.origin=736b6966662d74657374$/);
+      assert.ok([...mine.values()].some((d) => / gid=42( |$)/.test(d)), 'files of group shadow (42)');
+    },
   },
 ];
 
@@ -231,7 +238,9 @@ describe('builds compared with buildah (skiff rootless)', () => {
       for (const f of FIELDS) assert.deepEqual(norm(mine.config[f]), norm(theirs.config[f]), f);
       const labels = (x: { config: Record<string, unknown> }) => Object.fromEntries(Object.entries((x.config.Labels as Record<string, string>) ?? {}).filter(([k]) => !k.startsWith('io.buildah')));
       assert.deepEqual(labels(mine), labels(theirs), 'Labels');
-      assert.deepEqual(clean(await flatRef(`dir:${t.dir}/mine${i}`), c.skip), clean(await flatRef(`dir:${t.dir}/theirs${i}`), c.skip));
+      const mineFlat = await flatRef(`dir:${t.dir}/mine${i}`);
+      assert.deepEqual(clean(mineFlat, c.skip), clean(await flatRef(`dir:${t.dir}/theirs${i}`), c.skip));
+      c.check?.(mineFlat);
     });
   }
 });

@@ -83,7 +83,9 @@ export async function flattenLayers(layers: (() => Promise<Readable>)[]): Promis
             const victim = `${dir ? `${dir}/` : ''}${base.slice(4)}`;
             for (const k of [...fs.keys()]) if (k === victim || k.startsWith(`${victim}/`)) fs.delete(k);
           } else {
-            const desc = `${h.type} mode=${((h.mode ?? 0) & 0o7777).toString(8)} uid=${h.uid} gid=${h.gid}${h.type === 'file' ? ` size=${h.size} ${h2.digest('hex').slice(0, 16)}` : ''}${h.linkname ? ` -> ${h.linkname}` : ''}`;
+            const xattrs = Object.entries(h.pax ?? {}).filter(([k]) => k.startsWith('SCHILY.xattr.')).sort(([a], [b]) => (a < b ? -1 : 1));
+            const xdesc = xattrs.map(([k, v]) => ` ${k.slice(13)}=${Buffer.from(v, 'latin1').toString('hex')}`).join('');
+            const desc = `${h.type} mode=${((h.mode ?? 0) & 0o7777).toString(8)} uid=${h.uid} gid=${h.gid}${h.type === 'file' ? ` size=${h.size} ${h2.digest('hex').slice(0, 16)}` : ''}${h.linkname ? ` -> ${h.linkname}` : ''}${xdesc}`;
             fs.set(name, desc);
           }
           next();

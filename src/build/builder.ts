@@ -42,6 +42,8 @@ export interface BuildOptions {
   /** Get a base image into the store (pull); resolves with its image ID. */
   pullBase(name: string): Promise<string>;
   log(line: string): void;
+  /** --timings: called with each step's duration. */
+  timing?(line: string): void;
   /** Use and fill the layer cache (podman's --layers, default true; --no-cache turns it off). */
   cache: boolean;
   /** Image format: OCI (default) or Docker v2s2. Both keep Healthcheck, Shell and OnBuild in the config. */
@@ -183,12 +185,15 @@ export class Builder {
       const buildStage = async (idx: number): Promise<void> => {
         const stage = this.o.plan.stages[idx]!;
         let k = first.get(idx)!;
-        this.o.log(`STEP ${++k}/${total}: FROM ${stage.from.image}${stage.name ? ` AS ${stage.name}` : ''}`);
-        const st = await this.from(stage.from);
-        for (const step of stage.steps) {
-          this.o.log(`STEP ${++k}/${total}: ${step.text}`);
-          await this.step(st, step);
-        }
+        const timed = async <T>(label: string, f: () => Promise<T>): Promise<T> => {
+          this.o.log(label);
+          const t0 = performance.now();
+          const r = await f();
+          this.o.timing?.(`${label.replace(/^(STEP \d+\/\d+):.*$/s, '$1')}: ${((performance.now() - t0) / 1000).toFixed(3)}s`);
+          return r;
+        };
+        const st = await timed(`STEP ${++k}/${total}: FROM ${stage.from.image}${stage.name ? ` AS ${stage.name}` : ''}`, () => this.from(stage.from));
+        for (const step of stage.steps) await timed(`STEP ${++k}/${total}: ${step.text}`, () => this.step(st, step));
         this.stages.set(idx, st);
       };
       // --jobs: the stages of one batch depend only on earlier batches, so up to `jobs` of them run at once.

@@ -32,6 +32,7 @@ interface BuildFlags {
   secret?: string[];
   jobs?: string;
   isolation?: string;
+  timings?: boolean;
 }
 
 /** `--secret id=ID,src=FILE` or `id=ID,env=VAR` (podman's forms; `type=file|env` optional): contents by id. */
@@ -150,6 +151,7 @@ export function buildCommand(program: Command): void {
     .option('--isolation <kind>', 'oci or chroot')
     .option('--runtime <path>', 'OCI runtime')
     .option('-q, --quiet', 'only print the image ID')
+    .option('--timings', 'print how long each step took (stderr)')
     .option('--dry-run', 'validate and print the resolved plan as JSON; build nothing')
     .action(async (context: string, flags: BuildFlags, cmd: Command) => {
       const file = await locateContainerfile(context, flags.file?.[0]);
@@ -226,6 +228,7 @@ export function buildCommand(program: Command): void {
         ...(flags.squashAll ? { squash: 'all' as const } : flags.squash ? { squash: 'new' as const } : {}),
         annotations: keyValues('annotation', flags.annotation),
         cache: flags.cache !== false && flags.layers !== 'false' && flags.layers !== false,
+        ...(flags.timings ? { timing: (line: string) => void process.stderr.write(`[timings] ${line}\n`) } : {}),
         log: (line) => {
           if (!flags.quiet) process.stderr.write(`${line}\n`);
         },

@@ -124,7 +124,8 @@ describe('skiff build (front end)', () => {
     await fsp.mkdir(ctx);
     await fsp.writeFile(path.join(ctx, 'Containerfile'), 'FROM scratch\nCOPY hello.txt /\nCMD ["/hello"]\n');
     await fsp.writeFile(path.join(ctx, 'hello.txt'), 'hi\n');
-    const r = await skiff(['--root', `${t.dir}/root`, '--runroot', `${t.dir}/run`, 'build', '-t', 'localhost/scratchy:1', '--iidfile', `${t.dir}/iid`, ctx]);
+    const r = await skiff(['--root', `${t.dir}/root`, '--runroot', `${t.dir}/run`, 'build', '--timings', '-t', 'localhost/scratchy:1', '--iidfile', `${t.dir}/iid`, ctx]);
+    assert.match(r.stderr, /^\[timings\] STEP 2\/3: \d+\.\d{3}s$/m);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^[0-9a-f]{64}\n$/);
     assert.match(r.stderr, /STEP 1\/3: FROM scratch\nSTEP 2\/3: COPY hello.txt \/\nSTEP 3\/3: CMD/);

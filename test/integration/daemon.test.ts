@@ -55,6 +55,23 @@ describe('docker-daemon via podman system service', () => {
     assert.deepEqual(await flat(`oci:${t.dir}/by-id:x`), fixtureFlat);
   });
 
+  it('skiff build --output type=docker loads the built image into the daemon (DOCKER_HOST)', async () => {
+    const g = ['--root', `${t.dir}/broot`, '--runroot', `${t.dir}/brun`];
+    const env = { ...process.env, DOCKER_HOST: `unix://${sock}` };
+    await fsp.mkdir(`${t.dir}/bctx`, { recursive: true });
+    await fsp.writeFile(`${t.dir}/bctx/Containerfile`, 'FROM scratch\nCOPY hello.txt /hello.txt\nCMD ["/hello.txt"]\n');
+    await fsp.writeFile(`${t.dir}/bctx/hello.txt`, 'hello daemon\n');
+    const r = await run(process.execPath, [SKIFF, ...g, 'build', '-q', '-t', 'localhost/built:1', '--output', 'type=docker', `${t.dir}/bctx`], { env });
+    assert.equal(r.code, 0, r.stderr);
+    const images = await run('podman', [...svc.storeFlags, 'images', '--format', '{{.Repository}}:{{.Tag}}']);
+    assert.match(images.stdout, /localhost\/built:1/);
+    const fromDaemon = await flat('docker-daemon:localhost/built:1', { daemonHost: `unix://${sock}` });
+    assert.deepEqual(fromDaemon, await flat(`containers-storage:[overlay@${t.dir}/broot+${t.dir}/brun]localhost/built:1`));
+    const noTag = await run(process.execPath, [SKIFF, ...g, 'build', '-q', '--output', 'type=docker', `${t.dir}/bctx`], { env });
+    assert.equal(noTag.code, 1);
+    assert.match(noTag.stderr, /give -t/);
+  });
+
   it('a missing image: exit 2, clear message, nothing written at the destination', async () => {
     const r = await skiff(['copy', '-q', '--src-daemon-host', `unix://${sock}`, 'docker-daemon:localhost/nope:1', `oci:${t.dir}/missing:x`]);
     assert.equal(r.code, 2, r.stderr);

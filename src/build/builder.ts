@@ -52,12 +52,26 @@ export interface BuildOptions {
   labels?: Record<string, string>;
   /** --secret: secret contents by id, for RUN --mount=type=secret. */
   secrets?: Map<string, Buffer>;
+  /**
+   * --cache-from / --cache-to: a registry repository of cache images tagged by cache key. `pull` resolves with the
+   * store image ID of `<repo>:<key>` when a --cache-from repository has it; `push` sends a store image there.
+   */
+  remoteCache?: { to: boolean; pull(key: string): Promise<string | undefined>; push(id: string, key: string): Promise<void> };
   /** --jobs: stages built at the same time (default 1). */
   jobs?: number;
   /** --squash: the new layers become one (`new`), or --squash-all: every layer (`all`). */
   squash?: 'new' | 'all';
   /** --annotation: OCI manifest annotations (the Docker format has none). */
   annotations?: Record<string, string>;
+}
+
+/** What the layer cache remembers of a step. */
+interface CacheEntry {
+  id: string;
+  diffID: Digest;
+  size: number;
+  createdBy: string;
+  created?: string;
 }
 
 interface State {
@@ -334,7 +348,8 @@ export class Builder {
     const key = digestHex(sha256(parts.join('\n')));
     const dir = path.join(this.o.store.loc.root, 'skiff-cache');
     const file = path.join(dir, key);
-    const hit = await fsp.readFile(file, 'utf8').then((t) => JSON.parse(t) as { id: string; diffID: Digest; size: number; createdBy: string; created?: string }, () => undefined);
+    let hit = await fsp.readFile(file, 'utf8').then((t) => JSON.parse(t) as CacheEntry, () => undefined);
+    if (!(hit && (await this.writer.hasLayer(hit.id))) && this.o.remoteCache) hit = await this.fromRemoteCache(st, key);
     if (hit && (await this.writer.hasLayer(hit.id))) {
       this.o.log('--> Using cache');
       st.layers.push({ id: hit.id, diffID: hit.diffID, size: hit.size });
@@ -350,6 +365,33 @@ export class Builder {
     const h = st.config.history?.at(-1);
     await fsp.mkdir(dir, { recursive: true });
     await atomicWriteFile(file, JSON.stringify({ id: l.id, diffID: l.diffID, size: l.size, createdBy: h?.created_by ?? '', ...(h?.created ? { created: h.created } : {}) }));
+    if (this.o.remoteCache?.to) {
+      // --cache-to: this step's result as an image tagged with its cache key, for other machines' --cache-from.
+      const id = await this.record(st, [], false);
+      await this.o.remoteCache.push(id, key).catch((e: Error) => this.o.log(`skiff: warning: --cache-to: pushing the cache image for ${s.text}: ${e.message}`));
+    }
+  }
+
+  /**
+   * --cache-from: look for the step's cache key as a tag in the cache repositories; a hit is pulled into the store
+   * and its top layer (with its history entry) stands for the step.
+   */
+  private async fromRemoteCache(st: State, key: string): Promise<CacheEntry | undefined> {
+    const found = await this.o.remoteCache!.pull(key).catch((e: Error) => {
+      this.o.log(`skiff: warning: --cache-from: ${e.message}`);
+      return undefined;
+    });
+    if (!found) return undefined;
+    const img = (await this.o.store.images()).find((i) => i.id === found);
+    const cfg = img ? await this.o.store.bigData(img, `sha256:${img.id}`) : undefined;
+    if (!img || !cfg) return undefined;
+    const config = parseConfig(cfg);
+    const chain = await this.o.store.layerChain(img);
+    const top = chain.at(-1);
+    // The cache image must be this state plus one layer, or it is not this step's result.
+    if (!top || chain.length !== st.layers.length + 1 || chain.slice(0, -1).some((l, i) => l.id !== st.layers[i]!.id)) return undefined;
+    const h = (config.history ?? []).filter((x) => !x.empty_layer).at(-1);
+    return { id: top.id, diffID: top['diff-digest']!, size: top['diff-size'] ?? 0, createdBy: h?.created_by ?? '', ...(h?.created ? { created: h.created } : {}) };
   }
 
   /**
@@ -847,12 +889,18 @@ export class Builder {
   }
 
   private async commit(st: State): Promise<string> {
+    const names = this.o.tags.map((t) => formatDockerReference(withDefaultTag(parseDockerReference(t))));
+    return this.record(st, names, true);
+  }
+
+  /** Write the image a state describes into the store (the final image, or an intermediate one for --cache-to). */
+  private async record(st: State, names: string[], final: boolean): Promise<string> {
     const created = this.o.timestamp !== undefined ? new Date(this.o.timestamp * 1000).toISOString() : st.lastCreated ?? new Date(Math.floor(Date.now() / 1000) * 1000).toISOString();
-    const config: ImageConfig = { ...st.config, created, rootfs: { type: 'layers', diff_ids: st.layers.map((l) => l.diffID) } };
-    if (this.o.labels && Object.keys(this.o.labels).length) config.config = { ...config.config, Labels: { ...(config.config?.Labels ?? {}), ...this.o.labels } };
+    const config: ImageConfig = { ...structuredClone(st.config), created, rootfs: { type: 'layers', diff_ids: st.layers.map((l) => l.diffID) } };
+    if (final && this.o.labels && Object.keys(this.o.labels).length) config.config = { ...config.config, Labels: { ...(config.config?.Labels ?? {}), ...this.o.labels } };
     const configBytes = Buffer.from(JSON.stringify(config));
     const docker = this.o.format === 'docker';
-    const annotations = !docker && this.o.annotations && Object.keys(this.o.annotations).length ? this.o.annotations : undefined;
+    const annotations = final && !docker && this.o.annotations && Object.keys(this.o.annotations).length ? this.o.annotations : undefined;
     const m: ImageManifest = {
       kind: 'image',
       mediaType: docker ? MT.dockerManifest : MT.ociManifest,
@@ -861,8 +909,9 @@ export class Builder {
       ...(annotations ? { annotations } : {}),
     };
     const id = digestHex(sha256(configBytes));
-    const names = this.o.tags.map((t) => formatDockerReference(withDefaultTag(parseDockerReference(t))));
-    await this.writer.putImage({ id, layer: st.layers.at(-1)?.id, names, manifest: serializeManifest(m), config: configBytes, created });
+    const write = this.storeTurn.then(() => this.writer.putImage({ id, layer: st.layers.at(-1)?.id, names, manifest: serializeManifest(m), config: configBytes, created }));
+    this.storeTurn = write.catch(() => undefined);
+    await write;
     return id;
   }
 }

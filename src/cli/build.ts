@@ -3,6 +3,10 @@ import * as path from 'node:path';
 import { Command, Option } from 'commander';
 import { SkiffError } from '../core/errors.js';
 import { registryOptions, storageFrom, writeOut, type GlobalOptions } from './common.js';
+import type { SourceOptions } from '../core/image.js';
+import type { CopyOptions } from '../copy/copy.js';
+import type { BuildOptions } from '../build/builder.js';
+import type { Store } from '../store/store.js';
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
 
@@ -33,6 +37,8 @@ interface BuildFlags {
   jobs?: string;
   isolation?: string;
   timings?: boolean;
+  cacheFrom?: string[];
+  cacheTo?: string;
 }
 
 /** `--secret id=ID,src=FILE` or `id=ID,env=VAR` (podman's forms; `type=file|env` optional): contents by id. */
@@ -60,6 +66,37 @@ async function readSecrets(list: string[] | undefined): Promise<Map<string, Buff
     }
   }
   return out;
+}
+
+/** A repository name for cache images (`docker://` optional, no tag). */
+function cacheRepo(flag: string, repo: string): string {
+  const r = repo.replace(/^docker:\/\//, '');
+  if (!r || /[:@][^/]*$/.test(r.replace(/^[^/]*\//, ''))) throw new SkiffError('ERR_USAGE', `--${flag} ${repo}: expected a repository without a tag or digest`);
+  return r;
+}
+
+/** --cache-from / --cache-to over the copy engine: cache images are `<repo>:<cache key>`. */
+function remoteCache(from: string[], to: string | undefined, o: SourceOptions, store: Store, copy: (src: string, dst: string, o: SourceOptions, c: CopyOptions) => Promise<string>): NonNullable<BuildOptions['remoteCache']> {
+  const repos = from.map((r) => cacheRepo('cache-from', r));
+  const dest = to !== undefined ? cacheRepo('cache-to', to) : undefined;
+  return {
+    to: dest !== undefined,
+    async pull(key) {
+      for (const repo of repos) {
+        try {
+          await copy(`docker://${repo}:${key}`, `containers-storage:${repo}:${key}`, o, {});
+        } catch (e) {
+          if (e instanceof SkiffError && (e.code === 'ERR_MANIFEST_UNKNOWN' || e.code === 'ERR_IMAGE_NOT_FOUND')) continue;
+          throw e;
+        }
+        return (await store.findImage(`${repo}:${key}`))?.id;
+      }
+      return undefined;
+    },
+    async push(id, key) {
+      await copy(`containers-storage:${id}`, `docker://${dest}:${key}`, o, {});
+    },
+  };
 }
 
 /** `KEY=VALUE` pairs of --label/--annotation (a bare KEY means an empty value, as podman does). */
@@ -135,7 +172,9 @@ export function buildCommand(program: Command): void {
     .option('--layers [bool]', 'cache intermediate layers (default true)')
     .option('--no-cache', 'do not use cached layers')
     .addOption(new Option('--pull [policy]', 'always, missing, never, newer').choices(['always', 'missing', 'never', 'newer', 'true', 'false']))
-    .option('--tls-verify [bool]', 'verify registry TLS')
+    // (The parser makes --tls-verify=false a boolean; as a plain string it used to be ignored.)
+    .option('--tls-verify [bool]', 'require HTTPS and verify certificates (false also allows plain http)', (v: string) => v !== 'false')
+    .option('--cert-dir <dir>', 'CA and client certificates for registries')
     .option('--creds <user:password>', 'registry credentials')
     .option('--authfile <file>', 'auth.json')
     .option('--squash', 'squash the new layers into one')
@@ -146,6 +185,8 @@ export function buildCommand(program: Command): void {
     .option('-o, --output <spec>', 'type=local|tar|oci,dest=…')
     .option('--secret <spec>', 'id=…,src=… (repeatable)', collect)
     .option('--jobs <n>', 'stages built in parallel')
+    .option('--cache-from <repo>', 'registry repository to take cached steps from (repeatable)', collect)
+    .option('--cache-to <repo>', 'registry repository to push cached steps to')
     .option('--timestamp <seconds>', 'created time of new layers and the image')
     .option('--network <mode>', 'host or none for RUN')
     .option('--isolation <kind>', 'oci or chroot')
@@ -184,7 +225,7 @@ export function buildCommand(program: Command): void {
       // Everything is valid: now get the base images, and plan again with their ENV known (FROM's ENV is visible
       // to later expansions, as in BuildKit).
       const g = cmd.optsWithGlobals() as GlobalOptions;
-      const { pullIntoStore, storeOf } = await import('./storage.js');
+      const { pullIntoStore, storeOf, copyBetween } = await import('./storage.js');
       const { Builder } = await import('../build/builder.js');
       const { loadIgnore } = await import('../build/containerfile/ignore.js');
       const store = await storeOf(g);
@@ -224,6 +265,7 @@ export function buildCommand(program: Command): void {
         ...(flags.format ? { format: flags.format } : {}),
         labels: keyValues('label', flags.label),
         secrets,
+        ...(flags.cacheFrom?.length || flags.cacheTo ? { remoteCache: remoteCache(flags.cacheFrom ?? [], flags.cacheTo, regOpts, store, copyBetween) } : {}),
         ...(flags.jobs !== undefined ? { jobs: Number(flags.jobs) === 0 ? Infinity : Number(flags.jobs) } : {}),
         ...(flags.squashAll ? { squash: 'all' as const } : flags.squash ? { squash: 'new' as const } : {}),
         annotations: keyValues('annotation', flags.annotation),

@@ -13,6 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import { makeBusyboxLayout } from '../kit/fixtures.js';
 import { ok, run, skiff, tempDir, unmountUnder } from '../kit/run.js';
 import { flatRef, type Flat } from '../kit/validate.js';
+import { startRegistry } from '../kit/registry.js';
 
 const sha = (s: string | Buffer): string => createHash('sha256').update(s).digest('hex');
 const content = (flat: Flat, p: string): string | undefined => flat.get(p);
@@ -226,5 +227,34 @@ describe('skiff build features', () => {
     assert.deepEqual([...ser.flat.keys()].sort(), [...par.flat.keys()].sort());
     assert.ok(parMs < serMs, `parallel ${parMs} ms vs serial ${serMs} ms`);
     assert.match(par.stderr, /STEP 10\/10: COPY --from=c/);
+  });
+
+  it('--cache-to pushes each step as a cache image; another store builds with --cache-from without running anything', async () => {
+    const reg = await startRegistry();
+    try {
+      const ctx = path.join(t.dir, 'ctx-remote');
+      await fsp.mkdir(ctx);
+      await fsp.writeFile(path.join(ctx, 'Containerfile'), `FROM ${base}\nRUN cat /proc/sys/kernel/random/uuid > /made-once\nCOPY f /f\nWORKDIR /new/dir\nRUN echo done > done\n`);
+      await fsp.writeFile(path.join(ctx, 'f'), 'f\n');
+      const tls = '--tls-verify=false';
+      const first = await skiff([...S(), 'build', tls, '--cache-to', `${reg.host}/cache`, '-t', 'localhost/remote:1', ctx]);
+      assert.equal(first.code, 0, first.stderr);
+      const tags = JSON.parse(await ok(skiff(['list-tags', tls, `docker://${reg.host}/cache`]))) as { Tags: string[] };
+      assert.equal(tags.Tags.length, 4, 'one cache image per layer step');
+      // A second machine: a fresh store with the same base.
+      const other = ['--root', `${t.dir}/root2`, '--runroot', `${t.dir}/run2`];
+      await ok(skiff([...other, 'copy', '-q', `oci:${t.dir}/bb:busybox`, 'containers-storage:localhost/busybox:latest']));
+      const second = await skiff([...other, 'build', tls, '--cache-from', `${reg.host}/cache`, '-t', 'localhost/remote:1', ctx]);
+      assert.equal(second.code, 0, second.stderr);
+      assert.equal((second.stderr.match(/--> Using cache/g) ?? []).length, 4, second.stderr);
+      assert.equal(second.stdout, first.stdout, 'the same image, nothing rebuilt');
+      // A changed file misses from its COPY on.
+      await fsp.writeFile(path.join(ctx, 'f'), 'changed\n');
+      const third = await skiff([...other, 'build', tls, '--cache-from', `${reg.host}/cache`, ctx]);
+      assert.equal(third.code, 0, third.stderr);
+      assert.equal((third.stderr.match(/--> Using cache/g) ?? []).length, 1, third.stderr);
+    } finally {
+      await reg.stop();
+    }
   });
 });

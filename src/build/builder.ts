@@ -38,6 +38,8 @@ export interface BuildOptions {
   tags: string[];
   network: 'host' | 'none';
   runtime?: string;
+  /** How RUN is isolated: an OCI runtime (default) or chroot (no runtime needed). */
+  isolation?: 'oci' | 'chroot';
   timestamp?: number;
   /** Get a base image into the store (pull); resolves with its image ID. */
   pullBase(name: string): Promise<string>;
@@ -830,6 +832,7 @@ export class Builder {
         user: c.User ?? '',
         network: s.network === 'none' ? 'none' : s.network === 'host' ? 'host' : this.o.network,
         mounts: extra.mounts,
+        ...(this.o.isolation ? { isolation: this.o.isolation } : {}),
         ...(this.o.runtime ? { runtime: this.o.runtime } : {}),
       });
     } catch (e) {

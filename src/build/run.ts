@@ -22,7 +22,40 @@ export interface RunSpec {
   runtime?: string;
   /** More OCI mounts (RUN --mount, heredoc scripts), after the standard ones. */
   mounts?: OciMount[];
+  /** `oci` (default): an OCI runtime; `chroot`: namespaces and a chroot made with util-linux, no runtime. */
+  isolation?: 'oci' | 'chroot';
 }
+
+/**
+ * chroot isolation (buildah's `--isolation chroot`): new pid/mount/uts/ipc (and network, for `none`) namespaces,
+ * /proc, a /dev of the host's basic nodes, /sys read-only, hosts and resolv.conf, the step's mounts, then
+ * `unshare --root --wd --setuid --setgid` runs the command. Arguments: merged dir, cwd, uid, gid, mount quads
+ * (type source destination ro|rw|options), `--`, the command.
+ */
+const CHROOT_SCRIPT = `
+M=$1; W=$2; U=$3; G=$4; shift 4
+CP=$PATH; PATH=/usr/sbin:/usr/bin:/sbin:/bin
+UNSHARE=$(command -v unshare)
+hostname skiff-build
+mkdir -p "$M/proc" "$M/dev" "$M/sys"
+mount -t proc proc "$M/proc"
+mount -t tmpfs -o nosuid,mode=755,size=65536k tmpfs "$M/dev"
+for n in null zero full random urandom tty; do touch "$M/dev/$n"; mount --bind "/dev/$n" "$M/dev/$n"; done
+mkdir -p "$M/dev/shm" "$M/dev/pts"
+mount -t tmpfs -o nosuid,nodev,noexec,mode=1777,size=65536k shm "$M/dev/shm"
+ln -s /proc/self/fd "$M/dev/fd"; ln -s /proc/self/fd/0 "$M/dev/stdin"; ln -s /proc/self/fd/1 "$M/dev/stdout"; ln -s /proc/self/fd/2 "$M/dev/stderr"
+mount --rbind /sys "$M/sys"; mount -o remount,bind,ro "$M/sys" 2>/dev/null || true
+while [ "$1" != "--" ]; do
+  T=$1; S=$2; D="$M$3"; O=$4; shift 4
+  if [ "$T" = tmpfs ]; then mkdir -p "$D"; mount -t tmpfs -o "$O" tmpfs "$D"; continue; fi
+  if [ -d "$S" ]; then mkdir -p "$D"; else mkdir -p "$(dirname "$D")"; [ -e "$D" ] || touch "$D"; fi
+  mount --rbind "$S" "$D"
+  if [ "$O" = ro ]; then mount -o remount,bind,ro "$D"; fi
+done
+shift
+PATH=$CP; export PATH
+exec "$UNSHARE" --root="$M" --wd="$W" --setgid "$G" --setuid "$U" -- "$@"
+`;
 
 export interface OciMount {
   destination: string;
@@ -96,7 +129,7 @@ export async function runStep(s: RunSpec): Promise<string> {
   try {
     await fsp.mkdir(path.join(merged, s.cwd), { recursive: true });
     const { uid, gid, additionalGids } = await resolveUser(merged, s.user);
-    const mounts: object[] = [
+    const mounts: OciMount[] = [
       { destination: '/proc', type: 'proc', source: 'proc' },
       { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
       { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620'] },
@@ -107,6 +140,18 @@ export async function runStep(s: RunSpec): Promise<string> {
       if (await fsp.stat(f).then(() => true, () => false)) mounts.push({ destination: f, type: 'bind', source: f, options: ['rbind', 'ro'] });
     }
     mounts.push(...(s.mounts ?? []));
+    if (s.isolation === 'chroot') {
+      const quads = (mounts as OciMount[]).filter((x) => x.type === 'bind' || (x.type === 'tmpfs' && !x.destination.startsWith('/dev'))).filter((x) => x.destination !== '/sys').flatMap((x) => [x.type, x.source, x.destination, x.type === 'tmpfs' ? (x.options ?? []).join(',') || 'mode=1777' : x.options?.includes('ro') ? 'ro' : 'rw']);
+      const ns = ['--pid', '--fork', '--mount', '--uts', '--ipc', ...(s.network === 'none' ? ['--net'] : []), '--propagation', 'private'];
+      const env = Object.fromEntries(s.env.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
+      const r = await new Promise<number>((resolve, reject) => {
+        const p = spawn('unshare', [...ns, '/bin/sh', '-ec', CHROOT_SCRIPT, 'skiff-chroot', merged, s.cwd, String(uid), String(gid), ...quads, '--', ...s.args], { stdio: ['ignore', 2, 2], env });
+        p.on('error', reject);
+        p.on('close', (code) => resolve(code ?? -1));
+      });
+      if (r !== 0) throw new SkiffError('ERR_BUILD', `exit status ${r}`);
+      return upper;
+    }
     const namespaces = [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, ...(s.network === 'none' ? [{ type: 'network' }] : [])];
     const config = {
       ociVersion: '1.0.2',

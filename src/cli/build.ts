@@ -202,7 +202,16 @@ export function buildCommand(program: Command): void {
       const text = await fsp.readFile(file, 'utf8');
       const secrets = await readSecrets(flags.secret);
       if (flags.jobs !== undefined && !/^\d+$/.test(flags.jobs)) throw new SkiffError('ERR_USAGE', `--jobs ${flags.jobs}: expected a number (0: no limit)`);
-      if (flags.isolation !== undefined && flags.isolation !== 'oci') throw new SkiffError('ERR_USAGE', `--isolation ${flags.isolation}: only oci (an OCI runtime, runc by default) is supported`);
+      // --isolation (or BUILDAH_ISOLATION, as buildah reads it): oci, or chroot; with no runtime installed, chroot.
+      let isolation = flags.isolation ?? process.env.BUILDAH_ISOLATION;
+      if (isolation !== undefined && isolation !== 'oci' && isolation !== 'chroot') throw new SkiffError('ERR_USAGE', `--isolation ${isolation}: expected oci or chroot`);
+      if (isolation === undefined) {
+        const { spawnSync } = await import('node:child_process');
+        if (spawnSync(flags.runtime ?? 'runc', ['--version']).error) {
+          process.stderr.write(`skiff: warning: no OCI runtime (${flags.runtime ?? 'runc'}) found: RUN steps use --isolation chroot\n`);
+          isolation = 'chroot';
+        }
+      }
       const { parseOutput } = await import('../build/export.js');
       const output = flags.output !== undefined ? parseOutput(flags.output) : undefined;
       if (output?.type === 'docker' && !output.dest && !flags.tag?.length) throw new SkiffError('ERR_USAGE', '--output type=docker loads the image into the Docker daemon under its -t name: give -t (or dest=FILE for a docker-archive)');
@@ -260,6 +269,7 @@ export function buildCommand(program: Command): void {
         tags: flags.tag ?? [],
         network: flags.network === 'none' ? 'none' : 'host',
         ...(flags.runtime ? { runtime: flags.runtime } : {}),
+        ...(isolation ? { isolation: isolation as 'oci' | 'chroot' } : {}),
         ...(timestamp !== undefined && Number.isFinite(timestamp) ? { timestamp } : {}),
         pullBase,
         ...(flags.format ? { format: flags.format } : {}),

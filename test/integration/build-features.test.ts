@@ -257,4 +257,21 @@ describe('skiff build features', () => {
       await reg.stop();
     }
   });
+
+  it('--isolation chroot (no OCI runtime) builds the same filesystem as runc: user, workdir, mounts, heredocs, network none', async () => {
+    await fsp.writeFile(`${t.dir}/token2`, 'tok\n');
+    const file = `FROM ${base}\nUSER 1000:1000\nWORKDIR /tmp/w\nRUN id -u > uid && pwd > pwd && cat /proc/self/status | grep -c NSpid > ns\nUSER root\nRUN --mount=type=bind,source=sub,target=/mnt/in --mount=type=tmpfs,target=/t --mount=type=secret,id=s cat /mnt/in/f /run/secrets/s > /both && echo x > /t/x\nRUN <<EOF\n#!/bin/sh\necho "$0" > /script\nEOF\nRUN --network=none cat /sys/class/net/*/operstate 2>/dev/null | sort | tr -d "\\n" > /net\n`;
+    const files = { 'sub/f': 'from context\n' };
+    const flags = ['--no-cache', '--secret', `id=s,src=${t.dir}/token2`];
+    const viaRunc = await build('iso-runc', file, files, flags);
+    const viaChroot = await build('iso-chroot', file, files, [...flags, '--isolation', 'chroot']);
+    hasContent(viaChroot.flat, 'tmp/w/uid', '1000\n');
+    hasContent(viaChroot.flat, 'tmp/w/pwd', '/tmp/w\n');
+    hasContent(viaChroot.flat, 'both', 'from context\ntok\n');
+    hasContent(viaChroot.flat, 'script', '/dev/pipes/EOF\n');
+    assert.deepEqual([...viaChroot.flat].sort(), [...viaRunc.flat].sort());
+    const bad = await skiff([...S(), 'build', '--isolation', 'rootless', path.join(t.dir, 'ctx-iso-runc')]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /expected oci or chroot/);
+  });
 });

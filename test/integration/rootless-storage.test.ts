@@ -70,7 +70,7 @@ describe('rootless containers-storage (as an unprivileged user)', () => {
     const out = await as(podman('--runtime runc run --rm --network host localhost/built:1 /bin/sh -c "stat -c %u:%g /r.txt /home/user/f.txt; cat /r.txt"'));
     assert.match(out, /^1000:1000\n1000:1000\nrootless\n$/m);
     // The same build with chroot isolation (no OCI runtime) gives the same filesystem.
-    await as(skiff(`build -q --isolation chroot -t localhost/built-chroot:1 ${t.dir}/ctx`));
+    await as(skiff(`build -q --no-cache --isolation chroot -t localhost/built-chroot:1 ${t.dir}/ctx`));
     await as(skiff(`copy -q containers-storage:localhost/built:1 oci:${t.dir}/b-runc:x`));
     await as(skiff(`copy -q containers-storage:localhost/built-chroot:1 oci:${t.dir}/b-chroot:x`));
     assert.deepEqual(await flatRef(`oci:${t.dir}/b-chroot:x`), await flatRef(`oci:${t.dir}/b-runc:x`));

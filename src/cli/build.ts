@@ -240,11 +240,21 @@ export function buildCommand(program: Command): void {
       const store = await storeOf(g);
       const regOpts = { ...registryOptions(flags as unknown as Record<string, unknown>, ''), storage: storageFrom(g) };
       const bases = new Map<string, string>();
+      // --pull: missing (default) uses a local image; always and true pull every time; newer pulls (only what
+      // changed is fetched) but keeps the local image when the registry cannot be reached; never/false never pull.
       const pullBase = async (image: string): Promise<string> => {
-        const known = bases.get(image) ?? (flags.pull !== 'always' ? (await store.findImage(image))?.id : undefined);
-        if (known) return known;
-        if (flags.pull === 'never' || flags.pull === 'false') throw new SkiffError('ERR_IMAGE_NOT_FOUND', `FROM ${image}: not in local storage and --pull=never`);
-        const id = await pullIntoStore(image, regOpts, g, !!flags.quiet);
+        const policy = flags.pull === undefined ? 'missing' : flags.pull === 'true' ? 'always' : flags.pull === 'false' ? 'never' : flags.pull;
+        const local = bases.get(image) ?? (policy !== 'always' ? (await store.findImage(image))?.id : undefined);
+        if (local && (bases.has(image) || policy !== 'newer')) return local;
+        if (!local && policy === 'never') throw new SkiffError('ERR_IMAGE_NOT_FOUND', `FROM ${image}: not in local storage and --pull=never`);
+        let id: string;
+        try {
+          id = await pullIntoStore(image, regOpts, g, !!flags.quiet);
+        } catch (e) {
+          if (!local || !(e instanceof SkiffError) || e.code !== 'ERR_NETWORK') throw e;
+          process.stderr.write(`skiff: warning: --pull=newer: ${e.message}; using the local ${image}\n`);
+          id = local;
+        }
         bases.set(image, id);
         return id;
       };

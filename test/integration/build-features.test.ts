@@ -274,4 +274,41 @@ describe('skiff build features', () => {
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /expected oci or chroot/);
   });
+
+  it('--pull: missing uses the local base, newer takes the registry\'s new one (and keeps the local one when the registry is down), never refuses to pull', async () => {
+    const reg = await startRegistry();
+    const tls = '--tls-verify=false';
+    const other = ['--root', `${t.dir}/root3`, '--runroot', `${t.dir}/run3`];
+    const ctx = path.join(t.dir, 'ctx-pull');
+    await fsp.mkdir(ctx);
+    await fsp.writeFile(path.join(ctx, 'Containerfile'), `FROM ${reg.host}/base:1\nRUN echo built > /built\n`);
+    const envOf = async (): Promise<string[]> => {
+      const out = await ok(skiff([...other, 'build', '-q', tls, '--pull=missing', '-t', 'localhost/pulled:1', ctx]));
+      assert.match(out, /^[0-9a-f]{64}\n$/);
+      const cfg = JSON.parse(await ok(skiff([...other, 'inspect', '--config', '--raw', 'containers-storage:localhost/pulled:1']))) as { config: { Env: string[] } };
+      return cfg.config.Env;
+    };
+    try {
+      await ok(skiff(['copy', '-q', `--dest-tls-verify=false`, `oci:${t.dir}/bb:busybox`, `docker://${reg.host}/base:1`]));
+      assert.ok((await envOf()).includes('GREETING=hello'), 'first build pulls the missing base');
+      // The registry's base changes (another image under the same tag).
+      const cf = path.join(t.dir, 'ctx-newbase');
+      await fsp.mkdir(cf);
+      await fsp.writeFile(path.join(cf, 'Containerfile'), `FROM ${base}\nENV GREETING=changed\n`);
+      await ok(skiff([...S(), 'build', '-q', '-t', 'localhost/newbase:1', cf]));
+      await ok(skiff([...S(), 'push', '-q', tls, 'localhost/newbase:1', `docker://${reg.host}/base:1`]));
+      assert.ok((await envOf()).includes('GREETING=hello'), '--pull=missing keeps the local base');
+      await ok(skiff([...other, 'build', '-q', tls, '--pull=newer', '-t', 'localhost/pulled:1', ctx]));
+      const cfg = JSON.parse(await ok(skiff([...other, 'inspect', '--config', '--raw', 'containers-storage:localhost/pulled:1']))) as { config: { Env: string[] } };
+      assert.ok(cfg.config.Env.includes('GREETING=changed'), '--pull=newer takes the new base');
+    } finally {
+      await reg.stop();
+    }
+    const down = await skiff([...other, 'build', '-q', tls, '--pull=newer', ctx]);
+    assert.equal(down.code, 0, down.stderr);
+    assert.match(down.stderr, /--pull=newer: .*using the local/);
+    const never = await skiff([...S(), 'build', '--pull=never', ctx]);
+    assert.equal(never.code, 2, never.stderr);
+    assert.match(never.stderr, /--pull=never/);
+  });
 });

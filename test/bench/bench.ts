@@ -203,11 +203,20 @@ async function storageCases(src: string, out: string, clean: () => void): Promis
   }
 }
 
-/** skiff build vs buildah bud (root, chroot isolation): a 5,000-file COPY, a 64 MiB file COPY and a RUN. */
+/**
+ * skiff build vs buildah bud, both rootless as the unprivileged user .ci/run creates (overlay storage, runc, host
+ * network): a 5,000-file COPY, a 64 MiB file COPY and a RUN; then a fully cached rebuild (buildah --layers).
+ */
 async function buildCases(): Promise<void> {
   const { makeBusyboxLayout } = await import('../kit/fixtures.js');
+  const user = 'skiffci';
+  if (spawnSync('id', [user]).status !== 0) {
+    console.log(`build cases skipped: the unprivileged user ${user} is missing (.ci/run creates it)`);
+    return;
+  }
   const t = tempDir('skiff-bench-build-');
   const lower = `/tmp/skiff-bench-base-${process.pid}`;
+  const as = (cmd: string): string[] => ['su', user, '-s', '/bin/sh', '-c', `export HOME=${t.dir} XDG_RUNTIME_DIR=${t.dir}/xdg; cd ${t.dir} && ${cmd}`];
   try {
     await makeBusyboxLayout(`${lower}/busybox`);
     const ctx = path.join(t.dir, 'ctx');
@@ -218,37 +227,43 @@ async function buildCases(): Promise<void> {
     }
     await fsp.writeFile(path.join(ctx, 'big.bin'), Buffer.alloc(64 << 20, 7));
     await fsp.writeFile(path.join(ctx, 'Containerfile'), 'ARG BASE\nFROM $BASE\nCOPY many /many\nCOPY big.bin /big.bin\nRUN echo done > /done.txt && ls /many | wc -l\n');
-    spawnSync(process.execPath, [SKIFF, '--root', `${t.dir}/s/root`, '--runroot', `${t.dir}/s/run`, 'copy', '-q', `oci:${lower}/busybox:busybox`, 'containers-storage:localhost/busybox:latest']);
+    await fsp.mkdir(`${t.dir}/xdg`, { mode: 0o700 });
+    spawnSync('chown', ['-R', `${user}:`, t.dir, lower]);
+    await fsp.chmod(t.dir, 0o755);
+    const skiff = (args: string): string[] => as(`${process.execPath} ${SKIFF} --root ${t.dir}/s/root --runroot ${t.dir}/s/run ${args}`);
+    const buildah = (args: string): string[] => as(`buildah --root ${t.dir}/b/root --runroot ${t.dir}/b/run --storage-driver overlay ${args}`);
+    const seed = skiff(`copy -q oci:${lower}/busybox:busybox containers-storage:localhost/busybox:latest`);
+    spawnSync(seed[0]!, seed.slice(1));
+    const bud = '--isolation oci --runtime runc --network host';
     const sa: Sample[] = [];
     const sb: Sample[] = [];
     for (let i = 0; i < ROUNDS; i++) {
-      sa.push(measure([process.execPath, SKIFF, '--root', `${t.dir}/s/root`, '--runroot', `${t.dir}/s/run`, 'build', '-q', '--no-cache', '--build-arg', 'BASE=localhost/busybox:latest', '-t', `localhost/b:${i}`, ctx], () => undefined));
-      sb.push(measure(['buildah', '--root', `${t.dir}/b/root`, '--runroot', `${t.dir}/b/run`, '--storage-driver', 'vfs', 'bud', '-q', '--isolation', 'chroot', '--layers=false', '--build-arg', `BASE=oci:${lower}/busybox:busybox`, '-t', `localhost/b:${i}`, ctx], () => undefined));
+      sa.push(measure(skiff(`build -q --no-cache --build-arg BASE=localhost/busybox:latest -t localhost/b:${i} ${ctx}`), () => undefined));
+      sb.push(measure(buildah(`bud -q ${bud} --layers=false --build-arg BASE=oci:${lower}/busybox:busybox -t localhost/b:${i} ${ctx}`), () => undefined));
     }
-    report('build (5,000 files + 64 MiB + RUN), cold', sa, sb);
+    report('build rootless (5,000 files + 64 MiB + RUN), cold', sa, sb, 'buildah');
     // Fully cached rebuild (buildah with its --layers cache on the same store as well).
     const ca: Sample[] = [];
     const cb: Sample[] = [];
-    measure(['buildah', '--root', `${t.dir}/b/root`, '--runroot', `${t.dir}/b/run`, '--storage-driver', 'vfs', 'bud', '-q', '--isolation', 'chroot', '--layers', '--build-arg', `BASE=oci:${lower}/busybox:busybox`, '-t', 'localhost/c:0', ctx], () => undefined);
+    measure(buildah(`bud -q ${bud} --layers --build-arg BASE=oci:${lower}/busybox:busybox -t localhost/c:0 ${ctx}`), () => undefined);
     for (let i = 0; i < ROUNDS; i++) {
-      ca.push(measure([process.execPath, SKIFF, '--root', `${t.dir}/s/root`, '--runroot', `${t.dir}/s/run`, 'build', '-q', '--build-arg', 'BASE=localhost/busybox:latest', '-t', `localhost/c:${i}`, ctx], () => undefined));
-      cb.push(measure(['buildah', '--root', `${t.dir}/b/root`, '--runroot', `${t.dir}/b/run`, '--storage-driver', 'vfs', 'bud', '-q', '--isolation', 'chroot', '--layers', '--build-arg', `BASE=oci:${lower}/busybox:busybox`, '-t', `localhost/c:${i}`, ctx], () => undefined));
+      ca.push(measure(skiff(`build -q --build-arg BASE=localhost/busybox:latest -t localhost/c:${i} ${ctx}`), () => undefined));
+      cb.push(measure(buildah(`bud -q ${bud} --layers --build-arg BASE=oci:${lower}/busybox:busybox -t localhost/c:${i} ${ctx}`), () => undefined));
     }
-    report('build, fully cached rebuild (target 0.1 s)', ca, cb);
+    report('build rootless, fully cached (target 0.1 s)', ca, cb, 'buildah');
   } finally {
-    spawnSync('sh', ['-c', `grep -o ' ${t.dir}[^ ]*' /proc/mounts | sort -r | xargs -r -n1 umount -l`]);
-    spawnSync('chmod', ['-R', 'u+w', t.dir]);
+    spawnSync('su', [user, '-s', '/bin/sh', '-c', `unshare --user --map-root-user --map-auto rm -rf ${t.dir}/s ${t.dir}/b`]);
     t.cleanup();
     rmSync(lower, { recursive: true, force: true });
   }
 }
 
-function report(title: string, a: Sample[], b: Sample[]): void {
+function report(title: string, a: Sample[], b: Sample[], peer = 'skopeo'): void {
   const sa = median(a.map((s) => s.seconds));
   const sb = median(b.map((s) => s.seconds));
   const ra = Math.max(...a.map((s) => s.rssMiB));
   const rb = Math.max(...b.map((s) => s.rssMiB));
-  console.log(`${title.padEnd(44)} skiff ${sa.toFixed(2).padStart(6)} s ${ra.toFixed(0).padStart(5)} MiB | skopeo ${sb.toFixed(2).padStart(6)} s ${rb.toFixed(0).padStart(5)} MiB | ratio ${(sa / sb).toFixed(2)}`);
+  console.log(`${title.padEnd(44)} skiff ${sa.toFixed(2).padStart(6)} s ${ra.toFixed(0).padStart(5)} MiB | ${peer.padEnd(7)} ${sb.toFixed(2).padStart(6)} s ${rb.toFixed(0).padStart(5)} MiB | ratio ${(sa / sb).toFixed(2)}`);
 }
 
 /** Parse, validate and plan a 1,000-instruction Containerfile (target: under 50 ms). */
@@ -290,6 +305,12 @@ async function main(): Promise<void> {
     ]);
     const out = path.join(t.dir, 'out');
     const clean = () => rmSync(out, { recursive: true, force: true });
+    if (process.env.BENCH_ONLY === 'build') {
+      // Just the builder cases (BENCH_ONLY=build npm run bench).
+      await frontEnd();
+      await buildCases();
+      return;
+    }
     await frontEnd();
     console.log(`skiff vs skopeo ${spawnSync('skopeo', ['--version'], { encoding: 'utf8' }).stdout.trim()}; median of ${ROUNDS}; ratio = skiff/skopeo time`);
     compare('oci -> docker-archive', ['copy', '-q', `oci:${src}:bench`, `docker-archive:${out}`], ['copy', '-q', `oci:${src}:bench`, `docker-archive:${out}`], clean);

@@ -44,7 +44,7 @@ interface Conn {
 
 /** Connect to the Engine API over a unix socket or tcp (TLS from DOCKER_CERT_PATH when DOCKER_TLS_VERIFY is set). */
 async function connectDaemon(o: SourceOptions): Promise<Conn> {
-  const { Agent, request } = await import('undici');
+  const { Agent, request } = await import('../http.js');
   const host = daemonHost(o);
   let agent: InstanceType<typeof Agent>;
   let origin: string;

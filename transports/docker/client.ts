@@ -1,4 +1,5 @@
-import { Agent, request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { Agent, request } from '../http.js';
 import type { Readable } from 'node:stream';
 import { SkiffError, type ErrorCode } from '../../src/core/errors.js';
 import type { Credentials } from '../../src/config/auth-file.js';

@@ -1,0 +1,23 @@
+/**
+ * The two pieces of undici skiff's HTTP clients use (the registry and the Docker daemon): Agent and request.
+ * undici's entry module also loads fetch, WebSocket, EventSource and caches, ~60 ms of every registry command's
+ * start-up; its Agent and request modules alone load in ~20 ms. (Pinned by package-lock; the tests exercise both.)
+ */
+import { createRequire } from 'node:module';
+import type { Dispatcher } from 'undici';
+
+const requireCjs = createRequire(import.meta.url);
+
+export const Agent = requireCjs('undici/lib/dispatcher/agent.js') as typeof import('undici').Agent;
+export type Agent = import('undici').Agent;
+
+type RequestOptions = Omit<Dispatcher.RequestOptions, 'origin' | 'path' | 'method'> & { method?: Dispatcher.HttpMethod; dispatcher: Dispatcher | undefined };
+const apiRequest = requireCjs('undici/lib/api/api-request.js') as (this: Dispatcher, opts: Dispatcher.RequestOptions) => Promise<Dispatcher.ResponseData>;
+
+/** undici's request(url, opts) with an explicit dispatcher: the same call its entry module makes. */
+export function request(url: string | URL, opts: RequestOptions): Promise<Dispatcher.ResponseData> {
+  const u = new URL(url);
+  const { dispatcher, ...rest } = opts;
+  if (!dispatcher) throw new Error(`internal error: a request to ${u.origin} without an HTTP agent`);
+  return apiRequest.call(dispatcher, { ...rest, origin: u.origin, path: u.search ? `${u.pathname}${u.search}` : u.pathname, method: opts.method ?? (opts.body ? 'PUT' : 'GET') });
+}

@@ -10,7 +10,7 @@ import { makeBusyboxLayout } from '../kit/fixtures.js';
 import { makeMultiPlatformLayout, sampleSpec } from '../kit/image.js';
 import { startFaultProxy, type FaultProxy } from '../kit/fault-proxy.js';
 import { startRegistry, freePort, type TestRegistry } from '../kit/registry.js';
-import { ok, run, skiff, tempDir } from '../kit/run.js';
+import { ok, run, skiff, SKIFF, tempDir } from '../kit/run.js';
 import { parseImageRef } from '../../src/core/ref.js';
 import { transports } from '../../transports/index.js';
 import { flatRef, validateImage, type Flat } from '../kit/validate.js';
@@ -265,6 +265,27 @@ describe('docker:// faults (proxy in front of the real registry)', () => {
     proxy.rule = undefined;
     await skopeo('copy', '-q', '--src-tls-verify=false', `docker://${reg.host}/f/up:1`, `oci:${t.dir}/up-back:x`);
     assert.deepEqual(await flat(`oci:${t.dir}/up-back:x`), fixtureFlat);
+  });
+
+  it('chunked uploads (Content-Range) resume from the registry\'s upload status after a failed chunk', async () => {
+    // 64 KiB chunks (SKIFF_UPLOAD_CHUNK_SIZE) so the fixture's layers take several; the fourth chunk request is
+    // answered 503 by the proxy (the registry never sees it).
+    let patches = 0;
+    proxy.rule = (req) => (req.method === 'PATCH' && ++patches === 4 ? { kind: 'status', status: 503 } : undefined);
+    proxy.log.length = 0;
+    const env = { ...process.env, SKIFF_UPLOAD_CHUNK_SIZE: '65536' };
+    const r = await run(process.execPath, [SKIFF, 'copy', '-q', ...fast, '--dest-tls-verify=false', fixture, `docker://${proxy.host}/f/chunked:1`], { env });
+    assert.equal(r.code, 0, r.stderr);
+    proxy.rule = undefined;
+    const patchLines = proxy.log.filter((l) => l.startsWith('PATCH'));
+    assert.ok(patchLines.length > 4, proxy.log.join('\n'));
+    const failed = patchLines[3]!.replace(/^.*content-range=/, '');
+    // After the failure: a status query (GET on the upload), then the same range again, not a restart from 0.
+    const after = proxy.log.slice(proxy.log.indexOf(patchLines[3]!) + 1);
+    assert.ok(after.some((l) => l.startsWith('GET /v2/f/chunked/blobs/uploads/')), proxy.log.join('\n'));
+    assert.ok(after.some((l) => l.endsWith(`content-range=${failed}`)), `resumed with ${failed}:\n${proxy.log.join('\n')}`);
+    await skopeo('copy', '-q', '--src-tls-verify=false', `docker://${reg.host}/f/chunked:1`, `oci:${t.dir}/chunked-back:x`);
+    assert.deepEqual(await flat(`oci:${t.dir}/chunked-back:x`), fixtureFlat);
   });
 
   it('a push whose source is corrupt pushes no manifest', async () => {

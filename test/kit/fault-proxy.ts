@@ -27,7 +27,7 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
   const proxy: FaultProxy = { host: '', log: [], rule: undefined, stop: async () => undefined };
   const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
     n++;
-    proxy.log.push(`${req.method} ${req.url}${req.headers.range ? ` ${req.headers.range}` : ''}`);
+    proxy.log.push(`${req.method} ${req.url}${req.headers.range ? ` ${req.headers.range}` : ''}${req.headers['content-range'] ? ` content-range=${req.headers['content-range']}` : ''}`);
     const fault = proxy.rule?.(req, n);
     if (fault?.kind === 'status') {
       req.resume();

@@ -227,6 +227,39 @@ const uploads = new Map<string, Promise<void>>();
 const MONOLITHIC_MAX = 4 * 1024 * 1024;
 
 /**
+ * Known-size blobs larger than this go up in chunks of this size (PATCH with Content-Range), so a failed upload
+ * resumes from what the registry reports it has (SKIFF_UPLOAD_CHUNK_SIZE in bytes; default 64 MiB: one request per
+ * chunk matters on slow links). Nothing is buffered: a retry re-reads the source and skips what was sent.
+ */
+function uploadChunkSize(): number {
+  const v = Number(process.env.SKIFF_UPLOAD_CHUNK_SIZE);
+  return Number.isInteger(v) && v > 0 ? v : 64 * 1024 * 1024;
+}
+
+/** Pull exactly `n` bytes from an async iterator of buffers, keeping what is left over for the next call. */
+class Take {
+  private rest: Buffer | undefined;
+  constructor(private readonly it: AsyncIterator<Buffer>) {}
+  async *take(n: number): AsyncGenerator<Buffer> {
+    while (n > 0) {
+      let c = this.rest;
+      this.rest = undefined;
+      if (!c) {
+        const r = await this.it.next();
+        if (r.done) throw new SkiffError('ERR_TRUNCATED', `blob ended ${n} bytes early`);
+        c = r.value;
+      }
+      if (c.length > n) {
+        this.rest = c.subarray(n);
+        c = c.subarray(0, n);
+      }
+      n -= c.length;
+      yield c;
+    }
+  }
+}
+
+/**
  * Pushes to a registry. Blobs: HEAD to skip what exists, cross-repository mount from a source on the same
  * registry, else an upload session (one PUT for small known blobs, a streamed PATCH then PUT ?digest=). The
  * registry checks every digest. Manifests are held until commit(), then sent children first, so no tag points at
@@ -235,6 +268,8 @@ const MONOLITHIC_MAX = 4 * 1024 * 1024;
 class DockerDestination implements ImageDestination {
   readonly caps = DOCKER_CAPS;
   private readonly manifests: { m: RawManifest; ref: string }[] = [];
+  /** Chunked upload sessions by blob digest, kept across the copy engine's retries of a blob. */
+  private readonly sessions = new Map<Digest, string>();
   /** Uploads this destination has claimed (hasBlob said no): released when putBlob ends or on close. */
   private readonly claims = new Map<Digest, () => void>();
   constructor(
@@ -329,8 +364,74 @@ class DockerDestination implements ImageDestination {
     }
   }
 
+  /**
+   * Where an upload session stands (GET on its location): the bytes the registry has and the location to go on
+   * with, or undefined when the session is gone or unusable (then a new one starts).
+   */
+  private async uploadStatus(location: string, what: string): Promise<{ location: string; received: number } | undefined> {
+    const res = await this.ep.client.send({ method: 'GET', path: location, scopes: this.scopes, ok: [204, 200, 400, 404, 416] }, what).catch(() => undefined);
+    if (!res) return undefined;
+    await res.body.dump();
+    if (res.statusCode !== 204 && res.statusCode !== 200) return undefined;
+    const range = String(res.headers.range ?? '');
+    const m = /^(?:bytes=)?0-(\d+)$/.exec(range);
+    // ("0-0" means no bytes or one; starting over from 0 is right for the first and refused for the second.)
+    const received = m && m[1] !== '0' ? Number(m[1]) + 1 : 0;
+    const next = res.headers.location;
+    const l = Array.isArray(next) ? next[0] : next;
+    return { location: l ? await this.absolute(l) : location, received };
+  }
+
+  /**
+   * A known-size blob in Content-Range chunks. The session is remembered until the blob is done, so when the copy
+   * engine retries after a failure, the upload goes on from what the registry has: the fresh source stream is read
+   * up to there (the engine still verifies all of it) and only the rest is sent.
+   */
+  private async uploadChunked(stream: Readable, digest: Digest, size: number, what: string): Promise<{ digest: Digest; size: number }> {
+    const chunk = uploadChunkSize();
+    let loc: string | undefined;
+    let offset = 0;
+    const saved = this.sessions.get(digest);
+    if (saved) {
+      const st = await this.uploadStatus(saved, what);
+      if (st && st.received <= size) ({ location: loc, received: offset } = st);
+    }
+    loc ??= await this.startUpload(what);
+    this.sessions.set(digest, loc);
+    const take = new Take(stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>);
+    for await (const _ of take.take(offset)) {
+      // already at the registry
+    }
+    while (offset < size) {
+      const n = Math.min(chunk, size - offset);
+      let res: Res;
+      try {
+        res = await this.ep.client.send({ method: 'PATCH', path: loc, headers: { 'content-type': 'application/octet-stream', 'content-length': String(n), 'content-range': `${offset}-${offset + n - 1}` }, body: Readable.from(take.take(n)), scopes: this.scopes, ok: [202, 204, 416] }, what);
+      } catch (e) {
+        if (!isRetryable(e)) this.sessions.delete(digest);
+        throw e;
+      }
+      await res.body.dump();
+      if (res.statusCode === 416) {
+        // The registry holds a different amount than it said: this session cannot go on.
+        this.sessions.delete(digest);
+        throw new SkiffError('ERR_REGISTRY', `${what}: the registry refused the chunk at byte ${offset} (416); starting over`, { retryable: true });
+      }
+      const next = res.headers.location;
+      const l = Array.isArray(next) ? next[0] : next;
+      if (l) loc = await this.absolute(l);
+      this.sessions.set(digest, loc);
+      offset += n;
+    }
+    const res = await this.ep.client.send({ method: 'PUT', path: this.withDigest(loc, digest), headers: { 'content-length': '0' }, scopes: this.scopes, ok: [201] }, what);
+    await res.body.dump();
+    this.sessions.delete(digest);
+    return { digest, size };
+  }
+
   private async upload(stream: Readable, info: BlobInfo): Promise<{ digest: Digest; size: number }> {
     const what = `uploading blob ${info.digest ?? ''} to ${this.ref}`.replace('  ', ' ');
+    if (info.digest && info.size !== undefined && info.size > uploadChunkSize()) return this.uploadChunked(stream, info.digest, info.size, what);
     const loc = await this.startUpload(what);
     if (info.digest && info.size !== undefined && info.size <= MONOLITHIC_MAX) {
       const chunks: Buffer[] = [];

@@ -17,26 +17,8 @@ export function cstring(buf: Buffer, off: number, len: number): string {
   return buf.toString('utf8', off, end < 0 || end > off + len ? off + len : end);
 }
 
-/** PAX extended header records (`len key=value\n`). */
-export function parsePax(data: Buffer): Record<string, string> {
-  const out: Record<string, string> = {};
-  let i = 0;
-  while (i < data.length) {
-    const sp = data.indexOf(0x20, i);
-    if (sp < 0) break;
-    const len = parseInt(data.toString('latin1', i, sp), 10);
-    if (!Number.isFinite(len) || len <= 0) break;
-    const rec = data.toString('utf8', sp + 1, i + len - 1);
-    const eq = rec.indexOf('=');
-    if (eq > 0) out[rec.slice(0, eq)] = rec.slice(eq + 1);
-    i += len;
-  }
-  return out;
-}
-
-/** The `SCHILY.xattr.NAME` records of a PAX header, values as raw bytes (xattr values are binary). */
-export function paxXattrs(data: Buffer): [string, Buffer][] {
-  const out: [string, Buffer][] = [];
+/** The records of a PAX extended header (`len key=value\n`): key as text, value as raw bytes. */
+function* paxEntries(data: Buffer): Generator<[string, Buffer]> {
   let i = 0;
   while (i < data.length) {
     const sp = data.indexOf(0x20, i);
@@ -44,12 +26,22 @@ export function paxXattrs(data: Buffer): [string, Buffer][] {
     const len = parseInt(data.toString('latin1', i, sp), 10);
     if (!Number.isFinite(len) || len <= 0) break;
     const eq = data.indexOf(0x3d, sp + 1);
-    if (eq > 0 && eq < i + len) {
-      const key = data.toString('utf8', sp + 1, eq);
-      if (key.startsWith('SCHILY.xattr.')) out.push([key.slice(13), Buffer.from(data.subarray(eq + 1, i + len - 1))]);
-    }
+    if (eq > 0 && eq < i + len) yield [data.toString('utf8', sp + 1, eq), data.subarray(eq + 1, i + len - 1)];
     i += len;
   }
+}
+
+/** PAX extended header records as text. */
+export function parsePax(data: Buffer): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of paxEntries(data)) out[k] = v.toString('utf8');
+  return out;
+}
+
+/** The `SCHILY.xattr.NAME` records of a PAX header, values as raw bytes (xattr values are binary). */
+export function paxXattrs(data: Buffer): [string, Buffer][] {
+  const out: [string, Buffer][] = [];
+  for (const [k, v] of paxEntries(data)) if (k.startsWith('SCHILY.xattr.')) out.push([k.slice(13), Buffer.from(v)]);
   return out;
 }
 

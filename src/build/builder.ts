@@ -5,7 +5,7 @@
  * Layers go into the store as they are made; the image (config + manifest + names) is recorded at the end.
  */
 import { spawnSync } from 'node:child_process';
-import { closeSync, createReadStream, createWriteStream, lstatSync, openSync, promises as fsp, readdirSync, readFileSync, readlinkSync, readSync } from 'node:fs';
+import { closeSync, createReadStream, createWriteStream, lstatSync, type Stats, openSync, promises as fsp, readdirSync, readFileSync, readlinkSync, readSync } from 'node:fs';
 import * as path from 'node:path';
 import { addEntry, addFile, addStream, packTo } from '../archive/tar-pack.js';
 import { createHash } from 'node:crypto';
@@ -65,6 +65,15 @@ export interface BuildOptions {
   squash?: 'new' | 'all';
   /** --annotation: OCI manifest annotations (the Docker format has none). */
   annotations?: Record<string, string>;
+}
+
+/** A context file's identity and times when its content digest was taken. */
+interface StatEntry {
+  ino: number;
+  size: number;
+  mtimeMs: number;
+  ctimeMs: number;
+  digest: string;
 }
 
 /** What the layer cache remembers of a step. */
@@ -224,6 +233,7 @@ export class Builder {
         }));
         if (failures.length) throw failures[0];
       }
+      await this.saveStatCache();
       const final = this.stages.get(this.o.plan.target)!;
       if (this.o.squash) await this.squash(final, this.o.squash === 'all' ? 0 : final.baseLayers);
       return await this.commit(final);
@@ -405,9 +415,32 @@ export class Builder {
     const h = createHash('sha256');
     const ctx = path.resolve(this.o.contextDir);
     const buf = Buffer.allocUnsafe(1 << 20);
+    const known = await this.statCache(ctx);
+    const fileDigest = (rel: string, full: string, st: Stats): string => {
+      const seen = known.entries.get(rel);
+      if (seen && seen.ino === st.ino && seen.size === st.size && seen.mtimeMs === st.mtimeMs && seen.ctimeMs === st.ctimeMs) return seen.digest;
+      const fh = createHash('sha256');
+      if (st.size <= SMALL_FILE) fh.update(readFileSync(full));
+      else {
+        // Big files in 1 MiB pieces: hashing must not hold a whole file in memory.
+        const fd = openSync(full, 'r');
+        try {
+          for (let n = readSync(fd, buf, 0, buf.length, null); n > 0; n = readSync(fd, buf, 0, buf.length, null)) fh.update(buf.subarray(0, n));
+        } finally {
+          closeSync(fd);
+        }
+      }
+      const digest = fh.digest('hex');
+      // A file changed within the last seconds could change again within the same timestamp: not remembered.
+      if (Date.now() - st.ctimeMs > 2000) {
+        known.entries.set(rel, { ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, digest });
+        known.dirty = true;
+      }
+      return digest;
+    };
     const walk = (rel: string): void => {
       const full = path.join(ctx, rel);
-      let st: ReturnType<typeof lstatSync>;
+      let st: Stats;
       try {
         st = lstatSync(full);
       } catch {
@@ -416,16 +449,8 @@ export class Builder {
       }
       h.update(`${rel} ${st.mode} ${st.size}\n`);
       if (st.isSymbolicLink()) h.update(readlinkSync(full));
-      else if (st.isFile() && st.size <= SMALL_FILE) h.update(readFileSync(full));
-      else if (st.isFile()) {
-        // Big files in 1 MiB pieces: hashing must not hold a whole file in memory.
-        const fd = openSync(full, 'r');
-        try {
-          for (let n = readSync(fd, buf, 0, buf.length, null); n > 0; n = readSync(fd, buf, 0, buf.length, null)) h.update(buf.subarray(0, n));
-        } finally {
-          closeSync(fd);
-        }
-      } else if (st.isDirectory()) {
+      else if (st.isFile()) h.update(fileDigest(rel, full, st));
+      else if (st.isDirectory()) {
         for (const n of readdirSync(full).sort()) {
           const r = rel ? `${rel}/${n}` : n;
           if (!this.o.ignore.excludes(r) || !this.o.ignore.canPrune(r)) walk(r);
@@ -440,6 +465,28 @@ export class Builder {
       for (const m of matched) walk(m);
     }
     return h.digest('hex');
+  }
+
+  /**
+   * Content digests of the context's files from earlier builds, trusted while a file's inode, size, mtime and ctime
+   * are unchanged (git's index does the same): an unchanged context is stat'ed, not read. ctime cannot be set back
+   * by tools, so a rewritten file is always read again. Saved at the end of the build.
+   */
+  private statCacheFor?: { ctx: string; file: string; entries: Map<string, StatEntry>; dirty: boolean };
+  private async statCache(ctx: string): Promise<NonNullable<Builder['statCacheFor']>> {
+    if (this.statCacheFor?.ctx === ctx) return this.statCacheFor;
+    const file = path.join(this.o.store.loc.root, 'skiff-cache', 'context', `${digestHex(sha256(ctx))}.json`);
+    const entries = await fsp.readFile(file, 'utf8').then((t) => new Map(Object.entries(JSON.parse(t) as Record<string, StatEntry>)), () => new Map<string, StatEntry>());
+    this.statCacheFor = { ctx, file, entries, dirty: false };
+    return this.statCacheFor;
+  }
+
+  private async saveStatCache(): Promise<void> {
+    const c = this.statCacheFor;
+    if (!c?.dirty) return;
+    await fsp.mkdir(path.dirname(c.file), { recursive: true });
+    await atomicWriteFile(c.file, JSON.stringify(Object.fromEntries(c.entries)));
+    c.dirty = false;
   }
 
   /**

@@ -311,4 +311,27 @@ describe('skiff build features', () => {
     assert.equal(never.code, 2, never.stderr);
     assert.match(never.stderr, /--pull=never/);
   });
+
+  it('the context stat cache: an unchanged file is not read again; a rewrite with the same size and mtime still misses', async () => {
+    const ctx = path.join(t.dir, 'ctx-stat');
+    await fsp.mkdir(ctx);
+    await fsp.writeFile(path.join(ctx, 'Containerfile'), `FROM ${base}\nCOPY data.txt /data.txt\n`);
+    await fsp.writeFile(path.join(ctx, 'data.txt'), 'version-1\n');
+    // Files changed in the last 2 s are never trusted by their stat (they could change again unseen).
+    await new Promise((r) => setTimeout(r, 2100));
+    const first = await ok(skiff([...S(), 'build', '-q', ctx]));
+    const again = await skiff([...S(), 'build', ctx]);
+    assert.match(again.stderr, /--> Using cache/);
+    assert.equal(again.stdout, first);
+    const statFiles = await fsp.readdir(`${t.dir}/root/skiff-cache/context`);
+    assert.ok(statFiles.length > 0, 'the stat cache was saved');
+    // Same size, same mtime, different bytes: only ctime tells, and it does.
+    const st = await fsp.stat(path.join(ctx, 'data.txt'));
+    await fsp.writeFile(path.join(ctx, 'data.txt'), 'version-2\n');
+    await fsp.utimes(path.join(ctx, 'data.txt'), st.atime, st.mtime);
+    const changed = await skiff([...S(), 'build', ctx]);
+    assert.equal(changed.code, 0, changed.stderr);
+    assert.doesNotMatch(changed.stderr, /--> Using cache/);
+    assert.notEqual(changed.stdout, first);
+  });
 });

@@ -230,7 +230,8 @@ async function buildCases(): Promise<void> {
     await fsp.mkdir(`${t.dir}/xdg`, { mode: 0o700 });
     spawnSync('chown', ['-R', `${user}:`, t.dir, lower]);
     await fsp.chmod(t.dir, 0o755);
-    const skiff = (args: string): string[] => as(`${process.execPath} ${SKIFF} --root ${t.dir}/s/root --runroot ${t.dir}/s/run ${args}`);
+    // The installed command (package.json "bin"): its launcher enters the user namespace before Node starts.
+    const skiff = (args: string): string[] => as(`${path.join(path.dirname(SKIFF), 'skiff')} --root ${t.dir}/s/root --runroot ${t.dir}/s/run ${args}`);
     const buildah = (args: string): string[] => as(`buildah --root ${t.dir}/b/root --runroot ${t.dir}/b/run --storage-driver overlay ${args}`);
     const seed = skiff(`copy -q oci:${lower}/busybox:busybox containers-storage:localhost/busybox:latest`);
     spawnSync(seed[0]!, seed.slice(1));

@@ -6,6 +6,7 @@
 import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { layoutFromTar, makeBusyboxLayout } from '../kit/fixtures.js';
 import { makeLayout, sampleSpec } from '../kit/image.js';
@@ -74,6 +75,15 @@ describe('rootless containers-storage (as an unprivileged user)', () => {
     await as(skiff(`copy -q containers-storage:localhost/built:1 oci:${t.dir}/b-runc:x`));
     await as(skiff(`copy -q containers-storage:localhost/built-chroot:1 oci:${t.dir}/b-chroot:x`));
     assert.deepEqual(await flatRef(`oci:${t.dir}/b-chroot:x`), await flatRef(`oci:${t.dir}/b-runc:x`));
+  });
+
+  it('the installed launcher (bin/skiff) enters the user namespace itself: same store, same owners', async () => {
+    const launcher = `${path.dirname(SKIFF)}/skiff ${store()}`;
+    assert.match(await as(`${launcher} images`), /localhost\/rl\s+1/);
+    await as(`${launcher} copy -q containers-storage:localhost/rl:1 oci:${t.dir}/via-launcher:x`);
+    assert.deepEqual(await flatRef(`oci:${t.dir}/via-launcher:x`), await flatRef(`oci:${t.dir}/fixture:busybox`));
+    // Commands that need no store run without a namespace.
+    assert.match(await as(`${path.dirname(SKIFF)}/skiff --version`), /^skiff version /);
   });
 
   it('skiff reads what rootless podman stored', async () => {

@@ -72,6 +72,22 @@ describe('docker-daemon via podman system service', () => {
     assert.match(noTag.stderr, /give -t/);
   });
 
+  it('a load that fails mid-copy (corrupt source blob) loads nothing and does not hang', async () => {
+    await fsp.cp(`${t.dir}/fixture`, `${t.dir}/corrupt`, { recursive: true });
+    const index = JSON.parse(await fsp.readFile(`${t.dir}/corrupt/index.json`, 'utf8')) as { manifests: { digest: string }[] };
+    const manifest = JSON.parse(await fsp.readFile(`${t.dir}/corrupt/blobs/sha256/${index.manifests[0]!.digest.slice(7)}`, 'utf8')) as { layers: { digest: string }[] };
+    const blob = `${t.dir}/corrupt/blobs/sha256/${manifest.layers.at(-1)!.digest.slice(7)}`;
+    const bytes = await fsp.readFile(blob);
+    const mid = Math.floor(bytes.length / 2);
+    bytes[mid] = bytes[mid]! ^ 0xff;
+    await fsp.writeFile(blob, bytes);
+    const r = await skiff(['copy', '-q', '--dest-daemon-host', `unix://${sock}`, `oci:${t.dir}/corrupt:busybox`, 'docker-daemon:localhost/corrupt:1']);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /digest mismatch|invalid|corrupt|unexpected end/i);
+    const images = await run('podman', [...svc.storeFlags, 'images', '--format', '{{.Repository}}:{{.Tag}}']);
+    assert.doesNotMatch(images.stdout, /localhost\/corrupt/);
+  });
+
   it('a missing image: exit 2, clear message, nothing written at the destination', async () => {
     const r = await skiff(['copy', '-q', '--src-daemon-host', `unix://${sock}`, 'docker-daemon:localhost/nope:1', `oci:${t.dir}/missing:x`]);
     assert.equal(r.code, 2, r.stderr);

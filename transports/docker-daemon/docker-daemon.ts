@@ -1,15 +1,18 @@
+import { once } from 'node:events';
 import { createReadStream, createWriteStream, promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { Digest } from '../../src/core/digest.js';
+import { digestHex, type Digest } from '../../src/core/digest.js';
 import { SkiffError } from '../../src/core/errors.js';
-import { IO_CHUNK } from '../../src/core/fs.js';
-import type { BlobInfo, DestinationOptions, ImageDestination, ImageRef, ImageSource, SourceOptions, Transport } from '../../src/core/image.js';
-import type { Descriptor, RawManifest } from '../../src/core/manifest.js';
+import { IO_CHUNK, streamToTempFile } from '../../src/core/fs.js';
+import { MT } from '../../src/core/media-types.js';
+import { tarHeader } from '../../src/archive/tar-append.js';
+import type { BlobInfo, DestinationCaps, DestinationOptions, ImageDestination, ImageRef, ImageSource, SourceOptions, Transport } from '../../src/core/image.js';
+import { parseManifest, type Descriptor, type ImageManifest, type RawManifest } from '../../src/core/manifest.js';
 import { formatDockerReference, parseDockerReference, withDefaultTag, type DockerReference } from '../../src/core/reference.js';
-import { ArchiveDestination, ArchiveSource, DockerArchiveRef } from '../docker-archive/index.js';
+import { ArchiveSource, DockerArchiveRef } from '../docker-archive/index.js';
 
 /** `docker-daemon:NAME[:TAG]` or, to read, `docker-daemon:sha256:ID`. */
 export class DaemonRef implements ImageRef {
@@ -126,51 +129,133 @@ async function openDaemonSource(ref: DaemonRef, o: SourceOptions): Promise<Image
   }
 }
 
-/** Writes a docker-archive to a temp file while copying, then streams it to `POST /images/load` on commit. */
+const LOAD_CAPS: DestinationCaps = { manifestTypes: [MT.dockerManifest, MT.ociManifest], compression: 'preserve', multiImage: false };
+
+/**
+ * Loads into the daemon while copying: `POST /images/load` starts at once and its body is a docker-archive tar
+ * written as the blobs arrive. Layers go in as they are stored (compressed): the daemon decompresses them anyway
+ * (Docker and podman both accept compressed layer files in a loaded archive), their sizes are known so each goes
+ * straight into the request, and nothing is decompressed or written to disk twice. One member is written at a
+ * time; a blob arriving meanwhile, or one of unknown size, is spooled to a temp file and added at commit.
+ */
 class DaemonDestination implements ImageDestination {
+  readonly caps = LOAD_CAPS;
+  private readonly body = new PassThrough({ highWaterMark: IO_CHUNK });
+  private readonly load: Promise<{ ok: true } | { ok: false; error: unknown }>;
+  private busy = false;
+  private manifest: ImageManifest | undefined;
+  /** digest -> member name, for blobs in the tar; spooled ones wait in temp files. */
+  private readonly inTar = new Map<Digest, string>();
+  private readonly spooled = new Map<Digest, { file: string; size: number; isConfig: boolean }>();
+  private committed = false;
   private constructor(
-    readonly ref: DaemonRef,
+    readonly ref: DaemonRef & { named: DockerReference },
     private readonly conn: Conn,
     private readonly dir: string,
-    private readonly archive: ArchiveDestination,
-    private readonly file: string,
-  ) {}
-
-  get caps() {
-    return this.archive.caps;
+  ) {
+    // The request runs alongside the copy; its outcome is read at commit.
+    this.load = (async () => {
+      const res = await conn.request('POST', '/images/load?quiet=1', this.body, { 'content-type': 'application/x-tar' });
+      if (res.statusCode !== 200) throw await daemonError(res, `loading ${ref} into the daemon at ${conn.host}`);
+      const text = await res.body.text();
+      // The daemon reports load errors inside a 200 stream: {"errorDetail": …}
+      const bad = /"error(?:Detail)?"\s*:\s*(?:\{"message":)?"([^"]*)"/.exec(text);
+      if (bad) throw new SkiffError('ERR_REGISTRY', `loading ${ref} into the daemon: ${bad[1]}`);
+    })().then(() => ({ ok: true as const }), (error: unknown) => ({ ok: false as const, error }));
   }
 
   static async open(ref: DaemonRef, o: DestinationOptions): Promise<DaemonDestination> {
     if (!ref.named) throw new SkiffError('ERR_INVALID_REFERENCE', `${ref}: an image ID cannot be written; name the image (docker-daemon:NAME:TAG)`);
     const conn = await connectDaemon(o);
     const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'skiff-daemon-'));
-    const file = path.join(dir, 'image.tar');
-    const archive = await ArchiveDestination.open(new DockerArchiveRef(file, withDefaultTag(ref.named)));
-    return new DaemonDestination(ref, conn, dir, archive, file);
+    return new DaemonDestination(Object.assign(new DaemonRef(withDefaultTag(ref.named)), { named: withDefaultTag(ref.named) }), conn, dir);
   }
 
-  hasBlob(desc: Descriptor): Promise<boolean> {
-    return this.archive.hasBlob(desc);
+  private memberName(d: Digest, isConfig: boolean): string {
+    return `${digestHex(d)}.${isConfig ? 'json' : 'tar'}`;
   }
-  putBlob(stream: Readable, info: BlobInfo): Promise<{ digest: Digest; size: number }> {
-    return this.archive.putBlob(stream, info);
+
+  /** Write bytes into the request body, waiting while the daemon is behind. */
+  private async write(b: Buffer): Promise<void> {
+    if (this.body.destroyed) throw new SkiffError('ERR_DESTINATION', `loading ${this.ref}: the daemon closed the connection`);
+    if (!this.body.write(b)) await once(this.body, 'drain');
   }
-  putManifest(m: RawManifest, instance?: Digest): Promise<void> {
-    return this.archive.putManifest(m, instance);
+
+  /** One tar member of `size` bytes from `data`; a wrong length fails (the request is then abandoned). */
+  private async member(name: string, size: number, data: AsyncIterable<Buffer> | Iterable<Buffer>): Promise<void> {
+    await this.write(tarHeader(name, size));
+    let n = 0;
+    for await (const c of data) {
+      n += c.length;
+      if (n > size) break;
+      await this.write(c);
+    }
+    if (n !== size) throw new SkiffError('ERR_DESTINATION', `loading ${this.ref}: ${name} is ${n} bytes, not ${size}`);
+    if (size % 512) await this.write(Buffer.alloc(512 - (size % 512)));
+  }
+
+  async hasBlob(desc: Descriptor): Promise<boolean> {
+    return this.inTar.has(desc.digest) || this.spooled.has(desc.digest);
+  }
+
+  async putBlob(stream: Readable, info: BlobInfo): Promise<{ digest: Digest; size: number }> {
+    if (!this.busy && info.digest && info.size !== undefined) {
+      this.busy = true;
+      try {
+        // (The copy engine verifies the bytes against info.digest before the stream ends.)
+        await this.member(this.memberName(info.digest, info.isConfig), info.size, stream);
+        this.inTar.set(info.digest, this.memberName(info.digest, info.isConfig));
+        return { digest: info.digest, size: info.size };
+      } catch (e) {
+        this.body.destroy(e as Error);
+        throw e;
+      } finally {
+        this.busy = false;
+      }
+    }
+    const t = await streamToTempFile(stream, this.dir, info.digest);
+    this.spooled.set(t.digest, { file: t.path, size: t.size, isConfig: info.isConfig });
+    return { digest: t.digest, size: t.size };
+  }
+
+  async putManifest(m: RawManifest, instance?: Digest): Promise<void> {
+    if (instance) throw new SkiffError('ERR_UNSUPPORTED', `${this.ref}: the daemon loads single images, not an index`);
+    const parsed = parseManifest(m.bytes, m.mediaType);
+    if (parsed.kind !== 'image') throw new SkiffError('ERR_UNSUPPORTED', `${this.ref}: the daemon loads single images, not an index`);
+    this.manifest = parsed;
   }
 
   async commit(): Promise<void> {
-    await this.archive.commit();
-    const res = await this.conn.request('POST', '/images/load?quiet=1', createReadStream(this.file, { highWaterMark: IO_CHUNK }), { 'content-type': 'application/x-tar' });
-    if (res.statusCode !== 200) throw await daemonError(res, `loading ${this.ref} into the daemon at ${this.conn.host}`);
-    const text = await res.body.text();
-    // The daemon reports load errors inside a 200 stream: {"errorDetail": …}
-    const bad = /"error(?:Detail)?"\s*:\s*(?:\{"message":)?"([^"]*)"/.exec(text);
-    if (bad) throw new SkiffError('ERR_REGISTRY', `loading ${this.ref} into the daemon: ${bad[1]}`);
+    const m = this.manifest;
+    if (!m) throw new SkiffError('ERR_DESTINATION', `${this.ref}: commit without a manifest`);
+    try {
+      while (this.busy) await new Promise((r) => setTimeout(r, 5));
+      for (const [d, sp] of this.spooled) {
+        await this.member(this.memberName(d, sp.isConfig), sp.size, createReadStream(sp.file, { highWaterMark: IO_CHUNK }));
+        this.inTar.set(d, this.memberName(d, sp.isConfig));
+      }
+      const name = (d: Digest): string => {
+        const n = this.inTar.get(d);
+        if (!n) throw new SkiffError('ERR_DESTINATION', `${this.ref}: blob ${d} was never written`);
+        return n;
+      };
+      const manifestJson = Buffer.from(JSON.stringify([{ Config: name(m.config.digest), RepoTags: [formatDockerReference(this.ref.named)], Layers: m.layers.map((l) => name(l.digest)) }]));
+      await this.member('manifest.json', manifestJson.length, [manifestJson]);
+      await this.write(Buffer.alloc(1024));
+      this.body.end();
+    } catch (e) {
+      this.body.destroy(e as Error);
+      throw e;
+    }
+    const r = await this.load;
+    if (!r.ok) throw r.error;
+    this.committed = true;
   }
 
   async close(): Promise<void> {
-    await this.archive.close();
+    // Without a commit the request is abandoned mid-archive: the daemon loads nothing.
+    if (!this.committed) this.body.destroy(new Error('copy abandoned'));
+    await this.load;
     await fsp.rm(this.dir, { recursive: true, force: true });
     await this.conn.close();
   }

@@ -132,6 +132,8 @@ async function setXattrs(full: string, xattrs: [string, Buffer][]): Promise<void
 
 export async function applyLayer(tar: Readable, diffDir: string, tarSplitFile: string): Promise<Applied> {
   const hasher = new Hasher();
+  // (pipe() does not pass errors on: a failing input must fail the application, not leave it waiting.)
+  tar.once('error', (e) => hasher.destroy(e));
   tar.pipe(hasher);
   const r = new ByteReader(hasher);
   const ts = new TarSplitWriter(tarSplitFile);

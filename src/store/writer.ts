@@ -12,7 +12,7 @@ import type { Readable } from 'node:stream';
 import { digestHex, sha256, type Digest } from '../core/digest.js';
 import { SkiffError } from '../core/errors.js';
 import { atomicWriteFile } from '../core/fs.js';
-import { applyLayer } from './apply.js';
+import { applyLayer, type Applied } from './apply.js';
 import { withLock } from './lock.js';
 import { bigDataFile, type Image, type Layer, type Store } from './store.js';
 
@@ -23,6 +23,12 @@ export function layerId(parent: string | undefined, diffID: Digest): string {
 
 const LINK_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789';
 const newLink = (): string => Array.from({ length: 26 }, () => LINK_CHARS[randomInt(LINK_CHARS.length)]).join('');
+
+/** A layer unpacked into a staging dir by stageLayer, waiting to be moved into the store. */
+export interface StagedLayer {
+  dir: string;
+  applied: Applied;
+}
 
 export class StoreWriter {
   private readonly layersDir: string;
@@ -93,7 +99,17 @@ export class StoreWriter {
    * Apply a layer tar as layer `id` over `parent`. The entry is recorded incomplete first; the diffID is checked
    * against `diffID` before the layer is marked complete.
    */
-  async createLayer(id: string, parent: string | undefined, diffID: Digest, tar: Readable, blob?: { digest: Digest; size: number; compression: number }): Promise<Layer> {
+  /**
+   * Apply a layer tar into a staging dir (`<dir>/diff` and `<dir>/tar-split.gz`) outside the store's records, so
+   * layers can be unpacked in parallel while they arrive; createLayer then moves one into place.
+   */
+  async stageLayer(tar: Readable, dir: string): Promise<StagedLayer> {
+    await fsp.mkdir(path.join(dir, 'diff'), { recursive: true, mode: 0o755 });
+    const applied = await applyLayer(tar, path.join(dir, 'diff'), path.join(dir, 'tar-split.gz'));
+    return { dir, applied };
+  }
+
+  async createLayer(id: string, parent: string | undefined, diffID: Digest, tar: Readable | StagedLayer, blob?: { digest: Digest; size: number; compression: number }): Promise<Layer> {
     // Like containers/storage, hold layers.lock for the whole application: podman treats an incomplete layer it
     // can see under the lock as debris and deletes it, so nobody may see ours half-done without the lock held.
     return withLock(path.join(this.layersDir, 'layers.lock'), true, async () => {
@@ -118,10 +134,11 @@ export class StoreWriter {
   }
 
   /** Lay out overlay/<id> and apply the tar into its diff/; the caller holds layers.lock and cleans up on failure. */
-  private async applyLayerFiles(id: string, parent: string | undefined, diffID: Digest, tar: Readable, created: string, blob?: { digest: Digest; size: number; compression: number }): Promise<Layer> {
+  private async applyLayerFiles(id: string, parent: string | undefined, diffID: Digest, tar: Readable | StagedLayer, created: string, blob?: { digest: Digest; size: number; compression: number }): Promise<Layer> {
     const dir = path.join(this.overlay, id);
+    const staged = 'applied' in tar ? tar : undefined;
     await fsp.mkdir(dir, { mode: 0o700 });
-    for (const d of ['diff', 'work', 'merged']) await fsp.mkdir(path.join(dir, d), { mode: d === 'diff' ? 0o755 : 0o700 });
+    for (const d of ['diff', 'work', 'merged']) if (!(staged && d === 'diff')) await fsp.mkdir(path.join(dir, d), { mode: d === 'diff' ? 0o755 : 0o700 });
     const link = newLink();
     await fsp.writeFile(path.join(dir, 'link'), link, { mode: 0o644 });
     await fsp.symlink(`../${id}/diff`, path.join(this.overlay, 'l', link));
@@ -133,7 +150,18 @@ export class StoreWriter {
     } else {
       await fsp.mkdir(path.join(dir, 'empty'), { mode: 0o700 });
     }
-    const applied = await applyLayer(tar, path.join(dir, 'diff'), path.join(this.layersDir, `${id}.tar-split.gz`));
+    let applied: Applied;
+    if (staged) {
+      // Unpacked already (in parallel, while arriving): moved into place, same filesystem.
+      await fsp.rename(path.join(staged.dir, 'diff'), path.join(dir, 'diff'));
+      // (overlay/ may be its own mount, as containers/storage bind-mounts it: the small tar-split is copied across.)
+      const ts = path.join(this.layersDir, `${id}.tar-split.gz`);
+      await fsp.rename(path.join(staged.dir, 'tar-split.gz'), ts).catch(async (e: NodeJS.ErrnoException) => {
+        if (e.code !== 'EXDEV') throw e;
+        await fsp.copyFile(path.join(staged.dir, 'tar-split.gz'), ts);
+      });
+      applied = staged.applied;
+    } else applied = await applyLayer(tar as Readable, path.join(dir, 'diff'), path.join(this.layersDir, `${id}.tar-split.gz`));
     if (applied.diffDigest !== diffID) {
       throw new SkiffError('ERR_DIGEST_MISMATCH', `layer ${id.slice(0, 12)}: uncompressed digest ${applied.diffDigest}, the image config says ${diffID}`);
     }

@@ -149,6 +149,15 @@ describe('containers-storage (write)', () => {
     await ok(skiff(['copy', '-q', `oci:${t.dir}/wh:wh`, `containers-storage:[${store}]localhost/mine:1`]));
     const images = JSON.parse(await fsp.readFile(`${t.dir}/root/overlay-images/images.json`, 'utf8')) as { id: string; names: string[] }[];
     assert.equal(images.filter((i) => i.names.includes('localhost/mine:1')).length, 1);
+    // Layers the store holds are not fetched again: the same image from a layout whose layer blobs are gone.
+    await fsp.cp(`${t.dir}/fixture`, `${t.dir}/no-layers`, { recursive: true });
+    const idx = JSON.parse(await fsp.readFile(`${t.dir}/no-layers/index.json`, 'utf8')) as { manifests: { digest: string }[] };
+    const m = JSON.parse(await fsp.readFile(`${t.dir}/no-layers/blobs/sha256/${idx.manifests[0]!.digest.slice(7)}`, 'utf8')) as { layers: { digest: string }[] };
+    for (const l of m.layers) await fsp.rm(`${t.dir}/no-layers/blobs/sha256/${l.digest.slice(7)}`);
+    await ok(skiff(['copy', '-q', `oci:${t.dir}/no-layers:busybox`, `containers-storage:[${store}]localhost/nolayers:1`]));
+    assert.deepEqual(await flat(`containers-storage:[${store}]localhost/nolayers:1`), await flat(`oci:${t.dir}/fixture:busybox`));
+    // Staging dirs (layers are unpacked in overlay/ while they arrive) are gone after a copy.
+    assert.deepEqual((await fsp.readdir(`${t.dir}/root/overlay`)).filter((n) => n.startsWith('.skiff-stage-')), []);
   });
 
   it('a layer left incomplete by a killed writer is removed on the next write; a hostile layer is refused cleanly', async () => {

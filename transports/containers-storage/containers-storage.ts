@@ -1,17 +1,17 @@
 import { randomBytes } from 'node:crypto';
-import { createReadStream, promises as fsp } from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
-import { checkBlob, digestHex, sha256, type Digest } from '../../src/core/digest.js';
+import { BlobMeter, checkBlob, digestHex, sha256, type Digest } from '../../src/core/digest.js';
 import { SkiffError } from '../../src/core/errors.js';
-import { IO_CHUNK, streamToTempFile } from '../../src/core/fs.js';
+import { removeTree, streamToTempFile } from '../../src/core/fs.js';
 import type { BlobInfo, DestinationCaps, ImageDestination, ImageRef, ImageSource, SourceOptions, Transport } from '../../src/core/image.js';
 import { parseConfig } from '../../src/core/config.js';
 import { parseManifest, serializeManifest, type Descriptor, type ImageManifest, type RawManifest } from '../../src/core/manifest.js';
 import { formatDockerReference, parseDockerReference, withDefaultTag } from '../../src/core/reference.js';
 import { createDecompressor, detectCompression, peek } from '../../src/archive/compression.js';
-import { layerId, StoreWriter } from '../../src/store/writer.js';
-import { MT } from '../../src/core/media-types.js';
+import { layerId, StoreWriter, type StagedLayer } from '../../src/store/writer.js';
+import { layerCompressionOf, MT } from '../../src/core/media-types.js';
 import { defaultStoreLocation, Store, type Image, type Layer, type StoreLocation } from '../../src/store/store.js';
 
 /** `containers-storage:[[driver@]root[+runroot][:options]]{ID|NAME[@ID]}` (containers-transports(5)). */
@@ -153,19 +153,23 @@ class StorageSource implements ImageSource {
 }
 
 /**
- * Writes an image into the store. Blobs are spooled under the store's tmp/ while the copy runs; commit applies the
- * layers the store does not have yet (in order, each checked against the config's diffID), then records the image
- * and its names. A layer already in the store (same chain ID) is reused; one with the same content under another
- * parent is rebuilt from its tar-split rather than fetched again.
+ * Writes an image into the store. Layers are unpacked while they arrive, in parallel, into staging dirs under the
+ * store's tmp/ (nothing the store's records know of); the config is spooled. Commit moves the staged layers into
+ * place in order (each checked against the config's diffID, a layer already in the store under the same chain ID
+ * reused) and records the image and its names. A blob the store already holds as some layer (by compressed or
+ * uncompressed digest) is not fetched at all: a layer under another parent is rebuilt from that one's tar-split.
  */
 class StorageDestination implements ImageDestination {
   readonly caps: DestinationCaps = { manifestTypes: [MT.ociManifest, MT.dockerManifest], compression: 'preserve', multiImage: false };
   private manifest: RawManifest | undefined;
   private readonly spooled = new Map<Digest, string>();
+  private readonly staged = new Map<Digest, { layer: StagedLayer; compression: number; size: number }>();
   private constructor(
     readonly ref: StorageRef,
+    private readonly store: Store,
     private readonly writer: StoreWriter,
     private readonly spool: string,
+    private readonly stage: string,
   ) {}
 
   static async open(ref: StorageRef, o: SourceOptions): Promise<StorageDestination> {
@@ -173,35 +177,54 @@ class StorageDestination implements ImageDestination {
     const store = await openStore(ref, o);
     const writer = new StoreWriter(store);
     await writer.open();
-    const spool = path.join(store.loc.root, 'tmp', `skiff-${process.pid}-${randomBytes(4).toString('hex')}`);
+    const tmp = path.join(store.loc.root, 'tmp');
+    // Layers are staged inside overlay/ itself: containers/storage bind-mounts that dir onto itself, so a layer
+    // unpacked anywhere else could not be renamed into place.
+    const overlay = path.join(store.loc.root, 'overlay');
+    await sweepDeadSpools(tmp, /^skiff-(\d+)-[0-9a-f]+$/);
+    await sweepDeadSpools(overlay, /^\.skiff-stage-(\d+)-[0-9a-f]+$/);
+    const tag = `${process.pid}-${randomBytes(4).toString('hex')}`;
+    const spool = path.join(tmp, `skiff-${tag}`);
+    const stage = path.join(overlay, `.skiff-stage-${tag}`);
     await fsp.mkdir(spool, { recursive: true, mode: 0o700 });
-    return new StorageDestination(ref, writer, spool);
+    await fsp.mkdir(stage, { recursive: true, mode: 0o700 });
+    return new StorageDestination(ref, store, writer, spool, stage);
   }
 
-  async hasBlob(): Promise<boolean> {
-    // Layers are matched by chain ID at commit; blobs are always offered so nothing depends on guesswork here.
-    return false;
+  /** A layer the store holds with this blob (compressed digest as pulled, or uncompressed digest). */
+  private async layerWithBlob(d: Digest): Promise<Layer | undefined> {
+    return (await this.store.layers()).find((l) => !l.flags?.incomplete && (l['compressed-diff-digest'] === d || l['diff-digest'] === d));
+  }
+
+  async hasBlob(desc: Descriptor): Promise<boolean> {
+    if (desc.mediaType === MT.ociConfig || desc.mediaType === MT.dockerConfig) return false;
+    return (await this.layerWithBlob(desc.digest)) !== undefined;
   }
 
   async putBlob(stream: Readable, info: BlobInfo): Promise<{ digest: Digest; size: number }> {
-    const t = await streamToTempFile(stream, this.spool, info.digest);
-    checkBlob(info, t, String(this.ref));
-    this.spooled.set(t.digest, t.path);
-    return { digest: t.digest, size: t.size };
+    if (info.isConfig || layerCompressionOf(info.mediaType) === undefined) {
+      const t = await streamToTempFile(stream, this.spool, info.digest);
+      checkBlob(info, t, String(this.ref));
+      this.spooled.set(t.digest, t.path);
+      return { digest: t.digest, size: t.size };
+    }
+    // A layer: unpacked now, while it arrives (the copy engine verifies its bytes against the manifest as they pass).
+    const meter = new BlobMeter(info.digest);
+    const counted = stream.pipe(meter);
+    stream.once('error', (e) => meter.destroy(e));
+    const c = detectCompression(await peek(counted, 8));
+    const dec = createDecompressor(c);
+    if (dec) counted.once('error', (e) => dec.destroy(e));
+    const dir = path.join(this.stage, `layer-${this.staged.size}-${randomBytes(4).toString('hex')}`);
+    const layer = await this.writer.stageLayer(dec ? counted.pipe(dec) : counted, dir);
+    checkBlob(info, { digest: meter.digest, size: meter.size }, String(this.ref));
+    this.staged.set(meter.digest, { layer, compression: c === 'gzip' ? 2 : c === 'zstd' ? 4 : 0, size: meter.size });
+    return { digest: meter.digest, size: meter.size };
   }
 
   async putManifest(m: RawManifest, instance?: Digest): Promise<void> {
     if (instance) throw new SkiffError('ERR_UNSUPPORTED', `${this.ref}: containers-storage stores single images here`);
     this.manifest = m;
-  }
-
-  private async blobStream(d: Descriptor): Promise<{ stream: Readable; compression: number }> {
-    const file = this.spooled.get(d.digest);
-    if (!file) throw new SkiffError('ERR_BLOB_UNKNOWN', `${this.ref}: blob ${d.digest} was never received`);
-    const raw = createReadStream(file, { highWaterMark: IO_CHUNK });
-    const c = detectCompression(await peek(raw, 8));
-    const dec = createDecompressor(c);
-    return { stream: dec ? raw.pipe(dec) : raw, compression: c === 'gzip' ? 2 : c === 'zstd' ? 4 : 0 };
   }
 
   async commit(): Promise<void> {
@@ -218,8 +241,15 @@ class StorageDestination implements ImageDestination {
       const diffID = diffIDs[i]!;
       const id = layerId(parent, diffID);
       if (!(await this.writer.hasLayer(id))) {
-        const { stream, compression } = await this.blobStream(l);
-        await this.writer.createLayer(id, parent, diffID, stream, { digest: l.digest, size: l.size, compression });
+        const staged = this.staged.get(l.digest);
+        if (staged && (await fsp.stat(path.join(staged.layer.dir, 'diff')).then(() => true, () => false))) {
+          await this.writer.createLayer(id, parent, diffID, staged.layer, { digest: l.digest, size: staged.size, compression: staged.compression });
+        } else {
+          // Not received (the store had it as another layer), or used twice in this image: rebuilt from a stored copy.
+          const have = (await this.layerWithBlob(diffID)) ?? (await this.layerWithBlob(l.digest));
+          if (!have) throw new SkiffError('ERR_BLOB_UNKNOWN', `${this.ref}: layer ${l.digest} was never received`);
+          await this.writer.createLayer(id, parent, diffID, await this.store.layerTar(have), { digest: l.digest, size: l.size, compression: have.compression ?? 0 });
+        }
       }
       parent = id;
     }
@@ -229,7 +259,21 @@ class StorageDestination implements ImageDestination {
   }
 
   async close(): Promise<void> {
-    await fsp.rm(this.spool, { recursive: true, force: true });
+    await removeTree(this.spool);
+    await removeTree(this.stage);
+  }
+}
+
+/** Remove the spool and staging dirs (named with their pid) of copies whose process is gone. */
+async function sweepDeadSpools(dir: string, pattern: RegExp): Promise<void> {
+  for (const n of await fsp.readdir(dir).catch(() => [] as string[])) {
+    const m = pattern.exec(n);
+    if (!m) continue;
+    try {
+      process.kill(Number(m[1]), 0);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ESRCH') await removeTree(path.join(dir, n)).catch(() => undefined);
+    }
   }
 }
 

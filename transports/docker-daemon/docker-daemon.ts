@@ -229,7 +229,6 @@ class DaemonDestination implements ImageDestination {
     const m = this.manifest;
     if (!m) throw new SkiffError('ERR_DESTINATION', `${this.ref}: commit without a manifest`);
     try {
-      while (this.busy) await new Promise((r) => setTimeout(r, 5));
       for (const [d, sp] of this.spooled) {
         await this.member(this.memberName(d, sp.isConfig), sp.size, createReadStream(sp.file, { highWaterMark: IO_CHUNK }));
         this.inTar.set(d, this.memberName(d, sp.isConfig));

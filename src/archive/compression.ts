@@ -1,4 +1,5 @@
-import { createGunzip, createGzip, constants as zc } from 'node:zlib';
+import { createGunzip, constants as zc } from 'node:zlib';
+import { ParallelGzip } from './pgzip.js';
 import type { Readable, Transform } from 'node:stream';
 import { createRequire } from 'node:module';
 import type { Compression } from '../core/media-types.js';
@@ -72,7 +73,8 @@ export function createCompressor(c: Compression, level?: number): Transform | un
     case 'none':
       return undefined;
     case 'gzip':
-      return createGzip({ level: level ?? zc.Z_DEFAULT_COMPRESSION, chunkSize: 64 * 1024 });
+      // Blocks compressed in parallel, incompressible ones stored (what pgzip does for containers/image).
+      return new ParallelGzip(level === undefined || level === zc.Z_DEFAULT_COMPRESSION ? 6 : level);
     case 'zstd':
       return new (loadZstd().CompressStream)({ compressionLevel: level ?? 3 });
   }

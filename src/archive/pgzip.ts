@@ -1,0 +1,150 @@
+/**
+ * gzip in parallel blocks, the way pigz and Go's pgzip (which containers/image uses) do it: the input is cut into
+ * blocks, each deflated on its own in the libuv thread pool with the previous 32 KiB as its dictionary and ended
+ * with a sync flush (so the pieces join into one DEFLATE stream), then written in order between one gzip header
+ * and trailer (CRC-32 and length over the whole input). A block that does not compress (already compressed or
+ * random data, common in layers) is stored as is instead of being searched for matches, which is what costs zlib
+ * most. The output is an ordinary single-member gzip file; the same input always gives the same bytes.
+ */
+import { Transform, type TransformCallback } from 'node:stream';
+import { constants as zc, crc32, deflateRaw } from 'node:zlib';
+
+const BLOCK = 256 * 1024;
+const DICT = 32 * 1024;
+/** Blocks are judged in pieces of this size: a piece whose bytes look random is stored, not searched. */
+const PIECE = 16 * 1024;
+
+/**
+ * Does this piece look incompressible? Zero-order entropy of every 4th byte above 7.9 bits per byte is what
+ * compressed, encrypted and random data have (text is ~4.5, machine code ~6). Storing such data is what Go's
+ * deflate (pgzip, containers/image) effectively does; zlib spends most of its time searching it for matches.
+ */
+function looksIncompressible(piece: Buffer): boolean {
+  if (piece.length < PIECE) return false;
+  const counts = new Uint32Array(256);
+  let n = 0;
+  for (let i = 0; i < piece.length; i += 4, n++) counts[piece[i]!]!++;
+  let h = 0;
+  for (const c of counts) if (c) h -= (c / n) * Math.log2(c / n);
+  return h > 7.9;
+}
+
+function deflate(data: Buffer, level: number, dictionary: Buffer | undefined, last: boolean): Promise<Buffer> {
+  return new Promise((resolve, reject) =>
+    deflateRaw(data, { level, ...(dictionary ? { dictionary } : {}), finishFlush: last ? zc.Z_FINISH : zc.Z_SYNC_FLUSH }, (e, out) => (e ? reject(e) : resolve(out))),
+  );
+}
+
+/** DEFLATE stored blocks for `data` (byte-aligned, as every block before ends with a sync flush). */
+function stored(data: Buffer, last: boolean): Buffer {
+  const parts: Buffer[] = [];
+  if (data.length === 0) return last ? Buffer.from([0x03, 0x00]) : Buffer.alloc(0);
+  for (let off = 0; off < data.length; off += 0xffff) {
+    const piece = data.subarray(off, Math.min(off + 0xffff, data.length));
+    const final = last && off + piece.length >= data.length;
+    const head = Buffer.alloc(5);
+    head[0] = final ? 1 : 0;
+    head.writeUInt16LE(piece.length, 1);
+    head.writeUInt16LE(~piece.length & 0xffff, 3);
+    parts.push(head, piece);
+  }
+  return Buffer.concat(parts);
+}
+
+/**
+ * One block: runs of pieces that compress are deflated (with the 32 KiB before them as dictionary), runs that
+ * look incompressible are stored; every run ends byte-aligned (sync flush), the stream's last one final.
+ */
+async function compressBlock(data: Buffer, level: number, dictionary: Buffer | undefined, last: boolean): Promise<Buffer> {
+  if (level === 0) return stored(data, last);
+  const runs: { start: number; end: number; store: boolean }[] = [];
+  for (let off = 0; off < data.length || runs.length === 0; off += PIECE) {
+    const end = Math.min(off + PIECE, data.length);
+    const store = looksIncompressible(data.subarray(off, end));
+    const prev = runs.at(-1);
+    if (prev && prev.store === store) prev.end = end;
+    else runs.push({ start: off, end, store });
+    if (end >= data.length) break;
+  }
+  const out: Buffer[] = [];
+  for (const [i, r] of runs.entries()) {
+    const final = last && i === runs.length - 1;
+    const piece = data.subarray(r.start, r.end);
+    if (r.store) out.push(stored(piece, final));
+    else {
+      const before = r.start >= DICT ? data.subarray(r.start - DICT, r.start) : Buffer.concat([dictionary ?? Buffer.alloc(0), data.subarray(0, r.start)]).subarray(-DICT);
+      out.push(await deflate(piece, level, before.length ? before : undefined, final));
+    }
+  }
+  return out.length === 1 ? out[0]! : Buffer.concat(out);
+}
+
+/** A gzip compressor stream: up to `parallel` blocks in the thread pool at once, written out in order. */
+export class ParallelGzip extends Transform {
+  private pending: Buffer[] = [];
+  private pendingLen = 0;
+  private crc = 0;
+  private total = 0;
+  private prevTail: Buffer | undefined;
+  private headerSent = false;
+  private readonly inFlight: Promise<Buffer>[] = [];
+
+  constructor(
+    private readonly level = 6,
+    private readonly parallel = 4,
+  ) {
+    super();
+  }
+
+  private header(): void {
+    if (this.headerSent) return;
+    this.headerSent = true;
+    // mtime 0, XFL as gzip sets it for the level, OS 3 (Unix).
+    this.push(Buffer.from([0x1f, 0x8b, 0x08, 0x00, 0, 0, 0, 0, this.level >= 9 ? 2 : this.level === 1 ? 4 : 0, 0x03]));
+  }
+
+  /** Queue a block for compression; when `parallel` are queued, wait for the oldest and write it. */
+  private async block(data: Buffer, last: boolean): Promise<void> {
+    this.crc = crc32(data, this.crc);
+    this.total += data.length;
+    const dict = this.prevTail;
+    this.prevTail = data.length >= DICT ? Buffer.from(data.subarray(data.length - DICT)) : Buffer.concat([this.prevTail ?? Buffer.alloc(0), data]).subarray(-DICT);
+    const job = compressBlock(data, this.level, dict, last);
+    // (Awaited in order below; until then a failure must not count as an unhandled rejection.)
+    job.catch(() => undefined);
+    this.inFlight.push(job);
+    while (this.inFlight.length >= this.parallel || (last && this.inFlight.length)) this.push(await this.inFlight.shift()!);
+  }
+
+  override async _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): Promise<void> {
+    try {
+      this.header();
+      this.pending.push(chunk);
+      this.pendingLen += chunk.length;
+      while (this.pendingLen >= BLOCK) {
+        const all = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending);
+        const rest = all.subarray(BLOCK);
+        this.pending = rest.length ? [rest] : [];
+        this.pendingLen = rest.length;
+        await this.block(all.subarray(0, BLOCK), false);
+      }
+      cb();
+    } catch (e) {
+      cb(e as Error);
+    }
+  }
+
+  override async _flush(cb: TransformCallback): Promise<void> {
+    try {
+      this.header();
+      await this.block(Buffer.concat(this.pending), true);
+      const trailer = Buffer.alloc(8);
+      trailer.writeUInt32LE(this.crc >>> 0, 0);
+      trailer.writeUInt32LE(this.total % 0x100000000, 4);
+      this.push(trailer);
+      cb();
+    } catch (e) {
+      cb(e as Error);
+    }
+  }
+}

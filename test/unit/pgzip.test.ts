@@ -1,0 +1,68 @@
+import { strict as assert } from 'node:assert';
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { describe, it } from 'node:test';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import { ParallelGzip } from '../../src/archive/pgzip.js';
+
+async function pgzip(data: Buffer, level = 6, pieces = 3): Promise<Buffer> {
+  const out: Buffer[] = [];
+  const step = Math.max(1, Math.ceil(data.length / pieces));
+  const parts = [];
+  for (let i = 0; i < data.length; i += step) parts.push(data.subarray(i, i + step));
+  await pipeline(Readable.from(parts), new ParallelGzip(level), new Writable({ write: (c: Buffer, _e, cb) => void (out.push(c), cb()) }));
+  return Buffer.concat(out);
+}
+
+function random(n: number, seed: string): Buffer {
+  const out = Buffer.alloc(n);
+  let b = createHash('sha256').update(seed).digest();
+  for (let off = 0; off < n; off += 32) {
+    b = createHash('sha256').update(b).digest();
+    b.copy(out, off, 0, Math.min(32, n - off));
+  }
+  return out;
+}
+
+describe('parallel gzip', () => {
+  const text = Buffer.from('the quick brown fox jumps over the lazy dog\n'.repeat(40_000));
+  const rnd = random(1_300_000, 'x');
+  // Random and text interleaved in pieces that do not line up with the compressor's blocks.
+  const mixed = Buffer.concat(Array.from({ length: 12 }, (_, i) => (i % 2 ? text.subarray(0, 70_001) : rnd.subarray(i * 50_000, i * 50_000 + 90_003))));
+  const cases: [string, Buffer][] = [
+    ['empty', Buffer.alloc(0)],
+    ['one byte', Buffer.from('a')],
+    ['text', text],
+    ['random', rnd],
+    ['mixed', mixed],
+    ['exactly one block', Buffer.alloc(256 * 1024, 1)],
+    ['one block and a byte', Buffer.alloc(256 * 1024 + 1, 2)],
+  ];
+  for (const [name, data] of cases) {
+    it(`${name}: gunzip gives the input back, system gzip agrees, the same input gives the same bytes`, async () => {
+      const z = await pgzip(data);
+      assert.ok(gunzipSync(z).equals(data));
+      const sys = spawnSync('gzip', ['-dc'], { input: z, maxBuffer: 1 << 26 });
+      assert.equal(sys.status, 0, sys.stderr?.toString());
+      assert.ok(sys.stdout.equals(data));
+      assert.ok((await pgzip(data, 6, 7)).equals(z), 'how the input was chunked does not matter');
+    });
+  }
+
+  it('random data is stored (not bigger than the input by more than framing), text compresses like zlib', async () => {
+    const r = await pgzip(rnd);
+    assert.ok(r.length < rnd.length * 1.001 + 100, `${r.length} for ${rnd.length}`);
+    const t = await pgzip(text);
+    assert.ok(t.length < gzipSync(text).length * 1.05, `${t.length} vs zlib ${gzipSync(text).length}`);
+    const m = await pgzip(mixed);
+    assert.ok(m.length < gzipSync(mixed).length * 1.05, `${m.length} vs zlib ${gzipSync(mixed).length}`);
+  });
+
+  it('level 0 stores everything; level 9 still round-trips', async () => {
+    assert.ok(gunzipSync(await pgzip(text, 0)).equals(text));
+    assert.ok((await pgzip(text, 0)).length > text.length);
+    assert.ok(gunzipSync(await pgzip(mixed, 9)).equals(mixed));
+  });
+});

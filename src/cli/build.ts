@@ -1,4 +1,4 @@
-import { promises as fsp } from 'node:fs';
+import { constants as fsConstants, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { Command, Option } from 'commander';
 import { SkiffError } from '../core/errors.js';
@@ -206,8 +206,12 @@ export function buildCommand(program: Command): void {
       let isolation = flags.isolation ?? process.env.BUILDAH_ISOLATION;
       if (isolation !== undefined && isolation !== 'oci' && isolation !== 'chroot') throw new SkiffError('ERR_USAGE', `--isolation ${isolation}: expected oci or chroot`);
       if (isolation === undefined) {
-        const { spawnSync } = await import('node:child_process');
-        if (spawnSync(flags.runtime ?? 'runc', ['--version']).error) {
+        // (A PATH lookup, not a run of the runtime: this is on every build's path, cached ones too.)
+        const runtime = flags.runtime ?? 'runc';
+        const found = runtime.includes('/')
+          ? await fsp.access(runtime, fsConstants.X_OK).then(() => true, () => false)
+          : (await Promise.all((process.env.PATH ?? '/usr/bin:/bin').split(':').map((d) => fsp.access(path.join(d, runtime), fsConstants.X_OK).then(() => true, () => false)))).some(Boolean);
+        if (!found) {
           process.stderr.write(`skiff: warning: no OCI runtime (${flags.runtime ?? 'runc'}) found: RUN steps use --isolation chroot\n`);
           isolation = 'chroot';
         }

@@ -270,6 +270,10 @@ describe('skiff build features', () => {
     hasContent(viaChroot.flat, 'both', 'from context\ntok\n');
     hasContent(viaChroot.flat, 'script', '/dev/pipes/EOF\n');
     assert.deepEqual([...viaChroot.flat].sort(), [...viaRunc.flat].sort());
+    // No runtime where --runtime points: a warning, and RUN goes through chroot isolation.
+    const fallback = await skiff([...S(), 'build', '--no-cache', '--runtime', '/nonexistent/runc', '--secret', `id=s,src=${t.dir}/token2`, path.join(t.dir, 'ctx-iso-runc')]);
+    assert.equal(fallback.code, 0, fallback.stderr);
+    assert.match(fallback.stderr, /no OCI runtime \(\/nonexistent\/runc\) found: RUN steps use --isolation chroot/);
     const bad = await skiff([...S(), 'build', '--isolation', 'rootless', path.join(t.dir, 'ctx-iso-runc')]);
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /expected oci or chroot/);

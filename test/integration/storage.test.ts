@@ -3,6 +3,7 @@
  * layers rebuilt through tar-split must hash to their diffIDs, and the filesystem must equal the original.
  */
 import { strict as assert } from 'node:assert';
+import { spawn } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -156,7 +157,16 @@ describe('containers-storage (write)', () => {
     for (const l of m.layers) await fsp.rm(`${t.dir}/no-layers/blobs/sha256/${l.digest.slice(7)}`);
     await ok(skiff(['copy', '-q', `oci:${t.dir}/no-layers:busybox`, `containers-storage:[${store}]localhost/nolayers:1`]));
     assert.deepEqual(await flat(`containers-storage:[${store}]localhost/nolayers:1`), await flat(`oci:${t.dir}/fixture:busybox`));
-    // Staging dirs (layers are unpacked in overlay/ while they arrive) are gone after a copy.
+    // Staging dirs (layers are unpacked in overlay/ while they arrive) are gone after a copy, and a killed copy's
+    // (its pid is gone) are swept by the next one; podman does not mind them meanwhile.
+    assert.deepEqual((await fsp.readdir(`${t.dir}/root/overlay`)).filter((n) => n.startsWith('.skiff-stage-')), []);
+    const dead = await new Promise<number>((resolve) => {
+      const p = spawn('true');
+      p.on('exit', () => resolve(p.pid!));
+    });
+    await fsp.mkdir(`${t.dir}/root/overlay/.skiff-stage-${dead}-0badf00d/layer-0-00/diff`, { recursive: true });
+    assert.equal((await run('podman', ['--root', `${t.dir}/root`, '--runroot', `${t.dir}/run`, '--storage-driver', 'overlay', 'images'])).code, 0);
+    await ok(skiff(['copy', '-q', `oci:${t.dir}/fixture:busybox`, `containers-storage:[${store}]localhost/after-kill:1`]));
     assert.deepEqual((await fsp.readdir(`${t.dir}/root/overlay`)).filter((n) => n.startsWith('.skiff-stage-')), []);
   });
 

@@ -39,6 +39,9 @@ export async function exportRootfs(store: Store, id: string, out: { type: 'local
     if (out.type === 'local') {
       await fsp.mkdir(out.dest, { recursive: true });
       const r = spawnSync('cp', ['-a', '--no-preserve=ownership', `${mp}/.`, out.dest], { encoding: 'utf8' });
+      // The destination directory keeps a usable mode: copying "." gave it the mount root's (the store keeps
+      // layer roots read-only), and a read-only output directory could not be cleaned or written again.
+      await fsp.chmod(out.dest, 0o755);
       if (r.status !== 0) throw new SkiffError('ERR_BUILD', `--output type=local,dest=${out.dest}: ${r.stderr.trim()}`);
       return;
     }

@@ -200,6 +200,9 @@ describe('skiff build features', () => {
     await ok(skiff([...S(), 'build', '-q', '-o', `${out}/dir`, ctx]));
     assert.equal(await fsp.readFile(`${out}/dir/made.txt`, 'utf8'), 'made\n');
     assert.ok((await fsp.lstat(`${out}/dir/bin/busybox`)).isFile());
+    assert.equal((await fsp.stat(`${out}/dir`)).mode & 0o777, 0o755, 'the output directory stays writable');
+    // A second export into the same directory works (it used to be left read-only).
+    await ok(skiff([...S(), 'build', '-q', '-o', `${out}/dir`, ctx]));
     await ok(skiff([...S(), 'build', '-q', '-o', `type=tar,dest=${out}/fs.tar`, ctx]));
     assert.match(await ok(run('tar', ['-tf', `${out}/fs.tar`])), /^\.\/made\.txt$/m);
     const toStdout = await run('sh', ['-c', `${process.execPath} ${path.resolve('bin/skiff.js')} ${S().join(' ')} build -q -o - ${ctx} | tar -t`]);

@@ -24,7 +24,7 @@ import { IgnoreMatcher, parseIgnoreFile } from './containerfile/ignore.js';
 import { download, expandSource, isArchive, unpackArchive, type Download } from './sources.js';
 import type { BuildPlan, Step } from './containerfile/plan.js';
 import { diffUpperDir, squashLayers } from './diff.js';
-import { mountLayersReadOnly, runStep, type OciMount } from './run.js';
+import { mountLayersReadOnly, probeRuntime, runStep, type OciMount } from './run.js';
 import { isRootless } from '../store/userns.js';
 
 /** Files up to this size are read in one go when building a COPY layer. */
@@ -850,6 +850,29 @@ export class Builder {
     }
   }
 
+  /**
+   * The isolation RUN steps really get, settled at the first RUN: a runtime that cannot run containers here (crun
+   * 1.8 on hybrid cgroups) is replaced by runc, or by chroot isolation when runc cannot either, with a warning.
+   */
+  private isolation?: Promise<{ isolation: 'oci' | 'chroot'; runtime?: string }>;
+  private effectiveIsolation(): Promise<{ isolation: 'oci' | 'chroot'; runtime?: string }> {
+    this.isolation ??= (async () => {
+      if (this.o.isolation === 'chroot') return { isolation: 'chroot' as const };
+      const tried: string[] = [];
+      for (const runtime of [...new Set([this.o.runtime ?? 'runc', 'runc'])]) {
+        const why = await probeRuntime(runtime, path.join(this.work, `probe-${this.next()}`));
+        if (!why) {
+          if (tried.length) this.o.log(`skiff: warning: ${tried.join('; ')}: using ${runtime}`);
+          return { isolation: 'oci' as const, runtime };
+        }
+        tried.push(`the OCI runtime ${runtime} cannot run containers here (${why})`);
+      }
+      this.o.log(`skiff: warning: ${tried.join('; ')}: RUN steps use --isolation chroot`);
+      return { isolation: 'chroot' as const };
+    })();
+    return this.isolation;
+  }
+
   private async run(st: State, s: Extract<Step, { kind: 'RUN' }>): Promise<void> {
     if (s.security === 'insecure') throw new SkiffError('ERR_UNSUPPORTED', `RUN --security=insecure (line ${s.line}): privileged build steps are not supported`);
     const c = st.config.config ?? {};
@@ -879,8 +902,7 @@ export class Builder {
         user: c.User ?? '',
         network: s.network === 'none' ? 'none' : s.network === 'host' ? 'host' : this.o.network,
         mounts: extra.mounts,
-        ...(this.o.isolation ? { isolation: this.o.isolation } : {}),
-        ...(this.o.runtime ? { runtime: this.o.runtime } : {}),
+        ...(await this.effectiveIsolation()),
       });
     } catch (e) {
       throw new SkiffError('ERR_BUILD', `RUN ${cmd.shown} (line ${s.line}): ${(e as Error).message}`, { cause: e });

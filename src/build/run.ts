@@ -183,3 +183,31 @@ export function mountLayersReadOnly(layers: string[], mp: string, what: string):
   if (r.status !== 0) throw new SkiffError('ERR_BUILD', `${what}: mounting its filesystem: ${r.stderr.trim()}`);
   return true;
 }
+
+/**
+ * Can this OCI runtime run containers here? crun 1.8, for one, refuses hosts with hybrid cgroups. A container
+ * whose process does not exist is started in `dir`: a runtime that got as far as exec'ing it (its error names the
+ * missing file) works; any other failure is returned as the reason it does not.
+ */
+export async function probeRuntime(runtime: string, dir: string): Promise<string | undefined> {
+  const rootfs = path.join(dir, 'rootfs');
+  await fsp.mkdir(rootfs, { recursive: true });
+  const config = {
+    ociVersion: '1.0.2',
+    process: { terminal: false, user: { uid: 0, gid: 0 }, args: ['/skiff-runtime-probe'], env: ['PATH=/'], cwd: '/', capabilities: { bounding: CAPS, effective: CAPS, permitted: CAPS } },
+    root: { path: rootfs, readonly: true },
+    mounts: [{ destination: '/proc', type: 'proc', source: 'proc' }],
+    linux: { namespaces: [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }] },
+  };
+  await fsp.writeFile(path.join(dir, 'config.json'), JSON.stringify(config));
+  const r = await new Promise<{ code: number; err: string }>((resolve) => {
+    const p = spawn(runtime, ['run', '--bundle', dir, `skiff-${process.pid}-probe-${path.basename(dir)}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    p.stderr.on('data', (c: Buffer) => (err += c.toString()));
+    p.on('error', (e) => resolve({ code: -1, err: e.message }));
+    p.on('close', (code) => resolve({ code: code ?? -1, err }));
+  });
+  spawnSync(runtime, ['delete', '-f', `skiff-${process.pid}-probe-${path.basename(dir)}`]);
+  if (r.code === 0 || r.err.includes('skiff-runtime-probe')) return undefined;
+  return r.err.trim().split('\n').pop() || `exit status ${r.code}`;
+}

@@ -50,8 +50,9 @@ describe('skiff build (front end)', () => {
     const child = spawn(process.execPath, [SKIFF, ...g, 'build', '-t', 'localhost/killed:1', ctx], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
-    for (let i = 0; i < 200 && !out.includes('started'); i++) await new Promise((r) => setTimeout(r, 50));
-    assert.match(out, /started/);
+    // (The STEP line contains the word too: wait for the RUN's own output line.)
+    for (let i = 0; i < 200 && !/^started$/m.test(out); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.match(out, /^started$/m);
     const exited = new Promise((r) => child.on('exit', r));
     child.kill('SIGKILL');
     await exited;

@@ -277,6 +277,16 @@ describe('skiff build features', () => {
     const fallback = await skiff([...S(), 'build', '--no-cache', '--runtime', '/nonexistent/runc', '--secret', `id=s,src=${t.dir}/token2`, path.join(t.dir, 'ctx-iso-runc')]);
     assert.equal(fallback.code, 0, fallback.stderr);
     assert.match(fallback.stderr, /no OCI runtime \(\/nonexistent\/runc\) found: RUN steps use --isolation chroot/);
+    // A runtime that cannot run containers here (crun 1.8 refuses hybrid cgroups, as on these machines) is replaced
+    // by runc, with a warning naming why: a stand-in that fails like that crun, then the real crun, which must build
+    // either way (it runs, or it is replaced).
+    const fake = path.join(t.dir, 'fake-crun');
+    await fsp.writeFile(fake, '#!/bin/sh\n[ "$1" = run ] && { echo "cgroups in hybrid mode not supported, drop all controllers from cgroupv2" >&2; exit 1; }\nexit 0\n', { mode: 0o755 });
+    const replaced = await skiff([...S(), 'build', '--no-cache', '--runtime', fake, '--secret', `id=s,src=${t.dir}/token2`, path.join(t.dir, 'ctx-iso-runc')]);
+    assert.equal(replaced.code, 0, replaced.stderr);
+    assert.match(replaced.stderr, /the OCI runtime .*fake-crun cannot run containers here \(cgroups in hybrid mode not supported.*\): using runc/);
+    const crun = await skiff([...S(), 'build', '--no-cache', '--runtime', 'crun', '--secret', `id=s,src=${t.dir}/token2`, path.join(t.dir, 'ctx-iso-runc')]);
+    assert.equal(crun.code, 0, crun.stderr);
     const bad = await skiff([...S(), 'build', '--isolation', 'rootless', path.join(t.dir, 'ctx-iso-runc')]);
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /expected oci or chroot/);

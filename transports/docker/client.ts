@@ -214,7 +214,8 @@ export class RegistryClient {
       if (auth) headers.authorization = auth;
       let res: Res;
       try {
-        res = await request(url, { method: req.method, headers, body: req.body, dispatcher: this.agent, signal: this.o.signal, headersTimeout: 60_000, bodyTimeout: 120_000 });
+        // (256 KiB response buffers, as the pipeline stages have: fewer chunks through hashing and writing.)
+        res = await request(url, { method: req.method, headers, body: req.body, dispatcher: this.agent, signal: this.o.signal, headersTimeout: 60_000, bodyTimeout: 120_000, highWaterMark: 256 * 1024 });
       } catch (e) {
         if (this.o.signal?.aborted) throw e;
         if (replayable && isRetryable(e) && attempt < this.o.retryTimes) {

@@ -130,6 +130,23 @@ async function setXattrs(full: string, xattrs: [string, Buffer][]): Promise<void
   }
 }
 
+/** Files up to this size are written whole by the thread pool, MAX_IN_FLIGHT at a time. */
+const SMALL_FILE = 64 * 1024;
+const MAX_IN_FLIGHT = 16;
+
+async function writeSmallFile(full: string, body: Buffer, mode: number, uid: number, gid: number, mtime: number, xattrs: [string, Buffer][]): Promise<void> {
+  const fh = await fs.promises.open(full, 'wx', 0o600);
+  try {
+    if (body.length) await fh.writeFile(body);
+  } finally {
+    await fh.close();
+  }
+  await fs.promises.lchown(full, uid, gid);
+  await fs.promises.chmod(full, mode);
+  await setXattrs(full, xattrs);
+  await fs.promises.utimes(full, mtime, mtime);
+}
+
 export async function applyLayer(tar: Readable, diffDir: string, tarSplitFile: string): Promise<Applied> {
   const hasher = new Hasher();
   // (pipe() does not pass errors on: a failing input must fail the application, not leave it waiting.)
@@ -146,6 +163,21 @@ export async function applyLayer(tar: Readable, diffDir: string, tarSplitFile: s
   let xattrs: [string, Buffer][] = [];
   let longName: string | undefined;
   let longLink: string | undefined;
+
+  /** Small-file writes in the thread pool, by path; at most MAX_IN_FLIGHT at once. */
+  const inFlight = new Map<string, Promise<void>>();
+  const settle = async (p: string): Promise<void> => {
+    await inFlight.get(p);
+  };
+  const settleAll = async (): Promise<void> => {
+    await Promise.all(inFlight.values());
+  };
+  const background = async (p: string, op: Promise<void>): Promise<void> => {
+    const tracked = op.finally(() => inFlight.delete(p));
+    inFlight.set(p, tracked);
+    tracked.catch(() => undefined);
+    if (inFlight.size >= MAX_IN_FLIGHT) await Promise.race(inFlight.values());
+  };
 
   /** Refuse to write through a symlink: every parent inside the layer must be a real directory. */
   const ensureParent = async (rel: string): Promise<void> => {
@@ -218,6 +250,7 @@ export async function applyLayer(tar: Readable, diffDir: string, tarSplitFile: s
       await ensureParent(rel);
       const base = path.posix.basename(rel);
       const dir = path.posix.dirname(rel) === '.' ? '' : path.posix.dirname(rel);
+      if (base.startsWith('.wh.')) await settleAll();
       if (base === '.wh..wh..opq') {
         ts.file(rawName, 0, undefined);
         await run('setfattr', ['-n', opaqueXattr(), '-v', 'y', path.join(diffDir, dir)]);
@@ -230,8 +263,22 @@ export async function applyLayer(tar: Readable, diffDir: string, tarSplitFile: s
         await run('mknod', ['-m', '000', victim, 'c', '0', '0']);
         continue;
       }
+      await settle(full);
       const existing = lstatOrUndefined(full);
       if (existing && !(flag === '5' && existing.isDirectory())) fs.rmSync(full, { recursive: true, force: true });
+      if (isFile && size <= SMALL_FILE) {
+        // Small files are written by the thread pool, several at once: creating files is most of the cost of
+        // layers with many of them (the body is in hand, so the tar reading goes on meanwhile).
+        const body = size ? await r.read(size) : Buffer.alloc(0);
+        if (body.length < size) throw new SkiffError('ERR_TRUNCATED', `layer tar truncated inside ${rel}`);
+        const crc = new Crc64();
+        crc.update(body);
+        ts.file(rawName, size, crc.digest());
+        const pad = padded - size;
+        if (pad) pending.push(await r.read(pad));
+        await background(full, writeSmallFile(full, body, mode, uid, gid, mtime, entryXattrs));
+        continue;
+      }
       if (isFile) {
         const crc = new Crc64();
         const fd = fs.openSync(full, 'wx', 0o600);
@@ -274,6 +321,7 @@ export async function applyLayer(tar: Readable, diffDir: string, tarSplitFile: s
           break;
         case '1': {
           const target = path.join(diffDir, safeRelativePath(linkname, `hardlink ${rel}`));
+          await settle(target);
           const st = lstatOrUndefined(target);
           if (!st) throw new SkiffError('ERR_UNSAFE_PATH', `hardlink ${rel} -> ${linkname}: target is not in the layer`);
           fs.linkSync(target, full);
@@ -295,10 +343,13 @@ export async function applyLayer(tar: Readable, diffDir: string, tarSplitFile: s
           throw new SkiffError('ERR_UNSUPPORTED', `layer entry ${rel}: unsupported tar type ${JSON.stringify(flag)}`);
       }
     }
+    await settleAll();
     ts.raw(Buffer.concat(pending));
     // Directory times last: creating entries inside them changed them.
     for (const [d, t] of dirTimes.reverse()) fs.utimesSync(d, t, t);
   } finally {
+    // (On failure too: nothing may still be writing into the layer when the caller removes it.)
+    await Promise.allSettled(inFlight.values());
     await ts.close();
   }
   return { diffDigest: hasher.digest, diffSize: hasher.size, uids: [...uids].sort((a, b) => a - b), gids: [...gids].sort((a, b) => a - b) };

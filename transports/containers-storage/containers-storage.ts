@@ -5,73 +5,18 @@ import { Readable } from 'node:stream';
 import { BlobMeter, checkBlob, digestHex, sha256, type Digest } from '../../src/core/digest.js';
 import { SkiffError } from '../../src/core/errors.js';
 import { removeTree, streamToTempFile } from '../../src/core/fs.js';
-import type { BlobInfo, DestinationCaps, ImageDestination, ImageRef, ImageSource, SourceOptions, Transport } from '../../src/core/image.js';
+import type { BlobInfo, DestinationCaps, ImageDestination, ImageSource, SourceOptions, Transport } from '../../src/core/image.js';
 import { parseConfig } from '../../src/core/config.js';
 import { parseManifest, serializeManifest, type Descriptor, type ImageManifest, type RawManifest } from '../../src/core/manifest.js';
 import { formatDockerReference, parseDockerReference, withDefaultTag } from '../../src/core/reference.js';
 import { createDecompressor, detectCompression, peek } from '../../src/archive/compression.js';
 import { layerId, StoreWriter, type StagedLayer } from '../../src/store/writer.js';
 import { layerCompressionOf, MT } from '../../src/core/media-types.js';
-import { defaultStoreLocation, Store, type Image, type Layer, type StoreLocation } from '../../src/store/store.js';
+import { defaultStoreLocation, Store, type Image, type Layer } from '../../src/store/store.js';
+import { parseStorageSpec, StorageRef } from './ref.js';
 
-/** `containers-storage:[[driver@]root[+runroot][:options]]{ID|NAME[@ID]}` (containers-transports(5)). */
-export class StorageRef implements ImageRef {
-  readonly transport = 'containers-storage';
-  constructor(
-    readonly store: Partial<StoreLocation>,
-    readonly name: string | undefined,
-    readonly id: string | undefined,
-    private readonly storeSpec: string,
-  ) {}
-  get spec(): string {
-    const img = this.name ? `${this.name}${this.id ? `@${this.id}` : ''}` : this.id ?? '';
-    return `${this.storeSpec ? `[${this.storeSpec}]` : ''}${img}`;
-  }
-  toString(): string {
-    return `containers-storage:${this.spec}`;
-  }
-}
+export { parseStorageSpec, StorageRef };
 
-export function parseStorageSpec(spec: string): StorageRef {
-  let rest = spec;
-  let storeSpec = '';
-  const store: Partial<StoreLocation> = {};
-  if (rest.startsWith('[')) {
-    const end = rest.indexOf(']');
-    if (end < 0) throw new SkiffError('ERR_INVALID_REFERENCE', `containers-storage: missing ] in ${JSON.stringify(spec)}`);
-    storeSpec = rest.slice(1, end);
-    rest = rest.slice(end + 1);
-    let s = storeSpec;
-    const at = s.indexOf('@');
-    if (at >= 0 && (s.indexOf('/') < 0 || at < s.indexOf('/'))) {
-      store.driver = s.slice(0, at);
-      s = s.slice(at + 1);
-    }
-    const colon = s.indexOf(':');
-    if (colon >= 0) s = s.slice(0, colon); // driver options: not used
-    const plus = s.indexOf('+');
-    if (plus >= 0) {
-      store.runroot = s.slice(plus + 1);
-      s = s.slice(0, plus);
-    }
-    if (s) {
-      if (!s.startsWith('/')) throw new SkiffError('ERR_INVALID_REFERENCE', `containers-storage: the store root must be an absolute path, got ${JSON.stringify(s)}`);
-      store.root = s;
-    }
-  }
-  if (rest === '') throw new SkiffError('ERR_INVALID_REFERENCE', `containers-storage: no image named in ${JSON.stringify(spec)}`);
-  let name: string | undefined = rest;
-  let id: string | undefined;
-  const at = rest.lastIndexOf('@');
-  if (at >= 0 && /^[a-f0-9]{64}$/.test(rest.slice(at + 1))) {
-    id = rest.slice(at + 1);
-    name = rest.slice(0, at) || undefined;
-  } else if (/^(sha256:)?[a-f0-9]{64}$/.test(rest)) {
-    id = rest.replace(/^sha256:/, '');
-    name = undefined;
-  }
-  return new StorageRef(store, name, id, storeSpec);
-}
 
 /** The store a reference names, else the one the options name (global flags), else storage.conf's default. */
 export async function openStore(ref: StorageRef, o: SourceOptions = {}): Promise<Store> {

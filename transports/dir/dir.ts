@@ -4,22 +4,15 @@ import type { Readable } from 'node:stream';
 import { checkBlob, digestHex, parseDigest, verifyBuffer, type Digest } from '../../src/core/digest.js';
 import { SkiffError } from '../../src/core/errors.js';
 import { atomicWriteFile, streamToTempFile, sweepStaleTemps, tempSibling, removeTree } from '../../src/core/fs.js';
-import type { BlobInfo, DestinationCaps, ImageDestination, ImageRef, ImageSource, Transport } from '../../src/core/image.js';
+import type { BlobInfo, DestinationCaps, ImageDestination, ImageSource, Transport } from '../../src/core/image.js';
 import { guessManifestType, manifestDigest, type Descriptor, type RawManifest } from '../../src/core/manifest.js';
 import { DirTree } from '../../src/archive/file-tree.js';
+import { DirRef, parseDirSpec } from './ref.js';
+
+export { DirRef };
 
 const VERSION = 'Directory Transport Version: 1.1\n';
 
-export class DirRef implements ImageRef {
-  readonly transport = 'dir';
-  constructor(readonly path: string) {}
-  get spec(): string {
-    return this.path;
-  }
-  toString(): string {
-    return `dir:${this.path}`;
-  }
-}
 
 /** File name of a blob in a dir: image: `<hex>` for sha256 (c/image names non-sha256 blobs the same way). */
 function blobName(d: Digest): string {
@@ -138,10 +131,7 @@ class DirDestination implements ImageDestination {
 
 export const dirTransport: Transport = {
   name: 'dir',
-  parse(spec: string): DirRef {
-    if (spec === '') throw new SkiffError('ERR_INVALID_REFERENCE', 'dir: empty path');
-    return new DirRef(spec);
-  },
+  parse: parseDirSpec,
   async openSource(ref) {
     const r = ref as DirRef;
     const st = await fsp.stat(r.path).catch(() => undefined);

@@ -5,31 +5,18 @@ import { pipeline } from 'node:stream/promises';
 import { Hasher, checkBlob, digestHex, sha256, verifyBuffer, type Digest } from '../../src/core/digest.js';
 import { SkiffError } from '../../src/core/errors.js';
 import { streamToTempFile, sweepStaleTemps, tempSibling, removeTree } from '../../src/core/fs.js';
-import type { BlobInfo, DestinationCaps, ImageDestination, ImageRef, ImageSource, Transport } from '../../src/core/image.js';
+import type { BlobInfo, DestinationCaps, ImageDestination, ImageSource, Transport } from '../../src/core/image.js';
 import { parseConfig } from '../../src/core/config.js';
 import { parseManifest, serializeManifest, type Descriptor, type ImageManifest, type RawManifest } from '../../src/core/manifest.js';
 import { MT } from '../../src/core/media-types.js';
-import { formatDockerReference, parseDockerReference, withDefaultTag, type DockerReference } from '../../src/core/reference.js';
+import { formatDockerReference, parseDockerReference, withDefaultTag } from '../../src/core/reference.js';
 import { detectCompression, peek } from '../../src/archive/compression.js';
 import { TarTree } from '../../src/archive/tar-index.js';
 import { TarAppender } from '../../src/archive/tar-append.js';
+import { DockerArchiveRef, parseDockerArchiveSpec } from './ref.js';
 
-export class DockerArchiveRef implements ImageRef {
-  readonly transport = 'docker-archive';
-  constructor(
-    readonly path: string,
-    readonly named?: DockerReference,
-    readonly sourceIndex?: number,
-  ) {}
-  get spec(): string {
-    if (this.named) return `${this.path}:${formatDockerReference(this.named)}`;
-    if (this.sourceIndex !== undefined) return `${this.path}:@${this.sourceIndex}`;
-    return this.path;
-  }
-  toString(): string {
-    return `docker-archive:${this.spec}`;
-  }
-}
+export { DockerArchiveRef };
+
 
 interface ArchiveEntry {
   Config: string;
@@ -296,21 +283,8 @@ export class ArchiveDestination implements ImageDestination {
 
 export const dockerArchiveTransport: Transport = {
   name: 'docker-archive',
-  parse(spec: string): DockerArchiveRef {
-    const i = spec.indexOf(':');
-    const p = i < 0 ? spec : spec.slice(0, i);
-    if (p === '') throw new SkiffError('ERR_INVALID_REFERENCE', 'docker-archive: empty path');
-    if (i < 0 || spec.slice(i + 1) === '') return new DockerArchiveRef(p);
-    const rest = spec.slice(i + 1);
-    if (rest.startsWith('@')) {
-      const n = Number(rest.slice(1));
-      if (!/^[0-9]+$/.test(rest.slice(1)) || !Number.isSafeInteger(n)) throw new SkiffError('ERR_INVALID_REFERENCE', `docker-archive: invalid source index ${JSON.stringify(rest)}`);
-      return new DockerArchiveRef(p, undefined, n);
-    }
-    const named = withDefaultTag(parseDockerReference(rest));
-    if (named.digest) throw new SkiffError('ERR_INVALID_REFERENCE', `docker-archive: digest references are not supported (${rest})`);
-    return new DockerArchiveRef(p, named);
-  },
+  parse: parseDockerArchiveSpec,
+
   async openSource(ref) {
     return ArchiveSource.open(ref as DockerArchiveRef);
   },

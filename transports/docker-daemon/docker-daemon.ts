@@ -9,29 +9,14 @@ import { SkiffError } from '../../src/core/errors.js';
 import { IO_CHUNK, streamToTempFile } from '../../src/core/fs.js';
 import { MT } from '../../src/core/media-types.js';
 import { tarHeader } from '../../src/archive/tar-append.js';
-import type { BlobInfo, DestinationCaps, DestinationOptions, ImageDestination, ImageRef, ImageSource, SourceOptions, Transport } from '../../src/core/image.js';
+import type { BlobInfo, DestinationCaps, DestinationOptions, ImageDestination, ImageSource, SourceOptions, Transport } from '../../src/core/image.js';
 import { parseManifest, type Descriptor, type ImageManifest, type RawManifest } from '../../src/core/manifest.js';
-import { formatDockerReference, parseDockerReference, withDefaultTag, type DockerReference } from '../../src/core/reference.js';
+import { formatDockerReference, withDefaultTag, type DockerReference } from '../../src/core/reference.js';
 import { ArchiveSource, DockerArchiveRef } from '../docker-archive/index.js';
+import { DaemonRef, parseDaemonSpec } from './ref.js';
 
-/** `docker-daemon:NAME[:TAG]` or, to read, `docker-daemon:sha256:ID`. */
-export class DaemonRef implements ImageRef {
-  readonly transport = 'docker-daemon';
-  constructor(
-    readonly named?: DockerReference,
-    readonly id?: Digest,
-  ) {}
-  get spec(): string {
-    return this.named ? formatDockerReference(this.named) : this.id!;
-  }
-  toString(): string {
-    return `docker-daemon:${this.spec}`;
-  }
-  /** What the Engine API calls the image in a path. */
-  get apiName(): string {
-    return encodeURIComponent(this.named ? formatDockerReference(this.named) : this.id!);
-  }
-}
+export { DaemonRef };
+
 
 /** Where the daemon listens: --*-daemon-host, else DOCKER_HOST, else the default socket. */
 function daemonHost(o: SourceOptions): string {
@@ -262,13 +247,8 @@ class DaemonDestination implements ImageDestination {
 
 export const dockerDaemonTransport: Transport = {
   name: 'docker-daemon',
-  parse(spec: string): DaemonRef {
-    if (/^sha256:[a-f0-9]{64}$/.test(spec)) return new DaemonRef(undefined, spec as Digest);
-    if (/^[a-f0-9]{64}$/.test(spec)) return new DaemonRef(undefined, `sha256:${spec}`);
-    const named = parseDockerReference(spec);
-    if (named.digest) throw new SkiffError('ERR_INVALID_REFERENCE', `docker-daemon: digest references are not supported (${spec}); use NAME:TAG or sha256:ID`);
-    return new DaemonRef(withDefaultTag(named));
-  },
+  parse: parseDaemonSpec,
+
   openSource(ref, opts = {}) {
     return openDaemonSource(ref as DaemonRef, opts);
   },

@@ -5,31 +5,15 @@ import { IO_CHUNK } from '../../src/core/fs.js';
 import type { BlobInfo, DestinationCaps, DestinationOptions, ImageDestination, ImageRef, ImageSource, SourceOptions, Transport } from '../../src/core/image.js';
 import { guessManifestType, type Descriptor, type RawManifest } from '../../src/core/manifest.js';
 import { MT } from '../../src/core/media-types.js';
-import { formatDockerReference, parseDockerReference, withDefaultTag, type DockerReference } from '../../src/core/reference.js';
 import { lookupCredentials, type Credentials } from '../../src/config/auth-file.js';
 import { findRegistry, loadRegistriesConf } from '../../src/config/registries.js';
 import { repoScope } from './auth.js';
 import type { RegistryClient, Res } from './client.js';
 import { isRetryable, sleep } from './retry.js';
+import { DockerRef, parseDockerSpec } from './ref.js';
 
-export class DockerRef implements ImageRef {
-  readonly transport = 'docker';
-  constructor(readonly named: DockerReference) {}
-  get spec(): string {
-    return `//${formatDockerReference(this.named)}`;
-  }
-  toString(): string {
-    return `docker:${this.spec}`;
-  }
-  /** `host/path` */
-  get repository(): string {
-    return `${this.named.domain}/${this.named.path}`;
-  }
-  /** What to ask the registry for: the digest when given, else the tag. */
-  get reference(): string {
-    return this.named.digest ?? this.named.tag ?? 'latest';
-  }
-}
+export { DockerRef, parseDockerSpec };
+
 
 export const ACCEPT = [MT.ociManifest, MT.ociIndex, MT.dockerManifest, MT.dockerList, MT.dockerSchema1Signed, MT.dockerSchema1].join(', ');
 
@@ -483,10 +467,6 @@ class DockerDestination implements ImageDestination {
   }
 }
 
-export function parseDockerSpec(spec: string): DockerRef {
-  if (!spec.startsWith('//')) throw new SkiffError('ERR_INVALID_REFERENCE', `docker: reference must start with // (docker://HOST/REPO:TAG), got ${JSON.stringify(`docker:${spec}`)}`);
-  return new DockerRef(withDefaultTag(parseDockerReference(spec.slice(2))));
-}
 
 export const dockerTransport: Transport = {
   name: 'docker',

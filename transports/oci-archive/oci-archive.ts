@@ -8,7 +8,8 @@ import type { BlobInfo, ImageDestination, ImageRef, Transport } from '../../src/
 import type { Descriptor, RawManifest } from '../../src/core/manifest.js';
 import { TarTree } from '../../src/archive/tar-index.js';
 import { TarAppender } from '../../src/archive/tar-append.js';
-import { LayoutDestination, LayoutSource, OciRef, splitPathAndName } from '../oci/index.js';
+import { LayoutDestination, LayoutSource, OciRef } from '../oci/index.js';
+import { parseOciArchiveSpec } from '../oci/ref.js';
 
 /**
  * oci-archive: writes an OCI layout into a temp dir beside the target, then on commit tars it into a temp file and
@@ -87,10 +88,7 @@ class ArchiveDestination implements ImageDestination {
 
 export const ociArchiveTransport: Transport = {
   name: 'oci-archive',
-  parse(spec: string): OciRef {
-    const { path: p, name } = splitPathAndName(spec, 'oci-archive');
-    return new OciRef(p, name, 'oci-archive');
-  },
+  parse: parseOciArchiveSpec,
   async openSource(ref) {
     const r = ref as OciRef;
     let tree: TarTree;

@@ -9,20 +9,10 @@ import { MT } from '../../src/core/media-types.js';
 import type { FileTree } from '../../src/archive/file-tree.js';
 
 export const REF_NAME = 'org.opencontainers.image.ref.name';
+export { splitPathAndName } from './ref.js';
 // containers/image's refRegexp for the name part of oci:PATH:NAME.
-const REF_NAME_RE = /^[A-Za-z0-9._-]+(?:[:/@+][A-Za-z0-9._-]+)*$/;
 
 /** Split `PATH[:NAME]` at the first colon (containers-transports(5)); validate NAME. */
-export function splitPathAndName(spec: string, transport: string): { path: string; name?: string } {
-  const i = spec.indexOf(':');
-  const p = i < 0 ? spec : spec.slice(0, i);
-  const name = i < 0 ? undefined : spec.slice(i + 1);
-  if (p === '') throw new SkiffError('ERR_INVALID_REFERENCE', `${transport}: empty path in ${JSON.stringify(`${transport}:${spec}`)}`);
-  if (name !== undefined && name !== '' && !REF_NAME_RE.test(name)) {
-    throw new SkiffError('ERR_INVALID_REFERENCE', `${transport}: invalid image name ${JSON.stringify(name)}`);
-  }
-  return name ? { path: p, name } : { path: p };
-}
 
 export function blobPath(d: Digest): string {
   return `blobs/${d.slice(0, d.indexOf(':'))}/${digestHex(d)}`;

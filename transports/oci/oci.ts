@@ -8,24 +8,11 @@ import { atomicWriteFile, exists, removeTree, streamToTempFile, sweepStaleTemps,
 import type { BlobInfo, DestinationCaps, ImageDestination, ImageRef, Transport } from '../../src/core/image.js';
 import { MT } from '../../src/core/media-types.js';
 import { DirTree } from '../../src/archive/file-tree.js';
-import { LayoutSource, LayoutWriter, splitPathAndName } from './layout.js';
+import { LayoutSource, LayoutWriter } from './layout.js';
+import { OciRef, parseOciSpec } from './ref.js';
 
-export class OciRef implements ImageRef {
-  readonly transport: string;
-  constructor(
-    readonly path: string,
-    readonly name: string | undefined,
-    transport = 'oci',
-  ) {
-    this.transport = transport;
-  }
-  get spec(): string {
-    return this.name === undefined ? this.path : `${this.path}:${this.name}`;
-  }
-  toString(): string {
-    return `${this.transport}:${this.spec}`;
-  }
-}
+export { OciRef };
+
 
 export const OCI_CAPS: DestinationCaps = { manifestTypes: [MT.ociManifest, MT.ociIndex], compression: 'compress', multiImage: true };
 
@@ -116,10 +103,7 @@ export class LayoutDestination implements ImageDestination {
 
 export const ociTransport: Transport = {
   name: 'oci',
-  parse(spec: string): OciRef {
-    const { path: p, name } = splitPathAndName(spec, 'oci');
-    return new OciRef(p, name);
-  },
+  parse: parseOciSpec,
   async openSource(ref) {
     const r = ref as OciRef;
     return LayoutSource.open(r, new DirTree(r.path), r.name);

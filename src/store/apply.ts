@@ -134,15 +134,31 @@ async function setXattrs(full: string, xattrs: [string, Buffer][]): Promise<void
 const SMALL_FILE = 64 * 1024;
 const MAX_IN_FLIGHT = 16;
 
-async function writeSmallFile(full: string, body: Buffer, mode: number, uid: number, gid: number, mtime: number, xattrs: [string, Buffer][]): Promise<void> {
-  const fh = await fs.promises.open(full, 'wx', 0o600);
+const UMASK = process.umask();
+
+/**
+ * Set a new file's owner and mode only where creating it did not already: a file is created with its mode (minus
+ * the umask) and owned by us, unless its directory is setgid. On a layer of mostly root-owned files that saves two
+ * of the six calls each file costs.
+ */
+function ownerAndModeCalls(mode: number, uid: number, gid: number, setgidParent: boolean): { chown: boolean; chmod: boolean } {
+  return {
+    chown: uid !== process.geteuid?.() || gid !== process.getegid?.() || setgidParent,
+    chmod: (mode & 0o7000) !== 0 || (mode & UMASK & 0o777) !== 0,
+  };
+}
+
+async function writeSmallFile(full: string, body: Buffer, mode: number, uid: number, gid: number, mtime: number, xattrs: [string, Buffer][], setgidParent: boolean): Promise<void> {
+  const fh = await fs.promises.open(full, 'wx', mode & 0o777);
   try {
     if (body.length) await fh.writeFile(body);
   } finally {
     await fh.close();
   }
-  await fs.promises.lchown(full, uid, gid);
-  await fs.promises.chmod(full, mode);
+  const need = ownerAndModeCalls(mode, uid, gid, setgidParent);
+  // (chown before chmod: chown clears setuid/setgid bits.)
+  if (need.chown) await fs.promises.lchown(full, uid, gid);
+  if (need.chmod || need.chown) await fs.promises.chmod(full, mode);
   await setXattrs(full, xattrs);
   await fs.promises.utimes(full, mtime, mtime);
 }
@@ -180,17 +196,30 @@ export async function applyLayer(tar: Readable, diffDir: string, tarSplitFile: s
   };
 
   /** Refuse to write through a symlink: every parent inside the layer must be a real directory. */
+  /**
+   * What this layer has made so far, by path. The diff dir starts empty, so a path not here does not exist: no
+   * lstat per entry (which also waited on the directory locks of the writes in flight).
+   */
+  const made = new Map<string, 'dir' | 'file' | 'symlink' | 'other'>();
+  /** Directories of this layer with the setgid bit: files made in them take the directory's group. */
+  const setgidDirs = new Set<string>();
+  const forget = (rel: string): void => {
+    made.delete(rel);
+    for (const k of [...made.keys()]) if (k.startsWith(`${rel}/`)) made.delete(k);
+    for (const k of [...safeDirs]) if (k === rel || k.startsWith(`${rel}/`)) safeDirs.delete(k);
+  };
   const ensureParent = async (rel: string): Promise<void> => {
     const parts = rel.split('/').slice(0, -1);
     let cur = '';
     for (const p of parts) {
       cur = cur ? `${cur}/${p}` : p;
       if (safeDirs.has(cur)) continue;
-      const full = path.join(diffDir, cur);
-      const st = lstatOrUndefined(full);
-      if (!st) fs.mkdirSync(full, { mode: 0o755 });
-      else if (st.isSymbolicLink()) throw new SkiffError('ERR_UNSAFE_PATH', `layer entry ${rel} would be written through the symlink ${cur}: refused`);
-      else if (!st.isDirectory()) throw new SkiffError('ERR_UNSAFE_PATH', `layer entry ${rel}: ${cur} is not a directory`);
+      const kind = made.get(cur);
+      if (kind === undefined) {
+        fs.mkdirSync(path.join(diffDir, cur), { mode: 0o755 });
+        made.set(cur, 'dir');
+      } else if (kind === 'symlink') throw new SkiffError('ERR_UNSAFE_PATH', `layer entry ${rel} would be written through the symlink ${cur}: refused`);
+      else if (kind !== 'dir') throw new SkiffError('ERR_UNSAFE_PATH', `layer entry ${rel}: ${cur} is not a directory`);
       safeDirs.add(cur);
     }
   };
@@ -261,11 +290,19 @@ export async function applyLayer(tar: Readable, diffDir: string, tarSplitFile: s
         const victim = path.join(diffDir, dir, base.slice(4));
         fs.rmSync(victim, { recursive: true, force: true });
         await run('mknod', ['-m', '000', victim, 'c', '0', '0']);
+        const victimRel = dir ? `${dir}/${base.slice(4)}` : base.slice(4);
+        forget(victimRel);
+        made.set(victimRel, 'other');
         continue;
       }
-      await settle(full);
-      const existing = lstatOrUndefined(full);
-      if (existing && !(flag === '5' && existing.isDirectory())) fs.rmSync(full, { recursive: true, force: true });
+      const existing = made.get(rel);
+      if (existing && !(flag === '5' && existing === 'dir')) {
+        // The same path again in this layer: the later entry replaces the earlier one.
+        await settle(full);
+        fs.rmSync(full, { recursive: true, force: true });
+        forget(rel);
+      }
+      made.set(rel, flag === '5' ? 'dir' : flag === '2' ? 'symlink' : isFile || flag === '1' ? 'file' : 'other');
       if (isFile && size <= SMALL_FILE) {
         // Small files are written by the thread pool, several at once: creating files is most of the cost of
         // layers with many of them (the body is in hand, so the tar reading goes on meanwhile).
@@ -276,12 +313,12 @@ export async function applyLayer(tar: Readable, diffDir: string, tarSplitFile: s
         ts.file(rawName, size, crc.digest());
         const pad = padded - size;
         if (pad) pending.push(await r.read(pad));
-        await background(full, writeSmallFile(full, body, mode, uid, gid, mtime, entryXattrs));
+        await background(full, writeSmallFile(full, body, mode, uid, gid, mtime, entryXattrs, setgidDirs.has(dir)));
         continue;
       }
       if (isFile) {
         const crc = new Crc64();
-        const fd = fs.openSync(full, 'wx', 0o600);
+        const fd = fs.openSync(full, 'wx', mode & 0o777);
         try {
           let left = size;
           while (left > 0) {
@@ -297,8 +334,9 @@ export async function applyLayer(tar: Readable, diffDir: string, tarSplitFile: s
         ts.file(rawName, size, crc.digest());
         const pad = padded - size;
         if (pad) pending.push(await r.read(pad));
-        fs.lchownSync(full, uid, gid);
-        fs.chmodSync(full, mode);
+        const need = ownerAndModeCalls(mode, uid, gid, setgidDirs.has(dir));
+        if (need.chown) fs.lchownSync(full, uid, gid);
+        if (need.chmod || need.chown) fs.chmodSync(full, mode);
         await setXattrs(full, entryXattrs);
         fs.utimesSync(full, mtime, mtime);
         continue;
@@ -307,8 +345,10 @@ export async function applyLayer(tar: Readable, diffDir: string, tarSplitFile: s
       if (size) pending.push(await r.read(padded));
       switch (flag) {
         case '5':
-          if (!existing) fs.mkdirSync(full, { mode: 0o700 });
+          if (existing !== 'dir') fs.mkdirSync(full, { mode: 0o700 });
           safeDirs.add(rel);
+          if (mode & 0o2000) setgidDirs.add(rel);
+          else setgidDirs.delete(rel);
           fs.lchownSync(full, uid, gid);
           fs.chmodSync(full, mode);
           await setXattrs(full, entryXattrs);

@@ -166,6 +166,11 @@ describe('containers-storage (write)', () => {
       await add({ name: 'many/', type: 'directory', mode: 0o755 });
       for (let i = 0; i < 300; i++) await add({ name: `many/f${i}`, mode: 0o644, uid: i % 3 === 0 ? 1000 : 0, gid: 0 }, `file ${i}\n`);
       await add({ name: 'many/link', type: 'link', linkname: 'many/f9' });
+      // In a setgid directory a new file takes the directory's group: a root file there must still end 0:0.
+      await add({ name: 'sg/', type: 'directory', mode: 0o2775, uid: 0, gid: 1000 });
+      await add({ name: 'sg/root-owned', mode: 0o644, uid: 0, gid: 0 }, 'r\n');
+      await add({ name: 'sg/suid', mode: 0o4755, uid: 0, gid: 0 }, 's\n');
+      await add({ name: 'open', mode: 0o666, uid: 0, gid: 0 }, 'o\n');
     });
     await fsp.writeFile(`${t.dir}/many.tar`, many);
     await layoutFromTar(`${t.dir}/many`, `${t.dir}/many.tar`, 'many');
@@ -175,6 +180,10 @@ describe('containers-storage (write)', () => {
     assert.equal((await fsp.stat(`${diff}/many/f3`)).uid, 1000);
     assert.equal((await fsp.stat(`${diff}/many/f5`)).mtimeMs, 1_600_000_000_000);
     assert.equal((await fsp.stat(`${diff}/many/link`)).ino, (await fsp.stat(`${diff}/many/f9`)).ino);
+    assert.equal((await fsp.stat(`${diff}/sg/root-owned`)).gid, 0);
+    assert.equal((await fsp.stat(`${diff}/sg/suid`)).mode & 0o7777, 0o4755);
+    assert.equal((await fsp.stat(`${diff}/open`)).mode & 0o7777, 0o666, 'a mode the umask would cut is set whole');
+    assert.equal((await fsp.stat(`${diff}/many/f1`)).mode & 0o7777, 0o644);
     // The layer reads back as the very same tar (tar-split).
     await ok(skiff(['copy', '-q', `containers-storage:[${store}]localhost/many:1`, `oci:${t.dir}/many-back:x`]));
     const cfg = JSON.parse(await ok(skiff(['inspect', '--config', '--raw', `oci:${t.dir}/many-back:x`]))) as { rootfs: { diff_ids: string[] } };

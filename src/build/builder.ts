@@ -668,7 +668,9 @@ export class Builder {
       };
       for (const it of items) {
         if (it.kind === 'url') {
-          const urlName = decodeURIComponent(new URL(it.url).pathname.split('/').filter(Boolean).at(-1) ?? '') || 'index.html';
+          // The URL's last path segment, decoded, and never more than a file name (`..%2Fx` is `x`).
+          const last = path.posix.basename(decodeURIComponent(new URL(it.url).pathname.split('/').filter(Boolean).at(-1) ?? ''));
+          const urlName = last && last !== '..' && last !== '.' ? last : 'index.html';
           const name = (destDir ? path.posix.join(dest, urlName) : dest).replace(/^\/+/, '');
           await parents(name);
           await addFile(pack, { name, mode: mode ?? 0o600, uid: owner.uid, gid: owner.gid, mtime: when(it.dl.mtime?.getTime() ?? Date.now()), size: it.dl.size }, it.dl.file);

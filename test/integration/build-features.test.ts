@@ -51,7 +51,10 @@ describe('skiff build features', () => {
     await ok(skiff([...S(), 'copy', '-q', `oci:${t.dir}/bb:busybox`, 'containers-storage:localhost/busybox:latest']));
     base = 'localhost/busybox:latest';
     server = createServer((req, res) => {
-      if (req.url === '/file.txt') {
+      if (req.url === '/dir/..%2F..%2Fescape.txt') {
+        res.writeHead(200);
+        res.end('named by a hostile URL\n');
+      } else if (req.url === '/file.txt') {
         res.writeHead(200, { 'last-modified': 'Wed, 01 Jan 2025 00:00:00 GMT' });
         res.end('remote\n');
       } else if (req.url === '/moved') {
@@ -138,7 +141,7 @@ describe('skiff build features', () => {
     await ok(run('tar', ['-C', src, '-cf', `${ctx}/plain.tar`, 'd']));
     await ok(run('sh', ['-c', `echo not a tar | gzip > ${ctx}/note.gz`]));
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    const r = await build('add', `FROM ${base}\nADD a.tar.gz /gz/\nADD a.tar.bz2 a.tar.xz /bx/\nADD plain.tar /plain\nADD note.gz /n/\nADD --checksum=sha256:${sha('remote\n')} ${url}/file.txt /url/\nADD ${url}/moved /url/renamed\n`, {});
+    const r = await build('add', `FROM ${base}\nADD a.tar.gz /gz/\nADD a.tar.bz2 a.tar.xz /bx/\nADD plain.tar /plain\nADD note.gz /n/\nADD --checksum=sha256:${sha('remote\n')} ${url}/file.txt /url/\nADD ${url}/moved /url/renamed\nADD ${url}/dir/..%2F..%2Fescape.txt /url/\n`, {});
     hasContent(r.flat, 'gz/d/one', '1\n');
     assert.match(r.flat.get('gz/d/lnk') ?? '', /symlink .* -> \.\.\/two/);
     hasContent(r.flat, 'bx/two', '2\n');
@@ -148,6 +151,7 @@ describe('skiff build features', () => {
     assert.match(r.flat.get('url/file.txt') ?? '', /^file mode=600 /);
     hasContent(r.flat, 'url/file.txt', 'remote\n');
     hasContent(r.flat, 'url/renamed', 'remote\n');
+    hasContent(r.flat, 'url/escape.txt', 'named by a hostile URL\n');
     // A wrong checksum fails the build and names both digests.
     await fsp.writeFile(path.join(ctx, 'Containerfile'), `FROM ${base}\nADD --checksum=sha256:${sha('other')} ${url}/file.txt /x\n`);
     const bad = await skiff([...S(), 'build', ctx]);

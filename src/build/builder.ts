@@ -21,7 +21,7 @@ import { hostPlatform } from '../core/platform.js';
 import type { Store } from '../store/store.js';
 import { layerId, StoreWriter } from '../store/writer.js';
 import { IgnoreMatcher, parseIgnoreFile } from './containerfile/ignore.js';
-import { download, expandSource, isArchive, unpackArchive, type Download } from './sources.js';
+import { download, expandSource, isArchive, resolveInRoot, unpackArchive, type Download } from './sources.js';
 import type { BuildPlan, Step } from './containerfile/plan.js';
 import { diffUpperDir, squashLayers } from './diff.js';
 import { mountLayersReadOnly, probeRuntime, runStep, type OciMount } from './run.js';
@@ -745,12 +745,9 @@ export class Builder {
     try {
       for (const [i, m] of s.mounts.entries()) {
         const target = m.target !== undefined ? path.posix.resolve(cwd, m.target) : undefined;
-        const inside = (root: string, rel: string | undefined, what: string): string => {
-          const r = path.posix.normalize(`/${rel ?? ''}`).replace(/^\/+/, '');
-          const full = path.join(root, r);
-          if (path.relative(root, full).startsWith('..')) throw new SkiffError('ERR_BUILD', `RUN --mount ${what}: ${rel} is outside its source`);
-          return full;
-        };
+        // The source with its symlinks resolved inside its root (a context link to /etc must not mount the host's
+        // /etc; an image's absolute links point into the image).
+        const inside = (root: string, rel: string | undefined): Promise<string> => resolveInRoot(root, rel ?? '');
         const fromRoot = async (): Promise<string> => {
           if (m.from === undefined) return path.resolve(this.o.contextDir);
           const mp = await this.mountFrom(m.from, this.stageIndex(m.from));
@@ -762,7 +759,7 @@ export class Builder {
         };
         switch (m.type) {
           case 'bind': {
-            const src = inside(await fromRoot(), m.source, 'source');
+            const src = await inside(await fromRoot(), m.source);
             const st0 = await fsp.lstat(src).catch(() => undefined);
             if (!st0) throw new SkiffError('ERR_BUILD', `RUN --mount=type=bind: source ${m.source ?? '.'} does not exist${m.from === undefined ? ' in the build context' : ` in ${m.from}`}`);
             if (m.readonly === false) {
@@ -790,7 +787,7 @@ export class Builder {
               await fsp.rm(fresh, { recursive: true, force: true });
               await fsp.mkdir(fresh, { recursive: true });
               if (m.from !== undefined) {
-                const src = inside(await fromRoot(), m.source, 'source');
+                const src = await inside(await fromRoot(), m.source);
                 const r = spawnSync('cp', ['-a', `${src}/.`, fresh], { encoding: 'utf8' });
                 if (r.status !== 0) throw new SkiffError('ERR_BUILD', `RUN --mount=type=cache,from=${m.from}: ${r.stderr.trim()}`);
               }

@@ -179,3 +179,30 @@ export async function download(url: string, file: string, checksum?: string): Pr
     await dispatcher.close();
   }
 }
+
+/**
+ * Resolve `rel` inside `root` as if `root` were `/` (as BuildKit resolves mount sources): symlinks are followed,
+ * absolute targets start again at `root`, `..` stops at it. The result never leaves `root`, whatever the links say.
+ */
+export async function resolveInRoot(root: string, rel: string): Promise<string> {
+  const todo = rel.split('/').filter((p) => p && p !== '.');
+  const done: string[] = [];
+  for (let hops = 0; todo.length; ) {
+    const part = todo.shift()!;
+    if (part === '..') {
+      done.pop();
+      continue;
+    }
+    const here = path.join(root, ...done, part);
+    const st = await fsp.lstat(here).catch(() => undefined);
+    if (st?.isSymbolicLink()) {
+      if (++hops > 40) throw new SkiffError('ERR_BUILD', `${rel}: too many levels of symbolic links`);
+      const target = await fsp.readlink(here);
+      if (target.startsWith('/')) done.length = 0;
+      todo.unshift(...target.split('/').filter((p) => p && p !== '.'));
+      continue;
+    }
+    done.push(part);
+  }
+  return path.join(root, ...done);
+}

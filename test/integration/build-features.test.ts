@@ -118,6 +118,20 @@ describe('skiff build features', () => {
     // The cache mount persists: a --no-cache rebuild sees the first run's file.
     const again = await build('mounts2', file, { 'sub/f': 'from context\n' }, ['--no-cache', '--secret', `id=tok,src=${t.dir}/token`]);
     hasContent(again.flat, 'count', '2\n');
+    // Bind sources resolve symlinks inside the context: a link within it works, one to the host's /etc does not
+    // reach the host.
+    const linkCtx = path.join(t.dir, 'ctx-mountlinks');
+    await fsp.mkdir(path.join(linkCtx, 'sub'), { recursive: true });
+    await fsp.writeFile(path.join(linkCtx, 'sub/f'), 'via link\n');
+    await fsp.symlink('sub', path.join(linkCtx, 'inner'));
+    await fsp.symlink('/etc', path.join(linkCtx, 'evil'));
+    await fsp.writeFile(path.join(linkCtx, 'Containerfile'), `FROM ${base}\nRUN --mount=type=bind,source=inner,target=/in cat /in/f > /through-link\n`);
+    await ok(skiff([...S(), 'build', '-q', '-t', 'localhost/links:1', linkCtx]));
+    hasContent(await flatRef(`containers-storage:[overlay@${t.dir}/root+${t.dir}/run]localhost/links:1`), 'through-link', 'via link\n');
+    await fsp.writeFile(path.join(linkCtx, 'Containerfile'), `FROM ${base}\nRUN --mount=type=bind,source=evil,target=/x ls /x/passwd\n`);
+    const evil = await skiff([...S(), 'build', linkCtx]);
+    assert.equal(evil.code, 1, 'the host /etc was mounted');
+    assert.match(evil.stderr, /source evil does not exist in the build context/);
     // A required secret that was not given is an error naming it.
     const ctx = path.join(t.dir, 'ctx-nosecret');
     await fsp.mkdir(ctx);

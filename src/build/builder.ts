@@ -76,6 +76,14 @@ interface StatEntry {
   digest: string;
 }
 
+/** The stat cache of one context: its file, entries by path, and whether it needs saving. */
+interface StatCache {
+  ctx: string;
+  file: string;
+  entries: Map<string, StatEntry>;
+  dirty: boolean;
+}
+
 /** What the layer cache remembers of a step. */
 interface CacheEntry {
   id: string;
@@ -159,13 +167,23 @@ export class Builder {
     return undefined;
   }
 
-  /** Does `rel` exist in the image so far (topmost layer that mentions it wins; whiteouts hide)? */
-  private async existsInLayers(st: State, rel: string): Promise<boolean> {
+  /** Is `rel` in the image so far, and a directory (topmost layer that mentions it wins; whiteouts hide)? */
+  private async inLayers(st: State, rel: string): Promise<{ exists: boolean; dir: boolean }> {
     for (const l of [...st.layers].reverse()) {
       const x = await fsp.lstat(path.join(this.diffDir(l.id), rel)).catch(() => undefined);
-      if (x) return !(x.isCharacterDevice() && x.rdev === 0);
+      if (x) return { exists: !(x.isCharacterDevice() && x.rdev === 0), dir: x.isDirectory() };
     }
-    return false;
+    return { exists: false, dir: false };
+  }
+
+  private async existsInLayers(st: State, rel: string): Promise<boolean> {
+    return (await this.inLayers(st, rel)).exists;
+  }
+
+  /** Unmount and remove a mount point made by mountFrom. */
+  private async releaseMount(mp: string): Promise<void> {
+    spawnSync('umount', [mp]);
+    await fsp.rm(mp, { recursive: true, force: true });
   }
 
   private async addLayer(st: State, file: string, diff: { diffID: Digest; size: number }): Promise<void> {
@@ -472,8 +490,8 @@ export class Builder {
    * are unchanged (git's index does the same): an unchanged context is stat'ed, not read. ctime cannot be set back
    * by tools, so a rewritten file is always read again. Saved at the end of the build.
    */
-  private statCacheFor?: { ctx: string; file: string; entries: Map<string, StatEntry>; dirty: boolean };
-  private async statCache(ctx: string): Promise<NonNullable<Builder['statCacheFor']>> {
+  private statCacheFor?: StatCache;
+  private async statCache(ctx: string): Promise<StatCache> {
     if (this.statCacheFor?.ctx === ctx) return this.statCacheFor;
     const file = path.join(this.o.store.loc.root, 'skiff-cache', 'context', `${digestHex(sha256(ctx))}.json`);
     const entries = await fsp.readFile(file, 'utf8').then((t) => new Map(Object.entries(JSON.parse(t) as Record<string, StatEntry>)), () => new Map<string, StatEntry>());
@@ -563,10 +581,7 @@ export class Builder {
     try {
       await this.copyFrom(st, s, fromRoot, downloads);
     } finally {
-      if (fromRoot) {
-        spawnSync('umount', [fromRoot]);
-        await fsp.rm(fromRoot, { recursive: true, force: true });
-      }
+      if (fromRoot) await this.releaseMount(fromRoot);
       for (const d of downloads.values()) await fsp.rm(d.file, { force: true });
     }
   }
@@ -751,10 +766,7 @@ export class Builder {
         const fromRoot = async (): Promise<string> => {
           if (m.from === undefined) return path.resolve(this.o.contextDir);
           const mp = await this.mountFrom(m.from, this.stageIndex(m.from));
-          undo.push(async () => {
-            spawnSync('umount', [mp]);
-            await fsp.rm(mp, { recursive: true, force: true });
-          });
+          undo.push(() => this.releaseMount(mp));
           return mp;
         };
         switch (m.type) {
@@ -909,14 +921,7 @@ export class Builder {
       await extra.undo();
     }
     await this.removeStubs(st, upper, extra.mounts.filter((m) => !m.destination.startsWith('/dev/')).map((m) => m.destination));
-    const lowers = st.layers.map((l) => this.diffDir(l.id)).reverse();
-    const below = async (rel: string): Promise<{ exists: boolean; dir: boolean }> => {
-      for (const l of lowers) {
-        const x = await fsp.lstat(path.join(l, rel)).catch(() => undefined);
-        if (x) return { exists: !(x.isCharacterDevice() && x.rdev === 0), dir: x.isDirectory() };
-      }
-      return { exists: false, dir: false };
-    };
+    const below = (rel: string): Promise<{ exists: boolean; dir: boolean }> => this.inLayers(st, rel);
     const file = path.join(this.work, `layer-${this.next()}.tar`);
     const diff = await diffUpperDir(upper, createWriteStream(file), { below, ...(this.o.timestamp !== undefined ? { timestamp: this.o.timestamp } : {}) });
     await fsp.rm(dir, { recursive: true, force: true });

@@ -11,22 +11,6 @@ import { SkiffError } from '../core/errors.js';
 import type { Store } from '../store/store.js';
 import { mountLayersReadOnly } from './run.js';
 
-export type OutputSpec = { type: 'local' | 'tar' | 'oci' | 'docker'; dest?: string };
-
-/** podman's --output: `type=local,dest=DIR`, `type=tar,dest=FILE` (`-` is stdout), `type=oci|docker,dest=FILE`, or a bare path (local; `-` = tar on stdout). */
-export function parseOutput(spec: string): OutputSpec {
-  if (!spec.includes('=')) return spec === '-' ? { type: 'tar', dest: '-' } : { type: 'local', dest: spec };
-  const kv = new Map(spec.split(',').map((f) => {
-    const eq = f.indexOf('=');
-    return [eq < 0 ? f : f.slice(0, eq), eq < 0 ? '' : f.slice(eq + 1)] as [string, string];
-  }));
-  const type = kv.get('type') ?? 'local';
-  if (!['local', 'tar', 'oci', 'docker'].includes(type)) throw new SkiffError('ERR_USAGE', `--output ${spec}: unknown type ${JSON.stringify(type)} (local, tar, oci, docker)`);
-  const dest = kv.get('dest');
-  if (!dest && type !== 'docker') throw new SkiffError('ERR_USAGE', `--output ${spec}: dest= is required for type=${type}`);
-  return { type: type as OutputSpec['type'], ...(dest ? { dest } : {}) };
-}
-
 /** Write the flattened filesystem of image `id` to a directory (local) or a tar file / stdout (tar). */
 export async function exportRootfs(store: Store, id: string, out: { type: 'local' | 'tar'; dest: string }): Promise<void> {
   const img = (await store.images()).find((i) => i.id === id);

@@ -41,14 +41,32 @@ interface BuildFlags {
   cacheTo?: string;
 }
 
+/** A comma-separated `key=value` list (a bare key has the value ''), as --secret and --output take. */
+function csvFields(spec: string): Map<string, string> {
+  return new Map(spec.split(',').map((f): [string, string] => {
+    const eq = f.indexOf('=');
+    return eq < 0 ? [f, ''] : [f.slice(0, eq), f.slice(eq + 1)];
+  }));
+}
+
+type OutputSpec = { type: 'local' | 'tar' | 'oci' | 'docker'; dest?: string };
+
+/** podman's --output: `type=local,dest=DIR`, `type=tar,dest=FILE` (`-` is stdout), `type=oci|docker,dest=FILE`, or a bare path (local; `-` = tar on stdout). */
+function parseOutput(spec: string): OutputSpec {
+  if (!spec.includes('=')) return spec === '-' ? { type: 'tar', dest: '-' } : { type: 'local', dest: spec };
+  const kv = csvFields(spec);
+  const type = kv.get('type') ?? 'local';
+  if (!['local', 'tar', 'oci', 'docker'].includes(type)) throw new SkiffError('ERR_USAGE', `--output ${spec}: unknown type ${JSON.stringify(type)} (local, tar, oci, docker)`);
+  const dest = kv.get('dest');
+  if (!dest && type !== 'docker') throw new SkiffError('ERR_USAGE', `--output ${spec}: dest= is required for type=${type}`);
+  return { type: type as OutputSpec['type'], ...(dest ? { dest } : {}) };
+}
+
 /** `--secret id=ID,src=FILE` or `id=ID,env=VAR` (podman's forms; `type=file|env` optional): contents by id. */
 async function readSecrets(list: string[] | undefined): Promise<Map<string, Buffer>> {
   const out = new Map<string, Buffer>();
   for (const spec of list ?? []) {
-    const kv = new Map(spec.split(',').map((f) => {
-      const eq = f.indexOf('=');
-      return eq < 0 ? [f, ''] : [f.slice(0, eq), f.slice(eq + 1)];
-    }));
+    const kv = csvFields(spec);
     const id = kv.get('id');
     if (!id) throw new SkiffError('ERR_USAGE', `--secret ${JSON.stringify(spec)}: missing id=`);
     const src = kv.get('src') ?? kv.get('source');
@@ -216,7 +234,6 @@ export function buildCommand(program: Command): void {
           isolation = 'chroot';
         }
       }
-      const { parseOutput } = await import('../build/export.js');
       const output = flags.output !== undefined ? parseOutput(flags.output) : undefined;
       if (output?.type === 'docker' && !output.dest && !flags.tag?.length) throw new SkiffError('ERR_USAGE', '--output type=docker loads the image into the Docker daemon under its -t name: give -t (or dest=FILE for a docker-archive)');
       // The front end (dockerfile-ast and friends) is loaded only when building.

@@ -203,10 +203,15 @@ export async function applyLayer(tar: Readable, diffDir: string, tarSplitFile: s
   const made = new Map<string, 'dir' | 'file' | 'symlink' | 'other'>();
   /** Directories of this layer with the setgid bit: files made in them take the directory's group. */
   const setgidDirs = new Set<string>();
+  /** `rel` is gone (replaced or whited out); a directory takes what this layer made below it along. */
   const forget = (rel: string): void => {
+    const kind = made.get(rel);
+    if (kind === undefined) return;
     made.delete(rel);
+    if (kind !== 'dir') return;
+    safeDirs.delete(rel);
     for (const k of [...made.keys()]) if (k.startsWith(`${rel}/`)) made.delete(k);
-    for (const k of [...safeDirs]) if (k === rel || k.startsWith(`${rel}/`)) safeDirs.delete(k);
+    for (const k of [...safeDirs]) if (k.startsWith(`${rel}/`)) safeDirs.delete(k);
   };
   const ensureParent = async (rel: string): Promise<void> => {
     const parts = rel.split('/').slice(0, -1);

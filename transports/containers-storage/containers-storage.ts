@@ -136,9 +136,14 @@ class StorageDestination implements ImageDestination {
     return new StorageDestination(ref, store, writer, spool, stage);
   }
 
-  /** A layer the store holds with this blob (compressed digest as pulled, or uncompressed digest). */
-  private async layerWithBlob(d: Digest): Promise<Layer | undefined> {
-    return (await this.store.layers()).find((l) => !l.flags?.incomplete && (l['compressed-diff-digest'] === d || l['diff-digest'] === d));
+  /** A layer the store holds with one of these blobs (compressed digest as pulled, or uncompressed digest), in order. */
+  private async layerWithBlob(...digests: Digest[]): Promise<Layer | undefined> {
+    const layers = (await this.store.layers()).filter((l) => !l.flags?.incomplete);
+    for (const d of digests) {
+      const l = layers.find((x) => x['compressed-diff-digest'] === d || x['diff-digest'] === d);
+      if (l) return l;
+    }
+    return undefined;
   }
 
   async hasBlob(desc: Descriptor): Promise<boolean> {
@@ -191,7 +196,7 @@ class StorageDestination implements ImageDestination {
           await this.writer.createLayer(id, parent, diffID, staged.layer, { digest: l.digest, size: staged.size, compression: staged.compression });
         } else {
           // Not received (the store had it as another layer), or used twice in this image: rebuilt from a stored copy.
-          const have = (await this.layerWithBlob(diffID)) ?? (await this.layerWithBlob(l.digest));
+          const have = await this.layerWithBlob(diffID, l.digest);
           if (!have) throw new SkiffError('ERR_BLOB_UNKNOWN', `${this.ref}: layer ${l.digest} was never received`);
           await this.writer.createLayer(id, parent, diffID, await this.store.layerTar(have), { digest: l.digest, size: l.size, compression: have.compression ?? 0 });
         }

@@ -134,7 +134,9 @@ class DaemonDestination implements ImageDestination {
   private readonly spooled = new Map<Digest, { file: string; size: number; isConfig: boolean }>();
   private committed = false;
   private constructor(
-    readonly ref: DaemonRef & { named: DockerReference },
+    readonly ref: DaemonRef,
+    /** The name the image is loaded under (tag defaulted). */
+    private readonly name: DockerReference,
     private readonly conn: Conn,
     private readonly dir: string,
   ) {
@@ -153,7 +155,7 @@ class DaemonDestination implements ImageDestination {
     if (!ref.named) throw new SkiffError('ERR_INVALID_REFERENCE', `${ref}: an image ID cannot be written; name the image (docker-daemon:NAME:TAG)`);
     const conn = await connectDaemon(o);
     const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'skiff-daemon-'));
-    return new DaemonDestination(Object.assign(new DaemonRef(withDefaultTag(ref.named)), { named: withDefaultTag(ref.named) }), conn, dir);
+    return new DaemonDestination(ref, withDefaultTag(ref.named), conn, dir);
   }
 
   private memberName(d: Digest, isConfig: boolean): string {
@@ -223,7 +225,7 @@ class DaemonDestination implements ImageDestination {
         if (!n) throw new SkiffError('ERR_DESTINATION', `${this.ref}: blob ${d} was never written`);
         return n;
       };
-      const manifestJson = Buffer.from(JSON.stringify([{ Config: name(m.config.digest), RepoTags: [formatDockerReference(this.ref.named)], Layers: m.layers.map((l) => name(l.digest)) }]));
+      const manifestJson = Buffer.from(JSON.stringify([{ Config: name(m.config.digest), RepoTags: [formatDockerReference(this.name)], Layers: m.layers.map((l) => name(l.digest)) }]));
       await this.member('manifest.json', manifestJson.length, [manifestJson]);
       await this.write(Buffer.alloc(1024));
       this.body.end();

@@ -215,6 +215,17 @@ export function planContainerfile(text: string, o: PlanOptions = {}): BuildPlan 
   const stageEnv = new Map<number, Map<string, string>>();
   const stageWorkdir = new Map<number, string>();
   let scope: Expander | undefined;
+  /** ENV's and LABEL's `KEY=VALUE …` pairs; errors recorded against the instruction. */
+  const keyValuePairs = (ins: RawInstruction): { key: string; value: string | undefined }[] => {
+    let pairs: { key: string; value: string | undefined }[] = [];
+    try {
+      pairs = splitKeyValues(ins.args, parsed.escape);
+    } catch (e) {
+      p.err(ins.line, `${ins.keyword}: ${(e as Error).message}`);
+    }
+    if (!pairs.length) p.err(ins.line, `${ins.keyword} requires at least one argument`);
+    return pairs;
+  };
   for (; i < parsed.instructions.length; i++) {
     // The previous instruction changed ARGs or ENV: the next expansion needs a fresh scope.
     if (['FROM', 'ENV', 'ARG'].includes(parsed.instructions[i - 1]?.keyword ?? '')) scope = undefined;
@@ -356,13 +367,7 @@ export function planContainerfile(text: string, o: PlanOptions = {}): BuildPlan 
         break;
       }
       case 'ENV': {
-        let pairs: { key: string; value: string | undefined }[] = [];
-        try {
-          pairs = splitKeyValues(ins.args, parsed.escape);
-        } catch (e) {
-          p.err(ins.line, `ENV: ${(e as Error).message}`);
-        }
-        if (!pairs.length) p.err(ins.line, 'ENV requires at least one argument');
+        const pairs = keyValuePairs(ins);
         // Every value is expanded with the environment as it was before this instruction.
         const before = ex();
         const out: [string, string][] = [];
@@ -388,13 +393,7 @@ export function planContainerfile(text: string, o: PlanOptions = {}): BuildPlan 
         break;
       }
       case 'LABEL': {
-        let pairs: { key: string; value: string | undefined }[] = [];
-        try {
-          pairs = splitKeyValues(ins.args, parsed.escape);
-        } catch (e) {
-          p.err(ins.line, `LABEL: ${(e as Error).message}`);
-        }
-        if (!pairs.length) p.err(ins.line, 'LABEL requires at least one argument');
+        const pairs = keyValuePairs(ins);
         const labels: [string, string][] = [];
         const e = ex();
         for (const pr of pairs) {

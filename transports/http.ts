@@ -3,16 +3,15 @@
  * undici's entry module also loads fetch, WebSocket, EventSource and caches, ~60 ms of every registry command's
  * start-up; its Agent and request modules alone load in ~20 ms. (Pinned by package-lock; the tests exercise both.)
  */
-import { createRequire } from 'node:module';
 import type { Dispatcher } from 'undici';
+// Static imports, so the bundle (scripts/bundle.mjs) includes them: this module itself is loaded only when needed.
+import AgentClass from 'undici/lib/dispatcher/agent.js';
+import apiRequest from 'undici/lib/api/api-request.js';
 
-const requireCjs = createRequire(import.meta.url);
-
-export const Agent = requireCjs('undici/lib/dispatcher/agent.js') as typeof import('undici').Agent;
+export const Agent = AgentClass;
 export type Agent = import('undici').Agent;
 
 type RequestOptions = Omit<Dispatcher.RequestOptions, 'origin' | 'path' | 'method'> & { method?: Dispatcher.HttpMethod; dispatcher: Dispatcher | undefined };
-const apiRequest = requireCjs('undici/lib/api/api-request.js') as (this: Dispatcher, opts: Dispatcher.RequestOptions) => Promise<Dispatcher.ResponseData>;
 
 /** undici's request(url, opts) with an explicit dispatcher: the same call its entry module makes. */
 export function request(url: string | URL, opts: RequestOptions): Promise<Dispatcher.ResponseData> {

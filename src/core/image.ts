@@ -48,6 +48,8 @@ export interface ImageSource {
   getBlob(desc: Descriptor): Promise<Readable>;
   /** Names the source knows for the image (docker-archive RepoTags, oci ref.name), for inspect. */
   repoTags?(): Promise<string[]>;
+  /** Are blobs read from local files (cheap to read at any time, nothing to wait for)? */
+  readonly local?: boolean;
   close(): Promise<void>;
 }
 
@@ -58,6 +60,12 @@ export interface DestinationCaps {
   compression: 'preserve' | 'compress' | 'decompress';
   /** Can it store an index with several images? */
   multiImage: boolean;
+  /**
+   * Are blobs written one after another into a single stream (a tar)? Then a blob arriving while another is being
+   * written must be spooled to disk and copied again later: from a local source the engine copies one blob at a
+   * time instead (as containers/image does for these destinations), from a remote one it still overlaps downloads.
+   */
+  sequential?: boolean;
 }
 
 export interface BlobInfo {

@@ -31,6 +31,7 @@ export async function openStore(ref: StorageRef, o: SourceOptions = {}): Promise
  * destination compresses as it wants (what c/image does through LayerInfosForCopy).
  */
 class StorageSource implements ImageSource {
+  readonly local = true;
   private constructor(
     readonly ref: StorageRef,
     private readonly store: Store,

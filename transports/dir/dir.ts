@@ -20,6 +20,7 @@ function blobName(d: Digest): string {
 }
 
 class DirSource implements ImageSource {
+  readonly local = true;
   constructor(
     readonly ref: DirRef,
     private readonly tree: DirTree,

@@ -71,6 +71,7 @@ function selectEntry(entries: ArchiveEntry[], ref: DockerArchiveRef): ArchiveEnt
  * synthesised as Docker v2s2 with the layers as they are stored.
  */
 export class ArchiveSource implements ImageSource {
+  readonly local = true;
   private constructor(
     readonly ref: DockerArchiveRef,
     private readonly tree: TarTree,
@@ -154,7 +155,7 @@ async function hashMember(tree: TarTree, p: string): Promise<Digest> {
   return h.digest;
 }
 
-const ARCHIVE_CAPS: DestinationCaps = { manifestTypes: [MT.dockerManifest], compression: 'decompress', multiImage: false };
+const ARCHIVE_CAPS: DestinationCaps = { manifestTypes: [MT.dockerManifest], compression: 'decompress', multiImage: false, sequential: true };
 
 /**
  * Writes a `docker save` archive into a temp file beside the target and renames it into place on commit: the

@@ -114,7 +114,7 @@ async function openDaemonSource(ref: DaemonRef, o: SourceOptions): Promise<Image
   }
 }
 
-const LOAD_CAPS: DestinationCaps = { manifestTypes: [MT.dockerManifest, MT.ociManifest], compression: 'preserve', multiImage: false };
+const LOAD_CAPS: DestinationCaps = { manifestTypes: [MT.dockerManifest, MT.ociManifest], compression: 'preserve', multiImage: false, sequential: true };
 
 /**
  * Loads into the daemon while copying: `POST /images/load` starts at once and its body is a docker-archive tar

@@ -43,6 +43,7 @@ export function selectEntry(index: IndexManifest, name: string | undefined, ref:
 
 /** An ImageSource over an OCI layout in any FileTree (a directory for oci:, a tar for oci-archive:). */
 export class LayoutSource implements ImageSource {
+  readonly local = true;
   constructor(
     readonly ref: ImageRef,
     private readonly tree: FileTree,

@@ -1,0 +1,91 @@
+import { strict as assert } from 'node:assert';
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { describe, it } from 'node:test';
+import { copyImage } from '../../src/copy/copy.js';
+import type { Digest } from '../../src/core/digest.js';
+import type { BlobInfo, DestinationCaps, ImageDestination, ImageRef, ImageSource } from '../../src/core/image.js';
+import type { Descriptor, RawManifest } from '../../src/core/manifest.js';
+import { MT } from '../../src/core/media-types.js';
+
+const ref = (spec: string): ImageRef => ({ transport: 'mem', spec, toString: () => `mem:${spec}` });
+const digest = (b: Buffer): Digest => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+
+/** An in-memory image of `n` uncompressed layers whose blobs arrive in slow pieces. */
+function source(n: number, local: boolean): ImageSource {
+  const blobs = new Map<string, Buffer>();
+  const put = (b: Buffer): { digest: Digest; size: number } => {
+    const d = digest(b);
+    blobs.set(d, b);
+    return { digest: d, size: b.length };
+  };
+  const layers = Array.from({ length: n }, (_, i) => Buffer.alloc(4096, i + 1));
+  const descs = layers.map((l) => ({ mediaType: MT.ociLayer, ...put(l) }));
+  const config = put(Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: descs.map((d) => d.digest) } })));
+  const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MT.ociManifest, config: { mediaType: MT.ociConfig, ...config }, layers: descs }));
+  return {
+    ref: ref('src'),
+    local,
+    async getManifest(): Promise<RawManifest> {
+      return { bytes: manifest, mediaType: MT.ociManifest };
+    },
+    async getBlob(d: Descriptor): Promise<Readable> {
+      const b = blobs.get(d.digest)!;
+      async function* slow(): AsyncGenerator<Buffer> {
+        for (let off = 0; off < b.length; off += 1024) {
+          await new Promise((r) => setTimeout(r, 5));
+          yield b.subarray(off, off + 1024);
+        }
+      }
+      return Readable.from(slow());
+    },
+    async close(): Promise<void> {},
+  };
+}
+
+/** A destination that records how many blobs were being written at once. */
+function destination(sequential: boolean): ImageDestination & { most: number } {
+  let active = 0;
+  const d = {
+    ref: ref('dest'),
+    caps: { manifestTypes: [MT.ociManifest], compression: 'preserve', multiImage: false, sequential } as DestinationCaps,
+    most: 0,
+    async hasBlob(): Promise<boolean> {
+      return false;
+    },
+    async putBlob(stream: Readable, info: BlobInfo): Promise<{ digest: Digest; size: number }> {
+      active++;
+      d.most = Math.max(d.most, active);
+      const parts: Buffer[] = [];
+      for await (const c of stream) parts.push(c as Buffer);
+      active--;
+      const b = Buffer.concat(parts);
+      return { digest: info.digest ?? digest(b), size: b.length };
+    },
+    async putManifest(): Promise<void> {},
+    async commit(): Promise<void> {},
+    async close(): Promise<void> {},
+  };
+  return d;
+}
+
+describe('copy engine: blobs at once', () => {
+  it('a sequential destination (one tar stream) gets the blobs of a local source one at a time: nothing to spool', async () => {
+    const dest = destination(true);
+    await copyImage(source(4, true), dest);
+    assert.equal(dest.most, 1);
+  });
+  it('from a remote source it still gets them in parallel, so downloads overlap', async () => {
+    const dest = destination(true);
+    await copyImage(source(4, false), dest);
+    assert.ok(dest.most > 1, `at most ${dest.most} at once`);
+  });
+  it('other destinations get a local source in parallel, and --image-parallel-copies is obeyed as given', async () => {
+    const dest = destination(false);
+    await copyImage(source(4, true), dest);
+    assert.ok(dest.most > 1, `at most ${dest.most} at once`);
+    const given = destination(true);
+    await copyImage(source(4, true), given, { parallel: 3 });
+    assert.ok(given.most > 1, `at most ${given.most} at once`);
+  });
+});

@@ -15,6 +15,9 @@ import { pipeline } from 'node:stream/promises';
 import { Readable, Transform } from 'node:stream';
 import { SKIFF, tempDir } from '../kit/run.js';
 
+/** The installed command (package.json "bin"): the sh launcher, which runs bin/skiff.js with Node. */
+const SKIFF_CMD = path.join(path.dirname(SKIFF), 'skiff');
+
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 
 function header(name: string, size: number): Buffer {
@@ -120,7 +123,7 @@ function compare(title: string, skiffArgs: string[], skopeoArgs: string[], clean
   // `dest` supplies a fresh destination per run (set by `cleanup`), substituted for __DEST__.
   const sub = (args: string[]): string[] => (dest ? args.map((x) => (x === '__DEST__' ? dest() : x)) : args);
   for (let i = 0; i < rounds; i++) {
-    a.push(measure([process.execPath, SKIFF], cleanup, () => sub(skiffArgs)));
+    a.push(measure([SKIFF_CMD], cleanup, () => sub(skiffArgs)));
     b.push(measure(['skopeo'], cleanup, () => sub(skopeoArgs)));
   }
   report(title, a, b);
@@ -145,7 +148,7 @@ async function registryCases(src: string, out: string, clean: () => void): Promi
       const sb: Sample[] = [];
       for (let i = 0; i < ROUNDS; i++) {
         let h = await fresh();
-        sa.push(measure([process.execPath, SKIFF, ...a(h)], clean));
+        sa.push(measure([SKIFF_CMD, ...a(h)], clean));
         h = await fresh();
         sb.push(measure(['skopeo', ...b(h)], clean));
       }
@@ -231,7 +234,7 @@ async function buildCases(): Promise<void> {
     spawnSync('chown', ['-R', `${user}:`, t.dir, lower]);
     await fsp.chmod(t.dir, 0o755);
     // The installed command (package.json "bin"): its launcher enters the user namespace before Node starts.
-    const skiff = (args: string): string[] => as(`${path.join(path.dirname(SKIFF), 'skiff')} --root ${t.dir}/s/root --runroot ${t.dir}/s/run ${args}`);
+    const skiff = (args: string): string[] => as(`${SKIFF_CMD} --root ${t.dir}/s/root --runroot ${t.dir}/s/run ${args}`);
     const buildah = (args: string): string[] => as(`buildah --root ${t.dir}/b/root --runroot ${t.dir}/b/run --storage-driver overlay ${args}`);
     const seed = skiff(`copy -q oci:${lower}/busybox:busybox containers-storage:localhost/busybox:latest`);
     spawnSync(seed[0]!, seed.slice(1));

@@ -11,6 +11,9 @@ const { createRequire, wrap } = require('node:module');
 // and the process waits for that at exit (~50 ms and ~35 MiB on every registry command). The baseline compiler alone
 // parses HTTP just as well for skiff's traffic. (Set before any code is compiled: the code cache below records it.)
 v8.setFlagsFromString('--liftoff-only');
+// The CLI paces garbage collection by bytes streamed (src/core/gc-pace.ts). Set here, before anything is compiled:
+// V8 accepts a code cache only under the flags it was made with.
+v8.setFlagsFromString('--expose-gc');
 
 // The thread pool does skiff's file I/O and (de)compression: layers with many small files are unpacked by up to 16
 // writes at once, and creating files is their main cost. (libuv reads this when the pool first starts.)
@@ -36,17 +39,22 @@ function loadCli() {
   const script = new vm.Script(wrap(source), { filename: file, cachedData });
   const mod = { exports: {} };
   script.runInThisContext()(mod.exports, createRequire(file), mod, file, path.dirname(file));
-  return { cli: mod.exports, script };
+  return { cli: mod.exports, script, file };
 }
 
 async function run() {
   const loaded = loadCli();
   const cli = loaded?.cli ?? (await import('../dist/src/cli/entry.js'));
+  if (process.env.SKIFF_CODE_CACHE_CHECK) {
+    // For the tests: is the CLI running from the bundle, and did V8 take its cache?
+    process.stdout.write(`${!loaded ? 'no bundle' : loaded.script.cachedDataRejected === false ? 'cache accepted' : 'cache rejected'}\n`);
+    return 0;
+  }
   const train = process.env.SKIFF_CODE_CACHE_TRAIN;
   if (train && loaded) {
     // scripts/bundle.mjs: run these command lines, then save the code V8 compiled for them as the cache.
     for (const argv of JSON.parse(train)) await cli.main([process.argv[0], process.argv[1], ...argv]);
-    fs.writeFileSync(`${loaded.script.filename ?? path.join(__dirname, '..', 'dist', 'skiff.cjs')}.cache`, loaded.script.createCachedData());
+    fs.writeFileSync(`${loaded.file}.cache`, loaded.script.createCachedData());
     return 0;
   }
   // An unprivileged user's store holds files owned by its subordinate IDs: work on it from inside a user

@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import { Command, CommanderError } from 'commander';
 import { causeChain, exitCodeFor, SkiffError } from '../core/errors.js';
+import { enableGcPacing } from '../core/gc-pace.js';
 
 type Adder = (program: Command) => void;
 
@@ -62,6 +63,7 @@ export async function makeProgram(argv: string[] = process.argv): Promise<Comman
 }
 
 export async function main(argv: string[]): Promise<number> {
+  enableGcPacing();
   const program = await makeProgram(argv);
   try {
     await program.parseAsync(argv);

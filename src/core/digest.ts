@@ -1,6 +1,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 import { SkiffError } from './errors.js';
+import { paced } from './gc-pace.js';
 
 /**
  * Buffering of the pass-through stages (hash, verify, count). Letting each stage hold a few chunks lets reading,
@@ -121,6 +122,7 @@ export class Verifier extends Transform {
       return;
     }
     this.hash.update(chunk);
+    paced(chunk.length);
     cb(null, chunk);
   }
   override _flush(cb: TransformCallback): void {

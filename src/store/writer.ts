@@ -54,7 +54,8 @@ export class StoreWriter {
         if (l.flags?.incomplete) await this.removeLayerFiles(l.id);
         else keep.push(l);
       }
-      return keep;
+      // Rewritten only when something was dropped (an unchanged store stays untouched: no write, no fsync).
+      return keep.length < layers.length ? keep : undefined;
     });
   }
 
@@ -192,8 +193,13 @@ export class StoreWriter {
       const images = await this.readJSON<Image>(file);
       const dir = path.join(this.imagesDir, img.id);
       await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
-      for (const [k, v] of big) await atomicWriteFile(path.join(dir, bigDataFile(k)), v, 0o600);
       const existing = images.find((i) => i.id === img.id);
+      for (const [k, v] of big) {
+        // The same image again (a cached build under a new tag): its big data is already there, byte for byte.
+        const f = path.join(dir, bigDataFile(k));
+        if (existing?.['big-data-digests']?.[k] === sha256(v) && (await fsp.stat(f).catch(() => undefined))?.size === v.length) continue;
+        await atomicWriteFile(f, v, 0o600);
+      }
       const names = [...new Set([...(existing?.names ?? []), ...img.names])];
       for (const other of images) if (other.id !== img.id && other.names) other.names = other.names.filter((n) => !img.names.includes(n));
       result = {

@@ -205,7 +205,15 @@ describe('containers-storage (write)', () => {
 
   it('layers already in the store are reused; a name moves to the image that takes it', async () => {
     const before = JSON.parse(await fsp.readFile(`${t.dir}/root/overlay-layers/layers.json`, 'utf8')).length;
+    // The same image again (what a cached build does): nothing already there is rewritten, only the new name added.
+    const inodes = async (): Promise<number[]> => {
+      const [img] = (JSON.parse(await fsp.readFile(`${t.dir}/root/overlay-images/images.json`, 'utf8')) as { id: string; names: string[] }[]).filter((i) => i.names.includes('localhost/mine:1'));
+      const dir = `${t.dir}/root/overlay-images/${img!.id}`;
+      return Promise.all([`${t.dir}/root/overlay-layers/layers.json`, ...(await fsp.readdir(dir)).map((n) => path.join(dir, n))].map(async (f) => (await fsp.stat(f)).ino));
+    };
+    const was = await inodes();
     await ok(skiff(['copy', '-q', `oci:${t.dir}/fixture:busybox`, `containers-storage:[${store}]localhost/again:2`]));
+    assert.deepEqual(await inodes(), was);
     assert.equal(JSON.parse(await fsp.readFile(`${t.dir}/root/overlay-layers/layers.json`, 'utf8')).length, before);
     await ok(skiff(['copy', '-q', `oci:${t.dir}/wh:wh`, `containers-storage:[${store}]localhost/mine:1`]));
     const images = JSON.parse(await fsp.readFile(`${t.dir}/root/overlay-images/images.json`, 'utf8')) as { id: string; names: string[] }[];

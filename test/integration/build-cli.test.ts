@@ -101,6 +101,29 @@ describe('skiff build (front end)', () => {
     assert.doesNotMatch(none.stderr, /Using cache/);
   });
 
+  it('the context stat cache: files unchanged since the last build are not read again, any file named anything; a same-size change is still seen', async () => {
+    const ctx = path.join(t.dir, 'stat-ctx');
+    await fsp.mkdir(ctx, { recursive: true });
+    await fsp.writeFile(path.join(ctx, 'Containerfile'), 'FROM scratch\nCOPY a.txt __proto__ constructor /d/\n');
+    for (const n of ['a.txt', '__proto__', 'constructor']) await fsp.writeFile(path.join(ctx, n), `${n}\n`);
+    const g = ['--root', `${t.dir}/sroot`, '--runroot', `${t.dir}/srun`];
+    // Files changed in the last two seconds are never remembered (they could change again within a timestamp).
+    await new Promise((r) => setTimeout(r, 2100));
+    const first = await skiff([...g, 'build', '-t', 'localhost/s:1', ctx]);
+    assert.equal(first.code, 0, first.stderr);
+    const [cacheFile] = await fsp.readdir(`${t.dir}/sroot/skiff-cache/context`);
+    const remembered = JSON.parse(await fsp.readFile(`${t.dir}/sroot/skiff-cache/context/${cacheFile}`, 'utf8')) as Record<string, unknown>;
+    assert.deepEqual(Object.keys(remembered).sort(), ['__proto__', 'a.txt', 'constructor']);
+    const second = await skiff([...g, 'build', '-t', 'localhost/s:2', ctx]);
+    assert.match(second.stderr, /Using cache/);
+    assert.equal(second.stdout, first.stdout);
+    // Same size, new content: the ctime moved, so the file is read again and the step misses.
+    await fsp.writeFile(path.join(ctx, '__proto__'), 'x'.repeat('__proto__\n'.length));
+    const third = await skiff([...g, 'build', '-t', 'localhost/s:3', ctx]);
+    assert.doesNotMatch(third.stderr, /Using cache/);
+    assert.notEqual(third.stdout, first.stdout);
+  });
+
   it('every error names the file and line; nothing on stdout; exit 1', async () => {
     const bad = path.join(t.dir, 'Bad');
     const r = await skiff(['build', '--dry-run', '-f', bad, t.dir]);

@@ -28,7 +28,8 @@ function loadCli() {
   const file = path.join(__dirname, '..', 'dist', 'skiff.cjs');
   let source;
   try {
-    source = fs.readFileSync(file, 'utf8');
+    // (All ASCII, which scripts/bundle.mjs checks: latin1 decodes it as utf8 would, in half the time.)
+    source = fs.readFileSync(file, 'latin1');
   } catch {
     return undefined;
   }

@@ -151,6 +151,8 @@ describe('validation: every error, as Containerfile:LINE: message', () => {
     assert.equal(parseGoDuration('1m30s'), 90_000);
     assert.equal(parseGoDuration('1.5h'), 5_400_000);
     assert.equal(parseGoDuration('300ms'), 300);
+    assert.equal(parseGoDuration('1500µs'), 1.5); // the micro sign, as Go accepts it
+    assert.equal(parseGoDuration('1500us'), 1.5);
     assert.equal(parseGoDuration('5'), undefined);
     assert.ok(validSignal('SIGTERM') && validSignal('term') && validSignal('9') && validSignal('RTMIN+3'));
     assert.ok(!validSignal('65') && !validSignal('SIGFOO'));

@@ -3,8 +3,8 @@
 /** Go's time.ParseDuration subset Docker accepts: `1h2m3.5s`, `300ms`, `10us`; returns milliseconds or undefined. */
 export function parseGoDuration(s: string): number | undefined {
   if (s === '0') return 0;
-  const re = /(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)/gy;
-  const unit: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  const re = /(\d+(?:\.\d*)?|\.\d+)(ns|us|\u00b5s|ms|s|m|h)/gy; // (\u00b5 is µ: the bundle is kept ASCII)
+  const unit: Record<string, number> = { ns: 1e-6, us: 1e-3, '\u00b5s': 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
   let total = 0;
   let pos = 0;
   let m: RegExpExecArray | null;

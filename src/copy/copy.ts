@@ -184,11 +184,15 @@ async function runCopy(src: ImageSource, dest: ImageDestination, opts: CopyOptio
   // Spooling a blob costs writing and reading it once more, worth it only to overlap waiting on a network.
   const limit = limiter(Math.max(1, o.parallel ?? (dest.caps.sequential && src.local ? 1 : 6)));
   const inflight = new Map<string, Promise<BlobResult>>();
+  // zstd compresses on the main thread (zstd-napi's stream is synchronous): more than two at once only interleave,
+  // and each holds a compression context of several MiB.
+  const zstdSlots = limiter(2);
   const blob = (desc: Descriptor, action: LayerAction, kind: 'layer' | 'config', diffID?: Digest, data?: Buffer): Promise<BlobResult> => {
     const key = `${desc.digest}|${action}`;
     let p = inflight.get(key);
     if (!p) {
-      p = limit(() => withRetries(() => copyBlob(src, dest, desc, action, kind, diffID, o, data), o));
+      const run = (): Promise<BlobResult> => withRetries(() => copyBlob(src, dest, desc, action, kind, diffID, o, data), o);
+      p = limit(action === 'zstd' ? () => zstdSlots(run) : run);
       inflight.set(key, p);
     }
     return p;

@@ -43,7 +43,7 @@ function source(n: number, local: boolean): ImageSource {
   };
 }
 
-/** A destination that records how many blobs were being written at once. */
+/** A destination that records how many layer blobs were being written at once. */
 function destination(sequential: boolean): ImageDestination & { most: number } {
   let active = 0;
   const d = {
@@ -54,11 +54,12 @@ function destination(sequential: boolean): ImageDestination & { most: number } {
       return false;
     },
     async putBlob(stream: Readable, info: BlobInfo): Promise<{ digest: Digest; size: number }> {
-      active++;
+      const layer = !info.isConfig;
+      if (layer) active++;
       d.most = Math.max(d.most, active);
       const parts: Buffer[] = [];
       for await (const c of stream) parts.push(c as Buffer);
-      active--;
+      if (layer) active--;
       const b = Buffer.concat(parts);
       return { digest: info.digest ?? digest(b), size: b.length };
     },
@@ -87,5 +88,10 @@ describe('copy engine: blobs at once', () => {
     const given = destination(true);
     await copyImage(source(4, true), given, { parallel: 3 });
     assert.ok(given.most > 1, `at most ${given.most} at once`);
+  });
+  it('recompression to zstd (synchronous, on the main thread) runs at most two blobs at once', async () => {
+    const dest = destination(false);
+    await copyImage(source(6, true), dest, { compressFormat: 'zstd' });
+    assert.equal(dest.most, 2);
   });
 });

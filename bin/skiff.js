@@ -28,6 +28,8 @@ function loadCli() {
   const file = path.join(__dirname, '..', 'dist', 'skiff.cjs');
   let source;
   try {
+    // tsc alone (not `npm run build`) leaves the bundle older than the modules: then those run, not stale code.
+    if (fs.statSync(file).mtimeMs < fs.statSync(path.join(__dirname, '..', 'dist', 'src', 'cli', 'entry.js')).mtimeMs) return undefined;
     // (All ASCII, which scripts/bundle.mjs checks: latin1 decodes it as utf8 would, in half the time.)
     source = fs.readFileSync(file, 'latin1');
   } catch {

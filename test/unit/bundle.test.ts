@@ -1,6 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { REPO } from '../kit/run.js';
@@ -23,6 +24,25 @@ describe('CLI bundle (dist/skiff.cjs) and its code cache', () => {
     const r = spawnSync(process.execPath, [path.join(REPO, 'bin', 'skiff.js'), '--version'], { encoding: 'utf8', env: { ...process.env, SKIFF_CODE_CACHE_CHECK: '1' } });
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stdout.trim(), 'cache accepted');
+  });
+
+  it('a bundle older than the compiled modules (tsc run alone) is not used: the modules run instead', async () => {
+    const t = await fsp.mkdtemp(path.join(os.tmpdir(), 'skiff-stale-'));
+    try {
+      await fsp.cp(path.join(REPO, 'bin'), path.join(t, 'bin'), { recursive: true });
+      await fsp.cp(path.join(REPO, 'dist'), path.join(t, 'dist'), { recursive: true });
+      await fsp.copyFile(path.join(REPO, 'package.json'), path.join(t, 'package.json'));
+      await fsp.symlink(path.join(REPO, 'node_modules'), path.join(t, 'node_modules'));
+      const check = () => spawnSync(process.execPath, [path.join(t, 'bin', 'skiff.js')], { encoding: 'utf8', env: { ...process.env, SKIFF_CODE_CACHE_CHECK: '1' } }).stdout.trim();
+      assert.equal(check(), 'cache accepted');
+      const later = new Date(Date.now() + 5000);
+      await fsp.utimes(path.join(t, 'dist', 'src', 'cli', 'entry.js'), later, later);
+      assert.equal(check(), 'no bundle');
+      const r = spawnSync(process.execPath, [path.join(t, 'bin', 'skiff.js'), '--version'], { encoding: 'utf8' });
+      assert.match(r.stdout, /^skiff version /);
+    } finally {
+      await fsp.rm(t, { recursive: true, force: true });
+    }
   });
 
   it('the command prints its version from package.json through the bundle', async () => {

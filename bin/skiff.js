@@ -15,8 +15,9 @@ v8.setFlagsFromString('--liftoff-only');
 // V8 accepts a code cache only under the flags it was made with.
 v8.setFlagsFromString('--expose-gc');
 
-// The thread pool does skiff's file I/O and (de)compression: layers with many small files are unpacked by up to 16
-// writes at once, and creating files is their main cost. (libuv reads this when the pool first starts.)
+// The thread pool does skiff's file I/O and (de)compression: gzip is compressed in parallel blocks, up to four per
+// layer, and with the default four threads file writes waited behind them (containers-storage -> oci 0.70 s, with
+// 16 threads 0.64 s). (libuv reads this when the pool first starts.)
 process.env.UV_THREADPOOL_SIZE ??= '16';
 
 /**

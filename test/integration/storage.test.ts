@@ -143,7 +143,7 @@ describe('containers-storage (write)', () => {
     assert.deepEqual(await flat(`oci:${t.dir}/wh-out:x`), await flat(`oci:${t.dir}/wh:wh`));
   });
 
-  it('a layer with many small files (written in parallel) and hard links to them: exact on disk and read back; a path given twice ends as the last', async () => {
+  it('a layer with many small files and hard links to them: exact on disk and read back; a path given twice ends as the last', async () => {
     const tar = await import('tar-stream');
     const { createHash } = await import('node:crypto');
     const { layoutFromTar } = await import('../kit/fixtures.js');

@@ -45,6 +45,20 @@ describe('CLI bundle (dist/skiff.cjs) and its code cache', () => {
     }
   });
 
+  it('the installed command (bin/skiff) runs from its own path and through a symlink, as npm links it', async () => {
+    const t = await fsp.mkdtemp(path.join(os.tmpdir(), 'skiff-link-'));
+    try {
+      await fsp.symlink(path.join(REPO, 'bin', 'skiff'), path.join(t, 'skiff'));
+      for (const cmd of [path.join(REPO, 'bin', 'skiff'), path.join(t, 'skiff')]) {
+        const r = spawnSync(cmd, ['--version'], { encoding: 'utf8', cwd: t });
+        assert.equal(r.status, 0, `${cmd}: ${r.stderr}`);
+        assert.match(r.stdout, /^skiff version /);
+      }
+    } finally {
+      await fsp.rm(t, { recursive: true, force: true });
+    }
+  });
+
   it('the command prints its version from package.json through the bundle', async () => {
     const pkg = JSON.parse(await fsp.readFile(path.join(REPO, 'package.json'), 'utf8')) as { version: string };
     const r = spawnSync(process.execPath, [path.join(REPO, 'bin', 'skiff.js'), '--version'], { encoding: 'utf8' });

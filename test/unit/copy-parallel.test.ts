@@ -12,7 +12,7 @@ const ref = (spec: string): ImageRef => ({ transport: 'mem', spec, toString: () 
 const digest = (b: Buffer): Digest => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
 /** An in-memory image of `n` uncompressed layers whose blobs arrive in slow pieces. */
-function source(n: number, local: boolean): ImageSource {
+function source(n: number, local: boolean, events: string[] = []): ImageSource {
   const blobs = new Map<string, Buffer>();
   const put = (b: Buffer): { digest: Digest; size: number } => {
     const d = digest(b);
@@ -31,6 +31,12 @@ function source(n: number, local: boolean): ImageSource {
     },
     async getBlob(d: Descriptor): Promise<Readable> {
       const b = blobs.get(d.digest)!;
+      if (d.digest === config.digest) {
+        // A slow config: a registry round trip.
+        await new Promise((r) => setTimeout(r, 50));
+        events.push('config fetched');
+        return Readable.from([b]);
+      }
       async function* slow(): AsyncGenerator<Buffer> {
         for (let off = 0; off < b.length; off += 1024) {
           await new Promise((r) => setTimeout(r, 5));
@@ -44,7 +50,7 @@ function source(n: number, local: boolean): ImageSource {
 }
 
 /** A destination that records how many layer blobs were being written at once. */
-function destination(sequential: boolean): ImageDestination & { most: number } {
+function destination(sequential: boolean, events: string[] = []): ImageDestination & { most: number } {
   let active = 0;
   const d = {
     ref: ref('dest'),
@@ -55,6 +61,7 @@ function destination(sequential: boolean): ImageDestination & { most: number } {
     },
     async putBlob(stream: Readable, info: BlobInfo): Promise<{ digest: Digest; size: number }> {
       const layer = !info.isConfig;
+      if (layer) events.push('layer started');
       if (layer) active++;
       d.most = Math.max(d.most, active);
       const parts: Buffer[] = [];
@@ -93,5 +100,11 @@ describe('copy engine: blobs at once', () => {
     const dest = destination(false);
     await copyImage(source(6, true), dest, { compressFormat: 'zstd' });
     assert.equal(dest.most, 2);
+  });
+  it('layers copied as they are start while the config is still being fetched', async () => {
+    const events: string[] = [];
+    await copyImage(source(3, false, events), destination(false, events));
+    assert.equal(events[0], 'layer started', events.join(', '));
+    assert.ok(events.includes('config fetched'));
   });
 });

@@ -67,7 +67,7 @@ async function connectDaemon(o: SourceOptions): Promise<Conn> {
   const v = ping.headers['api-version'];
   const server = Array.isArray(v) ? v[0] : v;
   const version = server && /^1\.\d+$/.test(server) && Number(server.split('.')[1]) < 41 ? server : '1.41';
-  return { base: `/v${version}`, host, request: (m, p, b, h) => call(m, `/v${version}${p}`, b, h), close: () => agent.close() };
+  return { base: `/v${version}`, host, request: (m, p, b, h) => call(m, `/v${version}${p}`, b, h), close: () => agent.destroy() };
 }
 
 async function daemonError(res: import('undici').Dispatcher.ResponseData, what: string): Promise<SkiffError> {

@@ -67,6 +67,15 @@ async function run() {
   return cli.main(process.argv);
 }
 
+// Node exits when nothing is left to wait for, even if the command never finished (a promise nobody will settle):
+// that must not look like success.
+let finished = false;
+process.on('exit', (code) => {
+  if (finished || code !== 0) return;
+  process.stderr.write('skiff: internal error: the command stopped before it finished (an operation was left waiting)\n');
+  process.exitCode = 70;
+});
 run().then((code) => {
+  finished = true;
   process.exitCode = code;
 });

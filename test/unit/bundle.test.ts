@@ -59,6 +59,21 @@ describe('CLI bundle (dist/skiff.cjs) and its code cache', () => {
     }
   });
 
+  it('a command that stops before finishing (an operation left waiting on nothing) exits 70 with a message, never 0', async () => {
+    const t = await fsp.mkdtemp(path.join(os.tmpdir(), 'skiff-hang-'));
+    try {
+      // Every file open and stat waits forever: nothing keeps the process alive, so Node just ends it.
+      const preload = path.join(t, 'hang.cjs');
+      await fsp.writeFile(preload, "const f = require('node:fs').promises; f.open = f.stat = f.lstat = () => new Promise(() => {});\n");
+      const r = spawnSync(process.execPath, ['-r', preload, path.join(REPO, 'bin', 'skiff.js'), 'inspect', `oci:${t}:x`], { encoding: 'utf8' });
+      assert.equal(r.status, 70, r.stderr);
+      assert.match(r.stderr, /internal error: the command stopped before it finished/);
+      assert.equal(r.stdout, '');
+    } finally {
+      await fsp.rm(t, { recursive: true, force: true });
+    }
+  });
+
   it('the command prints its version from package.json through the bundle', async () => {
     const pkg = JSON.parse(await fsp.readFile(path.join(REPO, 'package.json'), 'utf8')) as { version: string };
     const r = spawnSync(process.execPath, [path.join(REPO, 'bin', 'skiff.js'), '--version'], { encoding: 'utf8' });

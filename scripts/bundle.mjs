@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { build } from 'esbuild';
+import { tarHeader } from '../dist/src/archive/tar-append.js';
 
 const repo = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const out = path.join(repo, 'dist', 'skiff.cjs');
@@ -52,15 +53,7 @@ try {
     writeFileSync(path.join(layout, 'blobs', 'sha256', hex), b);
     return { digest: `sha256:${hex}`, size: b.length };
   };
-  const header = Buffer.alloc(512);
-  header.write('hello.txt', 0);
-  for (const [off, field] of [[100, '0000644'], [108, '0000000'], [116, '0000000'], [124, '00000000006'], [136, '00000000000']]) header.write(field, off);
-  header.write('        0', 148);
-  header.write('ustar\x0000', 257);
-  let sum = 0;
-  for (const b of header) sum += b;
-  header.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148);
-  const tar = Buffer.concat([header, Buffer.from('hello\n'), Buffer.alloc(506 + 1024)]);
+  const tar = Buffer.concat([tarHeader('hello.txt', 6, 'file', 0o644), Buffer.from('hello\n'), Buffer.alloc(506 + 1024)]);
   const layer = put(gzipSync(tar));
   const config = put(Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [`sha256:${createHash('sha256').update(tar).digest('hex')}`] } })));
   const manifest = put(Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config }, layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', ...layer }] })));

@@ -187,6 +187,7 @@ export class StoreWriter {
   async putImage(img: { id: string; layer: string | undefined; names: string[]; manifest: Buffer; config: Buffer; created?: string }): Promise<Image> {
     const manifestDigest = sha256(img.manifest);
     const big: [string, Buffer][] = [[`sha256:${img.id}`, img.config], [`manifest-${manifestDigest}`, img.manifest], ['manifest', img.manifest]];
+    const digests = Object.fromEntries(big.map(([k, v]) => [k, sha256(v)]));
     const file = path.join(this.imagesDir, 'images.json');
     let result!: Image;
     await withLock(path.join(this.imagesDir, 'images.lock'), true, async () => {
@@ -197,7 +198,7 @@ export class StoreWriter {
       for (const [k, v] of big) {
         // The same image again (a cached build under a new tag): its big data is already there, byte for byte.
         const f = path.join(dir, bigDataFile(k));
-        if (existing?.['big-data-digests']?.[k] === sha256(v) && (await fsp.stat(f).catch(() => undefined))?.size === v.length) continue;
+        if (existing?.['big-data-digests']?.[k] === digests[k] && (await fsp.stat(f).catch(() => undefined))?.size === v.length) continue;
         await atomicWriteFile(f, v, 0o600);
       }
       const names = [...new Set([...(existing?.names ?? []), ...img.names])];
@@ -210,7 +211,7 @@ export class StoreWriter {
         ...(img.layer ? { layer: img.layer } : {}),
         'big-data-names': big.map(([k]) => k),
         'big-data-sizes': Object.fromEntries(big.map(([k, v]) => [k, v.length])),
-        'big-data-digests': Object.fromEntries(big.map(([k, v]) => [k, sha256(v)])),
+        'big-data-digests': digests,
         created: img.created ?? new Date().toISOString(),
       } as Image;
       (result as Image & { 'names-history'?: string[] })['names-history'] = names;

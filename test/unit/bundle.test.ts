@@ -1,10 +1,13 @@
 import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
-import { REPO } from '../kit/run.js';
+import { REPO, tempDir } from '../kit/run.js';
+
+/** What bin/skiff.js at `bin` says of its bundle: 'cache accepted', 'cache rejected' or 'no bundle'. */
+const bundleState = (bin = path.join(REPO, 'bin')): string =>
+  spawnSync(process.execPath, [path.join(bin, 'skiff.js')], { encoding: 'utf8', env: { ...process.env, SKIFF_CODE_CACHE_CHECK: '1' } }).stdout.trim();
 
 describe('CLI bundle (dist/skiff.cjs) and its code cache', () => {
   it('is newer than every module it was bundled from, so the CLI tests run the current code', async () => {
@@ -21,32 +24,29 @@ describe('CLI bundle (dist/skiff.cjs) and its code cache', () => {
   });
 
   it('bin/skiff.js runs the bundle, and V8 accepts its code cache (made under the same V8 flags)', () => {
-    const r = spawnSync(process.execPath, [path.join(REPO, 'bin', 'skiff.js'), '--version'], { encoding: 'utf8', env: { ...process.env, SKIFF_CODE_CACHE_CHECK: '1' } });
-    assert.equal(r.status, 0, r.stderr);
-    assert.equal(r.stdout.trim(), 'cache accepted');
+    assert.equal(bundleState(), 'cache accepted');
   });
 
   it('a bundle older than the compiled modules (tsc run alone) is not used: the modules run instead', async () => {
-    const t = await fsp.mkdtemp(path.join(os.tmpdir(), 'skiff-stale-'));
+    const { dir: t, cleanup } = tempDir('skiff-stale-');
     try {
       await fsp.cp(path.join(REPO, 'bin'), path.join(t, 'bin'), { recursive: true });
       await fsp.cp(path.join(REPO, 'dist'), path.join(t, 'dist'), { recursive: true });
       await fsp.copyFile(path.join(REPO, 'package.json'), path.join(t, 'package.json'));
       await fsp.symlink(path.join(REPO, 'node_modules'), path.join(t, 'node_modules'));
-      const check = () => spawnSync(process.execPath, [path.join(t, 'bin', 'skiff.js')], { encoding: 'utf8', env: { ...process.env, SKIFF_CODE_CACHE_CHECK: '1' } }).stdout.trim();
-      assert.equal(check(), 'cache accepted');
+      assert.equal(bundleState(path.join(t, 'bin')), 'cache accepted');
       const later = new Date(Date.now() + 5000);
       await fsp.utimes(path.join(t, 'dist', 'src', 'cli', 'entry.js'), later, later);
-      assert.equal(check(), 'no bundle');
+      assert.equal(bundleState(path.join(t, 'bin')), 'no bundle');
       const r = spawnSync(process.execPath, [path.join(t, 'bin', 'skiff.js'), '--version'], { encoding: 'utf8' });
       assert.match(r.stdout, /^skiff version /);
     } finally {
-      await fsp.rm(t, { recursive: true, force: true });
+      cleanup();
     }
   });
 
   it('the installed command (bin/skiff) runs from its own path and through a symlink, as npm links it', async () => {
-    const t = await fsp.mkdtemp(path.join(os.tmpdir(), 'skiff-link-'));
+    const { dir: t, cleanup } = tempDir('skiff-link-');
     try {
       await fsp.symlink(path.join(REPO, 'bin', 'skiff'), path.join(t, 'skiff'));
       for (const cmd of [path.join(REPO, 'bin', 'skiff'), path.join(t, 'skiff')]) {
@@ -55,12 +55,12 @@ describe('CLI bundle (dist/skiff.cjs) and its code cache', () => {
         assert.match(r.stdout, /^skiff version /);
       }
     } finally {
-      await fsp.rm(t, { recursive: true, force: true });
+      cleanup();
     }
   });
 
   it('a command that stops before finishing (an operation left waiting on nothing) exits 70 with a message, never 0', async () => {
-    const t = await fsp.mkdtemp(path.join(os.tmpdir(), 'skiff-hang-'));
+    const { dir: t, cleanup } = tempDir('skiff-hang-');
     try {
       // Every file open and stat waits forever: nothing keeps the process alive, so Node just ends it.
       const preload = path.join(t, 'hang.cjs');
@@ -70,7 +70,7 @@ describe('CLI bundle (dist/skiff.cjs) and its code cache', () => {
       assert.match(r.stderr, /internal error: the command stopped before it finished/);
       assert.equal(r.stdout, '');
     } finally {
-      await fsp.rm(t, { recursive: true, force: true });
+      cleanup();
     }
   });
 

@@ -86,6 +86,17 @@ describe('rootless containers-storage (as an unprivileged user)', () => {
     assert.match(await as(`${path.dirname(SKIFF)}/skiff --version`), /^skiff version /);
   });
 
+  it('through the launcher, a rootless store command still reports on stderr (errors and progress are not lost)', async () => {
+    const launcher = `${path.dirname(SKIFF)}/skiff ${store()}`;
+    const env = `export HOME=${t.dir} XDG_RUNTIME_DIR=${t.dir}/xdg;`;
+    const r = await run('su', [USER, '-s', '/bin/sh', '-c', `${env} cd ${t.dir} && ${launcher} rmi localhost/no-such-image:1`]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /no-such-image/);
+    const copy = await run('su', [USER, '-s', '/bin/sh', '-c', `${env} cd ${t.dir} && ${launcher} copy oci:${t.dir}/fixture:busybox containers-storage:localhost/progress:1`]);
+    assert.equal(copy.code, 0, copy.stderr);
+    assert.match(copy.stderr, /Writing manifest|Copying/);
+  });
+
   it('skiff reads what rootless podman stored', async () => {
     await as(skiff(`copy -q oci:${t.dir}/fixture:busybox docker-archive:${t.dir}/p.tar:localhost/from-podman:1`));
     await as(podman(`load -q -i ${t.dir}/p.tar`));

@@ -244,6 +244,24 @@ describe('docker:// faults (proxy in front of the real registry)', () => {
     proxy.rule = undefined;
   });
 
+  it('a blob read that stalls (connection open, no bytes) is given up after the read timeout and resumed with a Range request', async () => {
+    proxy.rule = (req) => (req.method === 'GET' && req.url?.includes('/blobs/') && !req.headers.range ? { kind: 'stall-mid-body', after: 300_000 } : undefined);
+    proxy.log.length = 0;
+    const start = Date.now();
+    const r = await run(process.execPath, [SKIFF, 'copy', '-q', ...fast, '--src-tls-verify=false', `docker://${proxy.host}/f/base:1`, `oci:${t.dir}/stall:x`], { env: { ...process.env, SKIFF_READ_TIMEOUT: '1' } });
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(proxy.log.some((l) => /bytes=\d+-/.test(l)), proxy.log.join('\n'));
+    assert.ok(Date.now() - start < 20_000, 'resumed after the 1 s read timeout, not the default');
+    assert.deepEqual(await flat(`oci:${t.dir}/stall:x`), fixtureFlat);
+    proxy.rule = undefined;
+  });
+
+  it('SKIFF_READ_TIMEOUT must be a number of seconds', async () => {
+    const r = await run(process.execPath, [SKIFF, 'inspect', NOTLS, `docker://${proxy.host}/f/base:1`], { env: { ...process.env, SKIFF_READ_TIMEOUT: 'soon' } });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /SKIFF_READ_TIMEOUT/);
+  });
+
   it('a registry serving wrong bytes: the copy is refused and nothing is committed', async () => {
     proxy.rule = (req) => (req.method === 'GET' && req.url?.includes('/blobs/') ? { kind: 'corrupt-body' } : undefined);
     const r = await skiff(['copy', '-q', ...fast, '--src-tls-verify=false', `docker://${proxy.host}/f/base:1`, `oci:${t.dir}/wrong:x`]);

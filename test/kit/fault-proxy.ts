@@ -8,6 +8,8 @@ import type { AddressInfo } from 'node:net';
 export type Fault =
   | { kind: 'status'; status: number; headers?: Record<string, string> }
   | { kind: 'reset-mid-body'; after: number }
+  /** Send `after` bytes of the body, then nothing more, the connection left open (a registry that hangs). */
+  | { kind: 'stall-mid-body'; after: number }
   | { kind: 'corrupt-body' }
   | { kind: 'reset' };
 
@@ -42,13 +44,14 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
     const up = httpRequest({ host: uhost, port: Number(uport), method: req.method, path: req.url, headers: req.headers }, (ur) => {
       res.writeHead(ur.statusCode ?? 502, ur.headers);
       const length = Number(ur.headers['content-length'] ?? NaN);
-      if (fault?.kind === 'reset-mid-body' && !(length <= fault.after)) {
+      if ((fault?.kind === 'reset-mid-body' || fault?.kind === 'stall-mid-body') && !(length <= fault.after)) {
         let sent = 0;
         ur.on('data', (c: Buffer) => {
           if (sent + c.length >= fault.after) {
             res.write(c.subarray(0, Math.max(0, fault.after - sent)));
             ur.destroy();
-            res.socket?.destroy();
+            // A stall keeps the client's connection open and silent until the client gives up on it.
+            if (fault.kind === 'reset-mid-body') res.socket?.destroy();
             return;
           }
           sent += c.length;

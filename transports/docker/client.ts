@@ -35,6 +35,19 @@ export type Res = Dispatcher.ResponseData;
 
 const RETRY_STATUS = new Set([408, 429, 500, 502, 503, 504]);
 
+/**
+ * How long a response may send nothing before its connection counts as dropped: then the request is retried, and a
+ * blob read resumes with a Range request from the byte it reached. `SKIFF_READ_TIMEOUT` seconds, default 30 (a
+ * registry that hangs mid-blob is noticed in half a minute, not never).
+ */
+export function readTimeoutMs(): number {
+  const v = process.env.SKIFF_READ_TIMEOUT;
+  if (v === undefined || v === '') return 30_000;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new SkiffError('ERR_USAGE', `SKIFF_READ_TIMEOUT=${JSON.stringify(v)}: expected a number of seconds`);
+  return n * 1000;
+}
+
 function networkError(what: string, e: unknown): SkiffError {
   const err = e as { code?: string; message?: string; cause?: { code?: string; message?: string } };
   const detail = err.cause?.message ?? err.message ?? String(e);
@@ -84,7 +97,11 @@ export class RegistryClient {
   private challenge: Challenge | undefined;
   private readonly tokens = new Map<string, Token>();
 
-  constructor(readonly o: ClientOptions) {}
+  private readonly readTimeout: number;
+
+  constructor(readonly o: ClientOptions) {
+    this.readTimeout = readTimeoutMs();
+  }
 
   /** `https://host` or, for an insecure registry that does not speak TLS, `http://host`. */
   async baseURL(): Promise<string> {
@@ -215,7 +232,7 @@ export class RegistryClient {
       let res: Res;
       try {
         // (256 KiB response buffers, as the pipeline stages have: fewer chunks through hashing and writing.)
-        res = await request(url, { method: req.method, headers, body: req.body, dispatcher: this.agent, signal: this.o.signal, headersTimeout: 60_000, bodyTimeout: 120_000, highWaterMark: 256 * 1024 });
+        res = await request(url, { method: req.method, headers, body: req.body, dispatcher: this.agent, signal: this.o.signal, headersTimeout: Math.max(60_000, this.readTimeout), bodyTimeout: this.readTimeout, highWaterMark: 256 * 1024 });
       } catch (e) {
         if (this.o.signal?.aborted) throw e;
         if (replayable && isRetryable(e) && attempt < this.o.retryTimes) {

@@ -117,6 +117,56 @@ export async function listTags(ep: Endpoint, ref: DockerRef): Promise<string[]> 
   return tags;
 }
 
+/**
+ * A blob body that survives dropped connections: on a network error mid-body it asks again from the byte where it
+ * stopped and carries on, up to `retries` times. The response body's chunks are passed on as they come (an async
+ * generator in between cost each chunk two promise round trips).
+ */
+class ResumingBody extends Readable {
+  private body!: Res['body'];
+  private offset = 0;
+  private attempt = 0;
+
+  constructor(first: Res, private readonly open: (offset: number) => Promise<Res>, private readonly retries: number, private readonly what: string) {
+    super({ highWaterMark: IO_CHUNK });
+    this.attach(first);
+  }
+
+  private attach(res: Res): void {
+    const body = res.body;
+    this.body = body;
+    body.on('data', (chunk: Buffer) => {
+      this.offset += chunk.length;
+      if (!this.push(chunk)) body.pause();
+    });
+    body.on('end', () => this.push(null));
+    body.on('error', (e: Error) => {
+      if (this.destroyed || body !== this.body) return;
+      if (!isRetryable(e) || this.attempt >= this.retries) {
+        this.destroy(new SkiffError('ERR_NETWORK', `${this.what}: ${e.message}`, { cause: e }));
+        return;
+      }
+      const wait = 200 * 2 ** this.attempt++;
+      sleep(wait)
+        .then(() => (this.destroyed ? undefined : this.open(this.offset)))
+        .then((next) => {
+          if (!next) return;
+          if (this.destroyed) next.body.destroy();
+          else this.attach(next);
+        }, (err: unknown) => this.destroy(err as Error));
+    });
+  }
+
+  override _read(): void {
+    this.body.resume();
+  }
+
+  override _destroy(err: Error | null, cb: (e: Error | null) => void): void {
+    this.body.destroy();
+    cb(err);
+  }
+}
+
 class DockerSource implements ImageSource {
   constructor(
     readonly ref: DockerRef,
@@ -162,26 +212,7 @@ class DockerSource implements ImageSource {
       }
       throw new SkiffError('ERR_REGISTRY', `${what}: too many redirects`);
     };
-    const first = await open(0);
-    const retries = this.retryTimes;
-    async function* body(): AsyncGenerator<Buffer> {
-      let res = first;
-      let offset = 0;
-      for (let attempt = 0; ; ) {
-        try {
-          for await (const chunk of res.body) {
-            offset += (chunk as Buffer).length;
-            yield chunk as Buffer;
-          }
-          return;
-        } catch (e) {
-          if (!isRetryable(e) || attempt >= retries) throw new SkiffError('ERR_NETWORK', `${what}: ${(e as Error).message}`, { cause: e });
-          await sleep(200 * 2 ** attempt++);
-          res = await open(offset);
-        }
-      }
-    }
-    return Readable.from(body(), { objectMode: false, highWaterMark: IO_CHUNK });
+    return new ResumingBody(await open(0), open, this.retryTimes, what);
   }
 
   async repoTags(): Promise<string[]> {

@@ -14,6 +14,7 @@ import { createDecompressor, detectCompression, peek } from '../archive/compress
 import { SkiffError } from '../core/errors.js';
 import { IO_CHUNK } from '../core/fs.js';
 import type { Header } from '../archive/tar-pack.js';
+import { defaultSecureContext } from '../config/trust.js';
 
 const GLOB = /[*?[]/;
 
@@ -150,7 +151,9 @@ export interface Download {
 export async function download(url: string, file: string, checksum?: string): Promise<Download> {
   if (!/^https?:\/\//.test(url)) throw new SkiffError('ERR_UNSUPPORTED', `ADD ${url}: only http and https URLs are supported`);
   const { request, interceptors, Agent } = await import('undici');
-  const dispatcher = new Agent().compose(interceptors.redirect({ maxRedirections: 10 }));
+  // (The same CAs as registry connections: the system's, and NODE_EXTRA_CA_CERTS.)
+  const secureContext = url.startsWith('https:') ? await defaultSecureContext() : undefined;
+  const dispatcher = new Agent(secureContext ? { connect: { secureContext } } : {}).compose(interceptors.redirect({ maxRedirections: 10 }));
   try {
     const res = await request(url, { dispatcher, headers: { 'user-agent': 'skiff' } }).catch((e: Error) => {
       throw new SkiffError('ERR_BUILD', `ADD ${url}: ${e.message}`, { cause: e });

@@ -193,6 +193,33 @@ describe('docker:// auth and TLS', () => {
       await reg.stop();
     }
   });
+
+  it('TLS trust as skopeo\'s: the system bundle (SSL_CERT_FILE) and NODE_EXTRA_CA_CERTS, through the launcher too', async () => {
+    const reg = await startRegistry({ tls: true });
+    try {
+      await ok(skiff(['copy', '-q', '--dest-cert-dir', reg.certDir!, fixture, `docker://${reg.host}/tls/b:1`]));
+      const ca = path.join(reg.certDir!, 'ca.crt');
+      const launcher = path.join(path.dirname(SKIFF), 'skiff');
+      const { SSL_CERT_FILE: _s, NODE_EXTRA_CA_CERTS: _n, SKIFF_EXTRA_CA_CERTS: _k, ...clean } = process.env;
+      const inspect = (cmd: string, args: string[], env: NodeJS.ProcessEnv) => run(cmd, [...args, 'inspect', '--retry-times', '0', `docker://${reg.host}/tls/b:1`], { env: { ...clean, ...env } });
+      // Not trusted without them.
+      const refused = await inspect(launcher, [], {});
+      assert.equal(refused.code, 1, refused.stdout);
+      assert.match(refused.stderr, /certificate/i);
+      // A bundle made of the system's CAs and the test CA, as update-ca-certificates would make it.
+      const bundle = path.join(reg.certDir!, 'bundle.pem');
+      await fsp.writeFile(bundle, `${await fsp.readFile('/etc/ssl/certs/ca-certificates.crt', 'utf8').catch(() => '')}\n${await fsp.readFile(ca, 'utf8')}`);
+      for (const [cmd, pre] of [[launcher, []], [process.execPath, [SKIFF]]] as const) {
+        for (const env of [{ SSL_CERT_FILE: bundle }, { NODE_EXTRA_CA_CERTS: ca }]) {
+          const r = await inspect(cmd, [...pre], env);
+          assert.equal(r.code, 0, `${cmd} ${JSON.stringify(env)}: ${r.stderr}`);
+          assert.equal((JSON.parse(r.stdout) as { Name: string }).Name, `${reg.host}/tls/b`);
+        }
+      }
+    } finally {
+      await reg.stop();
+    }
+  });
 });
 
 describe('docker:// faults (proxy in front of the real registry)', () => {

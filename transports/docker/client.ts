@@ -5,7 +5,7 @@ import { SkiffError, type ErrorCode } from '../../src/core/errors.js';
 import type { Credentials } from '../../src/config/auth-file.js';
 import { parseChallenge, type Challenge } from './auth.js';
 import { isRetryable, sleep } from './retry.js';
-import { loadCertsFor } from './tls.js';
+import { secureContextFor } from './tls.js';
 
 export interface ClientOptions {
   /** Where to connect: `host[:port]` (after registries.conf rewriting; docker.io -> registry-1.docker.io). */
@@ -110,11 +110,11 @@ export class RegistryClient {
   }
 
   private async makeAgent(): Promise<Agent> {
-    const tls = await loadCertsFor(this.o.endpoint, this.o.certDir);
+    const secureContext = await secureContextFor(this.o.endpoint, this.o.certDir, !this.o.insecure);
     return new Agent({
       keepAliveTimeout: 30_000,
       connections: 16,
-      connect: { rejectUnauthorized: !this.o.insecure, ...(tls.ca ? { ca: tls.ca } : {}), ...(tls.cert ? { cert: tls.cert, key: tls.key } : {}) },
+      connect: { rejectUnauthorized: !this.o.insecure, secureContext },
     });
   }
 

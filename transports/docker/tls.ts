@@ -1,12 +1,26 @@
 import { promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { rootCertificates } from 'node:tls';
+import { createSecureContext, type SecureContext } from 'node:tls';
+import { baseCAs, defaultSecureContext } from '../../src/config/trust.js';
 
 export interface TlsFiles {
   ca?: string[];
   cert?: string;
   key?: string;
+}
+
+/**
+ * The TLS context for connections to `hostport`, made once and shared by its connections (given CAs as a list,
+ * Node would parse all of them again for every connection). `verify` false (an insecure registry): no CA is loaded,
+ * since none is checked.
+ */
+export async function secureContextFor(hostport: string, certDir: string | undefined, verify: boolean): Promise<SecureContext> {
+  const files = await loadCertsFor(hostport, certDir);
+  const client = files.cert ? { cert: files.cert, key: files.key } : {};
+  if (!verify) return createSecureContext({ ca: [], ...client });
+  if (!files.ca && !files.cert) return defaultSecureContext();
+  return createSecureContext({ ca: [...(await baseCAs()), ...(files.ca ?? [])], ...client });
 }
 
 /**
@@ -22,7 +36,7 @@ export async function loadCertsFor(hostport: string, certDir?: string): Promise<
     if (!names) continue;
     for (const n of names.sort()) {
       const f = path.join(d, n);
-      if (n.endsWith('.crt')) (out.ca ??= [...rootCertificates]).push(await fsp.readFile(f, 'utf8'));
+      if (n.endsWith('.crt')) (out.ca ??= []).push(await fsp.readFile(f, 'utf8'));
       else if (n.endsWith('.cert')) {
         const key = path.join(d, `${n.slice(0, -5)}.key`);
         out.cert = await fsp.readFile(f, 'utf8');

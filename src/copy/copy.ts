@@ -184,15 +184,17 @@ async function runCopy(src: ImageSource, dest: ImageDestination, opts: CopyOptio
   // Spooling a blob costs writing and reading it once more, worth it only to overlap waiting on a network.
   const limit = limiter(Math.max(1, o.parallel ?? (dest.caps.sequential && src.local ? 1 : 6)));
   const inflight = new Map<string, Promise<BlobResult>>();
-  // zstd compresses on the main thread (zstd-napi's stream is synchronous): more than two at once only interleave,
-  // and each holds a compression context of several MiB.
-  const zstdSlots = limiter(2);
+  // Compressing is bound by the CPUs, and each blob being compressed holds buffers: more than two at once only
+  // interleave (zstd compresses on the main thread, zstd-napi's stream being synchronous, with a context of several
+  // MiB; gzip already compresses each blob in parallel blocks). Measured on containers-storage -> oci, 6 -> 2
+  // gzip blobs at once: same time, peak RSS 99 -> 86 MiB.
+  const compressSlots = { zstd: limiter(2), gzip: limiter(2) };
   const blob = (desc: Descriptor, action: LayerAction, kind: 'layer' | 'config', diffID?: Digest, data?: Buffer): Promise<BlobResult> => {
     const key = `${desc.digest}|${action}`;
     let p = inflight.get(key);
     if (!p) {
       const run = (): Promise<BlobResult> => withRetries(() => copyBlob(src, dest, desc, action, kind, diffID, o, data), o);
-      p = limit(action === 'zstd' ? () => zstdSlots(run) : run);
+      p = limit(action === 'zstd' || action === 'gzip' ? () => compressSlots[action](run) : run);
       inflight.set(key, p);
     }
     return p;

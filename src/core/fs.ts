@@ -64,9 +64,15 @@ export async function atomicWriteFile(file: string, data: Buffer | string, mode 
  */
 export async function streamToTempFile(stream: Readable, dir: string, known?: Digest): Promise<{ path: string; digest: Digest; size: number }> {
   const tmp = path.join(dir, `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
-  const hasher = new BlobMeter(known);
   try {
-    await pipeline(stream, hasher, createWriteStream(tmp, { highWaterMark: IO_CHUNK }));
+    const out = createWriteStream(tmp, { highWaterMark: IO_CHUNK });
+    if (known) {
+      // Nothing to hash: the file stream counts the bytes (one stage less for every chunk to pass).
+      await pipeline(stream, out);
+      return { path: tmp, digest: known, size: out.bytesWritten };
+    }
+    const hasher = new BlobMeter();
+    await pipeline(stream, hasher, out);
     return { path: tmp, digest: hasher.digest, size: hasher.size };
   } catch (e) {
     await fsp.rm(tmp, { force: true });

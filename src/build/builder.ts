@@ -67,21 +67,29 @@ export interface BuildOptions {
   annotations?: Record<string, string>;
 }
 
-/** A context file's identity and times when its content digest was taken. */
-interface StatEntry {
-  ino: number;
-  size: number;
-  mtimeMs: number;
-  ctimeMs: number;
-  digest: string;
+/**
+ * Context files' content digests as one build saw them, in the order it visited them: per file its path, inode,
+ * size, mtime and ctime (in `meta`, four numbers each) and digest. Kept as parallel arrays, which JSON parses in a
+ * third of the time of an object per file (5,000 files: ~2.5 ms, not ~7.5).
+ */
+interface StatRecords {
+  rels: string[];
+  meta: number[];
+  digests: string[];
 }
 
-/** The stat cache of one context: its file, entries by path, and whether it needs saving. */
+/**
+ * The stat cache of one context. The next build walks the same paths in the same order, so entries are matched by
+ * a cursor, with no lookup table; only when the context changed (a file added or removed) is an index built.
+ */
 interface StatCache {
   ctx: string;
   file: string;
-  /** A plain object, as parsed: building a Map of 5,000 entries cost more than the lookups it would speed up. */
-  entries: Record<string, StatEntry>;
+  old: StatRecords;
+  cursor: number;
+  index?: Map<string, number>;
+  /** What this build saw, saved in place of `old` when it differs. */
+  seen: StatRecords;
   dirty: boolean;
 }
 
@@ -436,25 +444,37 @@ export class Builder {
     const buf = Buffer.allocUnsafe(1 << 20);
     const known = await this.statCache(ctx);
     const fileDigest = (rel: string, full: string, st: Stats): string => {
-      const seen = Object.hasOwn(known.entries, rel) ? known.entries[rel] : undefined;
-      if (seen && seen.ino === st.ino && seen.size === st.size && seen.mtimeMs === st.mtimeMs && seen.ctimeMs === st.ctimeMs) return seen.digest;
-      const fh = createHash('sha256');
-      if (st.size <= SMALL_FILE) fh.update(readFileSync(full));
+      const old = known.old;
+      let i: number | undefined;
+      if (old.rels[known.cursor] === rel) i = known.cursor++;
       else {
-        // Big files in 1 MiB pieces: hashing must not hold a whole file in memory.
-        const fd = openSync(full, 'r');
-        try {
-          for (let n = readSync(fd, buf, 0, buf.length, null); n > 0; n = readSync(fd, buf, 0, buf.length, null)) fh.update(buf.subarray(0, n));
-        } finally {
-          closeSync(fd);
-        }
-      }
-      const digest = fh.digest('hex');
-      // A file changed within the last seconds could change again within the same timestamp: not remembered.
-      if (Date.now() - st.ctimeMs > 2000) {
-        known.entries[rel] = { ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, digest };
+        known.index ??= new Map(old.rels.map((r, k) => [r, k]));
+        i = known.index.get(rel);
         known.dirty = true;
       }
+      let digest: string;
+      const m = i === undefined ? -1 : i * 4;
+      if (i !== undefined && old.meta[m] === st.ino && old.meta[m + 1] === st.size && old.meta[m + 2] === st.mtimeMs && old.meta[m + 3] === st.ctimeMs) digest = old.digests[i]!;
+      else {
+        known.dirty = true;
+        const fh = createHash('sha256');
+        if (st.size <= SMALL_FILE) fh.update(readFileSync(full));
+        else {
+          // Big files in 1 MiB pieces: hashing must not hold a whole file in memory.
+          const fd = openSync(full, 'r');
+          try {
+            for (let n = readSync(fd, buf, 0, buf.length, null); n > 0; n = readSync(fd, buf, 0, buf.length, null)) fh.update(buf.subarray(0, n));
+          } finally {
+            closeSync(fd);
+          }
+        }
+        digest = fh.digest('hex');
+        // A file changed within the last seconds could change again within the same timestamp: not remembered.
+        if (Date.now() - st.ctimeMs <= 2000) return digest;
+      }
+      known.seen.rels.push(rel);
+      known.seen.meta.push(st.ino, st.size, st.mtimeMs, st.ctimeMs);
+      known.seen.digests.push(digest);
       return digest;
     };
     // What is hashed is gathered in a string and hashed in large pieces: three hash updates per file cost more
@@ -503,17 +523,23 @@ export class Builder {
   private async statCache(ctx: string): Promise<StatCache> {
     if (this.statCacheFor?.ctx === ctx) return this.statCacheFor;
     const file = path.join(this.o.store.loc.root, 'skiff-cache', 'context', `${digestHex(sha256(ctx))}.json`);
-    // (No prototype: a context file named __proto__ is then an entry like any other.)
-    const entries = await fsp.readFile(file, 'utf8').then((t) => Object.setPrototypeOf(JSON.parse(t), null) as Record<string, StatEntry>, () => Object.create(null) as Record<string, StatEntry>);
-    this.statCacheFor = { ctx, file, entries, dirty: false };
+    const empty = (): StatRecords => ({ rels: [], meta: [], digests: [] });
+    const saved = await fsp.readFile(file, 'utf8').then((t) => JSON.parse(t) as Partial<StatRecords> & { v?: number }, () => undefined);
+    // (Another layout, from an older skiff, counts as empty: its files are hashed once more.)
+    const old = saved?.v === 2 && Array.isArray(saved.rels) && Array.isArray(saved.meta) && Array.isArray(saved.digests) ? (saved as StatRecords) : empty();
+    this.statCacheFor = { ctx, file, old, cursor: 0, seen: empty(), dirty: false };
     return this.statCacheFor;
   }
 
   private async saveStatCache(): Promise<void> {
     const c = this.statCacheFor;
-    if (!c?.dirty) return;
+    if (!c || (!c.dirty && c.seen.rels.length === c.old.rels.length)) return;
     await fsp.mkdir(path.dirname(c.file), { recursive: true });
-    await atomicWriteFile(c.file, JSON.stringify(c.entries));
+    await atomicWriteFile(c.file, JSON.stringify({ v: 2, ...c.seen }));
+    c.old = c.seen;
+    c.seen = { rels: [], meta: [], digests: [] };
+    c.cursor = 0;
+    c.index = undefined;
     c.dirty = false;
   }
 

@@ -112,11 +112,21 @@ describe('skiff build (front end)', () => {
     const first = await skiff([...g, 'build', '-t', 'localhost/s:1', ctx]);
     assert.equal(first.code, 0, first.stderr);
     const [cacheFile] = await fsp.readdir(`${t.dir}/sroot/skiff-cache/context`);
-    const remembered = JSON.parse(await fsp.readFile(`${t.dir}/sroot/skiff-cache/context/${cacheFile}`, 'utf8')) as Record<string, unknown>;
-    assert.deepEqual(Object.keys(remembered).sort(), ['__proto__', 'a.txt', 'constructor']);
+    const cachePath = `${t.dir}/sroot/skiff-cache/context/${cacheFile}`;
+    const remembered = JSON.parse(await fsp.readFile(cachePath, 'utf8')) as { rels: string[]; digests: string[] };
+    assert.deepEqual(remembered.rels, ['a.txt', '__proto__', 'constructor'], 'in the order the build visited them');
+    assert.equal(remembered.digests.length, 3);
+    const savedAt = (await fsp.stat(cachePath)).mtimeMs;
     const second = await skiff([...g, 'build', '-t', 'localhost/s:2', ctx]);
     assert.match(second.stderr, /Using cache/);
     assert.equal(second.stdout, first.stdout);
+    assert.equal((await fsp.stat(cachePath)).mtimeMs, savedAt, 'nothing changed: the stat cache is not rewritten');
+    // Visited in another order (the sources reordered): entries are still found, and the new order is saved.
+    await fsp.writeFile(path.join(ctx, 'Containerfile'), 'FROM scratch\nCOPY constructor a.txt __proto__ /d/\n');
+    const reordered = await skiff([...g, 'build', '-t', 'localhost/s:2b', ctx]);
+    assert.equal(reordered.code, 0, reordered.stderr);
+    assert.deepEqual((JSON.parse(await fsp.readFile(cachePath, 'utf8')) as { rels: string[] }).rels, ['constructor', 'a.txt', '__proto__']);
+    await fsp.writeFile(path.join(ctx, 'Containerfile'), 'FROM scratch\nCOPY a.txt __proto__ constructor /d/\n');
     // Same size, new content: the ctime moved, so the file is read again and the step misses.
     await fsp.writeFile(path.join(ctx, '__proto__'), 'x'.repeat('__proto__\n'.length));
     const third = await skiff([...g, 'build', '-t', 'localhost/s:3', ctx]);

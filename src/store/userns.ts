@@ -6,6 +6,8 @@
  * attribute rootless overlay mounts (userxattr) read.
  */
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { userInfo } from 'node:os';
 
 const MARK = 'SKIFF_ROOTLESS_USERNS';
 
@@ -35,6 +37,11 @@ export function needsStorage(argv: string[]): boolean {
  * namespace; resolves with its exit status. Fails clearly when the user has no subordinate IDs.
  */
 export function reexecInUserns(argv: string[]): Promise<number> {
+  const missing = missingSubordinateIds();
+  if (missing) {
+    process.stderr.write(`skiff: ${missing}\n`);
+    return Promise.resolve(1);
+  }
   return new Promise((resolve) => {
     const p = spawn('unshare', ['--user', '--map-root-user', '--map-auto', '--mount', '--', process.execPath, ...argv.slice(1)], {
       stdio: 'inherit',
@@ -46,4 +53,33 @@ export function reexecInUserns(argv: string[]): Promise<number> {
     });
     p.on('close', (code, signal) => resolve(code ?? (signal === 'SIGINT' ? 130 : 1)));
   });
+}
+
+/**
+ * Why this user cannot have the user namespace rootless storage needs (no range of subordinate IDs in /etc/subuid
+ * or /etc/subgid), or undefined when it can. (unshare would only say "no line matching user".)
+ */
+export function missingSubordinateIds(files = { uid: '/etc/subuid', gid: '/etc/subgid' }): string | undefined {
+  const uid = process.getuid?.() ?? 0;
+  let name: string;
+  try {
+    name = userInfo().username;
+  } catch {
+    name = String(uid);
+  }
+  const has = (file: string): boolean => {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      return false;
+    }
+    return text.split('\n').some((l) => {
+      const [who, start, count] = l.split(':');
+      return (who === name || who === String(uid)) && Number(count) > 0 && start !== undefined && start !== '';
+    });
+  };
+  const lacking = [files.uid, files.gid].filter((f) => !has(f));
+  if (!lacking.length) return undefined;
+  return `rootless storage needs subordinate IDs for user ${name}, and ${lacking.join(' and ')} ${lacking.length > 1 ? 'have' : 'has'} none (as root: usermod --add-subuids 100000-165535 --add-subgids 100000-165535 ${name})`;
 }

@@ -97,6 +97,16 @@ describe('rootless containers-storage (as an unprivileged user)', () => {
     assert.match(copy.stderr, /Writing manifest|Copying/);
   });
 
+  it('a user without subordinate IDs gets one clear error naming the files and the fix (launcher and node alike)', async () => {
+    // nobody has no range in /etc/subuid or /etc/subgid (only .ci/run's user has).
+    assert.equal(spawnSync('grep', ['-q', '^nobody:', '/etc/subuid']).status, 1, 'nobody has a subuid range here');
+    for (const cmd of [`${path.dirname(SKIFF)}/skiff`, `${process.execPath} ${SKIFF}`]) {
+      const r = await run('su', ['nobody', '-s', '/bin/sh', '-c', `HOME=${t.dir}/nobody-home ${cmd} --root ${t.dir}/nobody-root images`]);
+      assert.equal(r.code, 1, r.stdout);
+      assert.match(r.stderr, /^skiff: rootless storage needs subordinate IDs for user nobody, and \/etc\/subuid and \/etc\/subgid have none \(as root: usermod --add-subuids/);
+    }
+  });
+
   it('skiff reads what rootless podman stored', async () => {
     await as(skiff(`copy -q oci:${t.dir}/fixture:busybox docker-archive:${t.dir}/p.tar:localhost/from-podman:1`));
     await as(podman(`load -q -i ${t.dir}/p.tar`));

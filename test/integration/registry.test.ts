@@ -3,11 +3,12 @@
  * with skopeo as the peer, and a fault-injecting proxy for 5xx, 429, resets and wrong bytes.
  */
 import { strict as assert } from 'node:assert';
+import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { makeBusyboxLayout } from '../kit/fixtures.js';
-import { makeMultiPlatformLayout, sampleSpec } from '../kit/image.js';
+import { makeLayout, makeMultiPlatformLayout, sampleSpec } from '../kit/image.js';
 import { startFaultProxy, type FaultProxy } from '../kit/fault-proxy.js';
 import { startRegistry, freePort, type TestRegistry } from '../kit/registry.js';
 import { ok, run, skiff, SKIFF, tempDir } from '../kit/run.js';
@@ -271,7 +272,7 @@ describe('docker:// faults (proxy in front of the real registry)', () => {
     proxy.rule = undefined;
   });
 
-  it('a blob read that stalls (connection open, no bytes) is given up after the read timeout and resumed with a Range request', async () => {
+  it('a blob read that stalls (connection open, no bytes) is given up after the read timeout and resumed with a Range request', { timeout: 60_000 }, async () => {
     proxy.rule = (req) => (req.method === 'GET' && req.url?.includes('/blobs/') && !req.headers.range ? { kind: 'stall-mid-body', after: 300_000 } : undefined);
     proxy.log.length = 0;
     const start = Date.now();
@@ -296,6 +297,23 @@ describe('docker:// faults (proxy in front of the real registry)', () => {
     assert.match(r.stderr, /digest mismatch/);
     await assert.rejects(fsp.stat(`${t.dir}/wrong`));
     proxy.rule = undefined;
+  });
+
+  it('uploads: a registry that stops taking a PATCH body (connection open) is given up after the read timeout; the blob is retried and lands', { timeout: 60_000 }, async () => {
+    let patches = 0;
+    proxy.rule = (req) => (req.method === 'PATCH' && patches++ === 0 ? { kind: 'stall-request', after: 100_000 } : undefined);
+    proxy.log.length = 0;
+    // A layer bigger than the sockets' buffers, which would otherwise take it all while the proxy reads nothing.
+    const big = `oci:${t.dir}/big-layer:x`;
+    await makeLayout(`${t.dir}/big-layer`, 'x', { layers: [{ files: [{ path: 'big.bin', content: randomBytes(24 << 20) }], compression: 'none' }] });
+    const start = Date.now();
+    const r = await run(process.execPath, [SKIFF, 'copy', '-q', ...fast, '--dest-tls-verify=false', big, `docker://${proxy.host}/f/stalled-up:1`], { env: { ...process.env, SKIFF_READ_TIMEOUT: '1' } });
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(Date.now() - start < 20_000, 'gave up on the stalled upload after the 1 s read timeout');
+    assert.ok(proxy.log.filter((l) => l.startsWith('PATCH')).length >= 2, proxy.log.join('\n'));
+    proxy.rule = undefined;
+    await skopeo('copy', '-q', '--src-tls-verify=false', `docker://${reg.host}/f/stalled-up:1`, `oci:${t.dir}/stalled-up-back:x`);
+    assert.deepEqual(await flat(`oci:${t.dir}/stalled-up-back:x`), await flat(big));
   });
 
   it('uploads: a reset during PATCH retries the blob; 5xx on manifest PUT retried; the image lands whole', async () => {

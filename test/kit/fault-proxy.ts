@@ -11,6 +11,8 @@ export type Fault =
   /** Send `after` bytes of the body, then nothing more, the connection left open (a registry that hangs). */
   | { kind: 'stall-mid-body'; after: number }
   | { kind: 'corrupt-body' }
+  /** Take `after` bytes of the request body, then read no more and never answer (a registry that hangs mid-upload). */
+  | { kind: 'stall-request'; after: number }
   | { kind: 'reset' };
 
 /** Return a fault for this request, or undefined to forward it untouched. */
@@ -39,6 +41,14 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
     }
     if (fault?.kind === 'reset') {
       req.socket.destroy();
+      return;
+    }
+    if (fault?.kind === 'stall-request') {
+      let taken = 0;
+      req.on('data', (c: Buffer) => {
+        taken += c.length;
+        if (taken >= fault.after) req.pause();
+      });
       return;
     }
     const up = httpRequest({ host: uhost, port: Number(uport), method: req.method, path: req.url, headers: req.headers }, (ur) => {

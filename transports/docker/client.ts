@@ -1,6 +1,6 @@
 import type { Dispatcher } from 'undici';
 import { Agent, request } from '../http.js';
-import type { Readable } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
 import { SkiffError, type ErrorCode } from '../../src/core/errors.js';
 import type { Credentials } from '../../src/config/auth-file.js';
 import { parseChallenge, type Challenge } from './auth.js';
@@ -34,6 +34,40 @@ export interface Req {
 export type Res = Dispatcher.ResponseData;
 
 const RETRY_STATUS = new Set([408, 429, 500, 502, 503, 504]);
+
+/**
+ * Watch a streamed request body: when nothing more of it is taken for `ms` (the registry stopped reading, its
+ * connection open), the signal aborts the request, so the upload fails as a dropped connection would and is
+ * retried. The body passes through a stage that notes each chunk taken; `stop` ends the watch.
+ */
+function watchUpload(body: Readable, ms: number): { body: Readable; signal: AbortSignal; stop(): void } {
+  const ac = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const stop = (): void => {
+    clearTimeout(timer);
+    timer = undefined;
+  };
+  const arm = (): void => {
+    clearTimeout(timer);
+    timer = setTimeout(() => ac.abort(new Error(`the registry stopped taking the upload (nothing for ${ms / 1000} s)`)), ms);
+  };
+  const noted = new Transform({
+    highWaterMark: 256 * 1024,
+    transform(chunk: Buffer, _e, cb) {
+      arm();
+      cb(null, chunk);
+    },
+    flush(cb) {
+      // All of it is handed over: from here undici's wait for the response headers takes over.
+      stop();
+      cb();
+    },
+  });
+  body.on('error', (e) => noted.destroy(e));
+  noted.on('close', stop);
+  arm();
+  return { body: body.pipe(noted), signal: ac.signal, stop };
+}
 
 /**
  * How long a response may send nothing before its connection counts as dropped: then the request is retried, and a
@@ -230,17 +264,22 @@ export class RegistryClient {
       const auth = sameHost ? await this.token(req.scopes, false) : undefined;
       if (auth) headers.authorization = auth;
       let res: Res;
+      // A streamed upload the registry stops taking would wait forever (undici times out reading, not writing).
+      const watch = replayable ? undefined : watchUpload(req.body as Readable, this.readTimeout);
       try {
         // (256 KiB response buffers, as the pipeline stages have: fewer chunks through hashing and writing.)
-        res = await request(url, { method: req.method, headers, body: req.body, dispatcher: this.agent, signal: this.o.signal, headersTimeout: Math.max(60_000, this.readTimeout), bodyTimeout: this.readTimeout, highWaterMark: 256 * 1024 });
+        const signal = watch ? (this.o.signal ? AbortSignal.any([this.o.signal, watch.signal]) : watch.signal) : this.o.signal;
+        res = await request(url, { method: req.method, headers, body: watch?.body ?? req.body, dispatcher: this.agent, signal, headersTimeout: Math.max(60_000, this.readTimeout), bodyTimeout: this.readTimeout, highWaterMark: 256 * 1024 });
       } catch (e) {
         if (this.o.signal?.aborted) throw e;
+        if (watch?.signal.aborted) throw new SkiffError('ERR_NETWORK', `${what}: ${(watch.signal.reason as Error).message}`, { cause: e });
         if (replayable && isRetryable(e) && attempt < this.o.retryTimes) {
           await sleep(this.delay(attempt), this.o.signal);
           continue;
         }
         throw networkError(what, e);
       }
+      watch?.stop();
       if (req.ok.includes(res.statusCode)) return res;
       if (res.statusCode === 401 && !reauthed && sameHost) {
         reauthed = true;

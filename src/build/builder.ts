@@ -5,12 +5,13 @@
  * Layers go into the store as they are made; the image (config + manifest + names) is recorded at the end.
  */
 import { spawnSync } from 'node:child_process';
-import { closeSync, createReadStream, createWriteStream, lstatSync, type Stats, openSync, promises as fsp, readdirSync, readFileSync, readlinkSync, readSync } from 'node:fs';
+import { closeSync, lstatSync, type Stats, openSync, promises as fsp, readdirSync, readFileSync, readlinkSync, readSync } from 'node:fs';
 import * as path from 'node:path';
-import { addEntry, addFile, addStream, packTo } from '../archive/tar-pack.js';
+import type { Writable } from 'node:stream';
+import { addEntry, addFile, addStream, Coalesce, packInto } from '../archive/tar-pack.js';
 import { createHash } from 'node:crypto';
 import { digestHex, sha256, type Digest } from '../core/digest.js';
-import { atomicWriteFile } from '../core/fs.js';
+import { atomicWriteFile, IO_CHUNK, removeTree } from '../core/fs.js';
 import { SkiffError } from '../core/errors.js';
 import type { ImageConfig } from '../core/config.js';
 import { parseConfig } from '../core/config.js';
@@ -19,7 +20,7 @@ import { serializeManifest, type ImageManifest } from '../core/manifest.js';
 import { formatDockerReference, parseDockerReference, withDefaultTag } from '../core/reference.js';
 import { hostPlatform } from '../core/platform.js';
 import type { Store } from '../store/store.js';
-import { layerId, StoreWriter } from '../store/writer.js';
+import { layerId, StoreWriter, type StagedLayer } from '../store/writer.js';
 import { IgnoreMatcher, parseIgnoreFile } from './containerfile/ignore.js';
 import { download, expandSource, isArchive, resolveInRoot, unpackArchive, type Download } from './sources.js';
 import type { BuildPlan, Step } from './containerfile/plan.js';
@@ -151,6 +152,8 @@ export class Builder {
   private readonly writer: StoreWriter;
   private readonly stages = new Map<number, State>();
   private work = '';
+  /** Where layers are unpacked before they are moved into the store (see addLayer). */
+  private stage = '';
   private seq = 0;
   /** Store writes one at a time: stages built in parallel share one process, so the store lock cannot order them. */
   private storeTurn: Promise<unknown> = Promise.resolve();
@@ -195,17 +198,42 @@ export class Builder {
     await fsp.rm(mp, { recursive: true, force: true });
   }
 
-  private async addLayer(st: State, file: string, diff: { diffID: Digest; size: number }): Promise<void> {
+  /**
+   * Make a layer from what `produce` writes (a tar, which it ends): the tar streams straight into a staging dir of
+   * the store, applied and hashed on the way, and the staged layer is moved into place under its ID (or dropped,
+   * when the store has that layer already). No temp tar is written and read back: a 64 MiB COPY wrote and read
+   * 64 MiB less.
+   */
+  private async addLayer(st: State, produce: (out: Writable) => Promise<unknown>): Promise<void> {
+    const dir = path.join(this.stage, `layer-${this.next()}`);
+    const tar = new Coalesce(IO_CHUNK);
+    const staging = this.writer.stageLayer(tar, dir);
+    // A layer the store refuses (an unsafe path) stops the producer too, instead of leaving it blocked on a full pipe.
+    staging.catch((e: Error) => tar.destroy(e));
+    let staged: StagedLayer;
+    try {
+      await produce(tar);
+      staged = await staging;
+    } catch (e) {
+      tar.destroy();
+      await staging.catch(() => undefined);
+      await removeTree(dir).catch(() => undefined);
+      throw e;
+    }
+    const { diffDigest: diffID, diffSize: size } = staged.applied;
     const parent = st.layers.at(-1)?.id;
-    const id = layerId(parent, diff.diffID);
+    const id = layerId(parent, diffID);
     const write = this.storeTurn.then(async () => {
-      if (!(await this.writer.hasLayer(id))) await this.writer.createLayer(id, parent, diff.diffID, createReadStream(file));
+      if (!(await this.writer.hasLayer(id))) await this.writer.createLayer(id, parent, diffID, staged);
     });
     this.storeTurn = write.catch(() => undefined);
-    await write;
-    await fsp.rm(file, { force: true });
-    st.layers.push({ id, diffID: diff.diffID, size: diff.size });
-    st.config.rootfs.diff_ids.push(diff.diffID);
+    try {
+      await write;
+    } finally {
+      await removeTree(dir).catch(() => undefined);
+    }
+    st.layers.push({ id, diffID, size });
+    st.config.rootfs.diff_ids.push(diffID);
   }
 
   /**
@@ -224,6 +252,7 @@ export class Builder {
     await fsp.mkdir(path.join(this.o.store.loc.root, 'tmp'), { recursive: true });
     await sweepDeadBuilds(path.join(this.o.store.loc.root, 'tmp'), this.o.runtime ?? 'runc');
     this.work = await fsp.mkdtemp(path.join(this.o.store.loc.root, 'tmp', `build-${process.pid}-`));
+    this.stage = await this.writer.stagingArea();
     try {
       const total = this.o.plan.order.flat().reduce((n, i) => n + 1 + this.o.plan.stages[i]!.steps.length, 0);
       // Step numbers are fixed up front (the order stages would run in one at a time), so parallel stages print the
@@ -266,6 +295,7 @@ export class Builder {
       return await this.commit(final);
     } finally {
       await fsp.rm(this.work, { recursive: true, force: true });
+      await removeTree(this.stage).catch(() => undefined);
     }
   }
 
@@ -557,11 +587,9 @@ export class Builder {
     if (!missing.length) return this.history(st, `/bin/sh -c #(nop) WORKDIR ${dir}`, true);
     const owner = await this.chown(st, st.config.config?.User || undefined);
     const mtime = new Date(Math.min(Math.floor(Date.now() / 1000), this.o.timestamp ?? Infinity) * 1000);
-    const file = path.join(this.work, `layer-${this.next()}.tar`);
-    const diff = await packTo(createWriteStream(file), async (pack) => {
+    await this.addLayer(st, (out) => packInto(out, async (pack) => {
       for (const d of missing) await addEntry(pack, { name: `${d}/`, type: 'directory', mode: 0o755, uid: owner.uid, gid: owner.gid, mtime });
-    });
-    await this.addLayer(st, file, diff);
+    }));
     this.history(st, `/bin/sh -c #(nop) WORKDIR ${dir}`, false);
   }
 
@@ -659,11 +687,10 @@ export class Builder {
     }
     for (const h of s.heredocs) items.push({ kind: 'heredoc', name: h.name, body: h.body });
     const destDir = s.dest.endsWith('/') || items.length > 1;
-    const file = path.join(this.work, `layer-${this.next()}.tar`);
     const mode = s.chmod ? parseInt(s.chmod, 8) : undefined;
     const t = this.o.timestamp;
     const when = (ms: number): Date => new Date(Math.min(Math.floor(ms / 1000), t ?? Infinity) * 1000);
-    const diff = await packTo(createWriteStream(file), async (pack) => {
+    await this.addLayer(st, (out) => packInto(out, async (pack) => {
       const made = new Set<string>();
       // Directories the destination path needs: the ones the image lacks are created, owned like the copy (as
       // buildah and BuildKit do); ones the image has are left as they are.
@@ -749,8 +776,7 @@ export class Builder {
           await add(it.rel, target, it.dir ? it.rel : path.posix.dirname(it.rel));
         }
       }
-    });
-    await this.addLayer(st, file, diff);
+    }));
     this.history(st, `/bin/sh -c #(nop) ${s.kind} ${[...s.sources, ...s.heredocs.map((h) => `<<${h.name}`)].join(' ')} ${s.dest}`, false);
   }
 
@@ -960,10 +986,8 @@ export class Builder {
     }
     await this.removeStubs(st, upper, extra.mounts.filter((m) => !m.destination.startsWith('/dev/')).map((m) => m.destination));
     const below = (rel: string): Promise<{ exists: boolean; dir: boolean }> => this.inLayers(st, rel);
-    const file = path.join(this.work, `layer-${this.next()}.tar`);
-    const diff = await diffUpperDir(upper, createWriteStream(file), { below, ...(this.o.timestamp !== undefined ? { timestamp: this.o.timestamp } : {}) });
+    await this.addLayer(st, (out) => diffUpperDir(upper, out, { below, ...(this.o.timestamp !== undefined ? { timestamp: this.o.timestamp } : {}) }));
     await fsp.rm(dir, { recursive: true, force: true });
-    await this.addLayer(st, file, diff);
     this.history(st, `/bin/sh -c ${cmd.shown}`, false);
   }
 
@@ -980,20 +1004,17 @@ export class Builder {
     await fsp.mkdir(merged, { recursive: true });
     await fsp.mkdir(base, { recursive: true });
     const mounted = [mountLayersReadOnly(all, merged, '--squash') ? merged : '', mountLayersReadOnly(all.slice(0, keep), base, '--squash') ? base : ''].filter(Boolean);
-    const file = path.join(this.work, 'squashed.tar');
-    let diff: { diffID: Digest; size: number };
+    const below = async (rel: string): Promise<{ exists: boolean; dir: boolean }> => {
+      const x = await fsp.lstat(path.join(base, rel)).catch(() => undefined);
+      return { exists: !!x, dir: !!x?.isDirectory() };
+    };
+    st.layers = st.layers.slice(0, keep);
+    st.config.rootfs.diff_ids = st.config.rootfs.diff_ids.slice(0, keep);
     try {
-      const below = async (rel: string): Promise<{ exists: boolean; dir: boolean }> => {
-        const x = await fsp.lstat(path.join(base, rel)).catch(() => undefined);
-        return { exists: !!x, dir: !!x?.isDirectory() };
-      };
-      diff = await squashLayers(all.slice(keep), merged, createWriteStream(file), { below, ...(this.o.timestamp !== undefined ? { timestamp: this.o.timestamp } : {}) });
+      await this.addLayer(st, (out) => squashLayers(all.slice(keep), merged, out, { below, ...(this.o.timestamp !== undefined ? { timestamp: this.o.timestamp } : {}) }));
     } finally {
       for (const m of mounted) spawnSync('umount', [m]);
     }
-    st.layers = st.layers.slice(0, keep);
-    st.config.rootfs.diff_ids = st.config.rootfs.diff_ids.slice(0, keep);
-    await this.addLayer(st, file, diff);
     let seen = 0;
     const nonEmpty = (st.config.history ?? []).filter((h) => !h.empty_layer).length;
     for (const h of st.config.history ?? []) {

@@ -128,6 +128,19 @@ async function setXattrs(full: string, xattrs: [string, Buffer][]): Promise<void
 /** Files up to this size are read from the tar whole and written in one go. */
 const SMALL_FILE = 64 * 1024;
 
+/** Write all of `b` at the fd's position, in the thread pool. */
+function writeAll(fd: number, b: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const next = (off: number): void =>
+      fs.write(fd, b, off, b.length - off, null, (e, n) => {
+        if (e) reject(e);
+        else if (off + n < b.length) next(off + n);
+        else resolve();
+      });
+    next(0);
+  });
+}
+
 const UMASK = process.umask();
 
 /**
@@ -317,8 +330,11 @@ export async function applyLayer(tar: Readable, diffDir: string, tarSplitFile: s
           while (left > 0) {
             const c = await r.chunk(Math.min(left, 1 << 20));
             if (!c.length) throw new SkiffError('ERR_TRUNCATED', `layer tar truncated inside ${rel}`);
+            // (In the thread pool: a big file's writes can wait on the disk, and meanwhile this thread hashes, and
+            // whatever feeds the layer keeps producing.)
+            const written = writeAll(fd, c);
             crc.update(c);
-            for (let off = 0; off < c.length; ) off += fs.writeSync(fd, c, off, c.length - off);
+            await written;
             left -= c.length;
           }
         } finally {

@@ -5,13 +5,13 @@
  * are replaced atomically; a layer is recorded `incomplete` before it is applied and such leftovers are removed
  * the next time a writer opens the store.
  */
-import { randomInt } from 'node:crypto';
+import { randomBytes, randomInt } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
 import { digestHex, sha256, type Digest } from '../core/digest.js';
 import { SkiffError } from '../core/errors.js';
-import { atomicWriteFile } from '../core/fs.js';
+import { atomicWriteFile, removeTree } from '../core/fs.js';
 import { applyLayer, type Applied } from './apply.js';
 import { withLock } from './lock.js';
 import { bigDataFile, type Image, type Layer, type Store } from './store.js';
@@ -97,9 +97,18 @@ export class StoreWriter {
   }
 
   /**
-   * Apply a layer tar as layer `id` over `parent`. The entry is recorded incomplete first; the diffID is checked
-   * against `diffID` before the layer is marked complete.
+   * A private staging dir for layers (`overlay/.skiff-stage-<pid>-<random>`; those of processes that are gone are
+   * removed first). Inside overlay/ itself: containers/storage bind-mounts that dir onto itself, so a layer unpacked
+   * anywhere else could not be renamed into place. The caller removes it when done.
    */
+  async stagingArea(): Promise<string> {
+    const overlay = path.join(this.store.loc.root, 'overlay');
+    await sweepDeadDirs(overlay, /^\.skiff-stage-(\d+)-[0-9a-f]+$/);
+    const dir = path.join(overlay, `.skiff-stage-${process.pid}-${randomBytes(4).toString('hex')}`);
+    await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+    return dir;
+  }
+
   /**
    * Apply a layer tar into a staging dir (`<dir>/diff` and `<dir>/tar-split.gz`) outside the store's records, so
    * layers can be unpacked in parallel while they arrive; createLayer then moves one into place.
@@ -110,6 +119,10 @@ export class StoreWriter {
     return { dir, applied };
   }
 
+  /**
+   * Apply a layer tar (or move a staged one) as layer `id` over `parent`. The entry is recorded incomplete first;
+   * the diffID is checked against `diffID` before the layer is marked complete.
+   */
   async createLayer(id: string, parent: string | undefined, diffID: Digest, tar: Readable | StagedLayer, blob?: { digest: Digest; size: number; compression: number }): Promise<Layer> {
     // Like containers/storage, hold layers.lock for the whole application: podman treats an incomplete layer it
     // can see under the lock as debris and deletes it, so nobody may see ours half-done without the lock held.
@@ -276,5 +289,18 @@ export class StoreWriter {
     return withLock(path.join(this.imagesDir, 'images.lock'), true, async () => {
       await atomicWriteFile(file, JSON.stringify(await f(await this.readJSON<Image>(file))), 0o600);
     });
+  }
+}
+
+/** Remove the dirs in `dir` named (by `pattern`'s first group) after a process that is gone: a killed copy's or build's. */
+export async function sweepDeadDirs(dir: string, pattern: RegExp): Promise<void> {
+  for (const n of await fsp.readdir(dir).catch(() => [] as string[])) {
+    const m = pattern.exec(n);
+    if (!m) continue;
+    try {
+      process.kill(Number(m[1]), 0);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ESRCH') await removeTree(path.join(dir, n)).catch(() => undefined);
+    }
   }
 }

@@ -38,7 +38,7 @@ describe('skiff build (front end)', () => {
     assert.match(r.stderr, /build argument NOPE was not consumed/);
   });
 
-  it('a build killed mid-RUN leaves no image; the next build removes its container, mount and work dir', async () => {
+  it('a build killed mid-RUN leaves no image; the next build removes its container, mount, work dir and layer staging dir', async () => {
     const ctx = path.join(t.dir, 'killed-ctx');
     await fsp.mkdir(ctx, { recursive: true });
     await fsp.writeFile(path.join(ctx, 'Containerfile'), 'FROM localhost/bb\nRUN echo started && sleep 60\n');
@@ -58,6 +58,8 @@ describe('skiff build (front end)', () => {
     await exited;
     const mountsUnder = async () => (await fsp.readFile('/proc/self/mounts', 'utf8')).split('\n').filter((l) => l.includes(`${t.dir}/kroot/tmp/`)).length;
     assert.ok((await mountsUnder()) > 0, 'the killed build left its overlay mounted (root keeps mounts)');
+    const stages = async () => (await fsp.readdir(`${t.dir}/kroot/overlay`)).filter((n) => n.startsWith(`.skiff-stage-${child.pid}-`));
+    assert.equal((await stages()).length, 1, 'the killed build left its layer staging dir');
     // A failing RUN stops the build, naming the step, its line and its exit status; its output was streamed (to
     // stderr: stdout carries only the image ID).
     await fsp.writeFile(path.join(ctx, 'Containerfile'), 'FROM localhost/bb\nRUN echo about to fail && exit 3\nRUN echo never\n');
@@ -73,6 +75,8 @@ describe('skiff build (front end)', () => {
     assert.equal(again.code, 0, again.stderr);
     assert.equal(await mountsUnder(), 0, 'mounts swept');
     assert.deepEqual((await fsp.readdir(`${t.dir}/kroot/tmp`)).filter((n) => n.startsWith('build-')), []);
+    assert.deepEqual(await stages(), [], 'staging dir swept');
+    assert.deepEqual((await fsp.readdir(`${t.dir}/kroot/overlay`)).filter((n) => n.startsWith('.skiff-stage-')), [], 'and the finished builds removed theirs');
     const runc = (await run('runc', ['list', '-q'])).stdout;
     assert.doesNotMatch(runc, new RegExp(`skiff-${child.pid}-`));
     const images = JSON.parse(await fsp.readFile(`${t.dir}/kroot/overlay-images/images.json`, 'utf8')) as { names?: string[] }[];

@@ -10,7 +10,7 @@ import { parseConfig } from '../../src/core/config.js';
 import { parseManifest, serializeManifest, type Descriptor, type ImageManifest, type RawManifest } from '../../src/core/manifest.js';
 import { formatDockerReference, parseDockerReference, withDefaultTag } from '../../src/core/reference.js';
 import { createDecompressor, detectCompression, peek } from '../../src/archive/compression.js';
-import { layerId, StoreWriter, type StagedLayer } from '../../src/store/writer.js';
+import { layerId, StoreWriter, sweepDeadDirs, type StagedLayer } from '../../src/store/writer.js';
 import { layerCompressionOf, MT } from '../../src/core/media-types.js';
 import { defaultStoreLocation, Store, type Image, type Layer } from '../../src/store/store.js';
 import { parseStorageSpec, StorageRef } from './ref.js';
@@ -124,16 +124,10 @@ class StorageDestination implements ImageDestination {
     const writer = new StoreWriter(store);
     await writer.open();
     const tmp = path.join(store.loc.root, 'tmp');
-    // Layers are staged inside overlay/ itself: containers/storage bind-mounts that dir onto itself, so a layer
-    // unpacked anywhere else could not be renamed into place.
-    const overlay = path.join(store.loc.root, 'overlay');
-    await sweepDeadSpools(tmp, /^skiff-(\d+)-[0-9a-f]+$/);
-    await sweepDeadSpools(overlay, /^\.skiff-stage-(\d+)-[0-9a-f]+$/);
-    const tag = `${process.pid}-${randomBytes(4).toString('hex')}`;
-    const spool = path.join(tmp, `skiff-${tag}`);
-    const stage = path.join(overlay, `.skiff-stage-${tag}`);
+    await sweepDeadDirs(tmp, /^skiff-(\d+)-[0-9a-f]+$/);
+    const spool = path.join(tmp, `skiff-${process.pid}-${randomBytes(4).toString('hex')}`);
     await fsp.mkdir(spool, { recursive: true, mode: 0o700 });
-    await fsp.mkdir(stage, { recursive: true, mode: 0o700 });
+    const stage = await writer.stagingArea();
     return new StorageDestination(ref, store, writer, spool, stage);
   }
 
@@ -212,19 +206,6 @@ class StorageDestination implements ImageDestination {
   async close(): Promise<void> {
     await removeTree(this.spool);
     await removeTree(this.stage);
-  }
-}
-
-/** Remove the spool and staging dirs (named with their pid) of copies whose process is gone. */
-async function sweepDeadSpools(dir: string, pattern: RegExp): Promise<void> {
-  for (const n of await fsp.readdir(dir).catch(() => [] as string[])) {
-    const m = pattern.exec(n);
-    if (!m) continue;
-    try {
-      process.kill(Number(m[1]), 0);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ESRCH') await removeTree(path.join(dir, n)).catch(() => undefined);
-    }
   }
 }
 

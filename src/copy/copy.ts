@@ -156,7 +156,15 @@ async function copyBlob(
     }
   }
   const out = (pipeline as unknown as (...s: unknown[]) => Readable)(...stages, () => undefined);
-  const put = await dest.putBlob(out, { mediaType: desc.mediaType, isConfig: kind === 'config', ...known });
+  let put: { digest: Digest; size: number };
+  try {
+    put = await dest.putBlob(out, { mediaType: desc.mediaType, isConfig: kind === 'config', ...known });
+  } catch (e) {
+    // A destination that gave up part-way (an upload the registry stopped taking) may have left the stream
+    // unread: close the source, rather than keep it open, paused, while the blob is tried again.
+    out.destroy();
+    throw e;
+  }
   o.progress?.blobDone(desc, 'copied');
   return { ...put, compression: action === 'keep' ? declared : action };
 }

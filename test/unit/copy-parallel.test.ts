@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { copyImage } from '../../src/copy/copy.js';
+import { SkiffError } from '../../src/core/errors.js';
 import type { Digest } from '../../src/core/digest.js';
 import type { BlobInfo, DestinationCaps, ImageDestination, ImageRef, ImageSource } from '../../src/core/image.js';
 import type { Descriptor, RawManifest } from '../../src/core/manifest.js';
@@ -106,5 +107,49 @@ describe('copy engine: blobs at once', () => {
     await copyImage(source(3, false, events), destination(false, events));
     assert.equal(events[0], 'layer started', events.join(', '));
     assert.ok(events.includes('config fetched'));
+  });
+  it('gzip recompression also runs at most two blobs at once', async () => {
+    const dest = destination(false);
+    await copyImage(source(6, true), dest, { compressFormat: 'gzip' });
+    assert.equal(dest.most, 2);
+  });
+  it('a blob the destination gave up on without reading it is closed at the source before it is tried again', async () => {
+    // One 4 MiB layer: more than the copy's stages buffer, so an unread stream stays open unless closed.
+    const layer = Buffer.alloc(4 << 20, 7);
+    const layerDesc = { mediaType: MT.ociLayer, digest: digest(layer), size: layer.length };
+    const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [layerDesc.digest] } }));
+    const configDesc = { mediaType: MT.ociConfig, digest: digest(config), size: config.length };
+    const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MT.ociManifest, config: configDesc, layers: [layerDesc] }));
+    const streams: Readable[] = [];
+    const src: ImageSource = {
+      ref: ref('src'),
+      local: true,
+      getManifest: async () => ({ bytes: manifest, mediaType: MT.ociManifest }),
+      async getBlob(d: Descriptor): Promise<Readable> {
+        if (d.digest === configDesc.digest) return Readable.from([config]);
+        const r = Readable.from((function* () {
+          for (let off = 0; off < layer.length; off += 65536) yield layer.subarray(off, off + 65536);
+        })());
+        streams.push(r);
+        return r;
+      },
+      close: async () => undefined,
+    };
+    const dest = destination(false);
+    let failed = false;
+    const put = dest.putBlob.bind(dest);
+    dest.putBlob = async (stream: Readable, info: BlobInfo) => {
+      if (!info.isConfig && !failed) {
+        failed = true;
+        await new Promise((r) => setTimeout(r, 20));
+        throw new SkiffError('ERR_NETWORK', 'the registry stopped taking the upload');
+      }
+      return put(stream, info);
+    };
+    await copyImage(src, dest, { retryDelayMs: 1 });
+    assert.ok(failed);
+    assert.equal(streams.length, 2, 'the layer was read twice');
+    assert.ok(streams[0]!.destroyed, 'the first attempt\'s source stream was closed');
+    assert.ok(!streams[0]!.readableEnded, 'the first attempt\'s stream was not read to its end');
   });
 });

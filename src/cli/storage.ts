@@ -2,7 +2,7 @@
 import { Command, Option } from 'commander';
 import { SkiffError } from '../core/errors.js';
 import type { SourceOptions } from '../core/image.js';
-import { formatDockerReference, parseDockerReference, withDefaultTag } from '../core/reference.js';
+import { formatDockerReference, parseDockerReference, withDefaultTag, type DockerReference } from '../core/reference.js';
 import { copyImage, type CopyOptions } from '../copy/copy.js';
 import { isShortName, loadRegistriesConf, shortNameCandidates } from '../config/registries.js';
 import { defaultStoreLocation, Store } from '../store/store.js';
@@ -33,6 +33,15 @@ export async function copyBetween(src: string, dst: string, o: SourceOptions, co
 /** The normalised name the store records: `busybox` -> `docker.io/library/busybox:latest`. */
 function storeName(name: string): string {
   return formatDockerReference(withDefaultTag(parseDockerReference(name)));
+}
+
+/** storeName, or undefined for what is not a name (an image ID). */
+function tryStoreName(name: string): string | undefined {
+  try {
+    return storeName(name);
+  } catch {
+    return undefined;
+  }
 }
 
 async function imageId(store: Store, name: string): Promise<string> {
@@ -137,50 +146,105 @@ export function storageCommands(program: Command): void {
 
   program
     .command('save')
-    .description('Save an image from local storage to an archive')
-    .argument('<image>', 'NAME or ID')
+    .description('Save images from local storage to an archive (docker-archive: further names are tags of the first image, or with -m further images)')
+    .argument('<images...>', 'NAMEs or IDs')
     .requiredOption('-o, --output <file>', 'archive to write')
     .addOption(new Option('--format <format>', 'docker-archive or oci-archive').choices(['docker-archive', 'oci-archive']).default('docker-archive'))
+    .option('-m, --multi-image-archive', 'docker-archive: each name is an image, all in one archive')
     .option('-q, --quiet', 'no progress')
-    .action(async (image: string, flags: { output: string; format: string; quiet?: boolean }, c: Command) => {
+    .action(async (images: string[], flags: { output: string; format: string; multiImageArchive?: boolean; quiet?: boolean }, c: Command) => {
       const g = c.optsWithGlobals() as GlobalOptions;
       const store = await storeOf(g);
-      const img = await store.findImage(image);
-      if (!img) throw new SkiffError('ERR_IMAGE_NOT_FOUND', `${image}: image not known`);
-      const name = img.names?.find((n) => n === storeName(image)) ?? img.names?.[0];
-      const dest = flags.format === 'oci-archive' ? `oci-archive:${flags.output}${name ? `:${name.split('/').pop()}` : ''}` : `docker-archive:${flags.output}${name ? `:${name}` : ''}`;
+      // As podman: without -m, the names after the first are further tags of the first image.
+      const wanted = flags.multiImageArchive ? images : images.slice(0, 1);
+      const found: { id: string; tags: DockerReference[] }[] = [];
+      for (const image of wanted) {
+        const img = await store.findImage(image);
+        if (!img) throw new SkiffError('ERR_IMAGE_NOT_FOUND', `${image}: image not known`);
+        // A name given is recorded as given (normalised); an image given by ID keeps the names the store has for it.
+        const given = img.names?.find((n) => n === tryStoreName(image));
+        const tags = given ? [given] : flags.multiImageArchive ? [] : (img.names ?? []).slice(0, 1);
+        // Names of one image go in one entry, as podman writes them.
+        const same = found.find((f) => f.id === img.id);
+        const refs = tags.map((t) => withDefaultTag(parseDockerReference(t)));
+        if (same) same.tags.push(...refs.filter((r) => !same.tags.some((x) => formatDockerReference(x) === formatDockerReference(r))));
+        else found.push({ id: img.id, tags: refs });
+      }
+      if (!flags.multiImageArchive) for (const extra of images.slice(1)) found[0]!.tags.push(withDefaultTag(parseDockerReference(storeName(extra))));
       const progress = makeProgress(!!flags.quiet);
-      await copyBetween(`containers-storage:${img.id}`, dest, { storage: storageFrom(g) }, progress ? { progress } : {});
+      const copy = progress ? { progress } : {};
+      const o: SourceOptions = { storage: storageFrom(g) };
+      if (flags.format === 'oci-archive') {
+        if (images.length > 1) throw new SkiffError('ERR_USAGE', 'an oci-archive holds one image under one name: give one (or use --format docker-archive, with -m for several images)');
+        const name = found[0]!.tags[0];
+        await copyBetween(`containers-storage:${found[0]!.id}`, `oci-archive:${flags.output}${name ? `:${formatDockerReference(name)}` : ''}`, o, copy);
+        return;
+      }
+      const { MultiImageArchive } = await import('../../transports/docker-archive/index.js');
+      const archive = await MultiImageArchive.open(flags.output);
+      try {
+        for (const f of found) {
+          const src = await openSource(`containers-storage:${f.id}`, o);
+          try {
+            await copyImage(src, archive.image(f.tags), copy);
+          } finally {
+            await src.close();
+          }
+        }
+        await archive.finish();
+      } finally {
+        await archive.close();
+      }
     });
 
   program
     .command('load')
-    .description('Load an image from a docker-archive or oci-archive into local storage')
+    .description('Load the images of a docker-archive or oci-archive into local storage')
     .requiredOption('-i, --input <file>', 'archive to read')
     .option('-q, --quiet', 'no progress')
     .action(async (flags: { input: string; quiet?: boolean }, c: Command) => {
       const g = c.optsWithGlobals() as GlobalOptions;
       const o: SourceOptions = { storage: storageFrom(g) };
-      // docker-archive names come from RepoTags; oci-archive from the ref.name annotation.
-      let src = `docker-archive:${flags.input}`;
-      let name: string | undefined;
+      const progress = makeProgress(!!flags.quiet);
+      const copy = progress ? { progress } : {};
+      const { sha256 } = await import('../core/digest.js');
+      const unnamed = async (src: string): Promise<string> => {
+        const s = await openSource(src, o);
+        try {
+          return `localhost/${sha256((await s.getManifest()).bytes).slice(7, 19)}:latest`;
+        } finally {
+          await s.close();
+        }
+      };
+      // Every image of a docker-archive, under all its RepoTags (as podman loads it); an oci-archive's one image
+      // under its ref.name.
       const { ArchiveSource, DockerArchiveRef } = await import('../../transports/docker-archive/index.js');
+      let images: { src: string; names: string[] }[];
       try {
-        const s = await ArchiveSource.open(new DockerArchiveRef(flags.input));
-        name = s.archiveTags[0];
-        await s.close();
+        const count = await ArchiveSource.imageCount(flags.input);
+        images = [];
+        for (let i = 0; i < count; i++) {
+          const s = await ArchiveSource.open(new DockerArchiveRef(flags.input, undefined, i));
+          const names = s.archiveTags.map((t) => tryStoreName(t)).filter((n): n is string => n !== undefined);
+          await s.close();
+          images.push({ src: `docker-archive:${flags.input}:@${i}`, names });
+        }
       } catch (e) {
         if (!(e instanceof SkiffError) || e.code !== 'ERR_INVALID_ARCHIVE') throw e;
-        src = `oci-archive:${flags.input}`;
+        images = [{ src: `oci-archive:${flags.input}`, names: [] }];
       }
-      if (!name) {
-        const { sha256 } = await import('../core/digest.js');
-        const s = await openSource(src, o);
-        name = `localhost/${sha256((await s.getManifest()).bytes).slice(7, 19)}:latest`;
-        await s.close();
+      const loaded: string[] = [];
+      for (const img of images) {
+        const names = img.names.length ? img.names : [await unnamed(img.src)];
+        await copyBetween(img.src, `containers-storage:${names[0]!}`, o, copy);
+        if (names.length > 1) {
+          const store = await storeOf(g);
+          const w = new StoreWriter(store);
+          await w.open();
+          await w.tag(await imageId(store, names[0]!), names.slice(1));
+        }
+        loaded.push(...names);
       }
-      const progress = makeProgress(!!flags.quiet);
-      await copyBetween(src, `containers-storage:${storeName(name)}`, o, progress ? { progress } : {});
-      await writeOut(`Loaded image: ${storeName(name)}\n`);
+      await writeOut(loaded.map((n) => `Loaded image: ${n}\n`).join(''));
     });
 }

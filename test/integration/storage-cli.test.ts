@@ -61,6 +61,42 @@ describe('skiff pull / push / tag / rmi / save / load', () => {
     assert.deepEqual(await flatRef(`containers-storage:[overlay@${t.dir}/root+${t.dir}/run]${reg.host}/library/bb:1`), await flatRef(`oci:${t.dir}/fixture:busybox`));
   });
 
+  it('save NAME... as podman: further names are tags; -m puts several images in one archive; load brings back every image and name', async () => {
+    const root = `containers-storage:[overlay@${t.dir}/root+${t.dir}/run]`;
+    await sk(['copy', '-q', `oci:${t.dir}/fixture:busybox`, `${root}localhost/multi-a:1`]);
+    await sk(['copy', '-q', `oci:${t.dir}/other:o`, `${root}localhost/multi-b:1`]);
+    const tags = async (file: string) => JSON.parse((await run('tar', ['xOf', file, 'manifest.json'])).stdout) as { RepoTags: string[]; Layers: string[] }[];
+    // Without -m: one image, the further names as its tags.
+    await sk(['save', '-q', '-o', `${t.dir}/tags.tar`, 'localhost/multi-a:1', 'localhost/extra-tag:9']);
+    assert.deepEqual((await tags(`${t.dir}/tags.tar`)).map((e) => e.RepoTags), [['localhost/multi-a:1', 'localhost/extra-tag:9']]);
+    // -m: two images (and a second name of the first goes into the same entry).
+    await sk(['tag', 'localhost/multi-a:1', 'localhost/multi-a:2']);
+    await sk(['save', '-q', '-m', '-o', `${t.dir}/multi.tar`, 'localhost/multi-a:1', 'localhost/multi-b:1', 'localhost/multi-a:2']);
+    const entries = await tags(`${t.dir}/multi.tar`);
+    assert.deepEqual(entries.map((e) => e.RepoTags), [['localhost/multi-a:1', 'localhost/multi-a:2'], ['localhost/multi-b:1']]);
+    // podman loads both images with every name.
+    const pflags = ['--root', `${t.dir}/pmulti`, '--runroot', `${t.dir}/pmultirun`, '--storage-driver', 'vfs'];
+    const pl = await run('podman', [...pflags, 'load', '-i', `${t.dir}/multi.tar`]);
+    assert.equal(pl.code, 0, pl.stderr);
+    const listed = (await run('podman', [...pflags, 'images', '--format', '{{.Repository}}:{{.Tag}}'])).stdout.split('\n').filter(Boolean).sort();
+    assert.deepEqual(listed, ['localhost/multi-a:1', 'localhost/multi-a:2', 'localhost/multi-b:1']);
+    // skiff loads them back the same way, into an empty store.
+    const fresh = (args: string[]) => ok(run(process.execPath, [SKIFF, '--root', `${t.dir}/lroot`, '--runroot', `${t.dir}/lrun`, ...args], { env }));
+    assert.equal(await fresh(['load', '-q', '-i', `${t.dir}/multi.tar`]), 'Loaded image: localhost/multi-a:1\nLoaded image: localhost/multi-a:2\nLoaded image: localhost/multi-b:1\n');
+    assert.deepEqual(await flatRef(`containers-storage:[overlay@${t.dir}/lroot+${t.dir}/lrun]localhost/multi-a:2`), await flatRef(`oci:${t.dir}/fixture:busybox`));
+    assert.deepEqual(await flatRef(`containers-storage:[overlay@${t.dir}/lroot+${t.dir}/lrun]localhost/multi-b:1`), await flatRef(`oci:${t.dir}/other:o`));
+    // An oci-archive holds one image under one name: more is refused, not silently dropped (podman drops them).
+    const oci = await run(process.execPath, [SKIFF, '--root', `${t.dir}/root`, '--runroot', `${t.dir}/run`, 'save', '-q', '--format', 'oci-archive', '-o', `${t.dir}/two.oci.tar`, 'localhost/multi-a:1', 'localhost/multi-b:1'], { env });
+    assert.equal(oci.code, 1);
+    assert.match(oci.stderr, /oci-archive holds one image/);
+    await assert.rejects(fsp.stat(`${t.dir}/two.oci.tar`));
+    // One: its ref.name is the full name, as podman writes it.
+    await sk(['save', '-q', '--format', 'oci-archive', '-o', `${t.dir}/one.oci.tar`, 'localhost/multi-b:1']);
+    const index = JSON.parse((await run('tar', ['xOf', `${t.dir}/one.oci.tar`, 'index.json'])).stdout) as { manifests: { annotations: Record<string, string> }[] };
+    assert.equal(index.manifests[0]!.annotations['org.opencontainers.image.ref.name'], 'localhost/multi-b:1');
+    await unmountUnder(`${t.dir}/pmulti`);
+  });
+
   it('push sends a stored image to a registry; skopeo reads it', async () => {
     await sk(['push', '-q', '--tls-verify=false', `${reg.host}/library/bb:1`, `docker://${reg.host}/pushed/bb:2`]);
     const r = await run('skopeo', ['inspect', '--tls-verify=false', `docker://${reg.host}/pushed/bb:2`]);

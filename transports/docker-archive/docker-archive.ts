@@ -9,7 +9,7 @@ import type { BlobInfo, DestinationCaps, ImageDestination, ImageSource, Transpor
 import { parseConfig } from '../../src/core/config.js';
 import { parseManifest, serializeManifest, type Descriptor, type ImageManifest, type RawManifest } from '../../src/core/manifest.js';
 import { MT } from '../../src/core/media-types.js';
-import { formatDockerReference, parseDockerReference, withDefaultTag } from '../../src/core/reference.js';
+import { formatDockerReference, parseDockerReference, withDefaultTag, type DockerReference } from '../../src/core/reference.js';
 import { detectCompression, peek } from '../../src/archive/compression.js';
 import { TarTree } from '../../src/archive/tar-index.js';
 import { TarAppender } from '../../src/archive/tar-append.js';
@@ -80,16 +80,29 @@ export class ArchiveSource implements ImageSource {
     private readonly tags: string[],
   ) {}
 
-  static async open(ref: DockerArchiveRef): Promise<ArchiveSource> {
-    let tree: TarTree;
+  /** How many images the archive at `file` holds (its manifest.json entries), for reading each with `@N`. */
+  static async imageCount(file: string): Promise<number> {
+    const ref = new DockerArchiveRef(file);
+    const tree = await openTree(ref);
     try {
-      tree = await TarTree.open(ref.path);
+      return (await readEntries(tree, ref)).length;
+    } finally {
+      await tree.close();
+    }
+  }
+
+  static async open(ref: DockerArchiveRef): Promise<ArchiveSource> {
+    const tree = await openTree(ref);
+    try {
+      return await ArchiveSource.read(ref, tree);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new SkiffError('ERR_IMAGE_NOT_FOUND', `${ref}: ${ref.path}: no such file`);
+      await tree.close();
       throw e;
     }
-    if ((await tree.size('manifest.json')) === undefined) throw new SkiffError('ERR_INVALID_ARCHIVE', `${ref}: not a docker archive (no manifest.json)`);
-    const entry = selectEntry(parseArchiveManifest(await tree.readFile('manifest.json', 1 << 24), String(ref)), ref);
+  }
+
+  private static async read(ref: DockerArchiveRef, tree: TarTree): Promise<ArchiveSource> {
+    const entry = selectEntry(await readEntries(tree, ref), ref);
     const configBytes = await tree.readFile(entry.Config, 1 << 24).catch((e: unknown) => {
       throw new SkiffError('ERR_INVALID_ARCHIVE', `${ref}: config ${entry.Config}: ${(e as Error).message}`);
     });
@@ -149,6 +162,20 @@ export class ArchiveSource implements ImageSource {
   }
 }
 
+async function openTree(ref: DockerArchiveRef): Promise<TarTree> {
+  try {
+    return await TarTree.open(ref.path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new SkiffError('ERR_IMAGE_NOT_FOUND', `${ref}: ${ref.path}: no such file`);
+    throw e;
+  }
+}
+
+async function readEntries(tree: TarTree, ref: DockerArchiveRef): Promise<ArchiveEntry[]> {
+  if ((await tree.size('manifest.json')) === undefined) throw new SkiffError('ERR_INVALID_ARCHIVE', `${ref}: not a docker archive (no manifest.json)`);
+  return parseArchiveManifest(await tree.readFile('manifest.json', 1 << 24), String(ref));
+}
+
 async function hashMember(tree: TarTree, p: string): Promise<Digest> {
   const h = new Hasher();
   await pipeline(await tree.open(p), h, new Writable({ write: (_c, _e, cb) => cb() }));
@@ -173,6 +200,10 @@ export class ArchiveDestination implements ImageDestination {
   private readonly spooled = new Map<Digest, { file: string; size: number; isConfig: boolean }>();
   /** Is the member being written now a small one (worth waiting for)? */
   private smallInTar = false;
+  /** manifest.json and `repositories` so far (images recorded), and the legacy layer dirs written. */
+  private readonly entries: ArchiveEntry[] = [];
+  private readonly repositories: Record<string, Record<string, string>> = {};
+  private readonly legacyDirs = new Set<string>();
   private constructor(
     readonly ref: DockerArchiveRef,
     private readonly stage: string,
@@ -224,19 +255,32 @@ export class ArchiveDestination implements ImageDestination {
 
   async putManifest(m: RawManifest, instance?: Digest): Promise<void> {
     if (instance) throw new SkiffError('ERR_UNSUPPORTED', `${this.ref}: docker-archive holds single images, not an index`);
+    if (this.manifest) throw new SkiffError('ERR_DESTINATION', `${this.ref}: a second image before the first was recorded`);
     const parsed = parseManifest(m.bytes, m.mediaType);
     if (parsed.kind !== 'image') throw new SkiffError('ERR_UNSUPPORTED', `${this.ref}: docker-archive cannot store an index`);
     this.manifest = parsed;
   }
 
   async commit(): Promise<void> {
+    await this.recordImage(this.ref.named ? [this.ref.named] : []);
+    await this.finish();
+  }
+
+  /**
+   * Close the image copied so far into the archive under `tags` (its manifest.json entry, legacy layer dirs), so
+   * another can follow into the same archive; blobs the images share are stored once.
+   */
+  async recordImage(tags: DockerReference[]): Promise<void> {
     const m = this.manifest;
     if (!m) throw new SkiffError('ERR_DESTINATION', `${this.ref}: commit without a manifest`);
+    this.manifest = undefined;
     // The config is small: read it before finishing the tar (TarTree needs end blocks, so keep a copy now).
     const configBytes = this.spooled.has(m.config.digest) ? await fsp.readFile(this.spooled.get(m.config.digest)!.file) : undefined;
     for (const [d, sp] of this.spooled) {
       await this.tar.appendFile(this.memberName(d, sp.isConfig), sp.file, sp.size);
       this.inTar.set(d, this.memberName(d, sp.isConfig));
+      this.spooled.delete(d);
+      await fsp.rm(sp.file, { force: true });
     }
     const config = JSON.parse((configBytes ?? (await this.readMember(this.inTar.get(m.config.digest)))).toString()) as Record<string, unknown>;
     const layerNames = m.layers.map((l) => this.inTar.get(l.digest) ?? this.memberName(l.digest, false));
@@ -245,22 +289,32 @@ export class ArchiveDestination implements ImageDestination {
     for (const [i, l] of m.layers.entries()) {
       const last = i === m.layers.length - 1;
       const id = digestHex(sha256(`${parent}\n${l.digest}${last ? `\n${m.config.digest}` : ''}`));
-      const json: Record<string, unknown> = last
-        ? { id, ...(parent ? { parent } : {}), created: config.created, architecture: config.architecture, os: config.os, config: config.config ?? {} }
-        : { id, ...(parent ? { parent } : {}), created: '1970-01-01T00:00:00Z', container_config: { Cmd: null } };
-      await this.tar.appendEntry(`${id}/`, 'dir');
-      await this.tar.appendData(`${id}/VERSION`, Buffer.from('1.0'));
-      await this.tar.appendData(`${id}/json`, Buffer.from(JSON.stringify(json)));
-      await this.tar.appendEntry(`${id}/layer.tar`, 'symlink', `../${layerNames[i]}`);
+      if (!this.legacyDirs.has(id)) {
+        this.legacyDirs.add(id);
+        const json: Record<string, unknown> = last
+          ? { id, ...(parent ? { parent } : {}), created: config.created, architecture: config.architecture, os: config.os, config: config.config ?? {} }
+          : { id, ...(parent ? { parent } : {}), created: '1970-01-01T00:00:00Z', container_config: { Cmd: null } };
+        await this.tar.appendEntry(`${id}/`, 'dir');
+        await this.tar.appendData(`${id}/VERSION`, Buffer.from('1.0'));
+        await this.tar.appendData(`${id}/json`, Buffer.from(JSON.stringify(json)));
+        await this.tar.appendEntry(`${id}/layer.tar`, 'symlink', `../${layerNames[i]}`);
+      }
       parent = id;
     }
-    const repoTags = this.ref.named ? [formatDockerReference(this.ref.named)] : [];
     const cfgName = this.inTar.get(m.config.digest) ?? this.memberName(m.config.digest, true);
-    await this.tar.appendData('manifest.json', Buffer.from(JSON.stringify([{ Config: cfgName, RepoTags: repoTags, Layers: layerNames }])));
-    if (this.ref.named && parent) {
-      const repo = formatDockerReference({ domain: this.ref.named.domain, path: this.ref.named.path });
-      await this.tar.appendData('repositories', Buffer.from(JSON.stringify({ [repo]: { [this.ref.named.tag ?? 'latest']: parent } })));
+    this.entries.push({ Config: cfgName, RepoTags: tags.map((t) => formatDockerReference(t)), Layers: layerNames });
+    if (parent) {
+      for (const t of tags) {
+        const repo = formatDockerReference({ domain: t.domain, path: t.path });
+        (this.repositories[repo] ??= {})[t.tag ?? 'latest'] = parent;
+      }
     }
+  }
+
+  /** Write manifest.json (every recorded image) and move the archive into place. */
+  async finish(): Promise<void> {
+    await this.tar.appendData('manifest.json', Buffer.from(JSON.stringify(this.entries)));
+    if (Object.keys(this.repositories).length) await this.tar.appendData('repositories', Buffer.from(JSON.stringify(this.repositories)));
     await this.tar.finish();
     await fsp.rename(this.tar.file, this.ref.path);
     this.committed = true;
@@ -279,6 +333,40 @@ export class ArchiveDestination implements ImageDestination {
       await fsp.rm(this.tar.file, { force: true });
     }
     await removeTree(this.stage);
+  }
+}
+
+/**
+ * Several images into one docker-archive (`docker save a b`, `podman save -m`): `image(tags)` is a destination for
+ * one copy, whose commit records that image under `tags` instead of closing the archive; `finish` writes it whole.
+ */
+export class MultiImageArchive {
+  private constructor(private readonly dest: ArchiveDestination) {}
+
+  static async open(file: string): Promise<MultiImageArchive> {
+    return new MultiImageArchive(await ArchiveDestination.open(new DockerArchiveRef(file)));
+  }
+
+  image(tags: DockerReference[]): ImageDestination {
+    const d = this.dest;
+    return {
+      ref: d.ref,
+      caps: d.caps,
+      hasBlob: (desc) => d.hasBlob(desc),
+      putBlob: (stream, info) => d.putBlob(stream, info),
+      putManifest: (m, instance) => d.putManifest(m, instance),
+      commit: () => d.recordImage(tags),
+      // (The archive is closed once, by the caller, after all images.)
+      close: async () => undefined,
+    };
+  }
+
+  finish(): Promise<void> {
+    return this.dest.finish();
+  }
+
+  close(): Promise<void> {
+    return this.dest.close();
   }
 }
 

@@ -1,1 +1,1 @@
-export { dockerArchiveTransport, DockerArchiveRef, ArchiveSource, ArchiveDestination } from './docker-archive.js';
+export { dockerArchiveTransport, DockerArchiveRef, ArchiveSource, ArchiveDestination, MultiImageArchive } from './docker-archive.js';

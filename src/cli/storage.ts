@@ -1,4 +1,8 @@
 /** podman's image commands over the containers-storage store: pull, push, tag, rmi, save, load. */
+import { createReadStream, createWriteStream, promises as fsp } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { Command, Option } from 'commander';
 import { SkiffError } from '../core/errors.js';
 import type { SourceOptions } from '../core/image.js';
@@ -33,6 +37,16 @@ export async function copyBetween(src: string, dst: string, o: SourceOptions, co
 /** The normalised name the store records: `busybox` -> `docker.io/library/busybox:latest`. */
 function storeName(name: string): string {
   return formatDockerReference(withDefaultTag(parseDockerReference(name)));
+}
+
+/** Run `fn` with a file path in a new private temp dir, removed afterwards whatever happens. */
+async function viaTempFile<T>(prefix: string, fn: (file: string) => Promise<T>): Promise<T> {
+  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), prefix));
+  try {
+    return await fn(path.join(dir, 'archive.tar'));
+  } finally {
+    await fsp.rm(dir, { recursive: true, force: true });
+  }
 }
 
 /** storeName, or undefined for what is not a name (an image ID). */
@@ -148,103 +162,133 @@ export function storageCommands(program: Command): void {
     .command('save')
     .description('Save images from local storage to an archive (docker-archive: further names are tags of the first image, or with -m further images)')
     .argument('<images...>', 'NAMEs or IDs')
-    .requiredOption('-o, --output <file>', 'archive to write')
+    .option('-o, --output <file>', 'archive to write (default: standard output, unless it is a terminal)')
     .addOption(new Option('--format <format>', 'docker-archive or oci-archive').choices(['docker-archive', 'oci-archive']).default('docker-archive'))
     .option('-m, --multi-image-archive', 'docker-archive: each name is an image, all in one archive')
     .option('-q, --quiet', 'no progress')
-    .action(async (images: string[], flags: { output: string; format: string; multiImageArchive?: boolean; quiet?: boolean }, c: Command) => {
-      const g = c.optsWithGlobals() as GlobalOptions;
-      const store = await storeOf(g);
-      // As podman: without -m, the names after the first are further tags of the first image.
-      const wanted = flags.multiImageArchive ? images : images.slice(0, 1);
-      const found: { id: string; tags: DockerReference[] }[] = [];
-      for (const image of wanted) {
-        const img = await store.findImage(image);
-        if (!img) throw new SkiffError('ERR_IMAGE_NOT_FOUND', `${image}: image not known`);
-        // A name given is recorded as given (normalised); an image given by ID keeps the names the store has for it.
-        const given = img.names?.find((n) => n === tryStoreName(image));
-        const tags = given ? [given] : flags.multiImageArchive ? [] : (img.names ?? []).slice(0, 1);
-        // Names of one image go in one entry, as podman writes them.
-        const same = found.find((f) => f.id === img.id);
-        const refs = tags.map((t) => withDefaultTag(parseDockerReference(t)));
-        if (same) same.tags.push(...refs.filter((r) => !same.tags.some((x) => formatDockerReference(x) === formatDockerReference(r))));
-        else found.push({ id: img.id, tags: refs });
-      }
-      if (!flags.multiImageArchive) for (const extra of images.slice(1)) found[0]!.tags.push(withDefaultTag(parseDockerReference(storeName(extra))));
-      const progress = makeProgress(!!flags.quiet);
-      const copy = progress ? { progress } : {};
-      const o: SourceOptions = { storage: storageFrom(g) };
-      if (flags.format === 'oci-archive') {
-        if (images.length > 1) throw new SkiffError('ERR_USAGE', 'an oci-archive holds one image under one name: give one (or use --format docker-archive, with -m for several images)');
-        const name = found[0]!.tags[0];
-        await copyBetween(`containers-storage:${found[0]!.id}`, `oci-archive:${flags.output}${name ? `:${formatDockerReference(name)}` : ''}`, o, copy);
+    .action(async (images: string[], flags: { output?: string; format: string; multiImageArchive?: boolean; quiet?: boolean }, c: Command) => {
+      if (flags.output === undefined) {
+        // To standard output, as podman: the archive is made whole first (a failure then sends nothing).
+        if (process.stdout.isTTY) throw new SkiffError('ERR_USAGE', 'refusing to write an archive to a terminal: give -o FILE or redirect the output');
+        await viaTempFile('skiff-save-', async (file) => {
+          await saveImages(images, { ...flags, output: file }, c);
+          await pipeline(createReadStream(file), process.stdout, { end: false });
+        });
         return;
       }
-      const { MultiImageArchive } = await import('../../transports/docker-archive/index.js');
-      const archive = await MultiImageArchive.open(flags.output);
-      try {
-        for (const f of found) {
-          const src = await openSource(`containers-storage:${f.id}`, o);
-          try {
-            await copyImage(src, archive.image(f.tags), copy);
-          } finally {
-            await src.close();
-          }
-        }
-        await archive.finish();
-      } finally {
-        await archive.close();
-      }
+      await saveImages(images, { ...flags, output: flags.output }, c);
     });
 
   program
     .command('load')
     .description('Load the images of a docker-archive or oci-archive into local storage')
-    .requiredOption('-i, --input <file>', 'archive to read')
+    .option('-i, --input <file>', 'archive to read (default: standard input, unless it is a terminal)')
     .option('-q, --quiet', 'no progress')
-    .action(async (flags: { input: string; quiet?: boolean }, c: Command) => {
-      const g = c.optsWithGlobals() as GlobalOptions;
-      const o: SourceOptions = { storage: storageFrom(g) };
-      const progress = makeProgress(!!flags.quiet);
-      const copy = progress ? { progress } : {};
-      const { sha256 } = await import('../core/digest.js');
-      const unnamed = async (src: string): Promise<string> => {
-        const s = await openSource(src, o);
-        try {
-          return `localhost/${sha256((await s.getManifest()).bytes).slice(7, 19)}:latest`;
-        } finally {
-          await s.close();
-        }
-      };
-      // Every image of a docker-archive, under all its RepoTags (as podman loads it); an oci-archive's one image
-      // under its ref.name.
-      const { ArchiveSource, DockerArchiveRef } = await import('../../transports/docker-archive/index.js');
-      let images: { src: string; names: string[] }[];
-      try {
-        const count = await ArchiveSource.imageCount(flags.input);
-        images = [];
-        for (let i = 0; i < count; i++) {
-          const s = await ArchiveSource.open(new DockerArchiveRef(flags.input, undefined, i));
-          const names = s.archiveTags.map((t) => tryStoreName(t)).filter((n): n is string => n !== undefined);
-          await s.close();
-          images.push({ src: `docker-archive:${flags.input}:@${i}`, names });
-        }
-      } catch (e) {
-        if (!(e instanceof SkiffError) || e.code !== 'ERR_INVALID_ARCHIVE') throw e;
-        images = [{ src: `oci-archive:${flags.input}`, names: [] }];
+    .action(async (flags: { input?: string; quiet?: boolean }, c: Command) => {
+      if (flags.input === undefined) {
+        // From standard input, as podman: archives are read in place, so the stream lands in a temp file first.
+        if (process.stdin.isTTY) throw new SkiffError('ERR_USAGE', 'no archive: give -i FILE or pipe one to standard input');
+        await viaTempFile('skiff-load-', async (file) => {
+          await pipeline(process.stdin, createWriteStream(file));
+          if ((await fsp.stat(file)).size === 0) throw new SkiffError('ERR_USAGE', 'no archive on standard input (nothing was piped in): give -i FILE or pipe one');
+          await loadImages({ ...flags, input: file }, c);
+        });
+        return;
       }
-      const loaded: string[] = [];
-      for (const img of images) {
-        const names = img.names.length ? img.names : [await unnamed(img.src)];
-        await copyBetween(img.src, `containers-storage:${names[0]!}`, o, copy);
-        if (names.length > 1) {
-          const store = await storeOf(g);
-          const w = new StoreWriter(store);
-          await w.open();
-          await w.tag(await imageId(store, names[0]!), names.slice(1));
-        }
-        loaded.push(...names);
-      }
-      await writeOut(loaded.map((n) => `Loaded image: ${n}\n`).join(''));
+      await loadImages({ ...flags, input: flags.input }, c);
     });
+
+}
+
+/** `save` into a file: see the command. */
+async function saveImages(images: string[], flags: { output: string; format: string; multiImageArchive?: boolean; quiet?: boolean }, c: Command): Promise<void> {
+  const g = c.optsWithGlobals() as GlobalOptions;
+  const store = await storeOf(g);
+  // As podman: without -m, the names after the first are further tags of the first image.
+  const wanted = flags.multiImageArchive ? images : images.slice(0, 1);
+  const found: { id: string; tags: DockerReference[] }[] = [];
+  for (const image of wanted) {
+    const img = await store.findImage(image);
+    if (!img) throw new SkiffError('ERR_IMAGE_NOT_FOUND', `${image}: image not known`);
+    // A name given is recorded as given (normalised); an image given by ID keeps the names the store has for it.
+    const given = img.names?.find((n) => n === tryStoreName(image));
+    const tags = given ? [given] : flags.multiImageArchive ? [] : (img.names ?? []).slice(0, 1);
+    // Names of one image go in one entry, as podman writes them.
+    const same = found.find((f) => f.id === img.id);
+    const refs = tags.map((t) => withDefaultTag(parseDockerReference(t)));
+    if (same) same.tags.push(...refs.filter((r) => !same.tags.some((x) => formatDockerReference(x) === formatDockerReference(r))));
+    else found.push({ id: img.id, tags: refs });
+  }
+  if (!flags.multiImageArchive) for (const extra of images.slice(1)) found[0]!.tags.push(withDefaultTag(parseDockerReference(storeName(extra))));
+  const progress = makeProgress(!!flags.quiet);
+  const copy = progress ? { progress } : {};
+  const o: SourceOptions = { storage: storageFrom(g) };
+  if (flags.format === 'oci-archive') {
+    if (images.length > 1) throw new SkiffError('ERR_USAGE', 'an oci-archive holds one image under one name: give one (or use --format docker-archive, with -m for several images)');
+    const name = found[0]!.tags[0];
+    await copyBetween(`containers-storage:${found[0]!.id}`, `oci-archive:${flags.output}${name ? `:${formatDockerReference(name)}` : ''}`, o, copy);
+    return;
+  }
+  const { MultiImageArchive } = await import('../../transports/docker-archive/index.js');
+  const archive = await MultiImageArchive.open(flags.output);
+  try {
+    for (const f of found) {
+      const src = await openSource(`containers-storage:${f.id}`, o);
+      try {
+        await copyImage(src, archive.image(f.tags), copy);
+      } finally {
+        await src.close();
+      }
+    }
+    await archive.finish();
+  } finally {
+    await archive.close();
+  }
+}
+
+/** `load` from a file: see the command. */
+async function loadImages(flags: { input: string; quiet?: boolean }, c: Command): Promise<void> {
+  const g = c.optsWithGlobals() as GlobalOptions;
+  const o: SourceOptions = { storage: storageFrom(g) };
+  const progress = makeProgress(!!flags.quiet);
+  const copy = progress ? { progress } : {};
+  const { sha256 } = await import('../core/digest.js');
+  const unnamed = async (src: string): Promise<string> => {
+    const s = await openSource(src, o);
+    try {
+      return `localhost/${sha256((await s.getManifest()).bytes).slice(7, 19)}:latest`;
+    } finally {
+      await s.close();
+    }
+  };
+  // Every image of a docker-archive, under all its RepoTags (as podman loads it); an oci-archive's one image
+  // under its ref.name.
+  const { ArchiveSource, DockerArchiveRef } = await import('../../transports/docker-archive/index.js');
+  let images: { src: string; names: string[] }[];
+  try {
+    const count = await ArchiveSource.imageCount(flags.input);
+    images = [];
+    for (let i = 0; i < count; i++) {
+      const s = await ArchiveSource.open(new DockerArchiveRef(flags.input, undefined, i));
+      const names = s.archiveTags.map((t) => tryStoreName(t)).filter((n): n is string => n !== undefined);
+      await s.close();
+      images.push({ src: `docker-archive:${flags.input}:@${i}`, names });
+    }
+  } catch (e) {
+    if (!(e instanceof SkiffError) || e.code !== 'ERR_INVALID_ARCHIVE') throw e;
+    images = [{ src: `oci-archive:${flags.input}`, names: [] }];
+  }
+  const loaded: string[] = [];
+  for (const img of images) {
+    const names = img.names.length ? img.names : [await unnamed(img.src)];
+    await copyBetween(img.src, `containers-storage:${names[0]!}`, o, copy);
+    if (names.length > 1) {
+      const store = await storeOf(g);
+      const w = new StoreWriter(store);
+      await w.open();
+      await w.tag(await imageId(store, names[0]!), names.slice(1));
+    }
+    loaded.push(...names);
+  }
+  await writeOut(loaded.map((n) => `Loaded image: ${n}\n`).join(''));
 }

@@ -97,6 +97,19 @@ describe('skiff pull / push / tag / rmi / save / load', () => {
     await unmountUnder(`${t.dir}/pmulti`);
   });
 
+  it('save writes to standard output and load reads standard input when no file is given (podman\'s pipes)', async () => {
+    const g = `--root ${t.dir}/root --runroot ${t.dir}/run`;
+    const g2 = `--root ${t.dir}/piperoot --runroot ${t.dir}/piperun`;
+    const r = await run('sh', ['-c', `${process.execPath} ${SKIFF} ${g} save -q localhost/multi-b:1 | ${process.execPath} ${SKIFF} ${g2} load -q`], { env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'Loaded image: localhost/multi-b:1\n');
+    assert.deepEqual(await flatRef(`containers-storage:[overlay@${t.dir}/piperoot+${t.dir}/piperun]localhost/multi-b:1`), await flatRef(`oci:${t.dir}/other:o`));
+    // Nothing piped in: a clear error, not an attempt to read an empty archive as one.
+    const empty = await run('sh', ['-c', `${process.execPath} ${SKIFF} ${g2} load -q < /dev/null`], { env });
+    assert.equal(empty.code, 1);
+    assert.match(empty.stderr, /^skiff: no archive on standard input/);
+  });
+
   it('push sends a stored image to a registry; skopeo reads it', async () => {
     await sk(['push', '-q', '--tls-verify=false', `${reg.host}/library/bb:1`, `docker://${reg.host}/pushed/bb:2`]);
     const r = await run('skopeo', ['inspect', '--tls-verify=false', `docker://${reg.host}/pushed/bb:2`]);

@@ -135,27 +135,50 @@ export function storageCommands(program: Command): void {
 
   program
     .command('rmi')
-    .description('Remove images from local storage (layers other images use are kept)')
-    .argument('<images...>', 'NAMEs or IDs')
-    .option('-f, --force', 'carry on past images that do not exist')
-    .action(async (images: string[], flags: { force?: boolean }, c: Command) => {
+    .description('Remove images from local storage (layers other images use are kept); exit status as podman: 1 when an image does not exist, 2 when a container uses one')
+    .argument('[images...]', 'NAMEs or IDs')
+    .option('-a, --all', 'remove every image')
+    .option('-f, --force', 'remove an image named by ID with all its names; carry on past images that do not exist')
+    .option('-i, --ignore', 'carry on past images that do not exist')
+    .action(async (images: string[], flags: { all?: boolean; force?: boolean; ignore?: boolean }, c: Command) => {
       const g = c.optsWithGlobals() as GlobalOptions;
       const store = await storeOf(g);
+      if (flags.all && images.length) throw new SkiffError('ERR_USAGE', 'rmi: give images or --all, not both');
+      if (!flags.all && !images.length) throw new SkiffError('ERR_USAGE', 'rmi: name at least one image (or --all)');
       const w = new StoreWriter(store);
       await w.open();
-      let missing: SkiffError | undefined;
-      for (const name of images) {
-        const img = await store.findImage(name);
+      const containers = await store.containers();
+      // As podman: the other images are still removed; every error is reported, the first decides the exit status.
+      const errors: SkiffError[] = [];
+      const fail = (e: SkiffError): void => void errors.push(e);
+      const targets = flags.all ? (await store.images()).map((i) => ({ name: i.id, all: true })) : images.map((name) => ({ name, all: false }));
+      for (const t of targets) {
+        const found = await store.resolveImage(t.name);
+        const img = found?.image;
         if (!img) {
-          missing = new SkiffError('ERR_IMAGE_NOT_FOUND', `${name}: image not known`);
-          if (!flags.force) throw missing;
+          if (!flags.force && !flags.ignore) fail(new SkiffError('ERR_IMAGE_NOT_FOUND', `${t.name}: image not known`, { exitCode: 1 }));
           continue;
         }
-        const byName = img.id.startsWith(name) || `sha256:${img.id}` === name ? undefined : img.names?.find((n) => n === name || n === storeName(name));
-        const r = await w.removeImage(img.id, byName);
-        await writeOut(r.untagged ? `Untagged: ${byName}\n` : `Deleted: ${img.id}\n`);
+        const users = containers.filter((ct) => ct.image === img.id);
+        if (users.length) {
+          fail(new SkiffError('ERR_USAGE', `image ${img.id.slice(0, 12)} is in use by container ${users.map((u) => u.names?.[0] ?? u.id.slice(0, 12)).join(', ')}: remove ${users.length > 1 ? 'them' : 'it'} first (podman rm)`, { exitCode: 2 }));
+          continue;
+        }
+        const byId = t.all || found!.name === undefined;
+        const names = img.names ?? [];
+        if (byId && names.length > 1 && !flags.force && !t.all) {
+          fail(new SkiffError('ERR_USAGE', `unable to delete image ${img.id} by ID with more than one name (${names.join(', ')}): give a name, or --force`, { exitCode: 125 }));
+          continue;
+        }
+        // A name takes only that name off (the image goes with its last); an ID takes the image and every name.
+        const name = byId ? undefined : found!.name;
+        const r = await w.removeImage(img.id, name);
+        const out = (r.untagged ? [name!] : names).map((n) => `Untagged: ${n}\n`);
+        if (!r.untagged) out.push(`Deleted: ${img.id}\n`);
+        await writeOut(out.join(''));
       }
-      if (missing && !flags.force) throw missing;
+      const first = errors[0];
+      if (first) throw new SkiffError(first.code, errors.map((e) => e.message).join('\nskiff: '), { exitCode: first.exitCode });
     });
 
   program

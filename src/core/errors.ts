@@ -28,11 +28,14 @@ export class SkiffError extends Error {
   readonly code: ErrorCode;
   /** A transient failure (network, 5xx, 429): trying the same thing again may succeed. */
   retryable: boolean;
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; retryable?: boolean }) {
+  /** The CLI's exit status for this error, where a command documents its own (podman's rmi); else by code. */
+  readonly exitCode: number | undefined;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; retryable?: boolean; exitCode?: number }) {
     super(message, options);
     this.name = 'SkiffError';
     this.code = code;
     this.retryable = options?.retryable ?? code === 'ERR_NETWORK';
+    this.exitCode = options?.exitCode;
   }
 }
 
@@ -44,6 +47,7 @@ export function isRetryableError(e: unknown): boolean {
 const NOT_FOUND: ReadonlySet<ErrorCode> = new Set(['ERR_IMAGE_NOT_FOUND', 'ERR_MANIFEST_UNKNOWN']);
 
 export function exitCodeFor(err: unknown): number {
+  if (err instanceof SkiffError && err.exitCode !== undefined) return err.exitCode;
   if (err instanceof SkiffError && err.code === 'ERR_ABORTED') return 130; // interrupted, as a shell reports SIGINT
   return err instanceof SkiffError && NOT_FOUND.has(err.code) ? 2 : 1;
 }

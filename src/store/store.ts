@@ -118,16 +118,26 @@ export class Store {
     return readJSON<Image[]>(path.join(this.imagesDir, 'images.json'), []);
   }
 
+  /** The containers podman and buildah have made from this store's images (overlay-containers/containers.json). */
+  async containers(): Promise<{ id: string; names?: string[]; image?: string; layer?: string }[]> {
+    return readJSON(path.join(this.loc.root, 'overlay-containers', 'containers.json'), []);
+  }
+
   /**
    * Find an image the way podman does: by full ID, ID prefix (3+ hex chars), exact name, or a short name
    * normalised (`busybox` -> `docker.io/library/busybox:latest`, also tried under `localhost/`).
    */
   async findImage(nameOrId: string): Promise<Image | undefined> {
+    return (await this.resolveImage(nameOrId))?.image;
+  }
+
+  /** findImage, telling also which of the image's names matched (none: it was found by ID). */
+  async resolveImage(nameOrId: string): Promise<{ image: Image; name?: string } | undefined> {
     const images = await this.images();
     const byId = images.find((i) => i.id === nameOrId || `sha256:${i.id}` === nameOrId);
-    if (byId) return byId;
+    if (byId) return { image: byId };
     const exact = images.find((i) => i.names?.includes(nameOrId));
-    if (exact) return exact;
+    if (exact) return { image: exact, name: nameOrId };
     const candidates: string[] = [];
     try {
       const n = withDefaultTag(parseDockerReference(nameOrId));
@@ -136,11 +146,13 @@ export class Store {
     } catch {
       /* not a name: maybe an ID prefix */
     }
-    const named = images.find((i) => i.names?.some((x) => candidates.includes(x)));
-    if (named) return named;
+    for (const c of candidates) {
+      const named = images.find((i) => i.names?.includes(c));
+      if (named) return { image: named, name: c };
+    }
     if (/^[a-f0-9]{3,63}$/.test(nameOrId)) {
       const pre = images.filter((i) => i.id.startsWith(nameOrId));
-      if (pre.length === 1) return pre[0];
+      if (pre.length === 1) return { image: pre[0]! };
       if (pre.length > 1) throw new SkiffError('ERR_INVALID_REFERENCE', `ID prefix ${nameOrId} matches ${pre.length} images`);
     }
     return undefined;

@@ -44,12 +44,45 @@ describe('skiff pull / push / tag / rmi / save / load', () => {
     await ok(run(process.execPath, [SKIFF, '--root', `${t.dir}/root`, '--runroot', `${t.dir}/run`, 'copy', '-q', `oci:${t.dir}/other:o`, 'containers-storage:localhost/other:1'], { env }));
     assert.equal(await sk(['rmi', 'localhost/alias:1']), 'Untagged: localhost/alias:1\n');
     const layersBefore = JSON.parse(await fsp.readFile(`${t.dir}/root/overlay-layers/layers.json`, 'utf8')).length;
-    assert.match(await sk(['rmi', 'localhost/other:1']), /^Deleted: [0-9a-f]{64}\n$/);
+    assert.match(await sk(['rmi', 'localhost/other:1']), /^Untagged: localhost\/other:1\nDeleted: [0-9a-f]{64}\n$/);
     const layersAfter = JSON.parse(await fsp.readFile(`${t.dir}/root/overlay-layers/layers.json`, 'utf8')).length;
     assert.equal(layersAfter, layersBefore - 2, 'the two layers only that image used are gone');
     assert.deepEqual(await flatRef(`containers-storage:[overlay@${t.dir}/root+${t.dir}/run]${reg.host}/library/bb:1`), await flatRef(`oci:${t.dir}/fixture:busybox`), 'the other image is intact');
     const missing = await run(process.execPath, [SKIFF, '--root', `${t.dir}/root`, '--runroot', `${t.dir}/run`, 'rmi', 'nope:1'], { env });
-    assert.equal(missing.code, 2);
+    assert.equal(missing.code, 1, 'podman rmi exits 1 for an image that does not exist');
+    assert.match(missing.stderr, /^skiff: nope:1: image not known$/m);
+  });
+
+  it('rmi as podman: an ID with several names needs --force; -i and -f pass over missing images; -a removes all; an image a container uses is kept (exit 2)', async () => {
+    const g = ['--root', `${t.dir}/rmiroot`, '--runroot', `${t.dir}/rmirun`];
+    const rs = (args: string[]) => run(process.execPath, [SKIFF, ...g, ...args], { env });
+    const root = `containers-storage:[overlay@${t.dir}/rmiroot+${t.dir}/rmirun]`;
+    await ok(rs(['copy', '-q', `oci:${t.dir}/fixture:busybox`, `${root}localhost/r:1`]));
+    await ok(rs(['copy', '-q', `oci:${t.dir}/other:o`, `${root}localhost/o:1`]));
+    await ok(rs(['tag', 'localhost/r:1', 'localhost/r:2']));
+    const rid = JSON.parse(await ok(rs(['images', '--format', 'json']))).find((i: { Names?: string[] }) => i.Names?.includes('localhost/r:1')).Id as string;
+    const byId = await rs(['rmi', rid]);
+    assert.equal(byId.code, 125);
+    assert.match(byId.stderr, /by ID with more than one name \(localhost\/r:1, localhost\/r:2\)/);
+    // Errors do not stop the other removals; the first error decides the status.
+    const mixed = await rs(['rmi', 'nope:1', 'localhost/r:2']);
+    assert.equal(mixed.code, 1);
+    assert.equal(mixed.stdout, 'Untagged: localhost/r:2\n');
+    assert.equal((await rs(['rmi', '-i', 'nope:1'])).code, 0);
+    assert.equal((await rs(['rmi', '-f', 'nope:1'])).code, 0);
+    await ok(rs(['tag', 'localhost/r:1', 'localhost/r:2']));
+    assert.match(await ok(rs(['rmi', '-f', rid])), /^Untagged: localhost\/r:1\nUntagged: localhost\/r:2\nDeleted: [0-9a-f]{64}\n$/);
+    // A container made by podman from an image keeps it.
+    const pflags = [...g, '--storage-driver', 'overlay'];
+    const made = await run('podman', [...pflags, 'create', '--name', 'holder', 'localhost/o:1', 'true']);
+    assert.equal(made.code, 0, made.stderr);
+    const used = await rs(['rmi', 'localhost/o:1']);
+    assert.equal(used.code, 2);
+    assert.match(used.stderr, /in use by container holder/);
+    assert.equal((await run('podman', [...pflags, 'rm', 'holder'])).code, 0);
+    assert.match(await ok(rs(['rmi', '-a'])), /^Untagged: localhost\/o:1\nDeleted: [0-9a-f]{64}\n$/);
+    assert.equal(await ok(rs(['images', '-q'])), '');
+    unmountUnder(`${t.dir}/rmiroot`);
   });
 
   it('save and load round-trip through a docker-archive; podman reads the saved archive', async () => {

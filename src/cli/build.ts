@@ -159,6 +159,14 @@ async function readBuildArgFiles(files: string[]): Promise<Record<string, string
   return out;
 }
 
+/** A Containerfile given as `-f -`. */
+async function readStdin(): Promise<string> {
+  if (process.stdin.isTTY) throw new SkiffError('ERR_USAGE', '-f -: the Containerfile is read from standard input, which is a terminal: pipe it in');
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
 /** The Containerfile: -f (relative to the working directory), else Containerfile, then Dockerfile, in the context. */
 async function locateContainerfile(context: string, given?: string): Promise<string> {
   if (given) {
@@ -213,11 +221,14 @@ export function buildCommand(program: Command): void {
     .option('--timings', 'print how long each step took (stderr)')
     .option('--dry-run', 'validate and print the resolved plan as JSON; build nothing')
     .action(async (context: string, flags: BuildFlags, cmd: Command) => {
-      const file = await locateContainerfile(context, flags.file?.[0]);
+      // `-f -`: the Containerfile comes from standard input (as buildah and docker take it); errors name it `-`.
+      const fromStdin = flags.file?.[0] === '-';
+      const file = fromStdin ? '-' : await locateContainerfile(context, flags.file?.[0]);
       const st = await fsp.stat(context).catch(() => undefined);
       if (!st?.isDirectory()) throw new SkiffError('ERR_USAGE', `build context ${context}: no such directory`);
       const buildArgs = parseBuildArgs(flags.buildArg ?? [], await readBuildArgFiles(flags.buildArgFile ?? []));
-      const text = await fsp.readFile(file, 'utf8');
+      const text = fromStdin ? await readStdin() : await fsp.readFile(file, 'utf8');
+      const ignoreAnchor = fromStdin ? undefined : file;
       const secrets = await readSecrets(flags.secret);
       if (flags.jobs !== undefined && !/^\d+$/.test(flags.jobs)) throw new SkiffError('ERR_USAGE', `--jobs ${flags.jobs}: expected a number (0: no limit)`);
       // --isolation (or BUILDAH_ISOLATION, as buildah reads it): oci, or chroot; with no runtime installed, chroot.
@@ -246,7 +257,7 @@ export function buildCommand(program: Command): void {
         ...(flags.platform ? { platform: flags.platform } : {}),
       });
       if (flags.ignorefile && !(await fsp.stat(flags.ignorefile).then(() => true, () => false))) throw new SkiffError('ERR_USAGE', `--ignorefile ${flags.ignorefile}: no such file`);
-      const ignorefile = await findIgnoreFile(context, file, flags.ignorefile);
+      const ignorefile = await findIgnoreFile(context, ignoreAnchor, flags.ignorefile);
       for (const a of plan.unusedBuildArgs) process.stderr.write(`skiff: warning: build argument ${a} was not consumed by any ARG\n`);
       if (flags.dryRun) {
         await writeOut(`${JSON.stringify({ ...plan, context: path.resolve(context), ignorefile: ignorefile ?? null, tags: flags.tag ?? [] }, null, 2)}\n`);
@@ -295,7 +306,7 @@ export function buildCommand(program: Command): void {
       const builder = new Builder({
         plan: full,
         contextDir: context,
-        ignore: await loadIgnore(context, file, flags.ignorefile),
+        ignore: await loadIgnore(context, ignoreAnchor, flags.ignorefile),
         store,
         tags: flags.tag ?? [],
         network: flags.network === 'none' ? 'none' : 'host',

@@ -138,6 +138,23 @@ describe('skiff build (front end)', () => {
     assert.notEqual(third.stdout, first.stdout);
   });
 
+  it('-f - reads the Containerfile from standard input (as buildah): the same image as from a file; errors name it -', async () => {
+    const ctx = path.join(t.dir, 'stdin-ctx');
+    await fsp.mkdir(ctx, { recursive: true });
+    await fsp.writeFile(path.join(ctx, 'a.txt'), 'a\n');
+    const cf = 'FROM scratch\nCOPY a.txt /\nCMD ["/a"]\n';
+    await fsp.writeFile(path.join(t.dir, 'stdin.Containerfile'), cf);
+    const g = `--root ${t.dir}/stdinroot --runroot ${t.dir}/stdinrun`;
+    const fromFile = await run('sh', ['-c', `${process.execPath} ${SKIFF} ${g} build -q --timestamp 0 -f ${t.dir}/stdin.Containerfile -t localhost/f:1 ${ctx}`]);
+    assert.equal(fromFile.code, 0, fromFile.stderr);
+    const fromStdin = await run('sh', ['-c', `${process.execPath} ${SKIFF} ${g} build -q --timestamp 0 -f - -t localhost/s:1 ${ctx} < ${t.dir}/stdin.Containerfile`]);
+    assert.equal(fromStdin.code, 0, fromStdin.stderr);
+    assert.equal(fromStdin.stdout, fromFile.stdout);
+    const bad = await run('sh', ['-c', `printf 'FROM scratch\\nCOPY\\n' | ${process.execPath} ${SKIFF} ${g} build -q -f - ${ctx}`]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /^skiff: -:2: COPY requires at least two arguments/);
+  });
+
   it('every error names the file and line; nothing on stdout; exit 1', async () => {
     const bad = path.join(t.dir, 'Bad');
     const r = await skiff(['build', '--dry-run', '-f', bad, t.dir]);

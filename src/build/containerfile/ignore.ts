@@ -68,15 +68,17 @@ export class IgnoreMatcher {
  * The ignore file for a build: --ignorefile; else `<Containerfile>.containerignore` / `.dockerignore` next to the
  * Containerfile; else `.containerignore`, then `.dockerignore`, in the context root.
  */
-export async function findIgnoreFile(contextDir: string, containerfile: string, explicit?: string): Promise<string | undefined> {
-  const candidates = explicit ? [explicit] : [`${containerfile}.containerignore`, `${containerfile}.dockerignore`, path.join(contextDir, '.containerignore'), path.join(contextDir, '.dockerignore')];
+export async function findIgnoreFile(contextDir: string, containerfile: string | undefined, explicit?: string): Promise<string | undefined> {
+  // (A Containerfile read from standard input has no place of its own: only the context's files apply.)
+  const beside = containerfile ? [`${containerfile}.containerignore`, `${containerfile}.dockerignore`] : [];
+  const candidates = explicit ? [explicit] : [...beside, path.join(contextDir, '.containerignore'), path.join(contextDir, '.dockerignore')];
   for (const c of candidates) {
     if (await fsp.stat(c).then((s) => s.isFile(), () => false)) return c;
   }
   return undefined;
 }
 
-export async function loadIgnore(contextDir: string, containerfile: string, explicit?: string): Promise<IgnoreMatcher> {
+export async function loadIgnore(contextDir: string, containerfile: string | undefined, explicit?: string): Promise<IgnoreMatcher> {
   const f = await findIgnoreFile(contextDir, containerfile, explicit);
   return new IgnoreMatcher(f ? parseIgnoreFile(await fsp.readFile(f, 'utf8')) : []);
 }

@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { defaultStoreLocation, Store, type Image } from '../store/store.js';
 import { writeOut, type GlobalOptions } from './common.js';
+import { alignTable, compileTable, compileTemplate, GoTime } from './template.js';
 
 interface Flags {
   format?: string;
@@ -37,7 +38,7 @@ export function imagesCommand(program: Command): void {
   program
     .command('images')
     .description('List images in local storage (the store podman and buildah use)')
-    .option('--format <format>', 'json for podman\'s JSON')
+    .option('--format <format>', 'json for podman\'s JSON, or a Go template ({{.Repository}}:{{.Tag}}, table ...)')
     .option('-q, --quiet', 'image IDs only')
     .option('--digests', 'show manifest digests')
     .option('--no-trunc', 'full image IDs')
@@ -47,8 +48,10 @@ export function imagesCommand(program: Command): void {
       const store = new Store({ driver: g.storageDriver ?? def.driver, root: g.root ?? def.root, runroot: g.runroot ?? def.runroot });
       const images = await store.images();
       const layers = new Map((await store.layers()).map((l) => [l.id, l]));
+      // As containers/storage's ImageSize (what podman shows): the layers' uncompressed sizes and the image's big
+      // data (config, manifests).
       const size = (img: Image): number => {
-        let n = 0;
+        let n = Object.values(img['big-data-sizes'] ?? {}).reduce((a, b) => a + b, 0);
         for (let id = img.layer; id; id = layers.get(id)?.parent) n += layers.get(id)?.['diff-size'] ?? 0;
         return n;
       };
@@ -74,17 +77,40 @@ export function imagesCommand(program: Command): void {
         await writeOut(`${JSON.stringify(out, null, 4)}\n`);
         return;
       }
-      const rows: string[][] = [['REPOSITORY', 'TAG', ...(flags.digests ? ['DIGEST'] : []), 'IMAGE ID', 'CREATED', 'SIZE']];
-      for (const i of images) {
-        const names = i.names?.length ? i.names : ['<none>:<none>'];
-        for (const n of names) {
-          const colon = n.lastIndexOf(':');
-          const repo = colon > n.lastIndexOf('/') ? n.slice(0, colon) : n;
-          const tag = colon > n.lastIndexOf('/') ? n.slice(colon + 1) : '<none>';
-          rows.push([repo, tag, ...(flags.digests ? [i.digest ?? ''] : []), id(i), ago(i.created), humanSize(size(i))]);
+      // One row per name of an image, with podman's template fields.
+      const rowsOf = images.flatMap((i) => (i.names?.length ? i.names : ['<none>:<none>']).map((n) => {
+        const colon = n.lastIndexOf(':');
+        const named = colon > n.lastIndexOf('/');
+        return {
+          ID: id(i),
+          Id: i.id,
+          Repository: named ? n.slice(0, colon) : n,
+          Tag: named ? n.slice(colon + 1) : '<none>',
+          Digest: i.digest ?? '',
+          Created: ago(i.created),
+          CreatedSince: ago(i.created),
+          CreatedAt: new GoTime(i.created ?? '0001-01-01T00:00:00Z'),
+          Size: humanSize(size(i)),
+          VirtualSize: size(i),
+          Names: i.names ?? [],
+        };
+      }));
+      if (flags.format) {
+        // (podman reads \t and \n in a format as a tab and a newline: `--format 'table {{.ID}}\t{{.Size}}'`.)
+        const format = flags.format.replace(/\\t/g, '\t').replace(/\\n/g, '\n');
+        const titles = { ID: 'IMAGE ID', Id: 'IMAGE ID', Repository: 'REPOSITORY', Tag: 'TAG', Digest: 'DIGEST', Created: 'CREATED', CreatedSince: 'CREATED', CreatedAt: 'CREATED AT', Size: 'SIZE', VirtualSize: 'SIZE', Names: 'NAMES' };
+        const table = compileTable(format, titles);
+        if (table) {
+          await writeOut(alignTable([table.header, ...rowsOf.map(table.row)]));
+          return;
         }
+        const render = compileTemplate(format);
+        // (As podman: a row per image name, each on its own line.)
+        await writeOut(rowsOf.map((r) => `${render(r)}\n`).join(''));
+        return;
       }
-      const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-      await writeOut(rows.map((r) => `${r.map((v, c) => (c === r.length - 1 ? v : v.padEnd(widths[c]! + 2))).join('')}\n`).join(''));
+      const rows: string[][] = [['REPOSITORY', 'TAG', ...(flags.digests ? ['DIGEST'] : []), 'IMAGE ID', 'CREATED', 'SIZE']];
+      for (const r of rowsOf) rows.push([r.Repository, r.Tag, ...(flags.digests ? [r.Digest] : []), r.ID, r.CreatedSince, r.Size]);
+      await writeOut(alignTable(rows));
     });
 }

@@ -89,6 +89,14 @@ describe('interop with skopeo', () => {
     }
   });
 
+  it('inspect --format renders skopeo\'s templates byte for byte', async () => {
+    for (const tpl of ['{{.Digest}}', '{{.Name}} {{.Architecture}}/{{.Os}} {{.Created}}', '{{.Labels}} {{index .Labels "org.example.fixture"}} {{.Labels.missing}}', '{{range .Layers}}{{.}}\n{{end}}', '{{.Env}}', '{{if .RepoTags}}t{{else}}none{{end}}']) {
+      const want = await skopeo('inspect', '--format', tpl, fixture);
+      const got = await ok(skiff(['inspect', '--format', tpl, fixture]));
+      assert.equal(got, want, tpl);
+    }
+  });
+
   it('reads an image umoci wrote', async () => {
     const d = await fsp.mkdtemp(path.join(t.dir, 'umoci-'));
     await ok(run('umoci', ['init', '--layout', `${d}/u`]));

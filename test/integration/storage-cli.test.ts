@@ -143,6 +143,17 @@ describe('skiff pull / push / tag / rmi / save / load', () => {
     assert.match(empty.stderr, /^skiff: no archive on standard input/);
   });
 
+  it('images --format renders podman\'s templates and tables as podman does on the same store', async () => {
+    const podman = (args: string[]) => ok(run('podman', ['--root', `${t.dir}/root`, '--runroot', `${t.dir}/run`, '--storage-driver', 'overlay', ...args]));
+    const sort = (x: string) => x.split('\n').sort().join('\n');
+    for (const f of ['{{.Repository}}:{{.Tag}}', '{{.ID}} {{.Digest}} {{.Size}} {{.VirtualSize}} {{.CreatedSince}}', 'table {{.Repository}} {{.Tag}}', 'table {{.ID}}\\t{{.Size}}', '{{json .Names}}']) {
+      assert.equal(sort(await sk(['images', '--format', f])), sort(await podman(['images', '--format', f])), f);
+    }
+    // The default table too, column widths included.
+    assert.equal(sort(await sk(['images'])), sort(await podman(['images'])));
+    unmountUnder(`${t.dir}/root`);
+  });
+
   it('push sends a stored image to a registry; skopeo reads it', async () => {
     await sk(['push', '-q', '--tls-verify=false', `${reg.host}/library/bb:1`, `docker://${reg.host}/pushed/bb:2`]);
     const r = await run('skopeo', ['inspect', '--tls-verify=false', `docker://${reg.host}/pushed/bb:2`]);

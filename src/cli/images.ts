@@ -1,13 +1,86 @@
 import { Command } from 'commander';
+import { minimatch } from 'minimatch';
+import { SkiffError } from '../core/errors.js';
 import { defaultStoreLocation, Store, type Image } from '../store/store.js';
 import { writeOut, type GlobalOptions } from './common.js';
 import { alignTable, compileTable, compileTemplate, GoTime } from './template.js';
 
 interface Flags {
+  filter?: string[];
   format?: string;
   quiet?: boolean;
   digests?: boolean;
   trunc?: boolean;
+}
+
+const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
+
+/**
+ * podman's `--filter`s: reference=PATTERN (a glob, `*` stopping at `/`, tried on each name in full, familiar
+ * (`busybox:latest`) and by its last path component, each with and without the tag: podman 4.3's observed
+ * matching), dangling=true|false, label=KEY[=VALUE], before=IMAGE, since=IMAGE, id=PREFIX. Filters of one key
+ * are alternatives; different keys must all hold. An image matches as a whole: all its names are listed.
+ */
+async function imageFilter(store: Store, filters: string[]): Promise<(img: Image) => Promise<boolean>> {
+  const byKey = new Map<string, string[]>();
+  for (const f of filters) {
+    const eq = f.indexOf('=');
+    if (eq <= 0) throw new SkiffError('ERR_USAGE', `--filter ${f}: expected KEY=VALUE`);
+    const key = f.slice(0, eq);
+    if (!['reference', 'dangling', 'label', 'before', 'since', 'id'].includes(key)) throw new SkiffError('ERR_USAGE', `--filter ${key}: not a filter skiff knows (reference, dangling, label, before, since, id)`);
+    byKey.set(key, [...(byKey.get(key) ?? []), f.slice(eq + 1)]);
+  }
+  const when = async (ref: string, key: string): Promise<number> => {
+    const img = await store.findImage(ref);
+    if (!img) throw new SkiffError('ERR_IMAGE_NOT_FOUND', `--filter ${key}=${ref}: image not known`);
+    return Date.parse(img.created ?? '') || 0;
+  };
+  const before = await Promise.all((byKey.get('before') ?? []).map((r) => when(r, 'before')));
+  const since = await Promise.all((byKey.get('since') ?? []).map((r) => when(r, 'since')));
+  for (const d of byKey.get('dangling') ?? []) if (d !== 'true' && d !== 'false') throw new SkiffError('ERR_USAGE', `--filter dangling=${d}: expected true or false`);
+  const globs = (byKey.get('reference') ?? []).map((p) => minimatch.makeRe(p, { nobrace: true, noext: true, nonegate: true, nocomment: true, dot: true }));
+  const candidates = (name: string): string[] => {
+    const out = new Set<string>();
+    const add = (n: string): void => {
+      out.add(n);
+      const colon = n.lastIndexOf(':');
+      if (colon > n.lastIndexOf('/')) out.add(n.slice(0, colon));
+    };
+    add(name);
+    add(name.replace(/^docker\.io\/(library\/)?/, ''));
+    add(name.slice(name.lastIndexOf('/') + 1));
+    return [...out];
+  };
+  const labelsOf = async (img: Image): Promise<Record<string, string>> => {
+    const cfg = await store.bigData(img, `sha256:${img.id}`);
+    try {
+      return (JSON.parse(cfg?.toString() ?? '{}') as { config?: { Labels?: Record<string, string> | null } }).config?.Labels ?? {};
+    } catch {
+      return {};
+    }
+  };
+  const any = <T>(key: string, test: (v: string) => T): boolean | undefined => (byKey.has(key) ? byKey.get(key)!.some((v) => test(v)) : undefined);
+  return async (img) => {
+    const created = Date.parse(img.created ?? '') || 0;
+    const names = img.names ?? [];
+    const checks = [
+      globs.length ? globs.some((re) => re !== false && names.some((n) => candidates(n).some((c) => re.test(c)))) : undefined,
+      any('dangling', (v) => (v === 'true') === (names.length === 0)),
+      any('id', (v) => img.id.startsWith(v.replace(/^sha256:/, ''))),
+      before.length ? before.some((t) => created < t) : undefined,
+      since.length ? since.some((t) => created > t) : undefined,
+    ];
+    if (checks.some((c) => c === false)) return false;
+    if (byKey.has('label')) {
+      const labels = await labelsOf(img);
+      const ok = byKey.get('label')!.some((l) => {
+        const eq = l.indexOf('=');
+        return eq < 0 ? Object.hasOwn(labels, l) : labels[l.slice(0, eq)] === l.slice(eq + 1);
+      });
+      if (!ok) return false;
+    }
+    return true;
+  };
 }
 
 function ago(iso: string | undefined): string {
@@ -39,6 +112,7 @@ export function imagesCommand(program: Command): void {
     .command('images')
     .description('List images in local storage (the store podman and buildah use)')
     .option('--format <format>', 'json for podman\'s JSON, or a Go template ({{.Repository}}:{{.Tag}}, table ...)')
+    .option('-f, --filter <filter>', 'reference=, dangling=, label=, before=, since=, id= (repeatable)', collect)
     .option('-q, --quiet', 'image IDs only')
     .option('--digests', 'show manifest digests')
     .option('--no-trunc', 'full image IDs')
@@ -46,7 +120,10 @@ export function imagesCommand(program: Command): void {
       const g = cmd.optsWithGlobals() as GlobalOptions & { root?: string; runroot?: string; storageDriver?: string };
       const def = await defaultStoreLocation();
       const store = new Store({ driver: g.storageDriver ?? def.driver, root: g.root ?? def.root, runroot: g.runroot ?? def.runroot });
-      const images = await store.images();
+      const all = await store.images();
+      const keep = flags.filter?.length ? await imageFilter(store, flags.filter) : undefined;
+      const images: Image[] = [];
+      for (const i of all) if (!keep || (await keep(i))) images.push(i);
       const layers = new Map((await store.layers()).map((l) => [l.id, l]));
       // As containers/storage's ImageSize (what podman shows): the layers' uncompressed sizes and the image's big
       // data (config, manifests).

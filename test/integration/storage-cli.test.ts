@@ -143,7 +143,7 @@ describe('skiff pull / push / tag / rmi / save / load', () => {
     assert.match(empty.stderr, /^skiff: no archive on standard input/);
   });
 
-  it('images --format renders podman\'s templates and tables as podman does on the same store', async () => {
+  it('images --format and --filter as podman on the same store: templates, tables, filters', async () => {
     const podman = (args: string[]) => ok(run('podman', ['--root', `${t.dir}/root`, '--runroot', `${t.dir}/run`, '--storage-driver', 'overlay', ...args]));
     const sort = (x: string) => x.split('\n').sort().join('\n');
     for (const f of ['{{.Repository}}:{{.Tag}}', '{{.ID}} {{.Digest}} {{.Size}} {{.VirtualSize}} {{.CreatedSince}}', 'table {{.Repository}} {{.Tag}}', 'table {{.ID}}\\t{{.Size}}', '{{json .Names}}']) {
@@ -151,6 +151,15 @@ describe('skiff pull / push / tag / rmi / save / load', () => {
     }
     // The default table too, column widths included.
     assert.equal(sort(await sk(['images'])), sort(await podman(['images'])));
+    // --filter, podman's matching (an image matches whole; same keys are alternatives, different keys all hold).
+    await sk(['tag', 'localhost/multi-a:1', 'quay.io/x/y:2']);
+    for (const f of [['reference=multi-a'], ['reference=y'], ['reference=quay.io/*'], ['reference=*/multi-*:1'], ['reference=m*'], ['reference=nomatch'], ['dangling=false'], ['dangling=true'], ['label=org.example.fixture'], ['label=org.example.fixture=busybox'], ['label=nope'], ['reference=multi-b', 'reference=multi-a'], ['reference=m*', 'label=org.example.fixture'], ['since=localhost/multi-a:1'], ['before=localhost/multi-b:1']]) {
+      const args = f.flatMap((x) => ['--filter', x]);
+      assert.equal(sort(await sk(['images', ...args, '--format', '{{.Repository}}:{{.Tag}}'])), sort(await podman(['images', ...args, '--format', '{{.Repository}}:{{.Tag}}'])), f.join(' '));
+    }
+    const unknown = await run(process.execPath, [SKIFF, '--root', `${t.dir}/root`, '--runroot', `${t.dir}/run`, 'images', '--filter', 'color=blue'], { env });
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /--filter color: not a filter skiff knows/);
     unmountUnder(`${t.dir}/root`);
   });
 

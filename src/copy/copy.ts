@@ -158,7 +158,7 @@ async function copyBlob(
   const out = (pipeline as unknown as (...s: unknown[]) => Readable)(...stages, () => undefined);
   let put: { digest: Digest; size: number };
   try {
-    put = await dest.putBlob(out, { mediaType: desc.mediaType, isConfig: kind === 'config', ...known });
+    put = await dest.putBlob(out, { mediaType: desc.mediaType, isConfig: kind === 'config', ...known, ...(o.signal ? { signal: o.signal } : {}) });
   } catch (e) {
     // A destination that gave up part-way (an upload the registry stopped taking) may have left the stream
     // unread: close the source, rather than keep it open, paused, while the blob is tried again.

@@ -77,6 +77,8 @@ export interface BlobInfo {
   digest?: Digest;
   size?: number;
   isConfig: boolean;
+  /** Aborted when the copy gives up on this blob (another blob failed): stop writing it, promptly. */
+  signal?: AbortSignal;
 }
 
 /** Writes an image. Nothing becomes visible before commit(); close() without commit leaves nothing behind. */

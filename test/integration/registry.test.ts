@@ -316,6 +316,27 @@ describe('docker:// faults (proxy in front of the real registry)', () => {
     assert.deepEqual(await flat(`oci:${t.dir}/stalled-up-back:x`), await flat(big));
   });
 
+  it('a blob that fails for good stops the others at once: an upload still waiting on the registry is abandoned, not waited for', { timeout: 60_000 }, async () => {
+    // A source whose layer is corrupt (digest mismatch: never retried), and a registry that never answers the
+    // config's PUT: the copy must fail promptly, not after the 60 s the PUT's answer could take.
+    const dir = `${t.dir}/corrupt-src`;
+    await makeLayout(dir, 'x', sampleSpec(77));
+    const index = JSON.parse(await fsp.readFile(`${dir}/index.json`, 'utf8')) as { manifests: { digest: string }[] };
+    const manifest = JSON.parse(await fsp.readFile(`${dir}/blobs/sha256/${index.manifests[0]!.digest.slice(7)}`, 'utf8')) as { config: { digest: string }; layers: { digest: string }[] };
+    const layer = `${dir}/blobs/sha256/${manifest.layers[0]!.digest.slice(7)}`;
+    const bytes = await fsp.readFile(layer);
+    bytes[bytes.length >> 1] = (bytes[bytes.length >> 1] ?? 0) ^ 0xff;
+    await fsp.writeFile(layer, bytes);
+    const config = manifest.config.digest;
+    proxy.rule = (req) => (req.method === 'PUT' && decodeURIComponent(req.url ?? '').includes(config) ? { kind: 'stall-request', after: 0 } : undefined);
+    const start = Date.now();
+    const r = await skiff(['copy', '-q', ...fast, '--dest-tls-verify=false', `oci:${dir}:x`, `docker://${proxy.host}/f/abandon:1`]);
+    proxy.rule = undefined;
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /digest mismatch/);
+    assert.ok(Date.now() - start < 15_000, `failed after ${Date.now() - start} ms`);
+  });
+
   it('uploads: a reset during PATCH retries the blob; 5xx on manifest PUT retried; the image lands whole', async () => {
     let patches = 0;
     let puts = 0;

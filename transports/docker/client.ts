@@ -29,6 +29,8 @@ export interface Req {
   scopes: string[];
   /** Statuses that are success for this request; others become errors. */
   ok: number[];
+  /** Abort this request (and its retries): the blob it is part of was given up. */
+  signal?: AbortSignal;
 }
 
 export type Res = Dispatcher.ResponseData;
@@ -257,6 +259,8 @@ export class RegistryClient {
     await this.ping();
     const url = req.path.startsWith('http') ? req.path : `${this.base}${req.path}`;
     const replayable = !(req.body && typeof (req.body as Readable).pipe === 'function');
+    // Waits between tries end early when the command is interrupted or the blob given up.
+    const stop = req.signal && this.o.signal ? AbortSignal.any([req.signal, this.o.signal]) : req.signal ?? this.o.signal;
     let reauthed = false;
     for (let attempt = 0; ; attempt++) {
       const headers: Record<string, string> = { ...(req.headers ?? {}) };
@@ -268,13 +272,14 @@ export class RegistryClient {
       const watch = replayable ? undefined : watchUpload(req.body as Readable, this.readTimeout);
       try {
         // (256 KiB response buffers, as the pipeline stages have: fewer chunks through hashing and writing.)
-        const signal = watch ? (this.o.signal ? AbortSignal.any([this.o.signal, watch.signal]) : watch.signal) : this.o.signal;
+        const signals = [this.o.signal, req.signal, watch?.signal].filter((x): x is AbortSignal => x !== undefined);
+        const signal = signals.length > 1 ? AbortSignal.any(signals) : signals[0];
         res = await request(url, { method: req.method, headers, body: watch?.body ?? req.body, dispatcher: this.agent, signal, headersTimeout: Math.max(60_000, this.readTimeout), bodyTimeout: this.readTimeout, highWaterMark: 256 * 1024 });
       } catch (e) {
-        if (this.o.signal?.aborted) throw e;
+        if (this.o.signal?.aborted || req.signal?.aborted) throw e;
         if (watch?.signal.aborted) throw new SkiffError('ERR_NETWORK', `${what}: ${(watch.signal.reason as Error).message}`, { cause: e });
         if (replayable && isRetryable(e) && attempt < this.o.retryTimes) {
-          await sleep(this.delay(attempt), this.o.signal);
+          await sleep(this.delay(attempt), stop);
           continue;
         }
         throw networkError(what, e);
@@ -296,7 +301,7 @@ export class RegistryClient {
       if (RETRY_STATUS.has(res.statusCode) && replayable && attempt < this.o.retryTimes) {
         const wait = this.delay(attempt, res);
         await res.body.dump();
-        await sleep(wait, this.o.signal);
+        await sleep(wait, stop);
         continue;
       }
       throw await registryError(what, res);

@@ -353,8 +353,8 @@ class DockerDestination implements ImageDestination {
     return new URL(location, await this.ep.client.baseURL()).toString();
   }
 
-  private async startUpload(what: string): Promise<string> {
-    const res = await this.ep.client.send({ method: 'POST', path: `/v2/${this.ep.path}/blobs/uploads/`, headers: { 'content-length': '0' }, scopes: this.scopes, ok: [202] }, what);
+  private async startUpload(what: string, signal?: AbortSignal): Promise<string> {
+    const res = await this.ep.client.send({ method: 'POST', path: `/v2/${this.ep.path}/blobs/uploads/`, headers: { 'content-length': '0' }, scopes: this.scopes, ok: [202], signal }, what);
     await res.body.dump();
     const loc = res.headers.location;
     const l = Array.isArray(loc) ? loc[0] : loc;
@@ -383,8 +383,8 @@ class DockerDestination implements ImageDestination {
    * Where an upload session stands (GET on its location): the bytes the registry has and the location to go on
    * with, or undefined when the session is gone or unusable (then a new one starts).
    */
-  private async uploadStatus(location: string, what: string): Promise<{ location: string; received: number } | undefined> {
-    const res = await this.ep.client.send({ method: 'GET', path: location, scopes: this.scopes, ok: [204, 200, 400, 404, 416] }, what).catch(() => undefined);
+  private async uploadStatus(location: string, what: string, signal?: AbortSignal): Promise<{ location: string; received: number } | undefined> {
+    const res = await this.ep.client.send({ method: 'GET', path: location, scopes: this.scopes, ok: [204, 200, 400, 404, 416], signal }, what).catch(() => undefined);
     if (!res) return undefined;
     await res.body.dump();
     if (res.statusCode !== 204 && res.statusCode !== 200) return undefined;
@@ -402,16 +402,16 @@ class DockerDestination implements ImageDestination {
    * engine retries after a failure, the upload goes on from what the registry has: the fresh source stream is read
    * up to there (the engine still verifies all of it) and only the rest is sent.
    */
-  private async uploadChunked(stream: Readable, digest: Digest, size: number, what: string): Promise<{ digest: Digest; size: number }> {
+  private async uploadChunked(stream: Readable, digest: Digest, size: number, what: string, signal?: AbortSignal): Promise<{ digest: Digest; size: number }> {
     const chunk = uploadChunkSize();
     let loc: string | undefined;
     let offset = 0;
     const saved = this.sessions.get(digest);
     if (saved) {
-      const st = await this.uploadStatus(saved, what);
+      const st = await this.uploadStatus(saved, what, signal);
       if (st && st.received <= size) ({ location: loc, received: offset } = st);
     }
-    loc ??= await this.startUpload(what);
+    loc ??= await this.startUpload(what, signal);
     this.sessions.set(digest, loc);
     const take = new Take(stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>);
     for await (const _ of take.take(offset)) {
@@ -421,7 +421,7 @@ class DockerDestination implements ImageDestination {
       const n = Math.min(chunk, size - offset);
       let res: Res;
       try {
-        res = await this.ep.client.send({ method: 'PATCH', path: loc, headers: { 'content-type': 'application/octet-stream', 'content-length': String(n), 'content-range': `${offset}-${offset + n - 1}` }, body: Readable.from(take.take(n)), scopes: this.scopes, ok: [202, 204, 416] }, what);
+        res = await this.ep.client.send({ method: 'PATCH', path: loc, headers: { 'content-type': 'application/octet-stream', 'content-length': String(n), 'content-range': `${offset}-${offset + n - 1}` }, body: Readable.from(take.take(n)), scopes: this.scopes, ok: [202, 204, 416], signal }, what);
       } catch (e) {
         if (!isRetryable(e)) this.sessions.delete(digest);
         throw e;
@@ -438,7 +438,7 @@ class DockerDestination implements ImageDestination {
       this.sessions.set(digest, loc);
       offset += n;
     }
-    const res = await this.ep.client.send({ method: 'PUT', path: this.withDigest(loc, digest), headers: { 'content-length': '0' }, scopes: this.scopes, ok: [201] }, what);
+    const res = await this.ep.client.send({ method: 'PUT', path: this.withDigest(loc, digest), headers: { 'content-length': '0' }, scopes: this.scopes, ok: [201], signal }, what);
     await res.body.dump();
     this.sessions.delete(digest);
     return { digest, size };
@@ -446,13 +446,14 @@ class DockerDestination implements ImageDestination {
 
   private async upload(stream: Readable, info: BlobInfo): Promise<{ digest: Digest; size: number }> {
     const what = `uploading blob ${info.digest ?? ''} to ${this.ref}`.replace('  ', ' ');
-    if (info.digest && info.size !== undefined && info.size > uploadChunkSize()) return this.uploadChunked(stream, info.digest, info.size, what);
-    const loc = await this.startUpload(what);
+    const signal = info.signal;
+    if (info.digest && info.size !== undefined && info.size > uploadChunkSize()) return this.uploadChunked(stream, info.digest, info.size, what, signal);
+    const loc = await this.startUpload(what, signal);
     if (info.digest && info.size !== undefined && info.size <= MONOLITHIC_MAX) {
       const chunks: Buffer[] = [];
       for await (const c of stream) chunks.push(c as Buffer);
       const body = Buffer.concat(chunks);
-      const res = await this.ep.client.send({ method: 'PUT', path: this.withDigest(loc, info.digest), headers: { 'content-type': 'application/octet-stream', 'content-length': String(body.length) }, body, scopes: this.scopes, ok: [201] }, what);
+      const res = await this.ep.client.send({ method: 'PUT', path: this.withDigest(loc, info.digest), headers: { 'content-type': 'application/octet-stream', 'content-length': String(body.length) }, body, scopes: this.scopes, ok: [201], signal }, what);
       await res.body.dump();
       return { digest: info.digest, size: body.length };
     }
@@ -464,7 +465,7 @@ class DockerDestination implements ImageDestination {
     });
     let patched: Res;
     try {
-      patched = await this.ep.client.send({ method: 'PATCH', path: loc, headers: { 'content-type': 'application/octet-stream' }, body: stream.pipe(meter), scopes: this.scopes, ok: [202, 204] }, what);
+      patched = await this.ep.client.send({ method: 'PATCH', path: loc, headers: { 'content-type': 'application/octet-stream' }, body: stream.pipe(meter), scopes: this.scopes, ok: [202, 204], signal }, what);
     } catch (e) {
       // A failure of our own stream (a digest mismatch upstream) is the real error, not the aborted request.
       await this.cancelUpload({ headers: { location: loc } } as unknown as Res);
@@ -473,7 +474,7 @@ class DockerDestination implements ImageDestination {
     await patched.body.dump();
     const next = patched.headers.location;
     const l = (Array.isArray(next) ? next[0] : next) ?? loc;
-    const res = await this.ep.client.send({ method: 'PUT', path: this.withDigest(await this.absolute(l), meter.digest), headers: { 'content-length': '0' }, scopes: this.scopes, ok: [201] }, what);
+    const res = await this.ep.client.send({ method: 'PUT', path: this.withDigest(await this.absolute(l), meter.digest), headers: { 'content-length': '0' }, scopes: this.scopes, ok: [201], signal }, what);
     await res.body.dump();
     return { digest: meter.digest, size: meter.size };
   }

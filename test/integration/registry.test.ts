@@ -269,6 +269,10 @@ describe('docker:// faults (proxy in front of the real registry)', () => {
     await ok(skiff(['copy', '-q', ...fast, '--src-tls-verify=false', `docker://${proxy.host}/f/base:1`, `oci:${t.dir}/reset:x`]));
     assert.ok(proxy.log.some((l) => /bytes=\d+-/.test(l)), proxy.log.join('\n'));
     assert.deepEqual(await flat(`oci:${t.dir}/reset:x`), fixtureFlat);
+    // The resume waits --retry-delay first, as every retry does.
+    const start = Date.now();
+    await ok(skiff(['copy', '-q', '--retry-delay', '1500ms', '--src-tls-verify=false', `docker://${proxy.host}/f/base:1`, `oci:${t.dir}/reset-delay:x`]));
+    assert.ok(Date.now() - start >= 1500, `resumed after ${Date.now() - start} ms`);
     proxy.rule = undefined;
   });
 

@@ -127,7 +127,7 @@ class ResumingBody extends Readable {
   private offset = 0;
   private attempt = 0;
 
-  constructor(first: Res, private readonly open: (offset: number) => Promise<Res>, private readonly retries: number, private readonly what: string) {
+  constructor(first: Res, private readonly open: (offset: number) => Promise<Res>, private readonly retries: number, private readonly delayMs: number, private readonly what: string) {
     super({ highWaterMark: IO_CHUNK });
     this.attach(first);
   }
@@ -146,7 +146,8 @@ class ResumingBody extends Readable {
         this.destroy(new SkiffError('ERR_NETWORK', `${this.what}: ${e.message}`, { cause: e }));
         return;
       }
-      const wait = 200 * 2 ** this.attempt++;
+      // (--retry-delay, doubling, as for every other retry.)
+      const wait = this.delayMs * 2 ** this.attempt++;
       sleep(wait)
         .then(() => (this.destroyed ? undefined : this.open(this.offset)))
         .then((next) => {
@@ -212,7 +213,7 @@ class DockerSource implements ImageSource {
       }
       throw new SkiffError('ERR_REGISTRY', `${what}: too many redirects`);
     };
-    return new ResumingBody(await open(0), open, this.retryTimes, what);
+    return new ResumingBody(await open(0), open, this.retryTimes, ep.client.o.retryDelayMs, what);
   }
 
   async repoTags(): Promise<string[]> {

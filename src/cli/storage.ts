@@ -92,13 +92,46 @@ export function storageCommands(program: Command): void {
     .description('Pull an image from a registry into local storage (short names resolved through registries.conf)')
     .argument('<image>', 'NAME[:TAG|@DIGEST] or docker://…')
     .option('-q, --quiet', 'no progress')
-    .option('-a, --all-tags', 'not supported: pull one tag');
+    .option('-a, --all-tags', 'every tagged image of the repository');
   addRetryFlags(pull);
   addRegistryFlags(pull, '');
   pull.action(async (image: string, flags: Record<string, unknown>, c: Command) => {
     const g = c.optsWithGlobals() as GlobalOptions;
     const o: SourceOptions = { ...registryOptions(flags, ''), platform: platformFrom(g), storage: storageFrom(g) };
-    await writeOut(`${await pullIntoStore(image, o, g, !!flags.quiet)}\n`);
+    if (!flags.allTags) {
+      await writeOut(`${await pullIntoStore(image, o, g, !!flags.quiet)}\n`);
+      return;
+    }
+    // As podman: the repository without a tag; the first short-name candidate whose tags can be listed.
+    const raw = image.replace(/^docker:\/\//, '');
+    const named = parseDockerReference(raw);
+    if (named.tag || named.digest) throw new SkiffError('ERR_USAGE', `--all-tags: give a repository without a tag or digest (${image})`);
+    const candidates = image.startsWith('docker://') || !isShortName(raw) ? [raw] : shortNameCandidates(raw, await loadRegistriesConf(), false);
+    let tags: string[] | undefined;
+    let repo = '';
+    let last: unknown;
+    for (const cand of candidates) {
+      try {
+        const src = await openSource(`docker://${cand}:latest`, o);
+        try {
+          tags = src.repoTags ? await src.repoTags() : [];
+        } finally {
+          await src.close();
+        }
+        repo = cand;
+        break;
+      } catch (e) {
+        last = e;
+      }
+    }
+    if (!tags) throw last;
+    if (!tags.length) throw new SkiffError('ERR_IMAGE_NOT_FOUND', `${repo}: the repository has no tags`);
+    const ids: string[] = [];
+    for (const tag of tags) {
+      const id = await pullIntoStore(`docker://${repo}:${tag}`, o, g, !!flags.quiet);
+      if (!ids.includes(id)) ids.push(id);
+    }
+    await writeOut(ids.map((id) => `${id}\n`).join(''));
   });
 
   const push = program
@@ -108,6 +141,8 @@ export function storageCommands(program: Command): void {
     .argument('[destination]', 'TRANSPORT:SPEC (default: docker://NAME)')
     .option('-q, --quiet', 'no progress')
     .addOption(new Option('-f, --format <format>', 'oci or v2s2').choices(['oci', 'v2s2']))
+    .addOption(new Option('--compression-format <format>', 'compression of the pushed layers (default gzip)').choices(['gzip', 'zstd']))
+    .option('--compression-level <n>', 'compression level')
     .option('--digestfile <file>', 'write the pushed manifest digest here');
   addRetryFlags(push);
   addRegistryFlags(push, '');
@@ -116,7 +151,15 @@ export function storageCommands(program: Command): void {
     const o: SourceOptions = { ...registryOptions(flags, ''), storage: storageFrom(g) };
     const target = dest ?? `docker://${storeName(image)}`;
     const progress = makeProgress(!!flags.quiet);
-    const digest = await copyBetween(`containers-storage:${image}`, target.includes(':') && /^[a-z-]+:/.test(target) ? target : `docker://${target}`, o, { ...(flags.format ? { format: flags.format as 'oci' | 'v2s2' } : {}), ...(progress ? { progress } : {}) });
+    const level = flags.compressionLevel === undefined ? undefined : Number(flags.compressionLevel);
+    if (level !== undefined && !Number.isInteger(level)) throw new SkiffError('ERR_USAGE', `--compression-level ${String(flags.compressionLevel)}: expected a whole number`);
+    const copy: CopyOptions = {
+      ...(flags.format ? { format: flags.format as 'oci' | 'v2s2' } : {}),
+      ...(flags.compressionFormat ? { compressFormat: flags.compressionFormat as 'gzip' | 'zstd' } : {}),
+      ...(level !== undefined ? { compressLevel: level } : {}),
+      ...(progress ? { progress } : {}),
+    };
+    const digest = await copyBetween(`containers-storage:${image}`, target.includes(':') && /^[a-z-]+:/.test(target) ? target : `docker://${target}`, o, copy);
     if (typeof flags.digestfile === 'string') await (await import('node:fs/promises')).writeFile(flags.digestfile, digest);
   });
 

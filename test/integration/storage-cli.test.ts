@@ -169,4 +169,20 @@ describe('skiff pull / push / tag / rmi / save / load', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.equal(path.basename(JSON.parse(r.stdout).Name), 'bb');
   });
+
+  it('push --compression-format zstd as podman; pull --all-tags brings every tag of a repository', async () => {
+    await sk(['push', '-q', '--tls-verify=false', '--compression-format', 'zstd', `${reg.host}/library/bb:1`, `docker://${reg.host}/pushed/bb:3`]);
+    const raw = JSON.parse((await ok(run('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/pushed/bb:3`])))) as { layers: { mediaType: string }[] };
+    assert.ok(raw.layers.every((l) => l.mediaType === 'application/vnd.oci.image.layer.v1.tar+zstd'), JSON.stringify(raw.layers));
+    // pushed/bb now has tags 2 and 3 (the same image, one ID).
+    const fresh = ['--root', `${t.dir}/tagsroot`, '--runroot', `${t.dir}/tagsrun`];
+    const out = await ok(run(process.execPath, [SKIFF, ...fresh, 'pull', '-q', '--all-tags', '--tls-verify=false', `${reg.host}/pushed/bb`], { env }));
+    assert.equal(out.trim().split('\n').length, 1, out);
+    const names = (await ok(run(process.execPath, [SKIFF, ...fresh, 'images', '--format', '{{.Repository}}:{{.Tag}}'], { env }))).trim().split('\n').sort();
+    assert.deepEqual(names, [`${reg.host}/pushed/bb:2`, `${reg.host}/pushed/bb:3`]);
+    const tagged = await run(process.execPath, [SKIFF, ...fresh, 'pull', '--all-tags', `${reg.host}/pushed/bb:2`], { env });
+    assert.equal(tagged.code, 1);
+    assert.match(tagged.stderr, /--all-tags: give a repository without a tag/);
+    unmountUnder(`${t.dir}/tagsroot`);
+  });
 });

@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { parseImageRef } from '../core/ref.js';
-import type { ImageDestination, ImageSource, SourceOptions } from '../core/image.js';
+import type { ImageDestination, ImageRef, ImageSource, SourceOptions, Transport } from '../core/image.js';
 import type { PlatformChoice } from '../core/platform.js';
 import { transports } from '../../transports/index.js';
 
@@ -27,13 +27,19 @@ export function platformFrom(g: GlobalOptions): PlatformChoice {
   return p;
 }
 
-export async function openSource(input: string, opts: SourceOptions = {}): Promise<ImageSource> {
-  const { transport, ref } = parseImageRef(input, transports);
+/**
+ * An image location: `TRANSPORT:SPEC` as typed, or already parsed (what commands taking a plain file path build, so
+ * a path with a `:` in it is not read as a separator).
+ */
+export type Location = string | { transport: Transport; ref: ImageRef };
+
+export async function openSource(input: Location, opts: SourceOptions = {}): Promise<ImageSource> {
+  const { transport, ref } = typeof input === 'string' ? parseImageRef(input, transports) : input;
   return transport.openSource(ref, opts);
 }
 
-export async function openDestination(input: string, opts: SourceOptions = {}): Promise<ImageDestination> {
-  const { transport, ref } = parseImageRef(input, transports);
+export async function openDestination(input: Location, opts: SourceOptions = {}): Promise<ImageDestination> {
+  const { transport, ref } = typeof input === 'string' ? parseImageRef(input, transports) : input;
   return transport.openDestination(ref, opts);
 }
 

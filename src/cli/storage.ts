@@ -11,7 +11,7 @@ import { copyImage, type CopyOptions } from '../copy/copy.js';
 import { isShortName, loadRegistriesConf, shortNameCandidates } from '../config/registries.js';
 import { defaultStoreLocation, Store } from '../store/store.js';
 import { StoreWriter } from '../store/writer.js';
-import { addRegistryFlags, addRetryFlags, openDestination, openSource, platformFrom, registryOptions, storageFrom, writeOut, type GlobalOptions } from './common.js';
+import { addRegistryFlags, addRetryFlags, openDestination, openSource, type Location, platformFrom, registryOptions, storageFrom, writeOut, type GlobalOptions } from './common.js';
 import { makeProgress } from './progress.js';
 
 export async function storeOf(g: GlobalOptions): Promise<Store> {
@@ -20,7 +20,7 @@ export async function storeOf(g: GlobalOptions): Promise<Store> {
   return new Store({ driver: s.driver ?? def.driver, root: s.root ?? def.root, runroot: s.runroot ?? def.runroot });
 }
 
-export async function copyBetween(src: string, dst: string, o: SourceOptions, copy: CopyOptions): Promise<string> {
+export async function copyBetween(src: Location, dst: Location, o: SourceOptions, copy: CopyOptions): Promise<string> {
   const s = await openSource(src, o);
   try {
     const d = await openDestination(dst, o);
@@ -292,7 +292,9 @@ async function saveImages(images: string[], flags: { output: string; format: str
   if (flags.format === 'oci-archive') {
     if (images.length > 1) throw new SkiffError('ERR_USAGE', 'an oci-archive holds one image under one name: give one (or use --format docker-archive, with -m for several images)');
     const name = found[0]!.tags[0];
-    await copyBetween(`containers-storage:${found[0]!.id}`, `oci-archive:${flags.output}${name ? `:${formatDockerReference(name)}` : ''}`, o, copy);
+    const { ociArchiveTransport } = await import('../../transports/oci-archive/index.js');
+    const { OciRef } = await import('../../transports/oci/ref.js');
+    await copyBetween(`containers-storage:${found[0]!.id}`, { transport: ociArchiveTransport, ref: new OciRef(flags.output, name ? formatDockerReference(name) : undefined, 'oci-archive') }, o, copy);
     return;
   }
   const { MultiImageArchive } = await import('../../transports/docker-archive/index.js');
@@ -312,6 +314,21 @@ async function saveImages(images: string[], flags: { output: string; format: str
   }
 }
 
+/** The name an oci-archive's image has, as podman loads it: its `ref.name`, when that is a full image name. */
+async function ociArchiveNames(file: string): Promise<string[]> {
+  const { TarTree } = await import('../archive/tar-index.js');
+  const tree = await TarTree.open(file);
+  try {
+    const index = JSON.parse((await tree.readFile('index.json', 1 << 20)).toString()) as { manifests?: { annotations?: Record<string, string> }[] };
+    const names = (index.manifests ?? []).map((m) => m.annotations?.['org.opencontainers.image.ref.name']).filter((n): n is string => !!n && n.includes('/'));
+    return names.length === 1 ? [tryStoreName(names[0]!)].filter((n): n is string => n !== undefined) : [];
+  } catch {
+    return [];
+  } finally {
+    await tree.close();
+  }
+}
+
 /** `load` from a file: see the command. */
 async function loadImages(flags: { input: string; quiet?: boolean }, c: Command): Promise<void> {
   const g = c.optsWithGlobals() as GlobalOptions;
@@ -319,7 +336,7 @@ async function loadImages(flags: { input: string; quiet?: boolean }, c: Command)
   const progress = makeProgress(!!flags.quiet);
   const copy = progress ? { progress } : {};
   const { sha256 } = await import('../core/digest.js');
-  const unnamed = async (src: string): Promise<string> => {
+  const unnamed = async (src: Location): Promise<string> => {
     const s = await openSource(src, o);
     try {
       return `localhost/${sha256((await s.getManifest()).bytes).slice(7, 19)}:latest`;
@@ -329,20 +346,24 @@ async function loadImages(flags: { input: string; quiet?: boolean }, c: Command)
   };
   // Every image of a docker-archive, under all its RepoTags (as podman loads it); an oci-archive's one image
   // under its ref.name.
-  const { ArchiveSource, DockerArchiveRef } = await import('../../transports/docker-archive/index.js');
-  let images: { src: string; names: string[] }[];
+  // (References built, not parsed: the file's path may contain a `:`.)
+  const { ArchiveSource, DockerArchiveRef, dockerArchiveTransport } = await import('../../transports/docker-archive/index.js');
+  let images: { src: Location; names: string[] }[];
   try {
     const count = await ArchiveSource.imageCount(flags.input);
     images = [];
     for (let i = 0; i < count; i++) {
-      const s = await ArchiveSource.open(new DockerArchiveRef(flags.input, undefined, i));
+      const ref = new DockerArchiveRef(flags.input, undefined, i);
+      const s = await ArchiveSource.open(ref);
       const names = s.archiveTags.map((t) => tryStoreName(t)).filter((n): n is string => n !== undefined);
       await s.close();
-      images.push({ src: `docker-archive:${flags.input}:@${i}`, names });
+      images.push({ src: { transport: dockerArchiveTransport, ref }, names });
     }
   } catch (e) {
     if (!(e instanceof SkiffError) || e.code !== 'ERR_INVALID_ARCHIVE') throw e;
-    images = [{ src: `oci-archive:${flags.input}`, names: [] }];
+    const { ociArchiveTransport } = await import('../../transports/oci-archive/index.js');
+    const { OciRef } = await import('../../transports/oci/ref.js');
+    images = [{ src: { transport: ociArchiveTransport, ref: new OciRef(flags.input, undefined, 'oci-archive') }, names: await ociArchiveNames(flags.input) }];
   }
   const loaded: string[] = [];
   for (const img of images) {

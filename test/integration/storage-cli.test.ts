@@ -118,6 +118,12 @@ describe('skiff pull / push / tag / rmi / save / load', () => {
     assert.equal(await fresh(['load', '-q', '-i', `${t.dir}/multi.tar`]), 'Loaded image: localhost/multi-a:1\nLoaded image: localhost/multi-a:2\nLoaded image: localhost/multi-b:1\n');
     assert.deepEqual(await flatRef(`containers-storage:[overlay@${t.dir}/lroot+${t.dir}/lrun]localhost/multi-a:2`), await flatRef(`oci:${t.dir}/fixture:busybox`));
     assert.deepEqual(await flatRef(`containers-storage:[overlay@${t.dir}/lroot+${t.dir}/lrun]localhost/multi-b:1`), await flatRef(`oci:${t.dir}/other:o`));
+    // A file name with a colon is just a file name here (no TRANSPORT:PATH:NAME syntax to trip over).
+    await sk(['save', '-q', '-o', `${t.dir}/with:colon.tar`, 'localhost/multi-b:1']);
+    await sk(['save', '-q', '--format', 'oci-archive', '-o', `${t.dir}/oci:colon.tar`, 'localhost/multi-a:1']);
+    const colon = (args: string[]) => ok(run(process.execPath, [SKIFF, '--root', `${t.dir}/croot`, '--runroot', `${t.dir}/crun`, ...args], { env }));
+    assert.equal(await colon(['load', '-q', '-i', `${t.dir}/with:colon.tar`]), 'Loaded image: localhost/multi-b:1\n');
+    assert.equal(await colon(['load', '-q', '-i', `${t.dir}/oci:colon.tar`]), 'Loaded image: localhost/multi-a:1\n');
     // An oci-archive holds one image under one name: more is refused, not silently dropped (podman drops them).
     const oci = await run(process.execPath, [SKIFF, '--root', `${t.dir}/root`, '--runroot', `${t.dir}/run`, 'save', '-q', '--format', 'oci-archive', '-o', `${t.dir}/two.oci.tar`, 'localhost/multi-a:1', 'localhost/multi-b:1'], { env });
     assert.equal(oci.code, 1);

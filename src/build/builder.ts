@@ -24,7 +24,7 @@ import { layerId, StoreWriter, type StagedLayer } from '../store/writer.js';
 import { IgnoreMatcher, parseIgnoreFile } from './containerfile/ignore.js';
 import { download, expandSource, isArchive, resolveInRoot, unpackArchive, type Download } from './sources.js';
 import type { BuildPlan, Step } from './containerfile/plan.js';
-import { diffUpperDir, squashLayers } from './diff.js';
+import { squashTar, upperDirTar } from './diff.js';
 import { mountLayersReadOnly, probeRuntime, runStep, type OciMount } from './run.js';
 import { isRootless } from '../store/userns.js';
 
@@ -204,7 +204,7 @@ export class Builder {
    * when the store has that layer already). No temp tar is written and read back: a 64 MiB COPY wrote and read
    * 64 MiB less.
    */
-  private async addLayer(st: State, produce: (out: Writable) => Promise<unknown>): Promise<void> {
+  private async addLayer(st: State, produce: (out: Writable) => Promise<void>): Promise<void> {
     const dir = path.join(this.stage, `layer-${this.next()}`);
     const tar = new Coalesce(IO_CHUNK);
     const staging = this.writer.stageLayer(tar, dir);
@@ -986,7 +986,7 @@ export class Builder {
     }
     await this.removeStubs(st, upper, extra.mounts.filter((m) => !m.destination.startsWith('/dev/')).map((m) => m.destination));
     const below = (rel: string): Promise<{ exists: boolean; dir: boolean }> => this.inLayers(st, rel);
-    await this.addLayer(st, (out) => diffUpperDir(upper, out, { below, ...(this.o.timestamp !== undefined ? { timestamp: this.o.timestamp } : {}) }));
+    await this.addLayer(st, (out) => packInto(out, upperDirTar(upper, { below, ...(this.o.timestamp !== undefined ? { timestamp: this.o.timestamp } : {}) })));
     await fsp.rm(dir, { recursive: true, force: true });
     this.history(st, `/bin/sh -c ${cmd.shown}`, false);
   }
@@ -1011,7 +1011,7 @@ export class Builder {
     st.layers = st.layers.slice(0, keep);
     st.config.rootfs.diff_ids = st.config.rootfs.diff_ids.slice(0, keep);
     try {
-      await this.addLayer(st, (out) => squashLayers(all.slice(keep), merged, out, { below, ...(this.o.timestamp !== undefined ? { timestamp: this.o.timestamp } : {}) }));
+      await this.addLayer(st, async (out) => packInto(out, await squashTar(all.slice(keep), merged, { below, ...(this.o.timestamp !== undefined ? { timestamp: this.o.timestamp } : {}) })));
     } finally {
       for (const m of mounted) spawnSync('umount', [m]);
     }

@@ -94,6 +94,14 @@ function mtimeOf(timestamp: number | undefined): (st: Stats) => Date {
 
 /** Write the diff of `upper` to `out` as a tar; resolves with the tar's digest (the diffID) and size. */
 export async function diffUpperDir(upper: string, out: Writable, o: DiffOptions): Promise<{ diffID: Digest; size: number }> {
+  return packTo(out, upperDirTar(upper, o));
+}
+
+/**
+ * What writes the diff of `upper` into a tar (for packTo, or packInto when the consumer hashes the tar itself, as
+ * a layer being applied does).
+ */
+export function upperDirTar(upper: string, o: DiffOptions): (pack: tar.Pack) => Promise<void> {
   const stubs = new Set(o.runtimeStubs ?? DEFAULT_STUBS);
   const links: Links = new Map();
   const { opaque, attrs } = readXattrs(upper);
@@ -116,7 +124,7 @@ export async function diffUpperDir(upper: string, out: Writable, o: DiffOptions)
       }
     }
   };
-  return packTo(out, (pack) => walk(pack, ''));
+  return (pack) => walk(pack, '');
 }
 
 /**
@@ -125,7 +133,7 @@ export async function diffUpperDir(upper: string, out: Writable, o: DiffOptions)
  * is written as the merged view has it, or as a whiteout when it is gone but exists below; a directory some layer
  * made opaque stays opaque if it exists below.
  */
-export async function squashLayers(layers: string[], merged: string, out: Writable, o: DiffOptions): Promise<{ diffID: Digest; size: number }> {
+export async function squashTar(layers: string[], merged: string, o: DiffOptions): Promise<(pack: tar.Pack) => Promise<void>> {
   const touched = new Set<string>();
   const opaque = new Set<string>();
   const attrs = new Map<string, [string, Buffer][]>();
@@ -152,7 +160,7 @@ export async function squashLayers(layers: string[], merged: string, out: Writab
     for (let i = r.lastIndexOf('/'); i > 0; i = r.lastIndexOf('/', i - 1)) if (gone.has(r.slice(0, i))) return true;
     return false;
   };
-  return packTo(out, async (pack) => {
+  return async (pack) => {
     for (const r of [...touched].sort()) {
       if (parentGone(r)) {
         gone.add(r);
@@ -167,5 +175,5 @@ export async function squashLayers(layers: string[], merged: string, out: Writab
       await emitEntry(pack, merged, r, st, links, mtime, attrs.get(r));
       if (st.isDirectory() && opaque.has(r) && (await o.below(r)).dir) await addEntry(pack, { name: `${r}/.wh..wh..opq`, type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: new Date(0), size: 0 });
     }
-  });
+  };
 }

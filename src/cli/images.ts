@@ -59,7 +59,7 @@ async function imageFilter(store: Store, filters: string[]): Promise<(img: Image
       return {};
     }
   };
-  const any = <T>(key: string, test: (v: string) => T): boolean | undefined => (byKey.has(key) ? byKey.get(key)!.some((v) => test(v)) : undefined);
+  const any = (key: string, test: (v: string) => boolean): boolean | undefined => (byKey.has(key) ? byKey.get(key)!.some((v) => test(v)) : undefined);
   return async (img) => {
     const created = Date.parse(img.created ?? '') || 0;
     const names = img.names ?? [];

@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Command, Option } from 'commander';
 import { SkiffError } from '../core/errors.js';
-import type { SourceOptions } from '../core/image.js';
+import type { ImageSource, SourceOptions } from '../core/image.js';
 import { formatDockerReference, parseDockerReference, withDefaultTag, type DockerReference } from '../core/reference.js';
 import { copyImage, type CopyOptions } from '../copy/copy.js';
 import { isShortName, loadRegistriesConf, shortNameCandidates } from '../config/registries.js';
@@ -68,9 +68,14 @@ async function imageId(store: Store, name: string): Promise<string> {
  * Pull `image` into the store: short names through registries.conf (each candidate in turn), `docker://` and
  * qualified names as they are. Resolves with the image ID.
  */
-export async function pullIntoStore(image: string, o: SourceOptions, g: GlobalOptions, quiet: boolean): Promise<string> {
+/** The references an image name may mean: itself, or for a short name the registries.conf candidates in order. */
+async function pullCandidates(image: string, interactive: boolean): Promise<string[]> {
   const raw = image.replace(/^docker:\/\//, '');
-  const candidates = image.startsWith('docker://') || !isShortName(raw) ? [raw] : shortNameCandidates(raw, await loadRegistriesConf(), !!process.stdin.isTTY && !!process.stderr.isTTY);
+  return image.startsWith('docker://') || !isShortName(raw) ? [raw] : shortNameCandidates(raw, await loadRegistriesConf(), interactive);
+}
+
+export async function pullIntoStore(image: string, o: SourceOptions, g: GlobalOptions, quiet: boolean): Promise<string> {
+  const candidates = await pullCandidates(image, !!process.stdin.isTTY && !!process.stderr.isTTY);
   const progress = makeProgress(quiet);
   let last: unknown;
   for (const cand of candidates) {
@@ -103,10 +108,9 @@ export function storageCommands(program: Command): void {
       return;
     }
     // As podman: the repository without a tag; the first short-name candidate whose tags can be listed.
-    const raw = image.replace(/^docker:\/\//, '');
-    const named = parseDockerReference(raw);
+    const named = parseDockerReference(image.replace(/^docker:\/\//, ''));
     if (named.tag || named.digest) throw new SkiffError('ERR_USAGE', `--all-tags: give a repository without a tag or digest (${image})`);
-    const candidates = image.startsWith('docker://') || !isShortName(raw) ? [raw] : shortNameCandidates(raw, await loadRegistriesConf(), false);
+    const candidates = await pullCandidates(image, false);
     let tags: string[] | undefined;
     let repo = '';
     let last: unknown;
@@ -335,40 +339,38 @@ async function loadImages(flags: { input: string; quiet?: boolean }, c: Command)
   const o: SourceOptions = { storage: storageFrom(g) };
   const progress = makeProgress(!!flags.quiet);
   const copy = progress ? { progress } : {};
-  const { sha256 } = await import('../core/digest.js');
-  const unnamed = async (src: Location): Promise<string> => {
-    const s = await openSource(src, o);
-    try {
-      return `localhost/${sha256((await s.getManifest()).bytes).slice(7, 19)}:latest`;
-    } finally {
-      await s.close();
-    }
-  };
   // Every image of a docker-archive, under all its RepoTags (as podman loads it); an oci-archive's one image
-  // under its ref.name.
+  // under its ref.name. Each is opened once: for its names, and then copied from.
   // (References built, not parsed: the file's path may contain a `:`.)
-  const { ArchiveSource, DockerArchiveRef, dockerArchiveTransport } = await import('../../transports/docker-archive/index.js');
-  let images: { src: Location; names: string[] }[];
+  const { ArchiveSource, DockerArchiveRef } = await import('../../transports/docker-archive/index.js');
+  let opens: (() => Promise<{ source: ImageSource; names: string[] }>)[];
   try {
     const count = await ArchiveSource.imageCount(flags.input);
-    images = [];
-    for (let i = 0; i < count; i++) {
-      const ref = new DockerArchiveRef(flags.input, undefined, i);
-      const s = await ArchiveSource.open(ref);
-      const names = s.archiveTags.map((t) => tryStoreName(t)).filter((n): n is string => n !== undefined);
-      await s.close();
-      images.push({ src: { transport: dockerArchiveTransport, ref }, names });
-    }
+    opens = Array.from({ length: count }, (_, i) => async () => {
+      const source = await ArchiveSource.open(new DockerArchiveRef(flags.input, undefined, i));
+      return { source, names: source.archiveTags.map((t) => tryStoreName(t)).filter((n): n is string => n !== undefined) };
+    });
   } catch (e) {
     if (!(e instanceof SkiffError) || e.code !== 'ERR_INVALID_ARCHIVE') throw e;
     const { ociArchiveTransport } = await import('../../transports/oci-archive/index.js');
     const { OciRef } = await import('../../transports/oci/ref.js');
-    images = [{ src: { transport: ociArchiveTransport, ref: new OciRef(flags.input, undefined, 'oci-archive') }, names: await ociArchiveNames(flags.input) }];
+    opens = [async () => ({ source: await ociArchiveTransport.openSource(new OciRef(flags.input, undefined, 'oci-archive'), o), names: await ociArchiveNames(flags.input) })];
   }
+  const { sha256 } = await import('../core/digest.js');
   const loaded: string[] = [];
-  for (const img of images) {
-    const names = img.names.length ? img.names : [await unnamed(img.src)];
-    await copyBetween(img.src, `containers-storage:${names[0]!}`, o, copy);
+  for (const open of opens) {
+    const { source, names } = await open();
+    try {
+      if (!names.length) names.push(`localhost/${sha256((await source.getManifest()).bytes).slice(7, 19)}:latest`);
+      const dest = await openDestination(`containers-storage:${names[0]!}`, o);
+      try {
+        await copyImage(source, dest, copy);
+      } finally {
+        await dest.close();
+      }
+    } finally {
+      await source.close();
+    }
     if (names.length > 1) {
       const store = await storeOf(g);
       const w = new StoreWriter(store);

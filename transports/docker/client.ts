@@ -272,8 +272,7 @@ export class RegistryClient {
       const watch = replayable ? undefined : watchUpload(req.body as Readable, this.readTimeout);
       try {
         // (256 KiB response buffers, as the pipeline stages have: fewer chunks through hashing and writing.)
-        const signals = [this.o.signal, req.signal, watch?.signal].filter((x): x is AbortSignal => x !== undefined);
-        const signal = signals.length > 1 ? AbortSignal.any(signals) : signals[0];
+        const signal = watch ? (stop ? AbortSignal.any([stop, watch.signal]) : watch.signal) : stop;
         res = await request(url, { method: req.method, headers, body: watch?.body ?? req.body, dispatcher: this.agent, signal, headersTimeout: Math.max(60_000, this.readTimeout), bodyTimeout: this.readTimeout, highWaterMark: 256 * 1024 });
       } catch (e) {
         if (this.o.signal?.aborted || req.signal?.aborted) throw e;

@@ -5,7 +5,7 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { describe, it } from 'node:test';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { ParallelGzip } from '../../src/archive/pgzip.js';
+import { BLOCK, ParallelGzip } from '../../src/archive/pgzip.js';
 
 async function pgzip(data: Buffer, level = 6, pieces = 3): Promise<Buffer> {
   const out: Buffer[] = [];
@@ -37,8 +37,8 @@ describe('parallel gzip', () => {
     ['text', text],
     ['random', rnd],
     ['mixed', mixed],
-    ['exactly one block', Buffer.alloc(256 * 1024, 1)],
-    ['one block and a byte', Buffer.alloc(256 * 1024 + 1, 2)],
+    ['exactly one block', Buffer.alloc(BLOCK, 1)],
+    ['one block and a byte', Buffer.alloc(BLOCK + 1, 2)],
   ];
   for (const [name, data] of cases) {
     it(`${name}: gunzip gives the input back, system gzip agrees, the same input gives the same bytes`, async () => {

@@ -5,6 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
+import { constants as h2 } from 'node:http2';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,7 +19,26 @@ const repo = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const out = path.join(repo, 'dist', 'skiff.cjs');
 rmSync(`${out}.cache`, { force: true });
 
+/**
+ * undici's HTTP/2 client loads node:http2 as undici loads (~3 ms of every registry and daemon command), for ten
+ * constants it reads at once; skiff never offers h2 (undici's allowH2 is off), so http2.connect is never called.
+ * In the bundle undici gets those constants, copied from this Node's http2 now, and node:http2 itself only if
+ * connect were ever called.
+ */
+const H2_NAMES = ['HTTP2_HEADER_AUTHORITY', 'HTTP2_HEADER_METHOD', 'HTTP2_HEADER_PATH', 'HTTP2_HEADER_SCHEME', 'HTTP2_HEADER_CONTENT_LENGTH', 'HTTP2_HEADER_EXPECT', 'HTTP2_HEADER_STATUS', 'HTTP2_HEADER_PROTOCOL', 'NGHTTP2_REFUSED_STREAM', 'NGHTTP2_CANCEL'];
+const lazyHttp2 = {
+  name: 'lazy-http2',
+  setup(b) {
+    b.onResolve({ filter: /^node:http2$/ }, (args) => (/[\\/]undici[\\/]/.test(args.importer) ? { path: 'lazy-http2', namespace: 'skiff' } : undefined));
+    b.onLoad({ filter: /^lazy-http2$/, namespace: 'skiff' }, () => ({
+      loader: 'js',
+      contents: `module.exports = { constants: ${JSON.stringify(Object.fromEntries(H2_NAMES.map((n) => [n, h2[n]])))}, connect: (...a) => require('node:http2').connect(...a) };`,
+    }));
+  },
+};
+
 await build({
+  plugins: [lazyHttp2],
   entryPoints: [path.join(repo, 'dist', 'src', 'cli', 'entry.js')],
   outfile: out,
   bundle: true,

@@ -1,7 +1,6 @@
 import { addAbortSignal, pipeline, Readable, Transform, type TransformCallback } from 'node:stream';
 import { STAGE_BUFFER, Verifier, sha256, verifyBuffer, type Digest } from '../core/digest.js';
 import { SkiffError, isRetryableError, wrapError } from '../core/errors.js';
-import { limiter } from '../core/limiter.js';
 import type { ImageDestination, ImageSource } from '../core/image.js';
 import { readConfig } from '../core/inspect.js';
 import {
@@ -11,7 +10,7 @@ import {
 import { MT, layerCompressionOf, type Compression } from '../core/media-types.js';
 import { choosePlatform, type PlatformChoice } from '../core/platform.js';
 import { createCompressor, createDecompressor, detectCompression, peek } from '../archive/compression.js';
-import { compressionOfPlainLayers, planImage, planIndex, type CopyPlan, type ImagePlan, type LayerAction, type PlanOptions } from './plan.js';
+import { planImage, planIndex, type CopyPlan, type ImagePlan, type LayerAction, type PlanOptions } from './plan.js';
 
 /** Receives progress events; the CLI draws bars or prints lines from them. */
 export interface ProgressSink {
@@ -96,6 +95,22 @@ async function withRetries<T>(f: () => Promise<T>, o: CopyOptions): Promise<T> {
   }
 }
 
+/** A tiny semaphore: at most `n` tasks at once. */
+function limiter(n: number): <T>(f: () => Promise<T>) => Promise<T> {
+  let active = 0;
+  const queue: (() => void)[] = [];
+  return async <T>(f: () => Promise<T>): Promise<T> => {
+    if (active >= n) await new Promise<void>((r) => queue.push(r));
+    active++;
+    try {
+      return await f();
+    } finally {
+      active--;
+      queue.shift()?.();
+    }
+  };
+}
+
 interface BlobResult {
   digest: Digest;
   size: number;
@@ -117,24 +132,6 @@ async function copyBlob(
   }
   o.signal?.throwIfAborted();
   o.progress?.blobStart(desc, kind);
-  if ((action === 'gzip' || action === 'zstd') && declared === 'none' && src.compressedBlob) {
-    // Compressed by the source as it received the layer (willCompress): verified and measured then.
-    const pre = await src.compressedBlob(desc, action, o.compressLevel);
-    if (pre) {
-      if (o.signal) addAbortSignal(o.signal, pre.stream);
-      const progress = o.progress;
-      const stages: (Readable | Transform)[] = [pre.stream, ...(progress ? [new Counter((n) => progress.blobAdvance(desc, n))] : [])];
-      const out = stages.length > 1 ? (pipeline as unknown as (...s: unknown[]) => Readable)(...stages, () => undefined) : pre.stream;
-      try {
-        const put = await dest.putBlob(out, { mediaType: desc.mediaType, isConfig: false, digest: pre.digest, size: pre.size, ...(o.signal ? { signal: o.signal } : {}) });
-        o.progress?.blobDone(desc, 'copied');
-        return { ...put, compression: action };
-      } catch (e) {
-        out.destroy();
-        throw e;
-      }
-    }
-  }
   // A config already read (for its diffIDs) is not fetched a second time.
   const raw = data ? Readable.from([data]) : await src.getBlob(desc);
   if (o.signal) addAbortSignal(o.signal, raw);
@@ -187,8 +184,6 @@ export async function copyImage(src: ImageSource, dest: ImageDestination, o: Cop
 }
 
 async function runCopy(src: ImageSource, dest: ImageDestination, opts: CopyOptions): Promise<CopyResult> {
-  const compressing = compressionOfPlainLayers(dest.caps, opts);
-  if (compressing) src.willCompress?.(compressing, opts.compressLevel);
   const plan = await makePlan(src, dest, opts);
   // The first failing blob stops the others: they are aborted and awaited, so no write is still running when the
   // caller closes (and cleans) the destination.

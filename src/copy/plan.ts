@@ -50,12 +50,6 @@ function layerAction(mediaType: string, caps: DestinationCaps, o: PlanOptions): 
   return 'keep';
 }
 
-/** What the copy does to a source's uncompressed layers: compress them as gzip or zstd, or leave them. */
-export function compressionOfPlainLayers(caps: DestinationCaps, o: PlanOptions): 'gzip' | 'zstd' | undefined {
-  const a = layerAction(MT.dockerLayer, caps, o);
-  return a === 'gzip' || a === 'zstd' ? a : undefined;
-}
-
 function canExpress(type: string, compressions: Compression[]): boolean {
   return type !== MT.dockerManifest || !compressions.includes('zstd');
 }

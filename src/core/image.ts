@@ -46,29 +46,11 @@ export interface ImageSource {
    * Caller must consume or destroy the stream. Missing blob: ERR_BLOB_UNKNOWN.
    */
   getBlob(desc: Descriptor): Promise<Readable>;
-  /**
-   * The copy will compress this source's uncompressed layers as `format` (at `level`). Called before getManifest,
-   * so a source that receives its layers as one stream (docker-daemon) can compress them as they arrive.
-   */
-  willCompress?(format: 'gzip' | 'zstd', level?: number): void;
-  /**
-   * The layer `desc` (uncompressed) as the source already compressed it, as `format` at `level` (see
-   * willCompress): its digest and size computed as it was written, its uncompressed bytes checked against
-   * desc.digest. Undefined when the source has no such copy.
-   */
-  compressedBlob?(desc: Descriptor, format: 'gzip' | 'zstd', level?: number): Promise<CompressedBlob | undefined>;
   /** Names the source knows for the image (docker-archive RepoTags, oci ref.name), for inspect. */
   repoTags?(): Promise<string[]>;
   /** Are blobs read from local files (cheap to read at any time, nothing to wait for)? */
   readonly local?: boolean;
   close(): Promise<void>;
-}
-
-/** A layer a source compressed itself (ImageSource.compressedBlob). */
-export interface CompressedBlob {
-  stream: Readable;
-  digest: Digest;
-  size: number;
 }
 
 export interface DestinationCaps {

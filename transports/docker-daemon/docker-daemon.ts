@@ -2,18 +2,15 @@ import { once } from 'node:events';
 import { createReadStream, createWriteStream, promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { PassThrough, Transform, type Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { Hasher, digestHex, type Digest } from '../../src/core/digest.js';
-import { createCompressor } from '../../src/archive/compression.js';
-import { TarWatch, type WatchedMember } from '../../src/archive/tar-watch.js';
-import { limiter } from '../../src/core/limiter.js';
+import { digestHex, type Digest } from '../../src/core/digest.js';
 import { SkiffError } from '../../src/core/errors.js';
 import { paced } from '../../src/core/gc-pace.js';
 import { IO_CHUNK, streamToTempFile } from '../../src/core/fs.js';
 import { MT } from '../../src/core/media-types.js';
 import { tarHeader } from '../../src/archive/tar-append.js';
-import type { BlobInfo, CompressedBlob, DestinationCaps, DestinationOptions, ImageDestination, ImageSource, SourceOptions, Transport } from '../../src/core/image.js';
+import type { BlobInfo, DestinationCaps, DestinationOptions, ImageDestination, ImageSource, SourceOptions, Transport } from '../../src/core/image.js';
 import { parseManifest, type Descriptor, type ImageManifest, type RawManifest } from '../../src/core/manifest.js';
 import { formatDockerReference, withDefaultTag, type DockerReference } from '../../src/core/reference.js';
 import { ArchiveSource, DockerArchiveRef } from '../docker-archive/index.js';
@@ -85,139 +82,38 @@ async function daemonError(res: import('undici').Dispatcher.ResponseData, what: 
   return new SkiffError(res.statusCode === 404 ? 'ERR_IMAGE_NOT_FOUND' : 'ERR_REGISTRY', `${what}: ${msg || `HTTP ${res.statusCode}`}`);
 }
 
-/** A layer member compressed while the archive streamed in: where it is and what it is. */
-interface Precompressed {
-  file: string;
-  digest: Digest;
-  size: number;
-  format: 'gzip' | 'zstd';
-  level: number | undefined;
-}
-
-/** Writes to the spool file: 1 MiB keeps up with the daemon ~10% better than 256 KiB. */
-const SPOOL_CHUNK = 1 << 20;
-/** Members smaller than this are not worth compressing ahead (configs, tiny layers): the copy does them. */
-const PRECOMPRESS_MIN = 1 << 20;
-
 /**
  * Reads `GET /images/{name}/get`. A `docker save` stream puts manifest.json last, so the archive has to land
- * somewhere before the first layer can be served: it is spooled once to a temp file (when the manifest is first
- * asked for) and read in place from there. When the copy will compress the layers (willCompress: docker-daemon ->
- * oci or a registry), each layer is also compressed as it streams in, while the daemon is still producing the rest,
- * instead of after the whole archive has arrived: the copy then sends those files (compressedBlob).
+ * somewhere before the first layer can be served: it is spooled once to a temp file and read in place from there.
  */
-class DaemonSource implements ImageSource {
-  private archive: Promise<ArchiveSource> | undefined;
-  private compress: { format: 'gzip' | 'zstd'; level: number | undefined } | undefined;
-  /** Uncompressed digest (computed as the member was compressed) -> its compressed copy. */
-  private readonly pre = new Map<Digest, Precompressed>();
-  private readonly jobs: Promise<void>[] = [];
-  private readonly slots = limiter(2);
-  private readonly stop = new AbortController();
-
-  private constructor(
-    readonly ref: DaemonRef,
-    private readonly conn: Conn,
-    private readonly dir: string,
-  ) {}
-
-  static async open(ref: DaemonRef, o: SourceOptions): Promise<DaemonSource> {
-    const conn = await connectDaemon(o);
-    try {
-      const inspect = await conn.request('GET', `/images/${ref.apiName}/json`);
-      if (inspect.statusCode !== 200) throw await daemonError(inspect, `${ref}`);
-      await inspect.body.dump();
-      return new DaemonSource(ref, conn, await fsp.mkdtemp(path.join(os.tmpdir(), 'skiff-daemon-')));
-    } catch (e) {
-      await conn.close();
-      throw e;
-    }
-  }
-
-  willCompress(format: 'gzip' | 'zstd', level?: number): void {
-    if (!this.archive) this.compress = { format, level };
-  }
-
-  private open(): Promise<ArchiveSource> {
-    this.archive ??= this.spool();
-    return this.archive;
-  }
-
-  private async spool(): Promise<ArchiveSource> {
-    const { ref } = this;
-    const res = await this.conn.request('GET', `/images/${ref.apiName}/get`);
+async function openDaemonSource(ref: DaemonRef, o: SourceOptions): Promise<ImageSource> {
+  const conn = await connectDaemon(o);
+  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'skiff-daemon-'));
+  try {
+    const inspect = await conn.request('GET', `/images/${ref.apiName}/json`);
+    if (inspect.statusCode !== 200) throw await daemonError(inspect, `${ref}`);
+    await inspect.body.dump();
+    const res = await conn.request('GET', `/images/${ref.apiName}/get`);
     if (res.statusCode !== 200) throw await daemonError(res, `exporting ${ref}`);
-    const file = path.join(this.dir, 'image.tar');
-    const out = createWriteStream(file, { highWaterMark: SPOOL_CHUNK });
-    const c = this.compress;
-    if (!c) {
-      // (Chunks written are garbage that V8 would let pile up: collection is paced by the bytes, as for blobs.)
-      res.body.on('data', (chunk: Buffer) => paced(chunk.length));
-      await pipeline(res.body, out);
-    } else {
-      // Layers whose bytes are all in the spool file are compressed from it while the rest still streams in.
-      const pending: WatchedMember[] = [];
-      const watch = new TarWatch((m) => {
-        if ((m.type === '0' || m.type === '\0') && m.size >= PRECOMPRESS_MIN && m.name.endsWith('.tar')) pending.push(m);
-      });
-      const startLanded = (): void => {
-        while (pending.length && pending[0]!.offset + pending[0]!.size <= out.bytesWritten) this.precompress(file, pending.shift()!, c);
-      };
-      const follow = new Transform({
-        highWaterMark: SPOOL_CHUNK,
-        transform(chunk: Buffer, _e, cb) {
-          paced(chunk.length);
-          watch.push(chunk);
-          startLanded();
-          cb(null, chunk);
-        },
-      });
-      await pipeline(res.body, follow, out);
-      startLanded();
-    }
-    return ArchiveSource.open(new DockerArchiveRef(file, ref.named ? withDefaultTag(ref.named) : undefined, ref.named ? undefined : 0));
-  }
-
-  /**
-   * Compress one layer member of the spool file into a file of its own, keyed by the digest of its content (so a
-   * member that turns out not to be a layer, or a misread offset, is simply never asked for). At most two at once,
-   * each compressing in parallel blocks. Only an optimisation: a failure leaves the layer to the copy.
-   */
-  private precompress(file: string, m: WatchedMember, c: { format: 'gzip' | 'zstd'; level: number | undefined }): void {
-    const target = path.join(this.dir, `layer-${this.jobs.length}.${c.format}`);
-    const signal = this.stop.signal;
-    const job = this.slots(async () => {
-      signal.throwIfAborted();
-      const plain = new Hasher();
-      const packed = new Hasher();
-      await pipeline(createReadStream(file, { start: m.offset, end: m.offset + m.size - 1, highWaterMark: IO_CHUNK }), plain, createCompressor(c.format, c.level)!, packed, createWriteStream(target, { highWaterMark: IO_CHUNK }), { signal });
-      if (plain.size === m.size) this.pre.set(plain.digest, { file: target, digest: packed.digest, size: packed.size, ...c });
-    }).catch(() => undefined);
-    this.jobs.push(job);
-  }
-
-  async getManifest(instance?: Digest): Promise<RawManifest> {
-    return (await this.open()).getManifest(instance);
-  }
-
-  async getBlob(d: Descriptor): Promise<Readable> {
-    return (await this.open()).getBlob(d);
-  }
-
-  async compressedBlob(desc: Descriptor, format: 'gzip' | 'zstd', level?: number): Promise<CompressedBlob | undefined> {
-    await this.open();
-    await Promise.all(this.jobs);
-    const p = this.pre.get(desc.digest);
-    if (!p || p.format !== format || p.level !== level) return undefined;
-    return { stream: createReadStream(p.file, { highWaterMark: IO_CHUNK }), digest: p.digest, size: p.size };
-  }
-
-  async close(): Promise<void> {
-    this.stop.abort();
-    await Promise.all(this.jobs);
-    await (await this.archive?.catch(() => undefined))?.close();
-    await fsp.rm(this.dir, { recursive: true, force: true });
-    await this.conn.close();
+    const file = path.join(dir, 'image.tar');
+    // (Chunks written are garbage that V8 would let pile up: collection is paced by the bytes, as for blobs.)
+    res.body.on('data', (c: Buffer) => paced(c.length));
+    await pipeline(res.body, createWriteStream(file, { highWaterMark: IO_CHUNK }));
+    const inner = await ArchiveSource.open(new DockerArchiveRef(file, ref.named ? withDefaultTag(ref.named) : undefined, ref.named ? undefined : 0));
+    return {
+      ref,
+      getManifest: (instance?: Digest) => inner.getManifest(instance),
+      getBlob: (d: Descriptor) => inner.getBlob(d),
+      close: async () => {
+        await inner.close();
+        await fsp.rm(dir, { recursive: true, force: true });
+        await conn.close();
+      },
+    };
+  } catch (e) {
+    await fsp.rm(dir, { recursive: true, force: true });
+    await conn.close();
+    throw e;
   }
 }
 
@@ -359,7 +255,7 @@ export const dockerDaemonTransport: Transport = {
   parse: parseDaemonSpec,
 
   openSource(ref, opts = {}) {
-    return DaemonSource.open(ref as DaemonRef, opts);
+    return openDaemonSource(ref as DaemonRef, opts);
   },
   async openDestination(ref, opts = {}) {
     return DaemonDestination.open(ref as DaemonRef, opts);

@@ -26,9 +26,12 @@ export function opaqueXattr(): string {
   return isRootless() ? 'user.overlay.opaque' : 'trusted.overlay.opaque';
 }
 
+/** The commands that work on containers-storage. bin/skiff's launcher lists them too (a test keeps the two equal). */
+export const STORAGE_COMMANDS: readonly string[] = ['images', 'pull', 'push', 'tag', 'rmi', 'save', 'load', 'build', 'bud'];
+
 /** Does this command line touch containers-storage (and so need the user namespace when rootless)? */
 export function needsStorage(argv: string[]): boolean {
-  const cmds = new Set(['images', 'pull', 'push', 'tag', 'rmi', 'save', 'load', 'build', 'bud']);
+  const cmds = new Set(STORAGE_COMMANDS);
   return argv.some((a) => a.includes('containers-storage:')) || argv.slice(2).some((a) => cmds.has(a));
 }
 

@@ -3,6 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
+import { STORAGE_COMMANDS } from '../../src/store/userns.js';
 import { REPO, tempDir } from '../kit/run.js';
 
 /** What bin/skiff.js at `bin` says of its bundle: 'cache accepted', 'cache rejected' or 'no bundle'. */
@@ -79,5 +80,12 @@ describe('CLI bundle (dist/skiff.cjs) and its code cache', () => {
     const r = spawnSync(process.execPath, [path.join(REPO, 'bin', 'skiff.js'), '--version'], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stdout.trim(), `skiff version ${pkg.version}`);
+  });
+
+  it('the launcher (bin/skiff) enters the user namespace for exactly the commands the CLI counts as storage commands', async () => {
+    const launcher = await fsp.readFile(path.join(REPO, 'bin', 'skiff'), 'utf8');
+    const pattern = /^\s*\*containers-storage:\*\|([a-z|]+)\)/m.exec(launcher);
+    assert.ok(pattern, 'the case pattern of storage commands in bin/skiff');
+    assert.deepEqual(pattern[1]!.split('|').sort(), [...STORAGE_COMMANDS].sort());
   });
 });

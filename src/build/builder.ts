@@ -274,7 +274,7 @@ export class Builder {
           return r;
         };
         const st = await timed(`STEP ${++k}/${total}: FROM ${stage.from.image}${stage.name ? ` AS ${stage.name}` : ''}`, () => this.from(stage.from));
-        for (const step of stage.steps) await timed(`STEP ${++k}/${total}: ${step.text}`, () => this.step(st, step));
+        for (const step of stage.steps) await timed(`STEP ${++k}/${total}: ${step.text}`, () => this.step(st, step).catch((e: unknown) => { throw this.located(e, step); }));
         this.stages.set(idx, st);
       };
       // --jobs: the stages of one batch depend only on earlier batches, so up to `jobs` of them run at once.
@@ -315,6 +315,16 @@ export class Builder {
     if (config.config && 'OnBuild' in config.config) delete config.config.OnBuild;
     const chain = await this.o.store.layerChain(img);
     return { config, layers: chain.map((l) => ({ id: l.id, diffID: l['diff-digest']!, size: l['diff-size'] ?? 0 })), baseLayers: chain.length };
+  }
+
+  /**
+   * A step's failure names the Containerfile and line, as the front end's errors do (`Containerfile:3: COPY x: no
+   * such file…`); a message that already names its line (a RUN's) is left as it is.
+   */
+  private located(e: unknown, s: Step): unknown {
+    if (!(e instanceof SkiffError) || /\(line \d+\)/.test(e.message) || e.message.startsWith(`${this.o.plan.file}:`)) return e;
+    e.message = `${this.o.plan.file}:${s.line}: ${e.message}`;
+    return e;
   }
 
   private async step(st: State, s: Step): Promise<void> {

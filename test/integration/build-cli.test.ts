@@ -164,6 +164,16 @@ describe('skiff build (front end)', () => {
     assert.match(r.stderr, new RegExp(`${bad}:3: HEALTHCHECK --interval: invalid duration "soon"`));
   });
 
+  it('a step that fails at build time (a COPY source missing from the context) names the file and line', async () => {
+    const ctx = path.join(t.dir, 'missing-src');
+    await fsp.mkdir(ctx);
+    await fsp.writeFile(path.join(ctx, 'Containerfile'), 'FROM scratch\nLABEL a=b\nCOPY nothere /x\n');
+    const r = await skiff(['--root', path.join(t.dir, 'mroot'), '--runroot', path.join(t.dir, 'mrun'), 'build', '-q', '-t', 'localhost/m:1', ctx]);
+    assert.equal(r.code, 1);
+    assert.equal(r.stdout, '');
+    assert.match(r.stderr, new RegExp(`^skiff: ${path.join(ctx, 'Containerfile')}:3: COPY nothere: no such file or directory in the build context$`, 'm'));
+  });
+
   it('a missing -f file, a missing --target, a missing context are errors naming them', async () => {
     const f = await skiff(['build', '-f', path.join(t.dir, 'nope'), t.dir]);
     assert.match(f.stderr, /nope: no such Containerfile/);

@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { readConfig, resolveImage, inspectImage } from '../core/inspect.js';
 import { SkiffError } from '../core/errors.js';
-import { compileTemplate, GoTime } from './template.js';
+import { compileTemplate, GoNil, GoTime } from './template.js';
 import { DockerRef } from '../../transports/docker/index.js';
 import { addRegistryFlags, addRetryFlags, openSource, platformFrom, registryOptions, storageFrom, writeOut, type GlobalOptions } from './common.js';
 
@@ -18,7 +18,9 @@ interface InspectFlags {
  */
 function templateData(o: Record<string, unknown>, inspect: boolean): Record<string, unknown> {
   const created = typeof o.Created === 'string' ? { Created: new GoTime(o.Created) } : {};
-  return inspect ? { Name: '', Variant: '', ...o, ...created } : { ...o, ...(typeof o.created === 'string' ? { created: new GoTime(o.created) } : {}) };
+  // (skopeo's Labels and Env are typed: when absent they print as map[] and [], not <nil>.)
+  const nils = { ...(o.Labels === null ? { Labels: new GoNil('map') } : {}), ...(o.Env === null ? { Env: new GoNil('slice') } : {}) };
+  return inspect ? { Name: '', Variant: '', ...o, ...created, ...nils } : { ...o, ...(typeof o.created === 'string' ? { created: new GoTime(o.created) } : {}) };
 }
 
 /** `skiff inspect [--raw] [--config] REF`, skopeo inspect's output. */
@@ -30,7 +32,7 @@ export function inspectCommand(program: Command): void {
     .option('--raw', 'print the manifest (or with --config the config) bytes exactly as stored')
     .option('--config', 'print the image config')
     .option('-n, --no-tags', 'do not list the repository\'s tags (docker://)')
-    .option('-f, --format <template>', 'Go template of the output, e.g. {{.Digest}} (fields, json, index, join, range, if)');
+    .option('-f, --format <template>', 'Go template of the output, e.g. {{.Digest}} or {{if eq .Os "linux"}}{{len .Layers}}{{end}}');
   addRetryFlags(cmd);
   addRegistryFlags(cmd, '');
   cmd.action(async (image: string, flags: InspectFlags, c: Command) => {

@@ -88,6 +88,42 @@ describe('docker:// with the real registry', () => {
     }
   });
 
+  it('a blob pushed or pulled before, in another repository of the same registry, is mounted from there instead of uploaded (the blob location cache, as skopeo\'s)', async () => {
+    const proxy = await startFaultProxy(reg.host);
+    const cache = path.join(t.dir, 'locations.json');
+    const withCache = (file: string, args: string[]) => ok(run(process.execPath, [SKIFF, ...args], { env: { ...process.env, SKIFF_BLOB_CACHE: file } }));
+    const uploads = (): string[] => proxy.log.filter((l) => l.startsWith('PATCH') || /^PUT .*\/blobs\/uploads\//.test(l));
+    try {
+      // Learnt from a pull: the registry's known/pulled repository holds the fixture's blobs.
+      await ok(skiff(['copy', '-q', '--dest-tls-verify=false', fixture, `docker://${reg.host}/known/pulled:1`]));
+      await withCache(cache, ['copy', '-q', '--src-tls-verify=false', `docker://${proxy.host}/known/pulled:1`, `oci:${t.dir}/known-pulled:x`]);
+      proxy.log.length = 0;
+      // A push from a local layout, to a new repository: every blob mounted, none uploaded.
+      await withCache(cache, ['copy', '-q', '--dest-tls-verify=false', fixture, `docker://${proxy.host}/known/pushed:1`]);
+      assert.ok(proxy.log.some((l) => /^POST .*mount=sha256.*from=known%2Fpulled/.test(l)), proxy.log.join('\n'));
+      assert.deepEqual(uploads(), [], 'no blob was uploaded');
+      assert.equal(JSON.parse(await skopeo('inspect', NOTLS, `docker://${reg.host}/known/pushed:1`)).Digest, fixtureDigest);
+      // Learnt from that push too: the next repository can mount from either.
+      const table = JSON.parse(await fsp.readFile(cache, 'utf8')).registries[proxy.host];
+      assert.ok(Object.values(table as Record<string, [string, number][]>).some((repos) => repos.map((r) => r[0]).includes('known/pushed')));
+      // A remembered repository that no longer has the blob (or never had it) costs a try, then the upload.
+      const stale = path.join(t.dir, 'stale.json');
+      await fsp.writeFile(stale, JSON.stringify({ v: 1, registries: { [proxy.host]: Object.fromEntries(Object.keys(table).map((d) => [d, [['known/nowhere', 1]]])) } }));
+      proxy.log.length = 0;
+      await withCache(stale, ['copy', '-q', '--dest-tls-verify=false', fixture, `docker://${proxy.host}/known/fresh:1`]);
+      assert.ok(proxy.log.some((l) => /^POST .*from=known%2Fnowhere/.test(l)));
+      assert.ok(uploads().length > 0, 'uploaded after the mount was refused');
+      assert.equal(JSON.parse(await skopeo('inspect', NOTLS, `docker://${reg.host}/known/fresh:1`)).Digest, fixtureDigest);
+      // SKIFF_BLOB_CACHE=off: nothing remembered, nothing tried.
+      proxy.log.length = 0;
+      await withCache('off', ['copy', '-q', '--dest-tls-verify=false', fixture, `docker://${proxy.host}/known/off:1`]);
+      assert.ok(!proxy.log.some((l) => l.includes('mount=')));
+      assert.ok(uploads().length > 0);
+    } finally {
+      await proxy.stop();
+    }
+  });
+
   it('zstd and v2s2 conversions on push are read back by skopeo', async () => {
     await ok(skiff(['copy', '-q', '--dest-tls-verify=false', '--dest-compress-format', 'zstd', fixture, `docker://${reg.host}/conv/z:1`]));
     const raw = JSON.parse(await skopeo('inspect', NOTLS, '--raw', `docker://${reg.host}/conv/z:1`));

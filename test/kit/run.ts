@@ -7,6 +7,10 @@ import { fileURLToPath } from 'node:url';
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 export const SKIFF = path.join(REPO, 'bin', 'skiff.js');
 
+// The blob location cache (transports/docker/locations.ts) would let one test's pushes turn another's uploads into
+// mounts, depending on the order tests run in: off for every test, except where a test turns it on to test it.
+process.env.SKIFF_BLOB_CACHE ??= 'off';
+
 export interface RunResult {
   code: number;
   stdout: string;

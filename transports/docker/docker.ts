@@ -10,6 +10,7 @@ import { findRegistry, loadRegistriesConf } from '../../src/config/registries.js
 import { repoScope } from './auth.js';
 import type { RegistryClient, Res } from './client.js';
 import { isRetryable, sleep } from './retry.js';
+import { blobLocations } from './locations.js';
 import { DockerRef, parseDockerSpec } from './ref.js';
 
 export { DockerRef, parseDockerSpec };
@@ -213,7 +214,9 @@ class DockerSource implements ImageSource {
       }
       throw new SkiffError('ERR_REGISTRY', `${what}: too many redirects`);
     };
-    return new ResumingBody(await open(0), open, this.retryTimes, ep.client.o.retryDelayMs, what);
+    const first = await open(0);
+    blobLocations().record(ep.client.o.endpoint, ep.path, desc.digest);
+    return new ResumingBody(first, open, this.retryTimes, ep.client.o.retryDelayMs, what);
   }
 
   async repoTags(): Promise<string[]> {
@@ -238,6 +241,9 @@ const DOCKER_CAPS: DestinationCaps = {
  * blob it references is being linked.
  */
 const uploads = new Map<string, Promise<void>>();
+
+/** Repositories a missing blob is tried to be mounted from before it is uploaded. */
+const MOUNT_TRIES = 3;
 
 /** Blobs up to this size (with a known digest) go up in one PUT; larger or unknown ones stream with PATCH. */
 const MONOLITHIC_MAX = 4 * 1024 * 1024;
@@ -276,8 +282,8 @@ class Take {
 }
 
 /**
- * Pushes to a registry. Blobs: HEAD to skip what exists, cross-repository mount from a source on the same
- * registry, else an upload session (one PUT for small known blobs, a streamed PATCH then PUT ?digest=). The
+ * Pushes to a registry. Blobs: HEAD to skip what exists, cross-repository mount from the source when it is on the
+ * same registry or from where the blob location cache saw it there, else an upload session (one PUT for small known blobs, a streamed PATCH then PUT ?digest=). The
  * registry checks every digest. Manifests are held until commit(), then sent children first, so no tag points at
  * an incomplete image.
  */
@@ -323,20 +329,36 @@ class DockerDestination implements ImageDestination {
   }
 
   private async lookup(desc: Descriptor, from?: ImageRef): Promise<boolean> {
+    const registry = this.ep.client.o.endpoint;
     const res = await this.ep.client.send({ method: 'HEAD', path: `/v2/${this.ep.path}/blobs/${desc.digest}`, scopes: this.scopes, ok: [200, 404] }, `checking blob ${desc.digest} in ${this.ref}`);
     await res.body.dump();
-    if (res.statusCode === 200) return true;
-    if (from instanceof DockerRef && from.named.domain === this.ref.named.domain && from.named.path !== this.ref.named.path) {
-      const srcPath = from.named.path;
+    if (res.statusCode === 200) {
+      blobLocations().record(registry, this.ep.path, desc.digest);
+      return true;
+    }
+    // Mount it from another repository of this registry that has it: the copy's source, then (the blob location
+    // cache) where it was last seen. A repository we cannot read or that lost the blob answers 202: next one.
+    const sources = new Set<string>();
+    if (from instanceof DockerRef && from.named.domain === this.ref.named.domain && from.named.path !== this.ref.named.path) sources.add(from.named.path);
+    for (const repo of blobLocations().candidates(registry, desc.digest, this.ep.path)) sources.add(repo);
+    for (const srcPath of [...sources].slice(0, MOUNT_TRIES)) {
       const m = await this.ep.client.send({
         method: 'POST',
         path: `/v2/${this.ep.path}/blobs/uploads/?mount=${encodeURIComponent(desc.digest)}&from=${encodeURIComponent(srcPath)}`,
         headers: { 'content-length': '0' },
         scopes: [...this.scopes, repoScope(srcPath, false)],
         ok: [201, 202],
-      }, `mounting blob ${desc.digest} from ${from.repository}`);
+      }, `mounting blob ${desc.digest} from ${registry}/${srcPath}`).catch((e: unknown) => {
+        // (Not having pull access to a remembered repository is no reason to fail: upload instead.)
+        if (e instanceof SkiffError && e.code === 'ERR_UNAUTHORIZED') return undefined;
+        throw e;
+      });
+      if (!m) continue;
       await m.body.dump();
-      if (m.statusCode === 201) return true;
+      if (m.statusCode === 201) {
+        blobLocations().record(registry, this.ep.path, desc.digest);
+        return true;
+      }
       await this.cancelUpload(m);
     }
     return false;
@@ -371,7 +393,9 @@ class DockerDestination implements ImageDestination {
 
   async putBlob(stream: Readable, info: BlobInfo): Promise<{ digest: Digest; size: number }> {
     try {
-      return await this.upload(stream, info);
+      const put = await this.upload(stream, info);
+      blobLocations().record(this.ep.client.o.endpoint, this.ep.path, put.digest);
+      return put;
     } finally {
       if (info.digest) {
         this.claims.get(info.digest)?.();

@@ -52,13 +52,17 @@ export async function makeProgram(argv: string[] = process.argv): Promise<Comman
     .option('--root <dir>', 'containers-storage root (podman\'s --root)')
     .option('--runroot <dir>', 'containers-storage run root (podman\'s --runroot)')
     .option('--storage-driver <driver>', 'containers-storage driver (overlay)')
-    .showHelpAfterError()
+    // A usage error is one line like every other error, and a pointer to the help (podman's way), rather than the
+    // whole help text after it.
+    .configureOutput({ outputError: (str, write) => write(`skiff: ${str.replace(/^error: /, '')}`) })
+    .showHelpAfterError("(run 'skiff --help' for usage)")
     .exitOverride();
   const word = commandWord(argv);
   const mod = word ? (MODULE_OF[word] ?? word) : undefined;
   const versionOnly = !word && (argv.includes('--version') || argv.includes('-v'));
   const modules = mod && COMMANDS[mod] ? [mod] : versionOnly ? [] : ORDER;
   for (const m of modules) for (const add of await COMMANDS[m]!()) add(program);
+  for (const c of program.commands) c.showHelpAfterError(`(run 'skiff ${c.name()} --help' for usage)`);
   return program;
 }
 

@@ -37,6 +37,19 @@ describe('skiff CLI', () => {
     for (const c of ['copy', 'inspect', 'manifest-digest']) assert.match(h.stdout, new RegExp(`\\b${c}\\b`));
   });
 
+  it('a usage error is one skiff: line and a pointer to the command\'s help, not the whole help; nothing on stdout', async () => {
+    for (const [args, line, help] of [
+      [['copy'], "skiff: missing required argument 'source'", "(run 'skiff copy --help' for usage)"],
+      [['inspect', '--nosuch', 'x'], "skiff: unknown option '--nosuch'", "(run 'skiff inspect --help' for usage)"],
+      [['nosuch'], "skiff: unknown command 'nosuch'", "(run 'skiff --help' for usage)"],
+    ] as const) {
+      const r = await skiff([...args]);
+      assert.equal(r.code, 1, args.join(' '));
+      assert.equal(r.stdout, '');
+      assert.equal(r.stderr, `${line}\n${help}\n`);
+    }
+  });
+
   const failures: [string, string[], number, RegExp][] = [
     ['a tag that does not exist', ['inspect', 'oci:LAY:nope'], 2, /no image named "nope"/],
     ['a path that does not exist', ['inspect', 'oci:/nonexistent/x:y'], 2, /no OCI layout/],

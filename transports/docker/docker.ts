@@ -283,9 +283,9 @@ class Take {
 
 /**
  * Pushes to a registry. Blobs: HEAD to skip what exists, cross-repository mount from the source when it is on the
- * same registry or from where the blob location cache saw it there, else an upload session (one PUT for small known blobs, a streamed PATCH then PUT ?digest=). The
- * registry checks every digest. Manifests are held until commit(), then sent children first, so no tag points at
- * an incomplete image.
+ * same registry or from where the blob location cache saw it there, else an upload session (one PUT for small
+ * known blobs, a streamed PATCH then PUT ?digest=). The registry checks every digest. Manifests are held until
+ * commit(), then sent children first, so no tag points at an incomplete image.
  */
 class DockerDestination implements ImageDestination {
   readonly caps = DOCKER_CAPS;

@@ -2,7 +2,7 @@
  * `--format` templates, the part of Go's text/template that skopeo's and podman's users write: text, field paths
  * (`{{.Digest}}`, `{{.Labels.version}}`), literals, `(…)` sub-expressions and `|` pipelines, Go's functions `len`,
  * `index`, `eq`/`ne`/`lt`/`le`/`gt`/`ge`, `and`/`or`/`not`, `print`/`printf`/`println`, podman's `json`, `join`,
- * `upper`, `lower`, `{{range .List}}…{{end}}`, `{{if …}}…{{else}}…{{end}}`, and `{{-`/`-}}` trimming. Anything else
+ * `upper`, `lower`, `{{range .List}}…{{end}}`, `{{if …}}…{{else if …}}…{{else}}…{{end}}`, and `{{-`/`-}}` trimming. Anything else
  * (variables, `with`, `define`) is an error that names it, never silently wrong output.
  */
 import { SkiffError } from '../core/errors.js';
@@ -74,7 +74,8 @@ function parsePipeline(tokens: string[], tpl: string): Pipeline {
 
 function parse(tpl: string): Node[] {
   const root: Node[] = [];
-  const stack: { node: Extract<Node, { kind: 'range' | 'if' }>; inElse: boolean }[] = [];
+  // (`chained`: an `{{else if}}`'s if, which ends with the {{end}} of the if it continues.)
+  const stack: { node: Extract<Node, { kind: 'range' | 'if' }>; inElse: boolean; chained?: boolean }[] = [];
   const target = (): Node[] => {
     const top = stack.at(-1);
     return top ? (top.inElse ? top.node.orElse : top.node.body) : root;
@@ -99,10 +100,18 @@ function parse(tpl: string): Node[] {
       stack.push({ node, inElse: false });
     } else if (head === 'else') {
       const top = stack.at(-1);
-      if (!top || top.inElse || w.length > 1) throw bad(tpl, '{{else}} outside {{if}} or {{range}}');
+      if (!top || top.inElse) throw bad(tpl, '{{else}} outside {{if}} or {{range}}');
       top.inElse = true;
+      if (w.length > 1) {
+        if (w[1] !== 'if' || w.length < 3 || top.node.kind !== 'if') throw bad(tpl, `{{${w.join(' ')}}}: after else only "if" and a value`);
+        const node = { kind: 'if' as const, pipe: parsePipeline(w.slice(2), tpl), body: [], orElse: [] };
+        top.node.orElse.push(node);
+        stack.push({ node, inElse: false, chained: true });
+      }
     } else if (head === 'end') {
-      if (!stack.pop()) throw bad(tpl, '{{end}} without {{if}} or {{range}}');
+      let popped = stack.pop();
+      if (!popped) throw bad(tpl, '{{end}} without {{if}} or {{range}}');
+      while (popped?.chained) popped = stack.pop();
     } else if (['with', 'define', 'template', 'block', 'break', 'continue'].includes(head)) {
       throw bad(tpl, `{{${head}}} is not supported (fields, literals, ${FUNCS.join(', ')}, range, if)`);
     } else {

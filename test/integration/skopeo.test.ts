@@ -92,7 +92,8 @@ describe('interop with skopeo', () => {
   it('inspect --format renders skopeo\'s templates byte for byte', async () => {
     for (const tpl of ['{{.Digest}}', '{{.Name}} {{.Architecture}}/{{.Os}} {{.Created}}', '{{.Labels}} {{index .Labels "org.example.fixture"}} {{.Labels.missing}}', '{{range .Layers}}{{.}}\n{{end}}', '{{.Env}}', '{{if .RepoTags}}t{{else}}none{{end}}',
       '{{len .Layers}} {{if eq .Os "linux"}}linux{{else}}other{{end}} {{printf "%s/%s %q %5.3s|" .Os .Architecture .Os .Os}}', '{{if and .Os (not .DockerVersion)}}{{.Os | printf "%s!"}}{{end}} {{print 1 2 "a" 3}} {{gt (len .Layers) 0}} {{printf "%d" .Os}} {{printf "%s" .Os 2}}',
-      '{{range .Layers}}{{printf "%.19s|" .}}{{end}} {{.Env}} {{printf "%v" .Labels}} {{len .Env}} {{(index .Layers 0)}}']) {
+      '{{range .Layers}}{{printf "%.19s|" .}}{{end}} {{.Env}} {{printf "%v" .Labels}} {{len .Env}} {{(index .Layers 0)}}',
+      '{{if eq .Os "windows"}}w{{else if eq .Architecture "amd64" "arm64"}}a{{else}}o{{end}}']) {
       const want = await skopeo('inspect', '--format', tpl, fixture);
       const got = await ok(skiff(['inspect', '--format', tpl, fixture]));
       assert.equal(got, want, tpl);

@@ -27,6 +27,12 @@ describe('--format templates (Go text/template subset)', () => {
     assert.equal(render('{{upper .Digest}} {{lower "AB"}}'), 'SHA256:AB ab');
     assert.equal(render('{{println .Digest}}'), 'sha256:ab\n');
   });
+  it('else if chains end with one {{end}}; else followed by anything but if is an error', () => {
+    const t = '{{if eq .N 1}}one{{else if eq .N 2}}two{{else if gt .N 9}}big{{else}}other{{end}}.';
+    assert.deepEqual([1, 2, 10, 5].map((n) => render(t, { N: n })), ['one.', 'two.', 'big.', 'other.']);
+    assert.throws(() => render('{{if .A}}x{{else foo}}y{{end}}'), /after else only "if"/);
+    assert.throws(() => render('{{if .A}}x{{else if .B}}y{{end}}{{end}}'), /end.*without/);
+  });
   it('range (over lists and maps, with else) and if/else with Go truth', () => {
     assert.equal(render('{{range .Layers}}{{.Digest}}={{.Size}};{{end}}'), 'a=1;b=2;');
     assert.equal(render('{{range .Empty}}x{{else}}none{{end}}'), 'none');

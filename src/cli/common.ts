@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { SkiffError } from '../core/errors.js';
 import { parseImageRef } from '../core/ref.js';
 import type { ImageDestination, ImageRef, ImageSource, SourceOptions, Transport } from '../core/image.js';
 import type { PlatformChoice } from '../core/platform.js';
@@ -67,11 +68,17 @@ export function addRetryFlags(cmd: Command): Command {
 }
 
 /** Flags every registry-touching command takes (skopeo's names); `prefix` is '' , 'src' or 'dest'. */
-export function addRegistryFlags(cmd: Command, prefix: '' | 'src' | 'dest'): Command {
+export function addRegistryFlags(cmd: Command, prefix: '' | 'src' | 'dest', o: { login?: boolean } = {}): Command {
   const p = prefix ? `${prefix}-` : '';
   const who = prefix === 'src' ? ' for the source' : prefix === 'dest' ? ' for the destination' : '';
   cmd.option(`--${p}tls-verify [bool]`, `require HTTPS and verify certificates${who} (false also allows plain http)`, (v: string) => v !== 'false');
   cmd.option(`--${p}creds <user:password>`, `registry credentials${who}`);
+  // (login has its own -u/--username and -p/--password, for what it stores.)
+  if (!o.login) {
+    cmd.option(`--${p}username <name>`, `registry user name${who} (with --${p}password; or --${p}creds)`);
+    cmd.option(`--${p}password <password>`, `registry password${who}`);
+    cmd.option(`--${p}registry-token <token>`, `a Bearer token to send to the registry${who}, as is`);
+  }
   cmd.option(`--${p}no-creds`, `access the registry anonymously${who}`);
   cmd.option(`--${p}cert-dir <dir>`, `certificates (*.crt CAs, *.cert/*.key client) for the registry${who}`);
   if (prefix) cmd.option(`--${p}authfile <file>`, `auth.json${who}`);
@@ -88,9 +95,23 @@ export function registryOptions(flags: Record<string, unknown>, prefix: '' | 'sr
   const tls = get('tls-verify');
   if (typeof tls === 'boolean') o.tlsVerify = tls;
   const creds = get('creds');
+  const flag = (name: string): string => `--${prefix ? `${prefix}-` : ''}${name}`;
+  const username = get('username');
+  const password = get('password');
+  // (skopeo's rules and words for these combinations.)
+  if (typeof username === 'string' || typeof password === 'string') {
+    if (typeof creds === 'string') throw new SkiffError('ERR_USAGE', `${flag('creds')} and ${flag('username')} cannot be specified at the same time`);
+    if (typeof password !== 'string') throw new SkiffError('ERR_USAGE', `${flag('password')} must be specified when ${flag('username')} is specified`);
+    if (typeof username !== 'string') throw new SkiffError('ERR_USAGE', `${flag('username')} must be specified when ${flag('password')} is specified`);
+    o.creds = `${username}:${password}`;
+  }
   if (typeof creds === 'string') o.creds = creds;
   // commander turns --no-creds into creds === false; --src-no-creds into srcCreds === false.
-  if (creds === false || get('no-creds') === true) o.noCreds = true;
+  const noCreds = creds === false || get('no-creds') === true;
+  if (noCreds && o.creds !== undefined) throw new SkiffError('ERR_USAGE', `${flag('creds')} and ${flag('no-creds')} cannot be specified at the same time`);
+  if (noCreds) o.noCreds = true;
+  const token = get('registry-token');
+  if (typeof token === 'string') o.registryToken = token;
   const certDir = get('cert-dir');
   if (typeof certDir === 'string') o.certDir = certDir;
   const authfile = (prefix ? get('authfile') : undefined) ?? flags.authfile;

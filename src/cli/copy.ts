@@ -36,6 +36,7 @@ export function copyCommand(program: Command): void {
     .option('--dest-decompress', 'store layers uncompressed')
     .option('--dest-compress', 'compress layers (the default where the destination wants it)')
     .option('--preserve-digests', 'fail rather than change any digest')
+    .option('--remove-signatures', 'accepted for skopeo\'s scripts: skiff copies no signatures')
     .option('--digestfile <file>', 'write the digest of the copied manifest to this file')
     .option('-q, --quiet', 'no progress output')
     .option('--image-parallel-copies <n>', 'blobs copied at once (default 6)', parseIntOption('--image-parallel-copies'));

@@ -100,8 +100,9 @@ export function loginCommand(program: Command): void {
     .option('-p, --password <password>', 'password (prefer --password-stdin)')
     .option('--password-stdin', 'read the password from stdin')
     .option('--get-login', 'print the user name stored for the registry')
-    .option('--authfile <file>', 'auth.json to write (default: $XDG_RUNTIME_DIR/containers/auth.json)');
-  addRegistryFlags(cmd, '');
+    .option('--authfile <file>', 'auth.json to write (default: $XDG_RUNTIME_DIR/containers/auth.json)')
+    .option('-v, --verbose', 'accepted for skopeo\'s scripts (skiff says which file it wrote either way)');
+  addRegistryFlags(cmd, '', { login: true });
   cmd.action(async (registry: string, flags: Record<string, unknown>) => {
     const key = loginKey(registry);
     const host = key.split('/')[0]!;
@@ -122,7 +123,8 @@ export function loginCommand(program: Command): void {
     if (password === undefined) password = await prompt('Password: ', true);
     if (!username || !password) throw new SkiffError('ERR_USAGE', 'a user name and a password are needed');
     const probe = new DockerRef({ domain: host, path: 'skiff-login-probe', tag: 'latest' });
-    const opts = { ...registryOptions(flags, ''), creds: `${username}:${password}` };
+    // (Its -u/-p are what it stores, not how to connect: the connection options without them.)
+    const opts = { ...registryOptions({ ...flags, username: undefined, password: undefined }, ''), creds: `${username}:${password}` };
     const ep = await connect(probe, opts);
     try {
       // /v2/ with the credentials: Basic registries check them directly, token registries via the token endpoint.
@@ -144,6 +146,7 @@ export function logoutCommand(program: Command): void {
     .argument('[registry]', 'HOST[:PORT][/NAMESPACE…]')
     .option('-a, --all', 'remove every stored credential')
     .option('--authfile <file>', 'auth.json to change')
+    .option('--tls-verify [bool]', 'accepted for skopeo\'s scripts: logging out contacts no registry')
     .action(async (registry: string | undefined, flags: { all?: boolean; authfile?: string }) => {
       if (!registry && !flags.all) throw new SkiffError('ERR_USAGE', 'name a registry or use --all');
       const file = flags.authfile ?? defaultAuthFile();

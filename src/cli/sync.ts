@@ -150,7 +150,9 @@ export function syncCommand(program: Command): void {
     .option('-j, --jobs <n>', 'images copied at once (default 4)', parseIntOption('--jobs'))
     .option('--keep-going', 'carry on after an image fails; exit 1 at the end if any did')
     .option('--dry-run', 'list what would be copied, copy nothing')
+    .addOption(new Option('-f, --format <format>', 'manifest type of the destination images: oci or v2s2').choices(['oci', 'v2s2']))
     .option('--preserve-digests', 'fail rather than change any digest')
+    .option('--remove-signatures', 'accepted for skopeo\'s scripts: skiff copies no signatures')
     .option('--digestfile <file>', 'write "DIGEST DESTINATION" lines for the copied images')
     .option('-q, --quiet', 'no per-image progress');
   addRetryFlags(cmd);
@@ -186,7 +188,8 @@ export function syncCommand(program: Command): void {
           const dest = await openDestination(dst, { ...destOpts, platform });
           try {
             // Incremental: when the destination tag already has the digest this copy would write, skip it.
-            if (dst.startsWith('docker://') && !flags.all) {
+            // (With --format the copy may convert, and the digest it writes is not known before it runs.)
+            if (dst.startsWith('docker://') && !flags.all && !flags.format) {
               const top = await src.getManifest();
               const parsed = parseManifest(top.bytes, top.mediaType);
               const want = parsed.kind === 'index' ? choosePlatform(parsed, platform).digest : sha256(top.bytes);
@@ -199,6 +202,7 @@ export function syncCommand(program: Command): void {
             if (!quiet) process.stderr.write(`Copying ${label}\n`);
             const o: CopyOptions = { platform, all: !!flags.all };
             if (flags.preserveDigests) o.preserveDigests = true;
+            if (flags.format) o.format = flags.format as 'oci' | 'v2s2';
             if (typeof flags.retryTimes === 'number') o.retryTimes = flags.retryTimes;
             if (typeof flags.retryDelay === 'number') o.retryDelayMs = flags.retryDelay;
             const r = await copyImage(src, dest, o);

@@ -22,6 +22,8 @@ export interface SourceOptions {
   authfile?: string;
   /** `user:password` */
   creds?: string;
+  /** A Bearer token sent as is with every request to the registry (skopeo's --registry-token). */
+  registryToken?: string;
   /** Use no credentials at all, not even from auth files. */
   noCreds?: boolean;
   /** Retries of a failed request or blob transfer (default 3). */

@@ -50,6 +50,19 @@ describe('skiff CLI', () => {
     }
   });
 
+  it('--username, --password and --creds combine as skopeo allows, with skopeo\'s words when they do not', async () => {
+    for (const [args, msg] of [
+      [['inspect', '--username', 'u', 'docker://127.0.0.1:9/x/y'], '--password must be specified when --username is specified'],
+      [['inspect', '--password', 'p', 'docker://127.0.0.1:9/x/y'], '--username must be specified when --password is specified'],
+      [['inspect', '--username', 'u', '--password', 'p', '--creds', 'u:p', 'docker://127.0.0.1:9/x/y'], '--creds and --username cannot be specified at the same time'],
+      [['copy', '--src-username', 'u', '--src-password', 'p', '--src-no-creds', 'docker://127.0.0.1:9/x/y', 'oci:/tmp/never:x'], '--src-creds and --src-no-creds cannot be specified at the same time'],
+    ] as const) {
+      const r = await skiff([...args]);
+      assert.equal(r.code, 1, args.join(' '));
+      assert.equal(r.stderr, `skiff: ${msg}\n`);
+    }
+  });
+
   const failures: [string, string[], number, RegExp][] = [
     ['a tag that does not exist', ['inspect', 'oci:LAY:nope'], 2, /no image named "nope"/],
     ['a path that does not exist', ['inspect', 'oci:/nonexistent/x:y'], 2, /no OCI layout/],

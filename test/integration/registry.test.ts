@@ -166,10 +166,11 @@ describe('docker:// with the real registry', () => {
 describe('docker:// auth and TLS', () => {
   let t: ReturnType<typeof tempDir>;
   let fixture: string;
+  let fixtureDigest: string;
   before(async () => {
     t = tempDir();
     fixture = `oci:${t.dir}/fixture:busybox`;
-    await makeBusyboxLayout(`${t.dir}/fixture`);
+    fixtureDigest = await makeBusyboxLayout(`${t.dir}/fixture`);
   });
   after(() => t.cleanup());
 
@@ -212,6 +213,32 @@ describe('docker:// auth and TLS', () => {
       assert.ok(reg.tokenRequests.length - before <= 2, 'no retry storm on bad credentials');
       // skopeo pulls what skiff pushed through the token flow
       await skopeo('copy', '-q', '--src-tls-verify=false', '--src-creds', 'bob:pw', `docker://${reg.host}/tok/a:1`, `oci:${t.dir}/tok-sk:x`);
+    } finally {
+      await reg.stop();
+    }
+  });
+
+  it('--username/--password as skopeo takes them; --registry-token sent as is (no token asked for), a wrong one a clear error', async () => {
+    const reg = await startRegistry({ token: { user: 'bob', password: 'pw' } });
+    try {
+      await ok(skiff(['copy', '-q', '--dest-tls-verify=false', '--dest-username', 'bob', '--dest-password', 'pw', fixture, `docker://${reg.host}/tok/u:1`]));
+      assert.equal(JSON.parse(await ok(skiff(['inspect', NOTLS, '--username', 'bob', '--password', 'pw', `docker://${reg.host}/tok/u:1`]))).Digest, fixtureDigest);
+      // A token from the registry's token service, for pulling this repository.
+      const ping = await fetch(`http://${reg.host}/v2/`);
+      const realm = /realm="([^"]+)"/.exec(ping.headers.get('www-authenticate') ?? '')![1]!;
+      const service = /service="([^"]+)"/.exec(ping.headers.get('www-authenticate') ?? '')![1]!;
+      const res = await fetch(`${realm}?service=${service}&scope=repository:tok/u:pull`, { headers: { authorization: `Basic ${Buffer.from('bob:pw').toString('base64')}` } });
+      const { token } = (await res.json()) as { token: string };
+      const asked = reg.tokenRequests.length;
+      const mine = JSON.parse(await ok(skiff(['inspect', NOTLS, '--no-creds', '--registry-token', token, `docker://${reg.host}/tok/u:1`])));
+      assert.equal(mine.Digest, fixtureDigest);
+      await ok(skiff(['copy', '-q', '--src-tls-verify=false', '--src-registry-token', token, `docker://${reg.host}/tok/u:1`, `oci:${t.dir}/by-token:x`]));
+      assert.equal(reg.tokenRequests.length, asked, 'skiff asked the token service for nothing');
+      assert.equal(JSON.parse(await skopeo('inspect', NOTLS, '--registry-token', token, `docker://${reg.host}/tok/u:1`)).Digest, mine.Digest);
+      const bad = await skiff(['inspect', NOTLS, '--registry-token', 'not-a-token', `docker://${reg.host}/tok/u:1`]);
+      assert.equal(bad.code, 1);
+      assert.match(bad.stderr, /unauthorized/i);
+      assert.ok(!bad.stderr.includes('not-a-token'), 'the token is not printed');
     } finally {
       await reg.stop();
     }

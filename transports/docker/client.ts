@@ -13,6 +13,8 @@ export interface ClientOptions {
   /** Plain http allowed (tls-verify=false or `insecure` in registries.conf): https is tried first. */
   insecure: boolean;
   creds?: Credentials;
+  /** Sent as `Authorization: Bearer …` with every request to the registry; no token is asked for. */
+  registryToken?: string;
   certDir?: string;
   retryTimes: number;
   retryDelayMs: number;
@@ -269,7 +271,7 @@ export class RegistryClient {
     for (let attempt = 0; ; attempt++) {
       const headers: Record<string, string> = { ...(req.headers ?? {}) };
       const sameHost = new URL(url).host === this.o.endpoint;
-      const auth = sameHost ? await this.token(req.scopes, false) : undefined;
+      const auth = !sameHost ? undefined : this.o.registryToken ? `Bearer ${this.o.registryToken}` : await this.token(req.scopes, false);
       if (auth) headers.authorization = auth;
       let res: Res;
       // A streamed upload the registry stops taking would wait forever (undici times out reading, not writing).
@@ -289,7 +291,7 @@ export class RegistryClient {
       }
       watch?.stop();
       if (req.ok.includes(res.statusCode)) return res;
-      if (res.statusCode === 401 && !reauthed && sameHost) {
+      if (res.statusCode === 401 && !reauthed && sameHost && !this.o.registryToken) {
         reauthed = true;
         const ch = this.readChallenge(res);
         await res.body.dump();

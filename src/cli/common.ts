@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { SkiffError } from '../core/errors.js';
 import { parseImageRef } from '../core/ref.js';
-import type { ImageDestination, ImageRef, ImageSource, SourceOptions, Transport } from '../core/image.js';
+import type { DestinationOptions, ImageDestination, ImageRef, ImageSource, SourceOptions, Transport } from '../core/image.js';
 import type { PlatformChoice } from '../core/platform.js';
 import { transports } from '../../transports/index.js';
 
@@ -39,7 +39,7 @@ export async function openSource(input: Location, opts: SourceOptions = {}): Pro
   return transport.openSource(ref, opts);
 }
 
-export async function openDestination(input: Location, opts: SourceOptions = {}): Promise<ImageDestination> {
+export async function openDestination(input: Location, opts: DestinationOptions = {}): Promise<ImageDestination> {
   const { transport, ref } = typeof input === 'string' ? parseImageRef(input, transports) : input;
   return transport.openDestination(ref, opts);
 }

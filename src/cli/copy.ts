@@ -1,12 +1,14 @@
 import { promises as fsp } from 'node:fs';
 import { Command, Option } from 'commander';
 import { SkiffError } from '../core/errors.js';
+import { parseDockerReference } from '../core/reference.js';
 import { copyImage, type CopyOptions } from '../copy/copy.js';
 import { addRegistryFlags, addRetryFlags, openDestination, openSource, parseIntOption, platformFrom, registryOptions, storageFrom, type GlobalOptions } from './common.js';
 import { makeProgress } from './progress.js';
 
 interface CopyFlags {
   all?: boolean;
+  additionalTag?: string[];
   multiArch?: 'system' | 'all' | 'index-only';
   format?: string;
   destCompressFormat?: string;
@@ -37,6 +39,7 @@ export function copyCommand(program: Command): void {
     .option('--dest-compress', 'compress layers (the default where the destination wants it)')
     .option('--preserve-digests', 'fail rather than change any digest')
     .option('--remove-signatures', 'accepted for skopeo\'s scripts: skiff copies no signatures')
+    .option('--additional-tag <name:tag>', 'a further name for the image in a docker-archive or docker-daemon destination (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
     .option('--digestfile <file>', 'write the digest of the copied manifest to this file')
     .option('-q, --quiet', 'no progress output')
     .option('--image-parallel-copies <n>', 'blobs copied at once (default 6)', parseIntOption('--image-parallel-copies'));
@@ -48,6 +51,11 @@ export function copyCommand(program: Command): void {
       const g = cmd.optsWithGlobals() as GlobalOptions;
       if (flags.multiArch === 'index-only') throw new SkiffError('ERR_UNSUPPORTED', '--multi-arch index-only is not supported yet');
       if (flags.destDecompress && flags.destCompressFormat) throw new SkiffError('ERR_USAGE', '--dest-decompress and --dest-compress-format exclude each other');
+      const additionalTags = (flags.additionalTag ?? []).map((t) => {
+        const r = parseDockerReference(t);
+        if (!r.tag || r.digest) throw new SkiffError('ERR_USAGE', `--additional-tag ${JSON.stringify(t)}: a name with a tag (NAME:TAG) is needed`);
+        return r;
+      });
       const controller = new AbortController();
       const onSignal = (): void => {
         if (controller.signal.aborted) process.exit(130);
@@ -60,7 +68,7 @@ export function copyCommand(program: Command): void {
       const all = flags as unknown as Record<string, unknown>;
       const src = await openSource(source, { ...common, ...registryOptions(all, 'src') });
       try {
-        const dest = await openDestination(destination, { ...common, ...registryOptions(all, 'dest') });
+        const dest = await openDestination(destination, { ...common, ...registryOptions(all, 'dest'), ...(additionalTags.length ? { additionalTags } : {}) });
         try {
           const progress = makeProgress(!!flags.quiet);
           const o: CopyOptions = { signal: controller.signal, platform, all: !!flags.all || flags.multiArch === 'all' };

@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream';
 import type { Digest } from './digest.js';
 import type { Descriptor, RawManifest } from './manifest.js';
 import type { PlatformChoice } from './platform.js';
+import type { DockerReference } from './reference.js';
 
 /** A parsed `transport:spec` reference. Each transport owns its spec syntax. */
 export interface ImageRef {
@@ -36,7 +37,10 @@ export interface SourceOptions {
   daemonHost?: string;
 }
 
-export type DestinationOptions = SourceOptions;
+export interface DestinationOptions extends SourceOptions {
+  /** Further names the image is recorded under where a destination keeps names (docker-archive, docker-daemon). */
+  additionalTags?: DockerReference[];
+}
 
 /** Reads an image. Call close() when done, whatever happened. */
 export interface ImageSource {

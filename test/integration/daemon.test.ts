@@ -6,7 +6,7 @@ import { strict as assert } from 'node:assert';
 import { promises as fsp } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { makeBusyboxLayout } from '../kit/fixtures.js';
-import { run, skiff, SKIFF, tempDir } from '../kit/run.js';
+import { ok, run, skiff, SKIFF, tempDir } from '../kit/run.js';
 import { flatRef as flat, type Flat } from '../kit/validate.js';
 import { startPodmanService, type PodmanService } from '../kit/podman.js';
 
@@ -33,6 +33,11 @@ describe('docker-daemon via podman system service', () => {
     assert.equal(r.code, 0, r.stderr);
     const images = await run('podman', [...svc.storeFlags, 'images', '--format', '{{.Repository}}:{{.Tag}}']);
     assert.match(images.stdout, /localhost\/app:1/);
+    // --additional-tag: loaded under the further names too.
+    await ok(skiff(['copy', '-q', '--dest-daemon-host', `unix://${sock}`, '--additional-tag', 'localhost/app:also', `oci:${t.dir}/fixture:busybox`, 'docker-daemon:localhost/app:2']));
+    const more = await run('podman', [...svc.storeFlags, 'images', '--format', '{{.Repository}}:{{.Tag}}']);
+    assert.match(more.stdout, /localhost\/app:2/);
+    assert.match(more.stdout, /localhost\/app:also/);
     const back = await skiff(['copy', '-q', '--src-daemon-host', `unix://${sock}`, 'docker-daemon:localhost/app:1', `oci:${t.dir}/back:x`]);
     assert.equal(back.code, 0, back.stderr);
     assert.deepEqual(await flat(`oci:${t.dir}/back:x`), fixtureFlat);

@@ -100,6 +100,20 @@ describe('interop with skopeo', () => {
     }
   });
 
+  it('--additional-tag: the docker-archive lists the same names as skopeo\'s, and skopeo reads the image by a further one', async () => {
+    const tags = ['--additional-tag', 'localhost/other:2', '--additional-tag', 'example.com/x/y:z'];
+    await ok(skiff(['copy', '-q', ...tags, fixture, `docker-archive:${t.dir}/at-mine.tar:localhost/main:1`]));
+    await skopeo('copy', '-q', ...tags, fixture, `docker-archive:${t.dir}/at-theirs.tar:localhost/main:1`);
+    const repoTags = async (f: string): Promise<string[]> => JSON.parse(await ok(run('tar', ['xOf', f, 'manifest.json'])))[0].RepoTags;
+    assert.deepEqual(await repoTags(`${t.dir}/at-mine.tar`), await repoTags(`${t.dir}/at-theirs.tar`));
+    await skopeo('copy', '-q', `docker-archive:${t.dir}/at-mine.tar:example.com/x/y:z`, `oci:${t.dir}/at-back:x`);
+    assert.deepEqual(await withSource(`oci:${t.dir}/at-back:x`, (s) => flattenImage(s)), fixtureFlat);
+    const bad = await skiff(['copy', '-q', '--additional-tag', 'notag', fixture, `docker-archive:${t.dir}/never.tar`]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /--additional-tag "notag": a name with a tag/);
+    await assert.rejects(fsp.stat(`${t.dir}/never.tar`));
+  });
+
   it('reads an image umoci wrote', async () => {
     const d = await fsp.mkdtemp(path.join(t.dir, 'umoci-'));
     await ok(run('umoci', ['init', '--layout', `${d}/u`]));

@@ -210,6 +210,9 @@ export class ArchiveDestination implements ImageDestination {
     private readonly tar: TarAppender,
   ) {}
 
+  /** Further names for the image (skopeo's --additional-tag). */
+  additionalTags: DockerReference[] = [];
+
   static async open(ref: DockerArchiveRef): Promise<ArchiveDestination> {
     if (ref.sourceIndex !== undefined) throw new SkiffError('ERR_INVALID_REFERENCE', `${ref}: @N selects an image to read; it cannot name one to write`);
     const st = await fsp.stat(ref.path).catch(() => undefined);
@@ -262,7 +265,7 @@ export class ArchiveDestination implements ImageDestination {
   }
 
   async commit(): Promise<void> {
-    await this.recordImage(this.ref.named ? [this.ref.named] : []);
+    await this.recordImage([...(this.ref.named ? [this.ref.named] : []), ...this.additionalTags]);
     await this.finish();
   }
 
@@ -377,7 +380,9 @@ export const dockerArchiveTransport: Transport = {
   async openSource(ref) {
     return ArchiveSource.open(ref as DockerArchiveRef);
   },
-  async openDestination(ref) {
-    return ArchiveDestination.open(ref as DockerArchiveRef);
+  async openDestination(ref, opts = {}) {
+    const d = await ArchiveDestination.open(ref as DockerArchiveRef);
+    d.additionalTags = opts.additionalTags ?? [];
+    return d;
   },
 };

@@ -142,6 +142,8 @@ class DaemonDestination implements ImageDestination {
     private readonly name: DockerReference,
     private readonly conn: Conn,
     private readonly dir: string,
+    /** Further names to load the image under (skopeo's --additional-tag). */
+    private readonly additionalTags: DockerReference[] = [],
   ) {
     // The request runs alongside the copy; its outcome is read at commit.
     this.load = (async () => {
@@ -158,7 +160,7 @@ class DaemonDestination implements ImageDestination {
     if (!ref.named) throw new SkiffError('ERR_INVALID_REFERENCE', `${ref}: an image ID cannot be written; name the image (docker-daemon:NAME:TAG)`);
     const conn = await connectDaemon(o);
     const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'skiff-daemon-'));
-    return new DaemonDestination(ref, withDefaultTag(ref.named), conn, dir);
+    return new DaemonDestination(ref, withDefaultTag(ref.named), conn, dir, o.additionalTags);
   }
 
   private memberName(d: Digest, isConfig: boolean): string {
@@ -228,7 +230,7 @@ class DaemonDestination implements ImageDestination {
         if (!n) throw new SkiffError('ERR_DESTINATION', `${this.ref}: blob ${d} was never written`);
         return n;
       };
-      const manifestJson = Buffer.from(JSON.stringify([{ Config: name(m.config.digest), RepoTags: [formatDockerReference(this.name)], Layers: m.layers.map((l) => name(l.digest)) }]));
+      const manifestJson = Buffer.from(JSON.stringify([{ Config: name(m.config.digest), RepoTags: [this.name, ...this.additionalTags].map((t) => formatDockerReference(t)), Layers: m.layers.map((l) => name(l.digest)) }]));
       await this.member('manifest.json', manifestJson.length, [manifestJson]);
       await this.write(Buffer.alloc(1024));
       this.body.end();

@@ -40,6 +40,8 @@ export interface SourceOptions {
 export interface DestinationOptions extends SourceOptions {
   /** Further names the image is recorded under where a destination keeps names (docker-archive, docker-daemon). */
   additionalTags?: DockerReference[];
+  /** oci: and oci-archive: keep uncompressed layers uncompressed (skopeo's --dest-oci-accept-uncompressed-layers). */
+  acceptUncompressedLayers?: boolean;
 }
 
 /** Reads an image. Call close() when done, whatever happened. */

@@ -114,6 +114,18 @@ describe('interop with skopeo', () => {
     await assert.rejects(fsp.stat(`${t.dir}/never.tar`));
   });
 
+  it('--dest-oci-accept-uncompressed-layers keeps uncompressed layers so: the same image, digest for digest, as skopeo writes', async () => {
+    await ok(skiff(['copy', '-q', '--format', 'v2s2', '--dest-decompress', fixture, `dir:${t.dir}/plain-v2s2`]));
+    await ok(skiff(['copy', '-q', '--dest-oci-accept-uncompressed-layers', `dir:${t.dir}/plain-v2s2`, `oci:${t.dir}/acc-mine:x`]));
+    await skopeo('copy', '-q', '--dest-oci-accept-uncompressed-layers', `dir:${t.dir}/plain-v2s2`, `oci:${t.dir}/acc-theirs:x`);
+    const mine = JSON.parse(await ok(skiff(['inspect', '--raw', `oci:${t.dir}/acc-mine:x`])));
+    assert.ok(mine.layers.every((l: { mediaType: string }) => l.mediaType === 'application/vnd.oci.image.layer.v1.tar'));
+    assert.equal(await ok(skiff(['inspect', '--format', '{{.Digest}}', `oci:${t.dir}/acc-mine:x`])), await skopeo('inspect', '--format', '{{.Digest}}', `oci:${t.dir}/acc-theirs:x`));
+    // Without it, oci: compresses them, as before.
+    await ok(skiff(['copy', '-q', `dir:${t.dir}/plain-v2s2`, `oci:${t.dir}/acc-default:x`]));
+    assert.ok(JSON.parse(await ok(skiff(['inspect', '--raw', `oci:${t.dir}/acc-default:x`]))).layers.every((l: { mediaType: string }) => l.mediaType.endsWith('+gzip')));
+  });
+
   it('reads an image umoci wrote', async () => {
     const d = await fsp.mkdtemp(path.join(t.dir, 'umoci-'));
     await ok(run('umoci', ['init', '--layout', `${d}/u`]));

@@ -8,7 +8,7 @@ import type { BlobInfo, ImageDestination, ImageRef, Transport } from '../../src/
 import type { Descriptor, RawManifest } from '../../src/core/manifest.js';
 import { TarTree } from '../../src/archive/tar-index.js';
 import { TarAppender } from '../../src/archive/tar-append.js';
-import { LayoutDestination, LayoutSource, OciRef } from '../oci/index.js';
+import { LayoutDestination, LayoutSource, OCI_CAPS, OciRef } from '../oci/index.js';
 import { parseOciArchiveSpec } from '../oci/ref.js';
 
 /**
@@ -28,7 +28,7 @@ class ArchiveDestination implements ImageDestination {
     return this.layout.caps;
   }
 
-  static async open(ref: OciRef): Promise<ArchiveDestination> {
+  static async open(ref: OciRef, acceptUncompressedLayers = false): Promise<ArchiveDestination> {
     const file = ref.path;
     const st = await fsp.stat(file).catch(() => undefined);
     if (st?.isDirectory()) throw new SkiffError('ERR_DESTINATION', `${ref}: ${file} is a directory`);
@@ -36,6 +36,7 @@ class ArchiveDestination implements ImageDestination {
     await sweepStaleTemps(file);
     const stageDir = tempSibling(file, '.d');
     const layout = await LayoutDestination.open(ref, stageDir, ref.name);
+    if (acceptUncompressedLayers) layout.caps = { ...OCI_CAPS, compression: 'preserve' };
     return new ArchiveDestination(ref, file, layout, stageDir);
   }
 
@@ -100,7 +101,7 @@ export const ociArchiveTransport: Transport = {
     }
     return LayoutSource.open(r, tree, r.name);
   },
-  async openDestination(ref) {
-    return ArchiveDestination.open(ref as OciRef);
+  async openDestination(ref, opts = {}) {
+    return ArchiveDestination.open(ref as OciRef, !!opts.acceptUncompressedLayers);
   },
 };

@@ -22,7 +22,7 @@ export const OCI_CAPS: DestinationCaps = { manifestTypes: [MT.ociManifest, MT.oc
  * index.json replaced atomically last.
  */
 export class LayoutDestination implements ImageDestination {
-  readonly caps = OCI_CAPS;
+  caps: DestinationCaps = OCI_CAPS;
   private committed = false;
   private constructor(
     readonly ref: ImageRef,
@@ -108,8 +108,10 @@ export const ociTransport: Transport = {
     const r = ref as OciRef;
     return LayoutSource.open(r, new DirTree(r.path), r.name);
   },
-  async openDestination(ref) {
+  async openDestination(ref, opts = {}) {
     const r = ref as OciRef;
-    return LayoutDestination.open(r, r.path, r.name);
+    const d = await LayoutDestination.open(r, r.path, r.name);
+    if (opts.acceptUncompressedLayers) d.caps = { ...OCI_CAPS, compression: 'preserve' };
+    return d;
   },
 };

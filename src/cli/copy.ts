@@ -9,6 +9,7 @@ import { makeProgress } from './progress.js';
 interface CopyFlags {
   all?: boolean;
   destOciAcceptUncompressedLayers?: boolean;
+  destPrecomputeDigests?: boolean;
   additionalTag?: string[];
   multiArch?: 'system' | 'all' | 'index-only';
   format?: string;
@@ -40,6 +41,7 @@ export function copyCommand(program: Command): void {
     .option('--dest-compress', 'compress layers (the default where the destination wants it)')
     .option('--preserve-digests', 'fail rather than change any digest')
     .option('--remove-signatures', 'accepted for skopeo\'s scripts: skiff copies no signatures')
+    .option('--dest-precompute-digests', 'hash recompressed layers to a temp file first, so ones a registry destination has are not uploaded')
     .option('--dest-oci-accept-uncompressed-layers', 'keep uncompressed layers uncompressed in an oci: or oci-archive: destination')
     .option('--additional-tag <name:tag>', 'a further name for the image in a docker-archive or docker-daemon destination (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
     .option('--digestfile <file>', 'write the digest of the copied manifest to this file')
@@ -70,7 +72,7 @@ export function copyCommand(program: Command): void {
       const all = flags as unknown as Record<string, unknown>;
       const src = await openSource(source, { ...common, ...registryOptions(all, 'src') });
       try {
-        const dest = await openDestination(destination, { ...common, ...registryOptions(all, 'dest'), ...(additionalTags.length ? { additionalTags } : {}), ...(flags.destOciAcceptUncompressedLayers ? { acceptUncompressedLayers: true } : {}) });
+        const dest = await openDestination(destination, { ...common, ...registryOptions(all, 'dest'), ...(additionalTags.length ? { additionalTags } : {}), ...(flags.destOciAcceptUncompressedLayers ? { acceptUncompressedLayers: true } : {}), ...(flags.destPrecomputeDigests ? { precomputeDigests: true } : {}) });
         try {
           const progress = makeProgress(!!flags.quiet);
           const o: CopyOptions = { signal: controller.signal, platform, all: !!flags.all || flags.multiArch === 'all' };

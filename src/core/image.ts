@@ -42,6 +42,8 @@ export interface DestinationOptions extends SourceOptions {
   additionalTags?: DockerReference[];
   /** oci: and oci-archive: keep uncompressed layers uncompressed (skopeo's --dest-oci-accept-uncompressed-layers). */
   acceptUncompressedLayers?: boolean;
+  /** docker://: blobs made on the way are hashed to a temp file first, so ones the registry has are not sent. */
+  precomputeDigests?: boolean;
 }
 
 /** Reads an image. Call close() when done, whatever happened. */

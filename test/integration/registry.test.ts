@@ -124,6 +124,31 @@ describe('docker:// with the real registry', () => {
     }
   });
 
+  it('--dest-precompute-digests: recompressed layers the registry already has are not uploaded again', async () => {
+    const proxy = await startFaultProxy(reg.host);
+    const uploads = (): string[] => proxy.log.filter((l) => l.startsWith('PATCH') || /^PUT .*\/blobs\/uploads\//.test(l));
+    try {
+      const push = (...flags: string[]) => ok(skiff(['copy', '-q', '--dest-tls-verify=false', '--dest-compress-format', 'zstd', ...flags, fixture, `docker://${proxy.host}/pre/z:1`]));
+      await push();
+      proxy.log.length = 0;
+      // Without the flag a recompressed layer's digest is only known once it is sent: sent again.
+      await push();
+      assert.ok(uploads().length > 0, proxy.log.join('\n'));
+      proxy.log.length = 0;
+      await push('--dest-precompute-digests');
+      assert.deepEqual(uploads(), [], proxy.log.join('\n'));
+      assert.ok(proxy.log.some((l) => /^HEAD .*\/blobs\/sha256:/.test(l)));
+      const raw = JSON.parse(await skopeo('inspect', NOTLS, '--raw', `docker://${reg.host}/pre/z:1`));
+      assert.ok(raw.layers.every((l: { mediaType: string }) => l.mediaType.endsWith('+zstd')));
+      // A new repository still gets them (uploaded from the temp file), and skopeo reads the result.
+      await ok(skiff(['copy', '-q', '--dest-tls-verify=false', '--dest-compress-format', 'zstd', '--dest-precompute-digests', fixture, `docker://${proxy.host}/pre/other:1`]));
+      await skopeo('copy', '-q', '--src-tls-verify=false', `docker://${reg.host}/pre/other:1`, `oci:${t.dir}/pre-back:x`);
+      assert.deepEqual(await flat(`oci:${t.dir}/pre-back:x`), fixtureFlat);
+    } finally {
+      await proxy.stop();
+    }
+  });
+
   it('zstd and v2s2 conversions on push are read back by skopeo', async () => {
     await ok(skiff(['copy', '-q', '--dest-tls-verify=false', '--dest-compress-format', 'zstd', fixture, `docker://${reg.host}/conv/z:1`]));
     const raw = JSON.parse(await skopeo('inspect', NOTLS, '--raw', `docker://${reg.host}/conv/z:1`));

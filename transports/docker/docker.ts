@@ -1,7 +1,10 @@
+import { createReadStream, promises as fsp } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { BlobMeter, sha256, verifyBuffer, type Digest } from '../../src/core/digest.js';
 import { SkiffError } from '../../src/core/errors.js';
-import { IO_CHUNK } from '../../src/core/fs.js';
+import { IO_CHUNK, streamToTempFile } from '../../src/core/fs.js';
 import type { BlobInfo, DestinationCaps, DestinationOptions, ImageDestination, ImageRef, ImageSource, SourceOptions, Transport } from '../../src/core/image.js';
 import { guessManifestType, type Descriptor, type RawManifest } from '../../src/core/manifest.js';
 import { MT } from '../../src/core/media-types.js';
@@ -298,6 +301,8 @@ class DockerDestination implements ImageDestination {
   constructor(
     readonly ref: DockerRef,
     private readonly ep: Endpoint,
+    /** Blobs whose digest is not known before they are made are written to a temp file first (see putBlob). */
+    private readonly precomputeDigests = false,
   ) {}
 
   private get scopes(): string[] {
@@ -394,6 +399,7 @@ class DockerDestination implements ImageDestination {
 
   async putBlob(stream: Readable, info: BlobInfo): Promise<{ digest: Digest; size: number }> {
     try {
+      if (this.precomputeDigests && !info.digest) return await this.putPrecomputed(stream, info);
       const put = await this.upload(stream, info);
       blobLocations().record(this.ep.client.o.endpoint, this.ep.path, put.digest);
       return put;
@@ -402,6 +408,24 @@ class DockerDestination implements ImageDestination {
         this.claims.get(info.digest)?.();
         this.claims.delete(info.digest);
       }
+    }
+  }
+
+  /**
+   * --dest-precompute-digests (skopeo's): a blob made on the way (recompressed) lands in a temp file, hashed, so the
+   * registry can be asked for it (HEAD, then a mount) before anything is sent; only a blob it lacks is uploaded,
+   * from the file.
+   */
+  private async putPrecomputed(stream: Readable, info: BlobInfo): Promise<{ digest: Digest; size: number }> {
+    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'skiff-push-'));
+    try {
+      const t = await streamToTempFile(stream, dir);
+      if (await this.lookup({ mediaType: info.mediaType, digest: t.digest, size: t.size })) return { digest: t.digest, size: t.size };
+      const put = await this.upload(createReadStream(t.path, { highWaterMark: IO_CHUNK }), { ...info, digest: t.digest, size: t.size });
+      blobLocations().record(this.ep.client.o.endpoint, this.ep.path, put.digest);
+      return put;
+    } finally {
+      await fsp.rm(dir, { recursive: true, force: true });
     }
   }
 
@@ -547,7 +571,7 @@ export const dockerTransport: Transport = {
   async openDestination(ref, opts: DestinationOptions = {}) {
     // Pushing by digest is allowed: commit() checks that the manifest hashes to it.
     const r = ref as DockerRef;
-    return new DockerDestination(r, await connect(r, opts));
+    return new DockerDestination(r, await connect(r, opts), !!opts.precomputeDigests);
   },
   /** Delete the manifest a reference names (by tag: resolved to its digest first). */
   async delete(ref, opts: SourceOptions = {}) {

@@ -25,7 +25,7 @@ import { IgnoreMatcher, parseIgnoreFile } from './containerfile/ignore.js';
 import { download, expandSource, isArchive, resolveInRoot, unpackArchive, type Download } from './sources.js';
 import type { BuildPlan, Step } from './containerfile/plan.js';
 import { squashTar, upperDirTar } from './diff.js';
-import { mountLayersReadOnly, probeRuntime, runStep, type OciMount } from './run.js';
+import { mountLayersReadOnly, probeRuntime, runStep, type ContainerOptions, type OciMount } from './run.js';
 import { isRootless } from '../store/userns.js';
 
 /** Files up to this size are read in one go when building a COPY layer. */
@@ -38,6 +38,8 @@ export interface BuildOptions {
   store: Store;
   tags: string[];
   network: 'host' | 'none';
+  /** RUN's container beyond the defaults: --add-host, --no-hosts, --dns*, --cap-add/--cap-drop, --shm-size. */
+  container?: ContainerOptions;
   runtime?: string;
   /** How RUN is isolated: an OCI runtime (default) or chroot (no runtime needed). */
   isolation?: 'oci' | 'chroot';
@@ -987,6 +989,7 @@ export class Builder {
         user: c.User ?? '',
         network: s.network === 'none' ? 'none' : s.network === 'host' ? 'host' : this.o.network,
         mounts: extra.mounts,
+        ...(this.o.container ? { container: this.o.container } : {}),
         ...(await this.effectiveIsolation()),
       });
     } catch (e) {

@@ -24,6 +24,77 @@ export interface RunSpec {
   mounts?: OciMount[];
   /** `oci` (default): an OCI runtime; `chroot`: namespaces and a chroot made with util-linux, no runtime. */
   isolation?: 'oci' | 'chroot';
+  /** podman build's --add-host, --no-hosts, --dns*, --cap-add/--cap-drop, --shm-size. */
+  container?: ContainerOptions;
+}
+
+/** How RUN's container is set up beyond the defaults (podman build's flags of the same names). */
+export interface ContainerOptions {
+  /** `HOST:IP` lines added to /etc/hosts. */
+  addHosts?: string[];
+  /** No /etc/hosts from the host: the image's own stays. */
+  noHosts?: boolean;
+  /** resolv.conf: these name servers (`none`: no resolv.conf from the host), search domains, options. */
+  dns?: string[];
+  dnsSearch?: string[];
+  dnsOptions?: string[];
+  capAdd?: string[];
+  capDrop?: string[];
+  /** /dev/shm's size in bytes. */
+  shmSize?: number;
+}
+
+/** Every capability Linux 5.9+ knows, for `--cap-add ALL`. */
+const ALL_CAPS = ['CHOWN', 'DAC_OVERRIDE', 'DAC_READ_SEARCH', 'FOWNER', 'FSETID', 'KILL', 'SETGID', 'SETUID', 'SETPCAP', 'LINUX_IMMUTABLE', 'NET_BIND_SERVICE', 'NET_BROADCAST', 'NET_ADMIN', 'NET_RAW', 'IPC_LOCK', 'IPC_OWNER', 'SYS_MODULE', 'SYS_RAWIO', 'SYS_CHROOT', 'SYS_PTRACE', 'SYS_PACCT', 'SYS_ADMIN', 'SYS_BOOT', 'SYS_NICE', 'SYS_RESOURCE', 'SYS_TIME', 'SYS_TTY_CONFIG', 'MKNOD', 'LEASE', 'AUDIT_WRITE', 'AUDIT_CONTROL', 'SETFCAP', 'MAC_OVERRIDE', 'MAC_ADMIN', 'SYSLOG', 'WAKE_ALARM', 'BLOCK_SUSPEND', 'AUDIT_READ', 'PERFMON', 'BPF', 'CHECKPOINT_RESTORE'].map((c) => `CAP_${c}`);
+
+/** A capability name as given (`net_raw`, `CAP_NET_RAW`, `ALL`) in its canonical form; unknown names are errors. */
+export function capabilityName(c: string): string {
+  const n = c.toUpperCase();
+  if (n === 'ALL') return n;
+  const full = n.startsWith('CAP_') ? n : `CAP_${n}`;
+  if (!ALL_CAPS.includes(full)) throw new SkiffError('ERR_USAGE', `unknown capability ${JSON.stringify(c)}`);
+  return full;
+}
+
+/** The default set with --cap-add and --cap-drop applied (drops first, as podman does; ALL works both ways). */
+function capabilities(o: ContainerOptions | undefined): string[] {
+  let caps = new Set(CAPS);
+  for (const c of o?.capDrop ?? []) caps = c === 'ALL' ? new Set() : (caps.delete(c), caps);
+  for (const c of o?.capAdd ?? []) for (const x of c === 'ALL' ? ALL_CAPS : [c]) caps.add(x);
+  return [...caps];
+}
+
+/** The /etc/hosts and /etc/resolv.conf bind mounts for a RUN container, files written into `dir` when changed. */
+async function networkFiles(dir: string, o: ContainerOptions | undefined): Promise<OciMount[]> {
+  const out: OciMount[] = [];
+  const read = (f: string): Promise<string | undefined> => fsp.readFile(f, 'utf8').catch(() => undefined);
+  const bind = (destination: string, source: string): number => out.push({ destination, type: 'bind', source, options: ['rbind', 'ro'] });
+  if (!o?.noHosts) {
+    const hosts = await read('/etc/hosts');
+    if (o?.addHosts?.length) {
+      const f = path.join(dir, 'hosts');
+      const added = o.addHosts.map((h) => {
+        const i = h.indexOf(':');
+        return `${h.slice(i + 1)}\t${h.slice(0, i)}\n`;
+      });
+      await fsp.writeFile(f, `${hosts ?? ''}${hosts && !hosts.endsWith('\n') ? '\n' : ''}${added.join('')}`);
+      bind('/etc/hosts', f);
+    } else if (hosts !== undefined) bind('/etc/hosts', '/etc/hosts');
+  }
+  if (o?.dns?.includes('none')) return out;
+  if (o?.dns?.length || o?.dnsSearch?.length || o?.dnsOptions?.length) {
+    const host = (await read('/etc/resolv.conf')) ?? '';
+    const keep = (key: string, given: string[] | undefined): string[] => (given?.length ? [] : host.split('\n').filter((l) => l.trim().startsWith(key)));
+    const lines = [
+      ...(o.dns?.length ? o.dns.map((d) => `nameserver ${d}`) : keep('nameserver', undefined)),
+      ...(o.dnsSearch?.length ? [`search ${o.dnsSearch.join(' ')}`] : keep('search', undefined)),
+      ...(o.dnsOptions?.length ? [`options ${o.dnsOptions.join(' ')}`] : keep('options', undefined)),
+    ];
+    const f = path.join(dir, 'resolv.conf');
+    await fsp.writeFile(f, `${lines.join('\n')}\n`);
+    bind('/etc/resolv.conf', f);
+  } else if (await fsp.stat('/etc/resolv.conf').then(() => true, () => false)) bind('/etc/resolv.conf', '/etc/resolv.conf');
+  return out;
 }
 
 /**
@@ -133,12 +204,10 @@ export async function runStep(s: RunSpec): Promise<string> {
       { destination: '/proc', type: 'proc', source: 'proc' },
       { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
       { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620'] },
-      { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
+      { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', `size=${Math.ceil((s.container?.shmSize ?? 64 * 1024 * 1024) / 1024)}k`] },
       { destination: '/sys', type: 'bind', source: '/sys', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'] },
     ];
-    for (const f of ['/etc/hosts', '/etc/resolv.conf']) {
-      if (await fsp.stat(f).then(() => true, () => false)) mounts.push({ destination: f, type: 'bind', source: f, options: ['rbind', 'ro'] });
-    }
+    mounts.push(...(await networkFiles(s.dir, s.container)));
     mounts.push(...(s.mounts ?? []));
     if (s.isolation === 'chroot') {
       const quads = (mounts as OciMount[]).filter((x) => x.type === 'bind' || (x.type === 'tmpfs' && !x.destination.startsWith('/dev'))).filter((x) => x.destination !== '/sys').flatMap((x) => [x.type, x.source, x.destination, x.type === 'tmpfs' ? (x.options ?? []).join(',') || 'mode=1777' : x.options?.includes('ro') ? 'ro' : 'rw']);
@@ -153,9 +222,10 @@ export async function runStep(s: RunSpec): Promise<string> {
       return upper;
     }
     const namespaces = [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, ...(s.network === 'none' ? [{ type: 'network' }] : [])];
+    const caps = capabilities(s.container);
     const config = {
       ociVersion: '1.0.2',
-      process: { terminal: false, user: { uid, gid, additionalGids }, args: s.args, env: s.env, cwd: s.cwd, capabilities: { bounding: CAPS, effective: CAPS, permitted: CAPS }, noNewPrivileges: false },
+      process: { terminal: false, user: { uid, gid, additionalGids }, args: s.args, env: s.env, cwd: s.cwd, capabilities: { bounding: caps, effective: caps, permitted: caps }, noNewPrivileges: false },
       root: { path: merged, readonly: false },
       hostname: 'skiff-build',
       mounts,

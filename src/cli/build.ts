@@ -2,7 +2,8 @@ import { constants as fsConstants, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { Command, Option } from 'commander';
 import { SkiffError } from '../core/errors.js';
-import { registryOptions, storageFrom, writeOut, type GlobalOptions } from './common.js';
+import { parseDuration, parseIntOption, registryOptions, storageFrom, writeOut, type GlobalOptions } from './common.js';
+import { capabilityName, type ContainerOptions } from '../build/run.js';
 import type { SourceOptions } from '../core/image.js';
 import type { CopyOptions } from '../copy/copy.js';
 import type { BuildOptions } from '../build/builder.js';
@@ -39,6 +40,47 @@ interface BuildFlags {
   timings?: boolean;
   cacheFrom?: string[];
   cacheTo?: string;
+  addHost?: string[];
+  hosts?: boolean;
+  dns?: string[];
+  dnsSearch?: string[];
+  dnsOption?: string[];
+  capAdd?: string[];
+  capDrop?: string[];
+  shmSize?: string;
+  retry?: number;
+  retryDelay?: number;
+}
+
+/** podman's --shm-size: a number and an optional unit b, k, m or g (powers of 1024; none is bytes). */
+function parseSize(v: string): number {
+  const m = /^(\d+(?:\.\d+)?)([bkmg])?$/i.exec(v.trim());
+  const n = m ? Number(m[1]) * 1024 ** 'bkmg'.indexOf((m[2] ?? 'b').toLowerCase()) : NaN;
+  if (!(n > 0)) throw new SkiffError('ERR_USAGE', `--shm-size ${JSON.stringify(v)}: expected a size such as 64m or 1g`);
+  return Math.floor(n);
+}
+
+/** The RUN container flags, checked before anything is built. */
+function containerOptions(flags: BuildFlags): ContainerOptions {
+  const o: ContainerOptions = {};
+  if (flags.hosts === false) {
+    if (flags.addHost?.length) throw new SkiffError('ERR_USAGE', '--no-hosts and --add-host cannot be used together');
+    o.noHosts = true;
+  }
+  if (flags.addHost?.length) {
+    for (const h of flags.addHost) if (!/^[^:\s]+:\S+$/.test(h)) throw new SkiffError('ERR_USAGE', `--add-host ${JSON.stringify(h)}: expected HOST:IP`);
+    o.addHosts = flags.addHost;
+  }
+  if (flags.dns?.length) {
+    if (flags.dns.includes('none') && flags.dns.length > 1) throw new SkiffError('ERR_USAGE', '--dns none cannot be combined with name servers');
+    o.dns = flags.dns;
+  }
+  if (flags.dnsSearch?.length) o.dnsSearch = flags.dnsSearch;
+  if (flags.dnsOption?.length) o.dnsOptions = flags.dnsOption;
+  if (flags.capAdd?.length) o.capAdd = flags.capAdd.flatMap((c) => c.split(',')).map(capabilityName);
+  if (flags.capDrop?.length) o.capDrop = flags.capDrop.flatMap((c) => c.split(',')).map(capabilityName);
+  if (flags.shmSize !== undefined) o.shmSize = parseSize(flags.shmSize);
+  return o;
 }
 
 /** A comma-separated `key=value` list (a bare key has the value ''), as --secret and --output take. */
@@ -220,6 +262,19 @@ export function buildCommand(program: Command): void {
     .option('-q, --quiet', 'only print the image ID')
     .option('--timings', 'print how long each step took (stderr)')
     .option('--dry-run', 'validate and print the resolved plan as JSON; build nothing')
+    .option('--add-host <host:ip>', 'a line added to /etc/hosts in RUN (repeatable)', collect)
+    .option('--no-hosts', 'RUN sees the image\'s own /etc/hosts, not one from the host')
+    .option('--dns <ip>', 'name server for RUN\'s resolv.conf, or none (repeatable)', collect)
+    .option('--dns-search <domain>', 'search domain for RUN\'s resolv.conf (repeatable)', collect)
+    .option('--dns-option <option>', 'option for RUN\'s resolv.conf (repeatable)', collect)
+    .option('--cap-add <cap>', 'capability added for RUN (repeatable; ALL for every one)', collect)
+    .option('--cap-drop <cap>', 'capability dropped for RUN (repeatable; ALL for every one)', collect)
+    .option('--shm-size <size>', 'size of /dev/shm in RUN (e.g. 64m, 1g; default 64m)')
+    .option('--retry <n>', 'retries of a failed base image pull (default 3)', parseIntOption('--retry'))
+    .option('--retry-delay <duration>', 'first retry delay, doubled each time (default 1s)', parseDuration)
+    .option('--rm [bool]', 'accepted for docker\'s and podman\'s scripts: skiff keeps no build containers')
+    .option('--force-rm [bool]', 'accepted for docker\'s and podman\'s scripts: skiff keeps no build containers')
+    .option('--disable-compression', 'accepted for podman\'s scripts: layers are stored uncompressed; push compresses')
     .action(async (context: string, flags: BuildFlags, cmd: Command) => {
       // `-f -`: the Containerfile comes from standard input (as buildah and docker take it); errors name it `-`.
       const fromStdin = flags.file?.[0] === '-';
@@ -231,6 +286,7 @@ export function buildCommand(program: Command): void {
       const ignoreAnchor = fromStdin ? undefined : file;
       const secrets = await readSecrets(flags.secret);
       if (flags.jobs !== undefined && !/^\d+$/.test(flags.jobs)) throw new SkiffError('ERR_USAGE', `--jobs ${flags.jobs}: expected a number (0: no limit)`);
+      const containerOpts = containerOptions(flags);
       // --isolation (or BUILDAH_ISOLATION, as buildah reads it): oci, or chroot; with no runtime installed, chroot.
       let isolation = flags.isolation ?? process.env.BUILDAH_ISOLATION;
       if (isolation !== undefined && isolation !== 'oci' && isolation !== 'chroot') throw new SkiffError('ERR_USAGE', `--isolation ${isolation}: expected oci or chroot`);
@@ -270,7 +326,7 @@ export function buildCommand(program: Command): void {
       const { Builder } = await import('../build/builder.js');
       const { loadIgnore } = await import('../build/containerfile/ignore.js');
       const store = await storeOf(g);
-      const regOpts = { ...registryOptions(flags as unknown as Record<string, unknown>, ''), storage: storageFrom(g) };
+      const regOpts = { ...registryOptions({ ...(flags as unknown as Record<string, unknown>), retryTimes: flags.retry, retryDelay: flags.retryDelay }, ''), storage: storageFrom(g) };
       const bases = new Map<string, string>();
       // --pull: missing (default) uses a local image; always and true pull every time; newer pulls (only what
       // changed is fetched) but keeps the local image when the registry cannot be reached; never/false never pull.
@@ -310,6 +366,7 @@ export function buildCommand(program: Command): void {
         store,
         tags: flags.tag ?? [],
         network: flags.network === 'none' ? 'none' : 'host',
+        container: containerOpts,
         ...(flags.runtime ? { runtime: flags.runtime } : {}),
         ...(isolation ? { isolation: isolation as 'oci' | 'chroot' } : {}),
         ...(timestamp !== undefined && Number.isFinite(timestamp) ? { timestamp } : {}),

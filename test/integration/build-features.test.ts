@@ -236,6 +236,36 @@ describe('skiff build features', () => {
     assert.match(bad.stderr, /unknown type "registry"/);
   });
 
+  it('RUN container flags: --add-host, --dns, --dns-search, --dns-option, --cap-add/--cap-drop, --shm-size, --no-hosts; bad values refused before building', async () => {
+    const file = `FROM ${base}\nRUN cat /etc/hosts > /hosts.txt; cat /etc/resolv.conf > /resolv.txt || true; grep CapEff /proc/self/status > /caps.txt; df -k /dev/shm | tail -1 > /shm.txt\n`;
+    const ctx = path.join(t.dir, 'ctx-cflags');
+    await fsp.mkdir(ctx, { recursive: true });
+    await fsp.writeFile(path.join(ctx, 'Containerfile'), file);
+    const out = path.join(t.dir, 'cflags-out');
+    await ok(skiff([...S(), 'build', '-q', '--no-cache', '--add-host', 'myhost:10.1.2.3', '--dns', '9.9.9.9', '--dns-search', 'example.org', '--dns-option', 'ndots:2', '--cap-drop', 'ALL', '--cap-add', 'chown', '--shm-size', '16m', '--rm', '--force-rm', '--output', `type=local,dest=${out}`, ctx]));
+    const read = (f: string) => fsp.readFile(path.join(out, f), 'utf8');
+    assert.match(await read('hosts.txt'), /^10\.1\.2\.3\tmyhost$/m);
+    assert.equal(await read('resolv.txt'), 'nameserver 9.9.9.9\nsearch example.org\noptions ndots:2\n');
+    assert.equal((await read('caps.txt')).trim(), 'CapEff:\t0000000000000001', 'only CAP_CHOWN');
+    assert.match(await read('shm.txt'), /^\S+\s+16384\s/);
+    // Without them: the host's files, the default capabilities (buildah's set), 64 MiB of /dev/shm.
+    const plain = path.join(t.dir, 'cflags-plain');
+    await ok(skiff([...S(), 'build', '-q', '--no-cache', '--output', `type=local,dest=${plain}`, ctx]));
+    assert.equal(await fsp.readFile(path.join(plain, 'resolv.txt'), 'utf8'), await fsp.readFile('/etc/resolv.conf', 'utf8'));
+    assert.equal((await fsp.readFile(path.join(plain, 'caps.txt'), 'utf8')).trim(), 'CapEff:\t00000000800405fb');
+    assert.match(await fsp.readFile(path.join(plain, 'shm.txt'), 'utf8'), /^\S+\s+65536\s/);
+    for (const [flags, msg] of [
+      [['--no-hosts', '--add-host', 'a:1.2.3.4'], /--no-hosts and --add-host cannot be used together/],
+      [['--add-host', 'nocolon'], /--add-host "nocolon": expected HOST:IP/],
+      [['--cap-add', 'nonsense'], /unknown capability "nonsense"/],
+      [['--shm-size', 'lots'], /--shm-size "lots"/],
+    ] as const) {
+      const r = await skiff([...S(), 'build', '-q', ...flags, ctx]);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, msg);
+    }
+  });
+
   it('--jobs runs independent stages in parallel: same image as a serial build', async () => {
     const file = `FROM ${base} AS a\nRUN sleep 1 && echo a > /a\nFROM ${base} AS b\nRUN sleep 1 && echo b > /b\nFROM ${base} AS c\nRUN sleep 1 && echo c > /c\nFROM ${base}\nCOPY --from=a /a /a\nCOPY --from=b /b /b\nCOPY --from=c /c /c\n`;
     const started = Date.now();

@@ -100,11 +100,11 @@ async function networkFiles(dir: string, o: ContainerOptions | undefined): Promi
 /**
  * chroot isolation (buildah's `--isolation chroot`): new pid/mount/uts/ipc (and network, for `none`) namespaces,
  * /proc, a /dev of the host's basic nodes, /sys read-only, hosts and resolv.conf, the step's mounts, then
- * `unshare --root --wd --setuid --setgid` runs the command. Arguments: merged dir, cwd, uid, gid, mount quads
- * (type source destination ro|rw|options), `--`, the command.
+ * `unshare --root --wd --setuid --setgid` runs the command. Arguments: merged dir, cwd, uid, gid, /dev/shm size,
+ * mount quads (type source destination ro|rw|options), `--`, the command. (--cap-add/--cap-drop need the runtime.)
  */
 const CHROOT_SCRIPT = `
-M=$1; W=$2; U=$3; G=$4; shift 4
+M=$1; W=$2; U=$3; G=$4; SHM=$5; shift 5
 CP=$PATH; PATH=/usr/sbin:/usr/bin:/sbin:/bin
 UNSHARE=$(command -v unshare)
 hostname skiff-build
@@ -113,7 +113,7 @@ mount -t proc proc "$M/proc"
 mount -t tmpfs -o nosuid,mode=755,size=65536k tmpfs "$M/dev"
 for n in null zero full random urandom tty; do touch "$M/dev/$n"; mount --bind "/dev/$n" "$M/dev/$n"; done
 mkdir -p "$M/dev/shm" "$M/dev/pts"
-mount -t tmpfs -o nosuid,nodev,noexec,mode=1777,size=65536k shm "$M/dev/shm"
+mount -t tmpfs -o nosuid,nodev,noexec,mode=1777,size=$SHM shm "$M/dev/shm"
 ln -s /proc/self/fd "$M/dev/fd"; ln -s /proc/self/fd/0 "$M/dev/stdin"; ln -s /proc/self/fd/1 "$M/dev/stdout"; ln -s /proc/self/fd/2 "$M/dev/stderr"
 mount --rbind /sys "$M/sys"; mount -o remount,bind,ro "$M/sys" 2>/dev/null || true
 while [ "$1" != "--" ]; do
@@ -200,11 +200,12 @@ export async function runStep(s: RunSpec): Promise<string> {
   try {
     await fsp.mkdir(path.join(merged, s.cwd), { recursive: true });
     const { uid, gid, additionalGids } = await resolveUser(merged, s.user);
+    const shm = `${Math.ceil((s.container?.shmSize ?? 64 * 1024 * 1024) / 1024)}k`;
     const mounts: OciMount[] = [
       { destination: '/proc', type: 'proc', source: 'proc' },
       { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
       { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620'] },
-      { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', `size=${Math.ceil((s.container?.shmSize ?? 64 * 1024 * 1024) / 1024)}k`] },
+      { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', `size=${shm}`] },
       { destination: '/sys', type: 'bind', source: '/sys', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'] },
     ];
     mounts.push(...(await networkFiles(s.dir, s.container)));
@@ -214,7 +215,7 @@ export async function runStep(s: RunSpec): Promise<string> {
       const ns = ['--pid', '--fork', '--mount', '--uts', '--ipc', ...(s.network === 'none' ? ['--net'] : []), '--propagation', 'private'];
       const env = Object.fromEntries(s.env.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
       const r = await new Promise<number>((resolve, reject) => {
-        const p = spawn('unshare', [...ns, '/bin/sh', '-ec', CHROOT_SCRIPT, 'skiff-chroot', merged, s.cwd, String(uid), String(gid), ...quads, '--', ...s.args], { stdio: ['ignore', 2, 2], env });
+        const p = spawn('unshare', [...ns, '/bin/sh', '-ec', CHROOT_SCRIPT, 'skiff-chroot', merged, s.cwd, String(uid), String(gid), shm, ...quads, '--', ...s.args], { stdio: ['ignore', 2, 2], env });
         p.on('error', reject);
         p.on('close', (code) => resolve(code ?? -1));
       });

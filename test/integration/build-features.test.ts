@@ -248,6 +248,12 @@ describe('skiff build features', () => {
     assert.equal(await read('resolv.txt'), 'nameserver 9.9.9.9\nsearch example.org\noptions ndots:2\n');
     assert.equal((await read('caps.txt')).trim(), 'CapEff:\t0000000000000001', 'only CAP_CHOWN');
     assert.match(await read('shm.txt'), /^\S+\s+16384\s/);
+    // The same with --isolation chroot (no runtime), capabilities aside.
+    const chroot = path.join(t.dir, 'cflags-chroot');
+    await ok(skiff([...S(), 'build', '-q', '--no-cache', '--isolation', 'chroot', '--add-host', 'myhost:10.1.2.3', '--dns', '9.9.9.9', '--shm-size', '16m', '--output', `type=local,dest=${chroot}`, ctx]));
+    assert.match(await fsp.readFile(path.join(chroot, 'hosts.txt'), 'utf8'), /^10\.1\.2\.3\tmyhost$/m);
+    assert.equal(await fsp.readFile(path.join(chroot, 'resolv.txt'), 'utf8'), 'nameserver 9.9.9.9\n');
+    assert.match(await fsp.readFile(path.join(chroot, 'shm.txt'), 'utf8'), /^\S+\s+16384\s/);
     // Without them: the host's files, the default capabilities (buildah's set), 64 MiB of /dev/shm.
     const plain = path.join(t.dir, 'cflags-plain');
     await ok(skiff([...S(), 'build', '-q', '--no-cache', '--output', `type=local,dest=${plain}`, ctx]));

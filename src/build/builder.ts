@@ -40,6 +40,8 @@ export interface BuildOptions {
   network: 'host' | 'none';
   /** RUN's container beyond the defaults: --add-host, --no-hosts, --dns*, --cap-add/--cap-drop, --shm-size. */
   container?: ContainerOptions;
+  /** -v/--volume: host paths bind-mounted into every RUN; what is written there stays out of the layers. */
+  volumes?: { source: string; destination: string; readonly: boolean }[];
   runtime?: string;
   /** How RUN is isolated: an OCI runtime (default) or chroot (no runtime needed). */
   isolation?: 'oci' | 'chroot';
@@ -973,6 +975,7 @@ export class Builder {
     await fsp.mkdir(dir, { recursive: true });
     const extra = await this.runMounts(st, s, dir);
     for (const [k, v] of Object.entries(extra.env)) env.set(k, v);
+    for (const v of this.o.volumes ?? []) extra.mounts.push({ destination: v.destination, type: 'bind', source: v.source, options: ['rbind', v.readonly ? 'ro' : 'rw'] });
     if (cmd.script) {
       const f = path.join(dir, 'script');
       await fsp.writeFile(f, cmd.script.body, { mode: 0o755 });

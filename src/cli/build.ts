@@ -50,6 +50,24 @@ interface BuildFlags {
   shmSize?: string;
   retry?: number;
   retryDelay?: number;
+  volume?: string[];
+}
+
+/** podman's -v/--volume for builds: HOST-PATH:CONTAINER-PATH[:OPTIONS], options ro/rw (z, Z and U accepted). */
+async function parseVolumes(specs: string[] | undefined): Promise<{ source: string; destination: string; readonly: boolean }[]> {
+  const out: { source: string; destination: string; readonly: boolean }[] = [];
+  for (const spec of specs ?? []) {
+    const [source = '', destination = '', options = '', ...rest] = spec.split(':');
+    const bad = (why: string): SkiffError => new SkiffError('ERR_USAGE', `--volume ${JSON.stringify(spec)}: ${why}`);
+    if (rest.length || !destination) throw bad('expected HOST-PATH:CONTAINER-PATH[:OPTIONS]');
+    if (!path.isAbsolute(source)) throw bad('the host path must be absolute (named volumes are not supported)');
+    if (!path.posix.isAbsolute(destination)) throw bad('the container path must be absolute');
+    const opts = options ? options.split(',') : [];
+    for (const o of opts) if (!['ro', 'rw', 'z', 'Z', 'U'].includes(o)) throw bad(`unknown option ${JSON.stringify(o)} (ro, rw, z, Z, U)`);
+    if (!(await fsp.stat(source).catch(() => undefined))) throw bad(`${source}: no such file or directory`);
+    out.push({ source: path.resolve(source), destination: path.posix.normalize(destination), readonly: opts.includes('ro') });
+  }
+  return out;
 }
 
 /** podman's --shm-size: a number and an optional unit b, k, m or g (powers of 1024; none is bytes). */
@@ -262,6 +280,7 @@ export function buildCommand(program: Command): void {
     .option('-q, --quiet', 'only print the image ID')
     .option('--timings', 'print how long each step took (stderr)')
     .option('--dry-run', 'validate and print the resolved plan as JSON; build nothing')
+    .option('-v, --volume <host:container[:ro]>', 'a host path bind-mounted into every RUN; what is written there is not in the image (repeatable)', collect)
     .option('--add-host <host:ip>', 'a line added to /etc/hosts in RUN (repeatable)', collect)
     .option('--no-hosts', 'RUN sees the image\'s own /etc/hosts, not one from the host')
     .option('--dns <ip>', 'name server for RUN\'s resolv.conf, or none (repeatable)', collect)
@@ -287,6 +306,7 @@ export function buildCommand(program: Command): void {
       const secrets = await readSecrets(flags.secret);
       if (flags.jobs !== undefined && !/^\d+$/.test(flags.jobs)) throw new SkiffError('ERR_USAGE', `--jobs ${flags.jobs}: expected a number (0: no limit)`);
       const containerOpts = containerOptions(flags);
+      const volumes = await parseVolumes(flags.volume);
       // --isolation (or BUILDAH_ISOLATION, as buildah reads it): oci, or chroot; with no runtime installed, chroot.
       let isolation = flags.isolation ?? process.env.BUILDAH_ISOLATION;
       if (isolation !== undefined && isolation !== 'oci' && isolation !== 'chroot') throw new SkiffError('ERR_USAGE', `--isolation ${isolation}: expected oci or chroot`);
@@ -367,6 +387,7 @@ export function buildCommand(program: Command): void {
         tags: flags.tag ?? [],
         network: flags.network === 'none' ? 'none' : 'host',
         container: containerOpts,
+        ...(volumes.length ? { volumes } : {}),
         ...(flags.runtime ? { runtime: flags.runtime } : {}),
         ...(isolation ? { isolation: isolation as 'oci' | 'chroot' } : {}),
         ...(timestamp !== undefined && Number.isFinite(timestamp) ? { timestamp } : {}),

@@ -66,8 +66,20 @@ export async function makeProgram(argv: string[] = process.argv): Promise<Comman
   return program;
 }
 
+/**
+ * podman build's `-v` is --volume, while skiff's own `-v` is --version, and commander reads the program's options
+ * after a subcommand too: after the build command word, `-v` is passed on as --volume.
+ */
+function buildVolumeShorthand(argv: string[]): string[] {
+  const word = commandWord(argv);
+  if (word !== 'build' && word !== 'bud') return argv;
+  const at = argv.indexOf(word, 2);
+  return argv.map((a, i) => (i > at && a === '-v' ? '--volume' : a));
+}
+
 export async function main(argv: string[]): Promise<number> {
   enableGcPacing();
+  argv = buildVolumeShorthand(argv);
   const program = await makeProgram(argv);
   try {
     await program.parseAsync(argv);

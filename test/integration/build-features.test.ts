@@ -272,6 +272,31 @@ describe('skiff build features', () => {
     }
   });
 
+  it('-v/--volume: a host directory in every RUN, read and written there, never in the image; :ro is read-only; bad specs refused', async () => {
+    const vol = path.join(t.dir, 'vol');
+    await fsp.mkdir(vol, { recursive: true });
+    await fsp.writeFile(path.join(vol, 'in.txt'), 'from the host\n');
+    const ctx = path.join(t.dir, 'ctx-vol');
+    await fsp.mkdir(ctx, { recursive: true });
+    await fsp.writeFile(path.join(ctx, 'Containerfile'), `FROM ${base}\nRUN cat /cache/in.txt > /copied.txt && echo written > /cache/out.txt\nRUN ls /cache > /listed.txt\n`);
+    const out = path.join(t.dir, 'vol-out');
+    // (-v after the command word is --volume, as in podman build; skiff -v alone stays --version.)
+    await ok(skiff([...S(), 'build', '-q', '--no-cache', '-v', `${vol}:/cache`, '--output', `type=local,dest=${out}`, ctx]));
+    assert.equal(await fsp.readFile(path.join(out, 'copied.txt'), 'utf8'), 'from the host\n');
+    assert.equal(await fsp.readFile(path.join(out, 'listed.txt'), 'utf8'), 'in.txt\nout.txt\n');
+    assert.equal(await fsp.readFile(path.join(vol, 'out.txt'), 'utf8'), 'written\n');
+    await assert.rejects(fsp.lstat(path.join(out, 'cache')), 'the mount point is not in the image');
+    const ro = await skiff([...S(), 'build', '-q', '--no-cache', '--volume', `${vol}:/cache:ro`, ctx]);
+    assert.equal(ro.code, 1);
+    assert.match(ro.stderr, /Read-only file system/);
+    for (const [spec, msg] of [['relative:/x', /host path must be absolute/], [`${t.dir}/nowhere:/x`, /no such file or directory/], [`${vol}:/x:bogus`, /unknown option "bogus"/], [vol, /expected HOST-PATH:CONTAINER-PATH/]] as const) {
+      const r = await skiff([...S(), 'build', '-q', '-v', spec, ctx]);
+      assert.equal(r.code, 1, spec);
+      assert.match(r.stderr, msg);
+    }
+    assert.match(await ok(skiff(['-v'])), /^skiff version /);
+  });
+
   it('--jobs runs independent stages in parallel: same image as a serial build', async () => {
     const file = `FROM ${base} AS a\nRUN sleep 1 && echo a > /a\nFROM ${base} AS b\nRUN sleep 1 && echo b > /b\nFROM ${base} AS c\nRUN sleep 1 && echo c > /c\nFROM ${base}\nCOPY --from=a /a /a\nCOPY --from=b /b /b\nCOPY --from=c /c /c\n`;
     const started = Date.now();

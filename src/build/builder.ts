@@ -40,6 +40,8 @@ export interface BuildOptions {
   network: 'host' | 'none';
   /** RUN's container beyond the defaults: --add-host, --no-hosts, --dns*, --cap-add/--cap-drop, --shm-size. */
   container?: ContainerOptions;
+  /** --omit-history: the image has no history. */
+  omitHistory?: boolean;
   /** -v/--volume: host paths bind-mounted into every RUN; what is written there stays out of the layers. */
   volumes?: { source: string; destination: string; readonly: boolean }[];
   runtime?: string;
@@ -1049,6 +1051,8 @@ export class Builder {
     const created = this.o.timestamp !== undefined ? new Date(this.o.timestamp * 1000).toISOString() : st.lastCreated ?? new Date(Math.floor(Date.now() / 1000) * 1000).toISOString();
     const config: ImageConfig = { ...structuredClone(st.config), created, rootfs: { type: 'layers', diff_ids: st.layers.map((l) => l.diffID) } };
     if (final && this.o.labels && Object.keys(this.o.labels).length) config.config = { ...config.config, Labels: { ...(config.config?.Labels ?? {}), ...this.o.labels } };
+    // --omit-history: no history at all in the image, as buildah writes it (intermediate cache images keep theirs).
+    if (final && this.o.omitHistory) delete config.history;
     const configBytes = Buffer.from(JSON.stringify(config));
     const docker = this.o.format === 'docker';
     const annotations = final && !docker && this.o.annotations && Object.keys(this.o.annotations).length ? this.o.annotations : undefined;

@@ -51,6 +51,10 @@ interface BuildFlags {
   retry?: number;
   retryDelay?: number;
   volume?: string[];
+  omitHistory?: boolean;
+  os?: string;
+  arch?: string;
+  variant?: string;
 }
 
 /** podman's -v/--volume for builds: HOST-PATH:CONTAINER-PATH[:OPTIONS], options ro/rw (z, Z and U accepted). */
@@ -280,6 +284,10 @@ export function buildCommand(program: Command): void {
     .option('-q, --quiet', 'only print the image ID')
     .option('--timings', 'print how long each step took (stderr)')
     .option('--dry-run', 'validate and print the resolved plan as JSON; build nothing')
+    .option('--omit-history', 'write no history into the image')
+    .option('--os <os>', 'target OS (with --arch and --variant, instead of --platform)')
+    .option('--arch <arch>', 'target architecture')
+    .option('--variant <variant>', 'target architecture variant')
     .option('-v, --volume <host:container[:ro]>', 'a host path bind-mounted into every RUN; what is written there is not in the image (repeatable)', collect)
     .option('--add-host <host:ip>', 'a line added to /etc/hosts in RUN (repeatable)', collect)
     .option('--no-hosts', 'RUN sees the image\'s own /etc/hosts, not one from the host')
@@ -306,6 +314,13 @@ export function buildCommand(program: Command): void {
       const secrets = await readSecrets(flags.secret);
       if (flags.jobs !== undefined && !/^\d+$/.test(flags.jobs)) throw new SkiffError('ERR_USAGE', `--jobs ${flags.jobs}: expected a number (0: no limit)`);
       const containerOpts = containerOptions(flags);
+      // --os/--arch/--variant, as podman takes them: the parts of --platform not given are the host's.
+      if (flags.os || flags.arch || flags.variant) {
+        if (flags.platform) throw new SkiffError('ERR_USAGE', '--platform and --os/--arch/--variant cannot be used together');
+        const { hostPlatform } = await import('../core/platform.js');
+        const h = hostPlatform();
+        flags.platform = `${flags.os ?? h.os}/${flags.arch ?? h.architecture}${flags.variant ? `/${flags.variant}` : ''}`;
+      }
       const volumes = await parseVolumes(flags.volume);
       // --isolation (or BUILDAH_ISOLATION, as buildah reads it): oci, or chroot; with no runtime installed, chroot.
       let isolation = flags.isolation ?? process.env.BUILDAH_ISOLATION;
@@ -387,6 +402,7 @@ export function buildCommand(program: Command): void {
         tags: flags.tag ?? [],
         network: flags.network === 'none' ? 'none' : 'host',
         container: containerOpts,
+        ...(flags.omitHistory ? { omitHistory: true } : {}),
         ...(volumes.length ? { volumes } : {}),
         ...(flags.runtime ? { runtime: flags.runtime } : {}),
         ...(isolation ? { isolation: isolation as 'oci' | 'chroot' } : {}),

@@ -3,7 +3,7 @@ import { strict as assert } from 'node:assert';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { run, skiff, SKIFF, tempDir, unmountUnder } from '../kit/run.js';
+import { ok, run, skiff, SKIFF, tempDir, unmountUnder } from '../kit/run.js';
 
 describe('skiff build (front end)', () => {
   let t: ReturnType<typeof tempDir>;
@@ -172,6 +172,18 @@ describe('skiff build (front end)', () => {
     assert.equal(r.code, 1);
     assert.equal(r.stdout, '');
     assert.match(r.stderr, new RegExp(`^skiff: ${path.join(ctx, 'Containerfile')}:3: COPY nothere: no such file or directory in the build context$`, 'm'));
+  });
+
+  it('--os/--arch/--variant make the target platform as --platform would (the host\'s for parts not given); not both', async () => {
+    const ctx = path.join(t.dir, 'plat');
+    await fsp.mkdir(ctx, { recursive: true });
+    await fsp.writeFile(path.join(ctx, 'Containerfile'), 'FROM scratch\nARG TARGETPLATFORM\nARG TARGETARCH\nARG TARGETVARIANT\nLABEL p=$TARGETPLATFORM a=$TARGETARCH v=$TARGETVARIANT\n');
+    const labels = async (flags: string[]): Promise<unknown> => JSON.parse(await ok(skiff(['build', '--dry-run', ...flags, ctx]))).stages[0].steps.at(-1).labels;
+    assert.deepEqual(await labels(['--arch', 'arm64', '--variant', 'v8']), await labels(['--platform', 'linux/arm64/v8']));
+    assert.deepEqual(await labels(['--os', 'linux', '--arch', 's390x']), [['p', 'linux/s390x'], ['a', 's390x'], ['v', '']]);
+    const both = await skiff(['build', '--dry-run', '--platform', 'linux/amd64', '--arch', 'arm64', ctx]);
+    assert.equal(both.code, 1);
+    assert.match(both.stderr, /--platform and --os\/--arch\/--variant cannot be used together/);
   });
 
   it('a missing -f file, a missing --target, a missing context are errors naming them', async () => {

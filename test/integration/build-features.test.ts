@@ -297,6 +297,15 @@ describe('skiff build features', () => {
     assert.match(await ok(skiff(['-v'])), /^skiff version /);
   });
 
+  it('--omit-history writes no history key at all, as buildah does; the layers are the same', async () => {
+    const file = `FROM ${base}\nLABEL a=b\nRUN echo x > /x\n`;
+    const withHistory = await build('hist', file);
+    const without = await build('nohist', file, {}, ['--omit-history']);
+    assert.ok(Array.isArray(withHistory.config.history));
+    assert.equal('history' in without.config, false);
+    assert.deepEqual(without.flat, withHistory.flat);
+  });
+
   it('--jobs runs independent stages in parallel: same image as a serial build', async () => {
     const file = `FROM ${base} AS a\nRUN sleep 1 && echo a > /a\nFROM ${base} AS b\nRUN sleep 1 && echo b > /b\nFROM ${base} AS c\nRUN sleep 1 && echo c > /c\nFROM ${base}\nCOPY --from=a /a /a\nCOPY --from=b /b /b\nCOPY --from=c /c /c\n`;
     const started = Date.now();

@@ -52,6 +52,7 @@ interface BuildFlags {
   retryDelay?: number;
   volume?: string[];
   omitHistory?: boolean;
+  from?: string;
   os?: string;
   arch?: string;
   variant?: string;
@@ -285,6 +286,7 @@ export function buildCommand(program: Command): void {
     .option('--timings', 'print how long each step took (stderr)')
     .option('--dry-run', 'validate and print the resolved plan as JSON; build nothing')
     .option('--omit-history', 'write no history into the image')
+    .option('--from <image>', 'the image the first FROM uses instead of the one it names')
     .option('--os <os>', 'target OS (with --arch and --variant, instead of --platform)')
     .option('--arch <arch>', 'target architecture')
     .option('--variant <variant>', 'target architecture variant')
@@ -346,6 +348,7 @@ export function buildCommand(program: Command): void {
         buildArgs,
         ...(flags.target ? { target: flags.target } : {}),
         ...(flags.platform ? { platform: flags.platform } : {}),
+        ...(flags.from ? { fromOverride: flags.from } : {}),
       });
       if (flags.ignorefile && !(await fsp.stat(flags.ignorefile).then(() => true, () => false))) throw new SkiffError('ERR_USAGE', `--ignorefile ${flags.ignorefile}: no such file`);
       const ignorefile = await findIgnoreFile(context, ignoreAnchor, flags.ignorefile);
@@ -392,7 +395,7 @@ export function buildCommand(program: Command): void {
         baseEnv.set(st.from.image, c?.Env ?? []);
         if (c?.OnBuild?.length) baseOnBuild.set(st.from.image, c.OnBuild);
       }
-      const full = planContainerfile(text, { file, buildArgs, baseEnv: (image) => baseEnv.get(image), baseOnBuild: (image) => baseOnBuild.get(image), ...(flags.target ? { target: flags.target } : {}), ...(flags.platform ? { platform: flags.platform } : {}) });
+      const full = planContainerfile(text, { file, buildArgs, baseEnv: (image) => baseEnv.get(image), baseOnBuild: (image) => baseOnBuild.get(image), ...(flags.target ? { target: flags.target } : {}), ...(flags.platform ? { platform: flags.platform } : {}), ...(flags.from ? { fromOverride: flags.from } : {}) });
       const timestamp = flags.timestamp !== undefined ? Number(flags.timestamp) : process.env.SOURCE_DATE_EPOCH ? Number(process.env.SOURCE_DATE_EPOCH) : undefined;
       const builder = new Builder({
         plan: full,

@@ -186,6 +186,14 @@ describe('skiff build (front end)', () => {
     assert.match(both.stderr, /--platform and --os\/--arch\/--variant cannot be used together/);
   });
 
+  it('--from replaces the image of the first FROM only, its stage name kept, as buildah does', async () => {
+    const ctx = path.join(t.dir, 'from-override');
+    await fsp.mkdir(ctx, { recursive: true });
+    await fsp.writeFile(path.join(ctx, 'Containerfile'), 'FROM nonexistent/thing:1 AS base\nLABEL a=b\nFROM base\nFROM other/image:2\n');
+    const plan = JSON.parse(await ok(skiff(['build', '--dry-run', '--from', 'scratch', ctx])));
+    assert.deepEqual(plan.stages.map((s: { from: unknown; name?: string }) => [s.from, s.name]), [[{ image: 'scratch' }, 'base'], [{ image: 'base', stage: 0 }, undefined], [{ image: 'other/image:2' }, undefined]]);
+  });
+
   it('a missing -f file, a missing --target, a missing context are errors naming them', async () => {
     const f = await skiff(['build', '-f', path.join(t.dir, 'nope'), t.dir]);
     assert.match(f.stderr, /nope: no such Containerfile/);

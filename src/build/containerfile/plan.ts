@@ -21,6 +21,8 @@ export interface PlanOptions {
   baseEnv?: (image: string) => string[] | undefined;
   /** The ONBUILD triggers of a base image, when known: they run right after its FROM, as in Docker. */
   baseOnBuild?: (image: string) => string[] | undefined;
+  /** podman build --from: the image the first FROM uses instead of the one it names. */
+  fromOverride?: string;
 }
 
 export type Form = { form: 'shell'; command: string } | { form: 'exec'; command: string[] };
@@ -244,7 +246,7 @@ export function planContainerfile(text: string, o: PlanOptions = {}): BuildPlan 
       if (words.length !== 1 && !(words.length === 3 && words[1]!.toUpperCase() === 'AS')) {
         p.err(ins.line, `FROM requires either one argument, or three: FROM <image> [AS <name>]`);
       }
-      const image = words[0] ?? '';
+      const image = stages.length === 0 && o.fromOverride !== undefined ? o.fromOverride : words[0] ?? '';
       const name = words.length === 3 ? words[2]!.toLowerCase() : undefined;
       if (name !== undefined) {
         if (!STAGE_NAME.test(name)) p.err(ins.line, `invalid stage name ${JSON.stringify(words[2])}: must start with a letter and contain only letters, digits, -, _ and .`);

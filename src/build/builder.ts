@@ -42,6 +42,9 @@ export interface BuildOptions {
   container?: ContainerOptions;
   /** --omit-history: the image has no history. */
   omitHistory?: boolean;
+  /** --env KEY=VALUE: set in the final image's environment; --unsetenv KEY: removed from it. */
+  env?: string[];
+  unsetEnv?: string[];
   /** -v/--volume: host paths bind-mounted into every RUN; what is written there stays out of the layers. */
   volumes?: { source: string; destination: string; readonly: boolean }[];
   runtime?: string;
@@ -1053,6 +1056,15 @@ export class Builder {
     if (final && this.o.labels && Object.keys(this.o.labels).length) config.config = { ...config.config, Labels: { ...(config.config?.Labels ?? {}), ...this.o.labels } };
     // --omit-history: no history at all in the image, as buildah writes it (intermediate cache images keep theirs).
     if (final && this.o.omitHistory) delete config.history;
+    // --env and --unsetenv: the final image's environment, as buildah documents them (RUN steps do not see them).
+    if (final && (this.o.env?.length || this.o.unsetEnv?.length)) {
+      const keyOf = (kv: string): string => (kv.includes('=') ? kv.slice(0, kv.indexOf('=')) : kv);
+      let env = config.config?.Env ?? [];
+      // (A key set again moves to the end, in the order given, as buildah writes it.)
+      for (const kv of this.o.env ?? []) env = [...env.filter((x) => keyOf(x) !== keyOf(kv)), kv];
+      const unset = new Set(this.o.unsetEnv ?? []);
+      config.config = { ...config.config, Env: env.filter((x) => !unset.has(keyOf(x))) };
+    }
     const configBytes = Buffer.from(JSON.stringify(config));
     const docker = this.o.format === 'docker';
     const annotations = final && !docker && this.o.annotations && Object.keys(this.o.annotations).length ? this.o.annotations : undefined;

@@ -52,6 +52,8 @@ interface BuildFlags {
   retryDelay?: number;
   volume?: string[];
   omitHistory?: boolean;
+  env?: string[];
+  unsetenv?: string[];
   from?: string;
   os?: string;
   arch?: string;
@@ -287,6 +289,8 @@ export function buildCommand(program: Command): void {
     .option('--dry-run', 'validate and print the resolved plan as JSON; build nothing')
     .option('--omit-history', 'write no history into the image')
     .option('--from <image>', 'the image the first FROM uses instead of the one it names')
+    .option('--env <key[=value]>', 'set in the built image\'s environment; KEY alone takes this environment\'s value (repeatable)', collect)
+    .option('--unsetenv <key>', 'remove from the built image\'s environment (repeatable)', collect)
     .option('--os <os>', 'target OS (with --arch and --variant, instead of --platform)')
     .option('--arch <arch>', 'target architecture')
     .option('--variant <variant>', 'target architecture variant')
@@ -324,6 +328,14 @@ export function buildCommand(program: Command): void {
         flags.platform = `${flags.os ?? h.os}/${flags.arch ?? h.architecture}${flags.variant ? `/${flags.variant}` : ''}`;
       }
       const volumes = await parseVolumes(flags.volume);
+      // --env KEY=VALUE, or KEY for this environment's value (empty when it has none, as buildah 1.28 does).
+      const envOpts = { env: [] as string[], unset: flags.unsetenv ?? [] };
+      for (const e of flags.env ?? []) {
+        const eq = e.indexOf('=');
+        const key = eq < 0 ? e : e.slice(0, eq);
+        if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) throw new SkiffError('ERR_USAGE', `--env ${JSON.stringify(e)}: expected KEY=VALUE or KEY`);
+        envOpts.env.push(eq >= 0 ? e : `${key}=${process.env[key] ?? ''}`);
+      }
       // --isolation (or BUILDAH_ISOLATION, as buildah reads it): oci, or chroot; with no runtime installed, chroot.
       let isolation = flags.isolation ?? process.env.BUILDAH_ISOLATION;
       if (isolation !== undefined && isolation !== 'oci' && isolation !== 'chroot') throw new SkiffError('ERR_USAGE', `--isolation ${isolation}: expected oci or chroot`);
@@ -406,6 +418,8 @@ export function buildCommand(program: Command): void {
         network: flags.network === 'none' ? 'none' : 'host',
         container: containerOpts,
         ...(flags.omitHistory ? { omitHistory: true } : {}),
+        ...(envOpts.env.length ? { env: envOpts.env } : {}),
+        ...(envOpts.unset.length ? { unsetEnv: envOpts.unset } : {}),
         ...(volumes.length ? { volumes } : {}),
         ...(flags.runtime ? { runtime: flags.runtime } : {}),
         ...(isolation ? { isolation: isolation as 'oci' | 'chroot' } : {}),

@@ -144,6 +144,11 @@ const cases: Case[] = [
     flags: ['--secret', 'id=tok,src=SECRETFILE'],
   },
   {
+    name: '--env and --unsetenv change the image\'s environment only (RUN does not see them); a key set again moves to the end',
+    file: 'FROM $BASE\nENV KEEP=1 DROP=2\nRUN echo "foo=$FOO drop=$DROP keep=$KEEP" > /seen.txt\n',
+    flags: ['--env', 'FOO=bar', '--env', 'KEEP=9', '--unsetenv', 'DROP'],
+  },
+  {
     name: '--target stops at a named stage',
     file: 'FROM $BASE AS one\nRUN echo 1 > /one\nFROM one AS two\nRUN echo 2 > /two\nFROM two\nRUN echo 3 > /three\n',
     flags: ['--target', 'two'],

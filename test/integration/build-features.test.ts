@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { makeBusyboxLayout } from '../kit/fixtures.js';
-import { ok, run, skiff, tempDir, unmountUnder } from '../kit/run.js';
+import { ok, run, skiff, SKIFF, tempDir, unmountUnder } from '../kit/run.js';
 import { flatRef, type Flat } from '../kit/validate.js';
 import { startRegistry } from '../kit/registry.js';
 
@@ -304,6 +304,19 @@ describe('skiff build features', () => {
     assert.ok(Array.isArray(withHistory.config.history));
     assert.equal('history' in without.config, false);
     assert.deepEqual(without.flat, withHistory.flat);
+  });
+
+  it('--env KEY takes this environment\'s value, or an empty one (as buildah 1.28); a bad name is refused', async () => {
+    const ctx = path.join(t.dir, 'ctx-envkey');
+    await fsp.mkdir(ctx, { recursive: true });
+    await fsp.writeFile(path.join(ctx, 'Containerfile'), 'FROM scratch\nENV A=1\n');
+    const r = await run(process.execPath, [SKIFF, ...S(), 'build', '-q', '--env', 'FROMENV', '--env', 'SKIFF_TEST_NOT_SET', '-t', 'localhost/envkey:1', ctx], { env: { ...process.env, FROMENV: 'hello' } });
+    assert.equal(r.code, 0, r.stderr);
+    const cfg = JSON.parse(await ok(skiff(['inspect', '--config', '--raw', `containers-storage:[overlay@${t.dir}/root+${t.dir}/run]localhost/envkey:1`])));
+    assert.deepEqual(cfg.config.Env.slice(-3), ['A=1', 'FROMENV=hello', 'SKIFF_TEST_NOT_SET=']);
+    const bad = await skiff([...S(), 'build', '-q', '--env', '1BAD=x', ctx]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /--env "1BAD=x": expected KEY=VALUE or KEY/);
   });
 
   it('--jobs runs independent stages in parallel: same image as a serial build', async () => {

@@ -11,7 +11,11 @@ interface Flags {
   quiet?: boolean;
   digests?: boolean;
   trunc?: boolean;
+  noheading?: boolean;
+  sort?: string;
 }
+
+const SORTS = ['created', 'id', 'repository', 'size', 'tag'];
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
 
@@ -116,7 +120,11 @@ export function imagesCommand(program: Command): void {
     .option('-q, --quiet', 'image IDs only')
     .option('--digests', 'show manifest digests')
     .option('--no-trunc', 'full image IDs')
+    .option('-n, --noheading', 'no header row')
+    .option('--sort <key>', 'created (newest first, the default), id, repository, size or tag')
     .action(async (flags: Flags, cmd: Command) => {
+      const sortBy = flags.sort ?? 'created';
+      if (!SORTS.includes(sortBy)) throw new SkiffError('ERR_USAGE', `--sort ${JSON.stringify(flags.sort)}: expected one of ${SORTS.join(', ')}`);
       const g = cmd.optsWithGlobals() as GlobalOptions & { root?: string; runroot?: string; storageDriver?: string };
       const def = await defaultStoreLocation();
       const store = new Store({ driver: g.storageDriver ?? def.driver, root: g.root ?? def.root, runroot: g.runroot ?? def.runroot });
@@ -133,6 +141,18 @@ export function imagesCommand(program: Command): void {
         return n;
       };
       const id = (i: Image): string => (flags.trunc === false ? `sha256:${i.id}` : i.id.slice(0, 12));
+      // podman's order: stable sorts of the store's order; newest first by default, the rest ascending.
+      const created = (i: Image): number => Date.parse(i.created ?? '') || 0;
+      const nameParts = (n: string): [string, string] => {
+        const colon = n.lastIndexOf(':');
+        return colon > n.lastIndexOf('/') ? [n.slice(0, colon), n.slice(colon + 1)] : [n, '<none>'];
+      };
+      const firstName = (i: Image): [string, string] => nameParts(i.names?.[0] ?? '<none>:<none>');
+      const cmp = (a: string | number, b: string | number): number => (a < b ? -1 : a > b ? 1 : 0);
+      if (sortBy === 'created') images.sort((a, b) => created(b) - created(a));
+      else if (sortBy === 'id') images.sort((a, b) => cmp(a.id, b.id));
+      else if (sortBy === 'size') images.sort((a, b) => size(a) - size(b));
+      else images.sort((a, b) => cmp(firstName(a)[sortBy === 'tag' ? 1 : 0], firstName(b)[sortBy === 'tag' ? 1 : 0]));
       if (flags.quiet) {
         await writeOut(images.map((i) => `${id(i)}\n`).join(''));
         return;
@@ -156,13 +176,12 @@ export function imagesCommand(program: Command): void {
       }
       // One row per name of an image, with podman's template fields.
       const rowsOf = images.flatMap((i) => (i.names?.length ? i.names : ['<none>:<none>']).map((n) => {
-        const colon = n.lastIndexOf(':');
-        const named = colon > n.lastIndexOf('/');
+        const [repository, tag] = nameParts(n);
         return {
           ID: id(i),
           Id: i.id,
-          Repository: named ? n.slice(0, colon) : n,
-          Tag: named ? n.slice(colon + 1) : '<none>',
+          Repository: repository,
+          Tag: tag,
           Digest: i.digest ?? '',
           Created: ago(i.created),
           CreatedSince: ago(i.created),
@@ -172,13 +191,17 @@ export function imagesCommand(program: Command): void {
           Names: i.names ?? [],
         };
       }));
+      // (Each name is a row: sorted by repository or tag, the rows are, not the images.)
+      if (sortBy === 'repository') rowsOf.sort((a, b) => cmp(a.Repository, b.Repository));
+      if (sortBy === 'tag') rowsOf.sort((a, b) => cmp(a.Tag, b.Tag));
+      const heading = !flags.noheading;
       if (flags.format) {
         // (podman reads \t and \n in a format as a tab and a newline: `--format 'table {{.ID}}\t{{.Size}}'`.)
         const format = flags.format.replace(/\\t/g, '\t').replace(/\\n/g, '\n');
         const titles = { ID: 'IMAGE ID', Id: 'IMAGE ID', Repository: 'REPOSITORY', Tag: 'TAG', Digest: 'DIGEST', Created: 'CREATED', CreatedSince: 'CREATED', CreatedAt: 'CREATED AT', Size: 'SIZE', VirtualSize: 'SIZE', Names: 'NAMES' };
         const table = compileTable(format, titles);
         if (table) {
-          await writeOut(alignTable([table.header, ...rowsOf.map(table.row)]));
+          await writeOut(alignTable([...(heading ? [table.header] : []), ...rowsOf.map(table.row)]));
           return;
         }
         const render = compileTemplate(format);
@@ -188,6 +211,8 @@ export function imagesCommand(program: Command): void {
       }
       const rows: string[][] = [['REPOSITORY', 'TAG', ...(flags.digests ? ['DIGEST'] : []), 'IMAGE ID', 'CREATED', 'SIZE']];
       for (const r of rowsOf) rows.push([r.Repository, r.Tag, ...(flags.digests ? [r.Digest] : []), r.ID, r.CreatedSince, r.Size]);
-      await writeOut(alignTable(rows));
+      // (Columns are as wide as with the header: podman's tabwriter sees the header either way.)
+      const text = alignTable(rows);
+      await writeOut(heading ? text : text.slice(text.indexOf('\n') + 1));
     });
 }

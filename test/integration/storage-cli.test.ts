@@ -157,6 +157,10 @@ describe('skiff pull / push / tag / rmi / save / load', () => {
     }
     // The default table too, column widths included.
     assert.equal(sort(await sk(['images'])), sort(await podman(['images'])));
+    // And in podman's order (newest first by default; --sort), with -n/--noheading: line for line.
+    for (const args of [[], ['-n'], ['-q'], ['--sort', 'id'], ['--sort', 'repository'], ['--sort', 'size'], ['--sort', 'tag'], ['-q', '--sort', 'size'], ['--noheading', '--format', 'table {{.ID}}\\t{{.Tag}}']]) {
+      assert.equal(await sk(['images', ...args]), await podman(['images', ...args]), args.join(' '));
+    }
     // --filter, podman's matching (an image matches whole; same keys are alternatives, different keys all hold).
     await sk(['tag', 'localhost/multi-a:1', 'quay.io/x/y:2']);
     for (const f of [['reference=multi-a'], ['reference=y'], ['reference=quay.io/*'], ['reference=*/multi-*:1'], ['reference=m*'], ['reference=nomatch'], ['dangling=false'], ['dangling=true'], ['label=org.example.fixture'], ['label=org.example.fixture=busybox'], ['label=nope'], ['reference=multi-b', 'reference=multi-a'], ['reference=m*', 'label=org.example.fixture'], ['since=localhost/multi-a:1'], ['before=localhost/multi-b:1']]) {

@@ -3,7 +3,7 @@ import { minimatch } from 'minimatch';
 import { SkiffError } from '../core/errors.js';
 import { defaultStoreLocation, Store, type Image } from '../store/store.js';
 import { writeOut, type GlobalOptions } from './common.js';
-import { alignTable, compileTable, compileTemplate, GoTime } from './template.js';
+import { alignTable, compileTable, compileTemplate, GoNil, GoTime } from './template.js';
 
 interface Flags {
   filter?: string[];
@@ -16,6 +16,13 @@ interface Flags {
 }
 
 const SORTS = ['created', 'id', 'repository', 'size', 'tag'];
+
+/** podman's CreatedAt: the time to the second, RFC 3339 (as Go marshals a time.Time with no fraction). */
+function goRFC3339(iso: string | undefined): string {
+  if (!iso) return '0001-01-01T00:00:00Z';
+  const m = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.\d+)?(Z|[+-]\d\d:\d\d)$/.exec(iso);
+  return m ? `${m[1]}${m[2]}` : iso;
+}
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
 
@@ -158,19 +165,37 @@ export function imagesCommand(program: Command): void {
         return;
       }
       if (flags.format === 'json') {
-        // Like podman 4: one entry per name (tag) of an image.
-        const out = images.flatMap((i) => (i.names?.length ? i.names.map(() => i) : [i])).map((i) => ({
-          Id: i.id,
-          ParentId: '',
-          RepoTags: i.names ?? [],
-          RepoDigests: (i.names ?? []).map((n) => `${n.replace(/:[^:/]+$/, '')}@${i.digest ?? ''}`),
-          Size: size(i),
-          Labels: null,
-          Names: i.names ?? [],
-          Digest: i.digest ?? '',
-          Created: i.created ? Math.floor(Date.parse(i.created) / 1000) : 0,
-          CreatedAt: i.created ?? '',
-        }));
+        // podman 4's shape, field for field: one entry per name (tag) of an image, RepoTags always null (the
+        // names are in Names), Labels from the config, History the store's names-history, Go's RFC 3339 times.
+        const inUse = new Map<string, number>();
+        for (const c of await store.containers()) if (c.image) inUse.set(c.image, (inUse.get(c.image) ?? 0) + 1);
+        const labels = async (i: Image): Promise<Record<string, string> | null> => {
+          const cfg = await store.bigData(i, `sha256:${i.id}`).catch(() => undefined);
+          const l = cfg ? (JSON.parse(cfg.toString()) as { config?: { Labels?: Record<string, string> | null } }).config?.Labels : undefined;
+          return l && Object.keys(l).length ? l : null;
+        };
+        const out = [];
+        for (const i of images.flatMap((x) => (x.names?.length ? x.names.map(() => x) : [x]))) {
+          const history = (i as Image & { 'names-history'?: string[] })['names-history'];
+          out.push({
+            Id: i.id,
+            ParentId: '',
+            RepoTags: null,
+            // (One per repository: two tags of one repository are one repo digest.)
+            RepoDigests: [...new Set((i.names ?? []).map((n) => `${n.replace(/:[^:/]+$/, '')}@${i.digest ?? ''}`))],
+            Size: size(i),
+            SharedSize: 0,
+            VirtualSize: size(i),
+            Labels: await labels(i),
+            Containers: inUse.get(i.id) ?? 0,
+            // (Go's omitempty: Names and History only when there are any; Dangling only when true.)
+            ...(i.names?.length ? { Names: i.names } : { Dangling: true }),
+            Digest: i.digest ?? '',
+            ...(history?.length ? { History: history } : {}),
+            Created: i.created ? Math.floor(Date.parse(i.created) / 1000) : 0,
+            CreatedAt: goRFC3339(i.created),
+          });
+        }
         await writeOut(`${JSON.stringify(out, null, 4)}\n`);
         return;
       }
@@ -188,7 +213,8 @@ export function imagesCommand(program: Command): void {
           CreatedAt: new GoTime(i.created ?? '0001-01-01T00:00:00Z'),
           Size: humanSize(size(i)),
           VirtualSize: size(i),
-          Names: i.names ?? [],
+          // (A nil slice in podman's template data: [] printed, null in json.)
+          Names: i.names?.length ? i.names : new GoNil('slice'),
         };
       }));
       // (Each name is a row: sorted by repository or tag, the rows are, not the images.)

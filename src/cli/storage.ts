@@ -81,7 +81,7 @@ export async function pullIntoStore(image: string, o: SourceOptions, g: GlobalOp
   for (const cand of candidates) {
     if (!quiet) process.stderr.write(`Trying to pull ${cand}...\n`);
     try {
-      await copyBetween(`docker://${cand}`, `containers-storage:${storeName(cand)}`, o, { platform: platformFrom(g), ...(progress ? { progress } : {}) });
+      await copyBetween(`docker://${cand}`, `containers-storage:${storeName(cand)}`, o, { platform: o.platform ?? platformFrom(g), ...(progress ? { progress } : {}) });
       return await imageId(await storeOf(g), storeName(cand));
     } catch (e) {
       last = e;
@@ -97,12 +97,26 @@ export function storageCommands(program: Command): void {
     .description('Pull an image from a registry into local storage (short names resolved through registries.conf)')
     .argument('<image>', 'NAME[:TAG|@DIGEST] or docker://…')
     .option('-q, --quiet', 'no progress')
-    .option('-a, --all-tags', 'every tagged image of the repository');
+    .option('-a, --all-tags', 'every tagged image of the repository')
+    .option('--platform <os/arch[/variant]>', 'the image of this platform from a multi-platform index')
+    .option('--os <os>', 'the image of this OS (the host\'s by default)')
+    .option('--arch <arch>', 'the image of this architecture (the host\'s by default)')
+    .option('--variant <variant>', 'the image of this architecture variant');
   addRetryFlags(pull);
   addRegistryFlags(pull, '');
   pull.action(async (image: string, flags: Record<string, unknown>, c: Command) => {
     const g = c.optsWithGlobals() as GlobalOptions;
-    const o: SourceOptions = { ...registryOptions(flags, ''), platform: platformFrom(g), storage: storageFrom(g) };
+    // --platform, then --os/--arch/--variant over its parts, as podman pull takes them (the global --override-* too).
+    const platform = platformFrom(g);
+    if (typeof flags.platform === 'string') {
+      const [os, arch, variant, ...rest] = flags.platform.split('/');
+      if (!os || !arch || rest.length) throw new SkiffError('ERR_USAGE', `--platform ${JSON.stringify(flags.platform)}: expected OS/ARCH[/VARIANT]`);
+      Object.assign(platform, { os, architecture: arch }, variant ? { variant } : {});
+    }
+    if (typeof flags.os === 'string') platform.os = flags.os;
+    if (typeof flags.arch === 'string') platform.architecture = flags.arch;
+    if (typeof flags.variant === 'string') platform.variant = flags.variant;
+    const o: SourceOptions = { ...registryOptions(flags, ''), platform, storage: storageFrom(g) };
     if (!flags.allTags) {
       await writeOut(`${await pullIntoStore(image, o, g, !!flags.quiet)}\n`);
       return;

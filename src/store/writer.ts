@@ -227,11 +227,23 @@ export class StoreWriter {
         'big-data-digests': digests,
         created: img.created ?? new Date().toISOString(),
       } as Image;
-      (result as Image & { 'names-history'?: string[] })['names-history'] = names;
+      StoreWriter.setNames(result, names);
       const out = existing ? images.map((i) => (i.id === img.id ? result : i)) : [...images, result];
       await atomicWriteFile(file, JSON.stringify(out), 0o600);
     });
     return result;
+  }
+
+  /**
+   * The names an image is given, recorded in its names-history as containers/storage does when it sets names: each
+   * name, in order, moved to the front (so the newest comes first, and no name twice).
+   */
+  private static setNames(img: Image, names: string[]): void {
+    const h = img as Image & { 'names-history'?: string[] };
+    let history = h['names-history'] ?? [];
+    for (const n of names) history = [n, ...history.filter((x) => x !== n)];
+    h['names-history'] = history;
+    img.names = names;
   }
 
   /** Add names to an image (moved off any other image that had them). */
@@ -240,7 +252,7 @@ export class StoreWriter {
       const img = images.find((i) => i.id === id);
       if (!img) throw new SkiffError('ERR_IMAGE_NOT_FOUND', `image ${id.slice(0, 12)} is not in the store`);
       for (const other of images) if (other !== img && other.names) other.names = other.names.filter((n) => !names.includes(n));
-      img.names = [...new Set([...(img.names ?? []), ...names])];
+      StoreWriter.setNames(img, [...new Set([...(img.names ?? []), ...names])]);
       return images;
     });
   }
@@ -256,7 +268,7 @@ export class StoreWriter {
       const img = images.find((i) => i.id === id);
       if (!img) throw new SkiffError('ERR_IMAGE_NOT_FOUND', `image ${id.slice(0, 12)} is not in the store`);
       if (name && (img.names?.length ?? 0) > 1) {
-        img.names = img.names!.filter((n) => n !== name);
+        StoreWriter.setNames(img, img.names!.filter((n) => n !== name));
         untagged = true;
         return images;
       }

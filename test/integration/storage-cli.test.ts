@@ -4,7 +4,7 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { makeBusyboxLayout } from '../kit/fixtures.js';
-import { makeLayout, sampleSpec } from '../kit/image.js';
+import { makeLayout, makeMultiPlatformLayout, sampleSpec } from '../kit/image.js';
 import { startRegistry, type TestRegistry } from '../kit/registry.js';
 import { ok, run, SKIFF, tempDir, unmountUnder } from '../kit/run.js';
 import { flatRef } from '../kit/validate.js';
@@ -36,6 +36,39 @@ describe('skiff pull / push / tag / rmi / save / load', () => {
     assert.match(id, /^[0-9a-f]{64}$/);
     assert.match(await sk(['images']), new RegExp(`${reg.host.replace(/\./g, '\\.')}/library/bb\\s+1\\s+${id.slice(0, 12)}`));
     assert.deepEqual(await flatRef(`containers-storage:[overlay@${t.dir}/root+${t.dir}/run]${reg.host}/library/bb:1`), await flatRef(`oci:${t.dir}/fixture:busybox`));
+  });
+
+  it('pull --platform, --arch, --variant choose an image of a multi-platform index, as podman pull; a bad platform is refused', async () => {
+    await makeMultiPlatformLayout(`${t.dir}/mp`, 'multi', [{ ...sampleSpec(41), architecture: 'amd64' }, { ...sampleSpec(42), architecture: 'arm64', variant: 'v8' }]);
+    await ok(run(process.execPath, [SKIFF, 'copy', '-q', '--all', `oci:${t.dir}/mp:multi`, `docker://${reg.host}/library/mp:1`], { env }));
+    const arch = async (args: string[]): Promise<string> => {
+      const id = (await sk(['pull', '-q', ...args, `${reg.host}/library/mp:1`])).trim();
+      const cfg = JSON.parse(await sk(['inspect', '--config', '--raw', `containers-storage:${id}`]));
+      return `${cfg.architecture}${cfg.variant ? `/${cfg.variant}` : ''}`;
+    };
+    assert.equal(await arch(['--platform', 'linux/arm64']), 'arm64/v8');
+    assert.equal(await arch(['--arch', 'amd64']), 'amd64');
+    assert.equal(await arch(['--arch', 'arm64', '--variant', 'v8']), 'arm64/v8');
+    const bad = await run(process.execPath, [SKIFF, '--root', `${t.dir}/root`, '--runroot', `${t.dir}/run`, 'pull', '--platform', 'linux', `${reg.host}/library/mp:1`], { env });
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /--platform "linux": expected OS\/ARCH\[\/VARIANT\]/);
+  });
+
+  it('tag and rmi keep names-history as containers/storage does (podman doing the same on another store gives the same history)', async () => {
+    const history = async (root: string): Promise<string[][]> => JSON.parse(await fsp.readFile(`${root}/overlay-images/images.json`, 'utf8')).map((i: { 'names-history'?: string[] }) => i['names-history'] ?? []);
+    const mine = `${t.dir}/hist-skiff`;
+    const theirs = `${t.dir}/hist-podman`;
+    const skiffIn = (args: string[]) => ok(run(process.execPath, [SKIFF, '--root', `${mine}/root`, '--runroot', `${mine}/run`, ...args], { env }));
+    const podmanIn = (args: string[]) => ok(run('podman', ['--root', `${theirs}/root`, '--runroot', `${theirs}/run`, '--storage-driver', 'overlay', ...args]));
+    await skiffIn(['copy', '-q', `oci:${t.dir}/fixture:busybox`, 'containers-storage:localhost/h:1']);
+    await ok(run('skopeo', ['copy', '-q', `oci:${t.dir}/fixture:busybox`, `containers-storage:[overlay@${theirs}/root+${theirs}/run]localhost/h:1`]));
+    for (const [tool, args] of [['tag', ['localhost/h:1', 'localhost/h:2', 'localhost/i:1']], ['tag', ['localhost/h:2', 'localhost/h:1']], ['rmi', ['localhost/h:2']]] as const) {
+      await skiffIn([tool, ...args]);
+      await podmanIn([tool, ...args]);
+    }
+    assert.deepEqual(await history(`${mine}/root`), await history(`${theirs}/root`));
+    unmountUnder(mine);
+    unmountUnder(theirs);
   });
 
   it('tag adds a name; rmi of one name only untags; rmi of the last name deletes, keeping layers others use', async () => {
@@ -157,6 +190,9 @@ describe('skiff pull / push / tag / rmi / save / load', () => {
     }
     // The default table too, column widths included.
     assert.equal(sort(await sk(['images'])), sort(await podman(['images'])));
+    // podman's JSON byte for byte: RepoTags null, Labels from the config, Containers, names-history, a dangling
+    // image's Dangling and no Names, CreatedAt to the second.
+    assert.equal(await sk(['images', '--format', 'json']), await podman(['images', '--format', 'json']));
     // And in podman's order (newest first by default; --sort), with -n/--noheading: line for line.
     for (const args of [[], ['-n'], ['-q'], ['--sort', 'id'], ['--sort', 'repository'], ['--sort', 'size'], ['--sort', 'tag'], ['-q', '--sort', 'size'], ['--noheading', '--format', 'table {{.ID}}\\t{{.Tag}}']]) {
       assert.equal(await sk(['images', ...args]), await podman(['images', ...args]), args.join(' '));

@@ -14,7 +14,7 @@ import { digestHex, sha256, type Digest } from '../core/digest.js';
 import { atomicWriteFile, IO_CHUNK, removeTree } from '../core/fs.js';
 import { SkiffError } from '../core/errors.js';
 import type { ImageConfig } from '../core/config.js';
-import { parseConfig } from '../core/config.js';
+import { parseConfig, rfc3339, sortConfigMaps } from '../core/config.js';
 import { MT } from '../core/media-types.js';
 import { serializeManifest, type ImageManifest } from '../core/manifest.js';
 import { formatDockerReference, parseDockerReference, withDefaultTag } from '../core/reference.js';
@@ -250,8 +250,8 @@ export class Builder {
    * takes the time of the last layer made, so a fully cached rebuild reproduces the same config and image ID.
    */
   private history(st: State, createdBy: string, empty: boolean, at?: string): void {
-    const now = new Date((this.o.timestamp ?? Math.floor(Date.now() / 1000)) * 1000).toISOString();
-    const created = at ?? (empty ? st.lastCreated ?? now : now);
+    const now = rfc3339((this.o.timestamp ?? Math.floor(Date.now() / 1000)) * 1000);
+    const created = at !== undefined ? rfc3339(at) : empty ? st.lastCreated ?? now : now;
     if (!empty) st.lastCreated = created;
     (st.config.history ??= []).push({ created, created_by: createdBy, ...(empty ? { empty_layer: true } : {}) });
   }
@@ -1051,8 +1051,10 @@ export class Builder {
 
   /** Write the image a state describes into the store (the final image, or an intermediate one for --cache-to). */
   private async record(st: State, names: string[], final: boolean): Promise<string> {
-    const created = this.o.timestamp !== undefined ? new Date(this.o.timestamp * 1000).toISOString() : st.lastCreated ?? new Date(Math.floor(Date.now() / 1000) * 1000).toISOString();
-    const config: ImageConfig = { ...structuredClone(st.config), created, rootfs: { type: 'layers', diff_ids: st.layers.map((l) => l.diffID) } };
+    const created = this.o.timestamp !== undefined ? rfc3339(this.o.timestamp * 1000) : st.lastCreated ?? rfc3339(Math.floor(Date.now() / 1000) * 1000);
+    // (Keys in the order Go's image config struct writes them, as buildah's: created first, history last.)
+    const { created: _created, rootfs: _rootfs, history, ...rest } = structuredClone(st.config);
+    const config: ImageConfig = { created, ...rest, rootfs: { type: 'layers', diff_ids: st.layers.map((l) => l.diffID) }, ...(history ? { history } : {}) };
     if (final && this.o.labels && Object.keys(this.o.labels).length) config.config = { ...config.config, Labels: { ...(config.config?.Labels ?? {}), ...this.o.labels } };
     // --omit-history: no history at all in the image, as buildah writes it (intermediate cache images keep theirs).
     if (final && this.o.omitHistory) delete config.history;
@@ -1065,7 +1067,7 @@ export class Builder {
       const unset = new Set(this.o.unsetEnv ?? []);
       config.config = { ...config.config, Env: env.filter((x) => !unset.has(keyOf(x))) };
     }
-    const configBytes = Buffer.from(JSON.stringify(config));
+    const configBytes = Buffer.from(JSON.stringify(sortConfigMaps(config)));
     const docker = this.o.format === 'docker';
     const annotations = final && !docker && this.o.annotations && Object.keys(this.o.annotations).length ? this.o.annotations : undefined;
     const m: ImageManifest = {

@@ -3,7 +3,7 @@ import { minimatch } from 'minimatch';
 import { SkiffError } from '../core/errors.js';
 import { defaultStoreLocation, Store, type Image } from '../store/store.js';
 import { writeOut, type GlobalOptions } from './common.js';
-import { alignTable, compileTable, compileTemplate, GoNil, GoTime } from './template.js';
+import { alignTable, compileTable, compileTemplate, GoNil, GoTime, goJSON } from './template.js';
 
 interface Flags {
   filter?: string[];
@@ -196,7 +196,7 @@ export function imagesCommand(program: Command): void {
             CreatedAt: goRFC3339(i.created),
           });
         }
-        await writeOut(`${JSON.stringify(out, null, 4)}\n`);
+        await writeOut(`${goJSON(out, 4)}\n`);
         return;
       }
       // One row per name of an image, with podman's template fields.

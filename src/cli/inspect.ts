@@ -1,7 +1,8 @@
 import { Command } from 'commander';
 import { readConfig, resolveImage, inspectImage } from '../core/inspect.js';
 import { SkiffError } from '../core/errors.js';
-import { compileTemplate, GoNil, GoTime } from './template.js';
+import { compileTemplate, GoNil, GoTime, goJSON } from './template.js';
+import { rfc3339, sortConfigMaps, type ContainerConfig } from '../core/config.js';
 import { DockerRef } from '../../transports/docker/index.js';
 import { addRegistryFlags, addRetryFlags, openSource, platformFrom, registryOptions, storageFrom, writeOut, type GlobalOptions } from './common.js';
 
@@ -41,7 +42,7 @@ export function inspectCommand(program: Command): void {
     // (Compiled before anything is fetched: a mistake in it costs no request.)
     const render = flags.format !== undefined ? compileTemplate(flags.format) : undefined;
     const print = (o: Record<string, unknown>): Promise<void> =>
-      writeOut(render ? `${render(templateData(o, !flags.config))}\n` : `${JSON.stringify(o, null, 4)}\n`);
+      writeOut(render ? `${render(templateData(o, !flags.config))}\n` : `${goJSON(o, 4)}\n`);
     const platform = platformFrom(g);
     const src = await openSource(image, { platform, storage: storageFrom(g), ...registryOptions(flags as unknown as Record<string, unknown>, '') });
     try {
@@ -53,14 +54,21 @@ export function inspectCommand(program: Command): void {
         const { manifest } = await resolveImage(src, platform);
         const { bytes } = await readConfig(src, manifest);
         if (flags.raw) await writeOut(bytes);
-        else await print(JSON.parse(bytes.toString()) as Record<string, unknown>);
+        else {
+          // (skopeo prints the config as Go reads and writes it again: its times in Go's RFC 3339.)
+          const cfg = JSON.parse(bytes.toString()) as Record<string, unknown> & { created?: unknown; history?: { created?: unknown }[] };
+          if (typeof cfg.created === 'string') cfg.created = rfc3339(cfg.created);
+          for (const h of Array.isArray(cfg.history) ? cfg.history : []) if (typeof h?.created === 'string') h.created = rfc3339(h.created);
+          await print(sortConfigMaps(cfg as typeof cfg & { config?: ContainerConfig }));
+        }
         return;
       }
       // Like skopeo: registries get Name and the repository's tags; local transports neither.
       const docker = src.ref instanceof DockerRef ? src.ref : undefined;
       const out = await inspectImage(src, {
         platform,
-        ...(docker ? { name: docker.repository } : {}),
+        // (skopeo: the repository for registries, and for local references that name one.)
+        ...(docker ? { name: docker.repository } : src.ref.dockerName ? { name: src.ref.dockerName } : {}),
         repoTags: docker && flags.tags !== false && src.repoTags ? await src.repoTags() : [],
       });
       await print(out as unknown as Record<string, unknown>);

@@ -5,6 +5,7 @@ import { parseDockerReference } from '../core/reference.js';
 import { defaultAuthFile, lookupCredentials, removeCredentials, storeCredentials } from '../config/auth-file.js';
 import { connect, DockerRef, dockerTransport, listTags } from '../../transports/docker/index.js';
 import { addRegistryFlags, addRetryFlags, registryOptions, writeOut } from './common.js';
+import { goJSON } from './template.js';
 
 function dockerRef(input: string, what: string): DockerRef {
   if (!input.startsWith('docker://')) throw new SkiffError('ERR_INVALID_REFERENCE', `${what} works on docker://REPO references, got ${JSON.stringify(input)}`);
@@ -28,7 +29,7 @@ export function listTagsCommand(program: Command): void {
     const ep = await connect(ref, registryOptions(flags, ''));
     try {
       const tags = await listTags(ep, ref);
-      await writeOut(`${JSON.stringify({ Repository: ref.repository, Tags: tags }, null, 4)}\n`);
+      await writeOut(`${goJSON({ Repository: ref.repository, Tags: tags }, 4)}\n`);
     } finally {
       await ep.client.close();
     }

@@ -200,7 +200,8 @@ function call(fn: string, args: unknown[], tpl: string): unknown {
   };
   switch (fn) {
     case 'json':
-      return JSON.stringify(one() ?? null);
+      // (Go's json.Marshal, as podman's template function is.)
+      return goJSON(one() ?? null);
     case 'index': {
       const [obj, ...keys] = args;
       let v = obj;
@@ -388,4 +389,12 @@ export function compileTable(tpl: string, titles: Record<string, string>): { hea
 export function alignTable(rows: string[][]): string {
   const widths = rows[0]?.map((_, c) => Math.max(12, ...rows.map((r) => (r[c]?.length ?? 0) + 2))) ?? [];
   return rows.map((r) => `${r.map((v, c) => (c === r.length - 1 ? v : v.padEnd(widths[c]!))).join('')}\n`).join('');
+}
+
+/**
+ * JSON as Go's encoding/json writes it, which skopeo's and podman's output is: like JSON.stringify, but <, >, &
+ * and the line and paragraph separators escaped (`\u003e`), so the same data prints the same bytes.
+ */
+export function goJSON(value: unknown, indent?: number): string {
+  return JSON.stringify(value, null, indent).replace(/[<>&\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }

@@ -59,3 +59,25 @@ export function parseConfig(bytes: Buffer): ImageConfig {
   }
   return o as unknown as ImageConfig;
 }
+
+/**
+ * A time as Go writes a time.Time in image configs (RFC 3339 with only the fractional digits there are: whole
+ * seconds as `…:05Z`, not JavaScript's `…:05.000Z`), so skiff's configs read as buildah's and skopeo prints them.
+ */
+export function rfc3339(t: number | string): string {
+  const iso = typeof t === 'number' ? new Date(t).toISOString() : t;
+  const m = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$/.exec(iso);
+  if (!m) return iso;
+  const frac = (m[2] ?? '').replace(/0+$/, '');
+  return `${m[1]}${frac ? `.${frac}` : ''}${m[3]}`;
+}
+
+/** Go marshals a map with its keys sorted: the config's maps (Labels, ExposedPorts, Volumes) the same way. */
+export function sortConfigMaps<T extends { config?: ContainerConfig }>(c: T): T {
+  const sorted = <V>(m: Record<string, V> | null | undefined): Record<string, V> | null | undefined =>
+    m && typeof m === 'object' ? Object.fromEntries(Object.entries(m).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : m;
+  if (!c.config) return c;
+  const cc = c.config as ContainerConfig & Record<string, unknown>;
+  for (const k of ['Labels', 'ExposedPorts', 'Volumes']) if (cc[k]) cc[k] = sorted(cc[k] as Record<string, unknown>);
+  return c;
+}

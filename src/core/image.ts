@@ -11,6 +11,11 @@ export interface ImageRef {
   readonly spec: string;
   /** `transport:spec`, for messages. */
   toString(): string;
+  /**
+   * The repository a named local reference names (containers-storage, docker-archive, docker-daemon), as
+   * skopeo inspect reports it in Name.
+   */
+  readonly dockerName?: string;
 }
 
 /** Options a copy passes to every source; transports ignore what they do not use. */

@@ -1,6 +1,6 @@
 import type { Digest } from './digest.js';
 import { sha256, verifyBuffer } from './digest.js';
-import { parseConfig, type ImageConfig } from './config.js';
+import { parseConfig, rfc3339, sortConfigMaps, type ImageConfig } from './config.js';
 import type { ImageSource } from './image.js';
 import { parseManifest, type ImageManifest } from './manifest.js';
 import { choosePlatform, type PlatformChoice } from './platform.js';
@@ -12,7 +12,7 @@ export interface InspectOutput {
   Name?: string;
   Digest: Digest;
   RepoTags: string[];
-  Created?: string;
+  Created: string | null;
   DockerVersion: string;
   Labels: Record<string, string> | null;
   Architecture: string;
@@ -49,9 +49,10 @@ export async function inspectImage(src: ImageSource, opts: { platform?: Platform
     ...(opts.name ? { Name: opts.name } : {}),
     Digest: topDigest,
     RepoTags: opts.repoTags ?? (src.repoTags ? await src.repoTags() : []),
-    ...(config.created !== undefined ? { Created: config.created } : {}),
+    // (As skopeo prints it: Go's RFC 3339, whatever the config's own spelling.)
+    Created: config.created !== undefined ? rfc3339(config.created) : null,
     DockerVersion: config.docker_version ?? '',
-    Labels: config.config?.Labels ?? null,
+    Labels: sortConfigMaps({ config: { Labels: config.config?.Labels } }).config?.Labels ?? null,
     Architecture: config.architecture,
     ...(config.variant ? { Variant: config.variant } : {}),
     Os: config.os,

@@ -2,6 +2,7 @@
 import { SkiffError } from '../../src/core/errors.js';
 import type { ImageRef } from '../../src/core/image.js';
 import type { StoreLocation } from '../../src/store/store.js';
+import { formatDockerReference, parseDockerReference } from '../../src/core/reference.js';
 
 /** `containers-storage:[[driver@]root[+runroot][:options]]{ID|NAME[@ID]}` (containers-transports(5)). */
 export class StorageRef implements ImageRef {
@@ -18,6 +19,15 @@ export class StorageRef implements ImageRef {
   }
   toString(): string {
     return `containers-storage:${this.spec}`;
+  }
+  get dockerName(): string | undefined {
+    if (!this.name) return undefined;
+    try {
+      const r = parseDockerReference(this.name);
+      return formatDockerReference({ domain: r.domain, path: r.path });
+    } catch {
+      return undefined;
+    }
   }
 }
 

@@ -18,6 +18,9 @@ export class DockerArchiveRef implements ImageRef {
   toString(): string {
     return `docker-archive:${this.spec}`;
   }
+  get dockerName(): string | undefined {
+    return this.named ? formatDockerReference({ domain: this.named.domain, path: this.named.path }) : undefined;
+  }
 }
 
 export function parseDockerArchiveSpec(spec: string): DockerArchiveRef {

@@ -16,6 +16,9 @@ export class DaemonRef implements ImageRef {
   toString(): string {
     return `docker-daemon:${this.spec}`;
   }
+  get dockerName(): string | undefined {
+    return this.named ? formatDockerReference({ domain: this.named.domain, path: this.named.path }) : undefined;
+  }
   /** What the Engine API calls the image in a path. */
   get apiName(): string {
     return encodeURIComponent(this.named ? formatDockerReference(this.named) : this.id!);

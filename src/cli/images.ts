@@ -94,15 +94,26 @@ async function imageFilter(store: Store, filters: string[]): Promise<(img: Image
   };
 }
 
-function ago(iso: string | undefined): string {
+/** How long ago, as podman prints it: go-units' HumanDuration and " ago" (its thresholds and roundings exactly). */
+export function ago(iso: string | undefined): string {
   if (!iso) return '';
-  const s = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
-  const units: [number, string][] = [[31536000, 'year'], [2592000, 'month'], [604800, 'week'], [86400, 'day'], [3600, 'hour'], [60, 'minute']];
-  for (const [n, u] of units) if (s >= n) {
-    const k = Math.floor(s / n);
-    return `${k} ${u}${k > 1 ? 's' : ''} ago`;
-  }
-  return 'Less than a minute ago';
+  const ms = Math.max(0, Date.now() - Date.parse(iso));
+  const seconds = Math.floor(ms / 1000);
+  const minutes = Math.floor(ms / 60_000);
+  const hours = Math.round(ms / 3_600_000);
+  let d: string;
+  if (seconds < 1) d = 'Less than a second';
+  else if (seconds === 1) d = '1 second';
+  else if (seconds < 60) d = `${seconds} seconds`;
+  else if (minutes === 1) d = 'About a minute';
+  else if (minutes < 60) d = `${minutes} minutes`;
+  else if (hours === 1) d = 'About an hour';
+  else if (hours < 48) d = `${hours} hours`;
+  else if (hours < 24 * 7 * 2) d = `${Math.floor(hours / 24)} days`;
+  else if (hours < 24 * 30 * 2) d = `${Math.floor(hours / 24 / 7)} weeks`;
+  else if (hours < 24 * 365 * 2) d = `${Math.floor(hours / 24 / 30)} months`;
+  else d = `${Math.floor(Math.floor(ms / 3_600_000) / 24 / 365)} years`;
+  return `${d} ago`;
 }
 
 function humanSize(n: number): string {
@@ -127,6 +138,7 @@ export function imagesCommand(program: Command): void {
     .option('-q, --quiet', 'image IDs only')
     .option('--digests', 'show manifest digests')
     .option('--no-trunc', 'full image IDs')
+    .option('-a, --all', 'every image (skiff keeps no intermediate images: the same list)')
     .option('-n, --noheading', 'no header row')
     .option('--sort <key>', 'created (newest first, the default), id, repository, size or tag')
     .action(async (flags: Flags, cmd: Command) => {

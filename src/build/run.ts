@@ -84,11 +84,12 @@ async function networkFiles(dir: string, o: ContainerOptions | undefined): Promi
   if (o?.dns?.includes('none')) return out;
   if (o?.dns?.length || o?.dnsSearch?.length || o?.dnsOptions?.length) {
     const host = (await read('/etc/resolv.conf')) ?? '';
-    const keep = (key: string, given: string[] | undefined): string[] => (given?.length ? [] : host.split('\n').filter((l) => l.trim().startsWith(key)));
+    // (What is not given comes from the host's file.)
+    const keep = (key: string): string[] => host.split('\n').filter((l) => l.trim().startsWith(key));
     const lines = [
-      ...(o.dns?.length ? o.dns.map((d) => `nameserver ${d}`) : keep('nameserver', undefined)),
-      ...(o.dnsSearch?.length ? [`search ${o.dnsSearch.join(' ')}`] : keep('search', undefined)),
-      ...(o.dnsOptions?.length ? [`options ${o.dnsOptions.join(' ')}`] : keep('options', undefined)),
+      ...(o.dns?.length ? o.dns.map((d) => `nameserver ${d}`) : keep('nameserver')),
+      ...(o.dnsSearch?.length ? [`search ${o.dnsSearch.join(' ')}`] : keep('search')),
+      ...(o.dnsOptions?.length ? [`options ${o.dnsOptions.join(' ')}`] : keep('options')),
     ];
     const f = path.join(dir, 'resolv.conf');
     await fsp.writeFile(f, `${lines.join('\n')}\n`);

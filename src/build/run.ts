@@ -58,8 +58,11 @@ export function capabilityName(c: string): string {
 
 /** The default set with --cap-add and --cap-drop applied (drops first, as podman does; ALL works both ways). */
 function capabilities(o: ContainerOptions | undefined): string[] {
-  let caps = new Set(CAPS);
-  for (const c of o?.capDrop ?? []) caps = c === 'ALL' ? new Set() : (caps.delete(c), caps);
+  const caps = new Set(CAPS);
+  for (const c of o?.capDrop ?? []) {
+    if (c === 'ALL') caps.clear();
+    else caps.delete(c);
+  }
   for (const c of o?.capAdd ?? []) for (const x of c === 'ALL' ? ALL_CAPS : [c]) caps.add(x);
   return [...caps];
 }

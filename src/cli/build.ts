@@ -2,6 +2,7 @@ import { constants as fsConstants, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { Command, Option } from 'commander';
 import { SkiffError } from '../core/errors.js';
+import { readAll } from '../core/fs.js';
 import { parseDuration, parseIntOption, registryOptions, storageFrom, writeOut, type GlobalOptions } from './common.js';
 import { capabilityName, type ContainerOptions } from '../build/run.js';
 import type { SourceOptions } from '../core/image.js';
@@ -229,9 +230,7 @@ async function readBuildArgFiles(files: string[]): Promise<Record<string, string
 /** A Containerfile given as `-f -`. */
 async function readStdin(): Promise<string> {
   if (process.stdin.isTTY) throw new SkiffError('ERR_USAGE', '-f -: the Containerfile is read from standard input, which is a terminal: pipe it in');
-  const chunks: Buffer[] = [];
-  for await (const c of process.stdin) chunks.push(c as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
+  return (await readAll(process.stdin)).toString('utf8');
 }
 
 /** The Containerfile: -f (relative to the working directory), else Containerfile, then Dockerfile, in the context. */
@@ -321,12 +320,15 @@ export function buildCommand(program: Command): void {
       if (flags.jobs !== undefined && !/^\d+$/.test(flags.jobs)) throw new SkiffError('ERR_USAGE', `--jobs ${flags.jobs}: expected a number (0: no limit)`);
       const containerOpts = containerOptions(flags);
       // --os/--arch/--variant, as podman takes them: the parts of --platform not given are the host's.
+      let platform = flags.platform;
       if (flags.os || flags.arch || flags.variant) {
-        if (flags.platform) throw new SkiffError('ERR_USAGE', '--platform and --os/--arch/--variant cannot be used together');
+        if (platform) throw new SkiffError('ERR_USAGE', '--platform and --os/--arch/--variant cannot be used together');
         const { hostPlatform } = await import('../core/platform.js');
         const h = hostPlatform();
-        flags.platform = `${flags.os ?? h.os}/${flags.arch ?? h.architecture}${flags.variant ? `/${flags.variant}` : ''}`;
+        platform = `${flags.os ?? h.os}/${flags.arch ?? h.architecture}${flags.variant ? `/${flags.variant}` : ''}`;
       }
+      // What both plans (before and after the bases are known) are made with.
+      const planOpts = { file, buildArgs, ...(flags.target ? { target: flags.target } : {}), ...(platform ? { platform } : {}), ...(flags.from ? { fromOverride: flags.from } : {}) };
       const volumes = await parseVolumes(flags.volume);
       // --env KEY=VALUE, or KEY for this environment's value (empty when it has none, as buildah 1.28 does).
       const envOpts = { env: [] as string[], unset: flags.unsetenv ?? [] };
@@ -355,13 +357,7 @@ export function buildCommand(program: Command): void {
       // The front end (dockerfile-ast and friends) is loaded only when building.
       const { planContainerfile } = await import('../build/containerfile/plan.js');
       const { findIgnoreFile } = await import('../build/containerfile/ignore.js');
-      const plan = planContainerfile(text, {
-        file,
-        buildArgs,
-        ...(flags.target ? { target: flags.target } : {}),
-        ...(flags.platform ? { platform: flags.platform } : {}),
-        ...(flags.from ? { fromOverride: flags.from } : {}),
-      });
+      const plan = planContainerfile(text, planOpts);
       if (flags.ignorefile && !(await fsp.stat(flags.ignorefile).then(() => true, () => false))) throw new SkiffError('ERR_USAGE', `--ignorefile ${flags.ignorefile}: no such file`);
       const ignorefile = await findIgnoreFile(context, ignoreAnchor, flags.ignorefile);
       for (const a of plan.unusedBuildArgs) process.stderr.write(`skiff: warning: build argument ${a} was not consumed by any ARG\n`);
@@ -407,7 +403,7 @@ export function buildCommand(program: Command): void {
         baseEnv.set(st.from.image, c?.Env ?? []);
         if (c?.OnBuild?.length) baseOnBuild.set(st.from.image, c.OnBuild);
       }
-      const full = planContainerfile(text, { file, buildArgs, baseEnv: (image) => baseEnv.get(image), baseOnBuild: (image) => baseOnBuild.get(image), ...(flags.target ? { target: flags.target } : {}), ...(flags.platform ? { platform: flags.platform } : {}), ...(flags.from ? { fromOverride: flags.from } : {}) });
+      const full = planContainerfile(text, { ...planOpts, baseEnv: (image) => baseEnv.get(image), baseOnBuild: (image) => baseOnBuild.get(image) });
       const timestamp = flags.timestamp !== undefined ? Number(flags.timestamp) : process.env.SOURCE_DATE_EPOCH ? Number(process.env.SOURCE_DATE_EPOCH) : undefined;
       const builder = new Builder({
         plan: full,

@@ -130,4 +130,3 @@ export function parseDuration(v: string): number {
   const n = Number(m[1]);
   return n * ({ ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] ?? 's'] ?? 1000);
 }
-

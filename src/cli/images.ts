@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { minimatch } from 'minimatch';
 import { SkiffError } from '../core/errors.js';
 import { defaultStoreLocation, Store, type Image } from '../store/store.js';
+import { rfc3339 } from '../core/config.js';
 import { writeOut, type GlobalOptions } from './common.js';
 import { alignTable, compileTable, compileTemplate, GoNil, GoTime, goJSON } from './template.js';
 
@@ -18,10 +19,18 @@ interface Flags {
 const SORTS = ['created', 'id', 'repository', 'size', 'tag'];
 
 /** podman's CreatedAt: the time to the second, RFC 3339 (as Go marshals a time.Time with no fraction). */
-function goRFC3339(iso: string | undefined): string {
-  if (!iso) return '0001-01-01T00:00:00Z';
-  const m = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.\d+)?(Z|[+-]\d\d:\d\d)$/.exec(iso);
-  return m ? `${m[1]}${m[2]}` : iso;
+function createdAt(iso: string | undefined): string {
+  return iso ? rfc3339(iso).replace(/\.\d+(?=Z|[+-])/, '') : '0001-01-01T00:00:00Z';
+}
+
+/** An image's config labels ({} when it has none or the config cannot be read). */
+async function configLabels(store: Store, img: Image): Promise<Record<string, string>> {
+  try {
+    const cfg = await store.bigData(img, `sha256:${img.id}`);
+    return (JSON.parse(cfg?.toString() ?? '{}') as { config?: { Labels?: Record<string, string> | null } }).config?.Labels ?? {};
+  } catch {
+    return {};
+  }
 }
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
@@ -62,14 +71,6 @@ async function imageFilter(store: Store, filters: string[]): Promise<(img: Image
     add(name.slice(name.lastIndexOf('/') + 1));
     return [...out];
   };
-  const labelsOf = async (img: Image): Promise<Record<string, string>> => {
-    const cfg = await store.bigData(img, `sha256:${img.id}`);
-    try {
-      return (JSON.parse(cfg?.toString() ?? '{}') as { config?: { Labels?: Record<string, string> | null } }).config?.Labels ?? {};
-    } catch {
-      return {};
-    }
-  };
   const any = (key: string, test: (v: string) => boolean): boolean | undefined => (byKey.has(key) ? byKey.get(key)!.some((v) => test(v)) : undefined);
   return async (img) => {
     const created = Date.parse(img.created ?? '') || 0;
@@ -83,7 +84,7 @@ async function imageFilter(store: Store, filters: string[]): Promise<(img: Image
     ];
     if (checks.some((c) => c === false)) return false;
     if (byKey.has('label')) {
-      const labels = await labelsOf(img);
+      const labels = await configLabels(store, img);
       const ok = byKey.get('label')!.some((l) => {
         const eq = l.indexOf('=');
         return eq < 0 ? Object.hasOwn(labels, l) : labels[l.slice(0, eq)] === l.slice(eq + 1);
@@ -177,36 +178,37 @@ export function imagesCommand(program: Command): void {
         return;
       }
       if (flags.format === 'json') {
-        // podman 4's shape, field for field: one entry per name (tag) of an image, RepoTags always null (the
-        // names are in Names), Labels from the config, History the store's names-history, Go's RFC 3339 times.
+        // podman 4's shape, field for field: RepoTags always null (the names are in Names), Labels from the config,
+        // History the store's names-history, Go's RFC 3339 times.
         const inUse = new Map<string, number>();
         for (const c of await store.containers()) if (c.image) inUse.set(c.image, (inUse.get(c.image) ?? 0) + 1);
-        const labels = async (i: Image): Promise<Record<string, string> | null> => {
-          const cfg = await store.bigData(i, `sha256:${i.id}`).catch(() => undefined);
-          const l = cfg ? (JSON.parse(cfg.toString()) as { config?: { Labels?: Record<string, string> | null } }).config?.Labels : undefined;
-          return l && Object.keys(l).length ? l : null;
-        };
         const out = [];
-        for (const i of images.flatMap((x) => (x.names?.length ? x.names.map(() => x) : [x]))) {
+        for (const i of images) {
+          // (Read once per image, whatever number of entries its names make.)
+          const l = await configLabels(store, i);
+          const labels = Object.keys(l).length ? l : null;
           const history = (i as Image & { 'names-history'?: string[] })['names-history'];
-          out.push({
+          const bytes = size(i);
+          const entry = {
             Id: i.id,
             ParentId: '',
             RepoTags: null,
             // (One per repository: two tags of one repository are one repo digest.)
             RepoDigests: [...new Set((i.names ?? []).map((n) => `${n.replace(/:[^:/]+$/, '')}@${i.digest ?? ''}`))],
-            Size: size(i),
+            Size: bytes,
             SharedSize: 0,
-            VirtualSize: size(i),
-            Labels: await labels(i),
+            VirtualSize: bytes,
+            Labels: labels,
             Containers: inUse.get(i.id) ?? 0,
             // (Go's omitempty: Names and History only when there are any; Dangling only when true.)
             ...(i.names?.length ? { Names: i.names } : { Dangling: true }),
             Digest: i.digest ?? '',
             ...(history?.length ? { History: history } : {}),
             Created: i.created ? Math.floor(Date.parse(i.created) / 1000) : 0,
-            CreatedAt: goRFC3339(i.created),
-          });
+            CreatedAt: createdAt(i.created),
+          };
+          // (As podman 4: the same entry once per name.)
+          for (let k = 0; k < Math.max(1, i.names?.length ?? 0); k++) out.push(entry);
         }
         await writeOut(`${goJSON(out, 4)}\n`);
         return;

@@ -63,11 +63,10 @@ export function inspectCommand(program: Command): void {
         }
         return;
       }
-      // Like skopeo: registries get Name and the repository's tags; local transports neither.
+      // Like skopeo: registries get Name and the repository's tags; local references Name only, when they name one.
       const docker = src.ref instanceof DockerRef ? src.ref : undefined;
       const out = await inspectImage(src, {
         platform,
-        // (skopeo: the repository for registries, and for local references that name one.)
         ...(docker ? { name: docker.repository } : src.ref.dockerName ? { name: src.ref.dockerName } : {}),
         repoTags: docker && flags.tags !== false && src.repoTags ? await src.repoTags() : [],
       });

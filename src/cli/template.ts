@@ -2,8 +2,8 @@
  * `--format` templates, the part of Go's text/template that skopeo's and podman's users write: text, field paths
  * (`{{.Digest}}`, `{{.Labels.version}}`), literals, `(…)` sub-expressions and `|` pipelines, Go's functions `len`,
  * `index`, `eq`/`ne`/`lt`/`le`/`gt`/`ge`, `and`/`or`/`not`, `print`/`printf`/`println`, podman's `json`, `join`,
- * `upper`, `lower`, `{{range .List}}…{{end}}`, `{{if …}}…{{else if …}}…{{else}}…{{end}}`, and `{{-`/`-}}` trimming. Anything else
- * (variables, `with`, `define`) is an error that names it, never silently wrong output.
+ * `upper`, `lower`, `{{range .List}}…{{end}}`, `{{if …}}…{{else if …}}…{{else}}…{{end}}`, and `{{-`/`-}}`
+ * trimming. Anything else (variables, `with`, `define`) is an error that names it, never silently wrong output.
  */
 import { SkiffError } from '../core/errors.js';
 

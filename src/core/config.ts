@@ -72,12 +72,14 @@ export function rfc3339(t: number | string): string {
   return `${m[1]}${frac ? `.${frac}` : ''}${m[3]}`;
 }
 
-/** Go marshals a map with its keys sorted: the config's maps (Labels, ExposedPorts, Volumes) the same way. */
+/** A map with its keys in the order Go marshals them: sorted. */
+export function sortedKeys<V>(m: Record<string, V>): Record<string, V> {
+  return Object.fromEntries(Object.entries(m).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
+/** The config's maps (Labels, ExposedPorts, Volumes) with their keys sorted, as Go writes them. */
 export function sortConfigMaps<T extends { config?: ContainerConfig }>(c: T): T {
-  const sorted = <V>(m: Record<string, V> | null | undefined): Record<string, V> | null | undefined =>
-    m && typeof m === 'object' ? Object.fromEntries(Object.entries(m).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : m;
-  if (!c.config) return c;
-  const cc = c.config as ContainerConfig & Record<string, unknown>;
-  for (const k of ['Labels', 'ExposedPorts', 'Volumes']) if (cc[k]) cc[k] = sorted(cc[k] as Record<string, unknown>);
+  const cc = c.config as (ContainerConfig & Record<string, unknown>) | undefined;
+  for (const k of ['Labels', 'ExposedPorts', 'Volumes']) if (cc?.[k] && typeof cc[k] === 'object') cc[k] = sortedKeys(cc[k] as Record<string, unknown>);
   return c;
 }

@@ -1,6 +1,6 @@
 import type { Digest } from './digest.js';
 import { sha256, verifyBuffer } from './digest.js';
-import { parseConfig, rfc3339, sortConfigMaps, type ImageConfig } from './config.js';
+import { parseConfig, rfc3339, sortedKeys, type ImageConfig } from './config.js';
 import type { ImageSource } from './image.js';
 import { parseManifest, type ImageManifest } from './manifest.js';
 import { choosePlatform, type PlatformChoice } from './platform.js';
@@ -52,7 +52,7 @@ export async function inspectImage(src: ImageSource, opts: { platform?: Platform
     // (As skopeo prints it: Go's RFC 3339, whatever the config's own spelling.)
     Created: config.created !== undefined ? rfc3339(config.created) : null,
     DockerVersion: config.docker_version ?? '',
-    Labels: sortConfigMaps({ config: { Labels: config.config?.Labels } }).config?.Labels ?? null,
+    Labels: config.config?.Labels ? sortedKeys(config.config.Labels) : null,
     Architecture: config.architecture,
     ...(config.variant ? { Variant: config.variant } : {}),
     Os: config.os,

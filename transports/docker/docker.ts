@@ -399,8 +399,7 @@ class DockerDestination implements ImageDestination {
 
   async putBlob(stream: Readable, info: BlobInfo): Promise<{ digest: Digest; size: number }> {
     try {
-      if (this.precomputeDigests && !info.digest) return await this.putPrecomputed(stream, info);
-      const put = await this.upload(stream, info);
+      const put = this.precomputeDigests && !info.digest ? await this.putPrecomputed(stream, info) : await this.upload(stream, info);
       blobLocations().record(this.ep.client.o.endpoint, this.ep.path, put.digest);
       return put;
     } finally {
@@ -421,9 +420,7 @@ class DockerDestination implements ImageDestination {
     try {
       const t = await streamToTempFile(stream, dir);
       if (await this.lookup({ mediaType: info.mediaType, digest: t.digest, size: t.size })) return { digest: t.digest, size: t.size };
-      const put = await this.upload(createReadStream(t.path, { highWaterMark: IO_CHUNK }), { ...info, digest: t.digest, size: t.size });
-      blobLocations().record(this.ep.client.o.endpoint, this.ep.path, put.digest);
-      return put;
+      return await this.upload(createReadStream(t.path, { highWaterMark: IO_CHUNK }), { ...info, digest: t.digest, size: t.size });
     } finally {
       await fsp.rm(dir, { recursive: true, force: true });
     }

@@ -1,7 +1,6 @@
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, readFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { spawn } from 'node:child_process';
 import { SkiffError } from '../core/errors.js';
 import { atomicWriteFile } from '../core/fs.js';
 
@@ -35,10 +34,11 @@ export function authFileSearchPath(explicit?: string): string[] {
   return out;
 }
 
-async function readAuthFile(file: string): Promise<AuthFile | undefined> {
+/** (Read synchronously: a small file, read before a registry command's first request; see configFiles in registries.ts.) */
+function readAuthFile(file: string): AuthFile | undefined {
   let text: string;
   try {
-    text = await fsp.readFile(file, 'utf8');
+    text = readFileSync(file, 'utf8');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw new SkiffError('ERR_IO', `reading ${file}: ${(e as Error).message}`);
@@ -65,7 +65,9 @@ function normaliseKey(k: string): string {
   return k.replace(/^https?:\/\//, '').replace(/\/v[12]\/?$/, '').replace(/\/$/, '');
 }
 
-function runHelper(helper: string, server: string): Promise<Credentials | undefined> {
+async function runHelper(helper: string, server: string): Promise<Credentials | undefined> {
+  // (node:child_process only when a helper is configured: most registry commands never start one.)
+  const { spawn } = await import('node:child_process');
   return new Promise((resolve, reject) => {
     const p = spawn(`docker-credential-${helper}`, ['get'], { stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
@@ -90,7 +92,7 @@ function runHelper(helper: string, server: string): Promise<Credentials | undefi
  */
 export async function lookupCredentials(registryKey: string, repository: string | undefined, authfile?: string): Promise<Credentials | undefined> {
   for (const file of authFileSearchPath(authfile)) {
-    const f = await readAuthFile(file);
+    const f = readAuthFile(file);
     if (!f) continue;
     const helper = f.credHelpers?.[registryKey] ?? undefined;
     if (helper) return runHelper(helper, registryKey);
@@ -116,7 +118,7 @@ export async function lookupCredentials(registryKey: string, repository: string 
 
 /** Store credentials under `key` (`host` or `host/ns/repo`) in `file`, created 0600. */
 export async function storeCredentials(file: string, key: string, c: Credentials): Promise<void> {
-  const f = (await readAuthFile(file)) ?? {};
+  const f = readAuthFile(file) ?? {};
   f.auths = { ...(f.auths ?? {}), [key]: { auth: Buffer.from(`${c.username}:${c.password}`).toString('base64') } };
   await fsp.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
   await atomicWriteFile(file, `${JSON.stringify(f, null, '\t')}\n`, 0o600);
@@ -124,7 +126,7 @@ export async function storeCredentials(file: string, key: string, c: Credentials
 
 /** Remove `key` (or every entry when `all`); returns whether anything was removed. */
 export async function removeCredentials(file: string, key: string | undefined, all: boolean): Promise<boolean> {
-  const f = await readAuthFile(file);
+  const f = readAuthFile(file);
   if (!f?.auths) return false;
   if (all) {
     const had = Object.keys(f.auths).length > 0;

@@ -1,4 +1,4 @@
-import { promises as fsp } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parse as parseToml } from 'smol-toml';
@@ -28,15 +28,25 @@ export interface RegistriesConf {
 
 export const EMPTY_CONF: RegistriesConf = { unqualifiedSearch: [], aliases: {}, shortNameMode: 'enforcing', registries: [] };
 
-/** Files read, in order (later ones win): CONTAINERS_REGISTRIES_CONF alone when set. */
-async function configFiles(): Promise<string[]> {
+/**
+ * Files read, in order (later ones win): CONTAINERS_REGISTRIES_CONF alone when set. These few small files are
+ * read synchronously, as Go reads them: each asynchronous stat, readdir and read was a trip through the thread pool
+ * and the event loop, 3-16 ms before a registry command's first request where reading them takes 0.2 ms.
+ */
+function configFiles(): string[] {
   if (process.env.CONTAINERS_REGISTRIES_CONF) return [process.env.CONTAINERS_REGISTRIES_CONF];
   const home = process.env.XDG_CONFIG_HOME ?? path.join(os.homedir(), '.config');
   const user = path.join(home, 'containers', 'registries.conf');
-  const userExists = await fsp.stat(user).then(() => true, () => false);
+  let userExists = false;
+  try {
+    userExists = !!statSync(user, { throwIfNoEntry: false });
+  } catch {}
   const files = [userExists ? user : '/etc/containers/registries.conf'];
   for (const d of ['/etc/containers/registries.conf.d', path.join(home, 'containers', 'registries.conf.d')]) {
-    const names = await fsp.readdir(d).catch(() => [] as string[]);
+    let names: string[] = [];
+    try {
+      names = readdirSync(d);
+    } catch {}
     files.push(...names.filter((n) => n.endsWith('.conf')).sort().map((n) => path.join(d, n)));
   }
   return files;
@@ -79,9 +89,14 @@ let cached: Promise<RegistriesConf> | undefined;
 export function loadRegistriesConf(): Promise<RegistriesConf> {
   cached ??= (async () => {
     let conf = EMPTY_CONF;
-    for (const f of await configFiles()) {
-      const text = await fsp.readFile(f, 'utf8').catch(() => undefined);
-      if (text !== undefined) conf = mergeRegistriesToml(conf, text, f);
+    for (const f of configFiles()) {
+      let text: string;
+      try {
+        text = readFileSync(f, 'utf8');
+      } catch {
+        continue;
+      }
+      conf = mergeRegistriesToml(conf, text, f);
     }
     return conf;
   })();

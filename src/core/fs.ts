@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, promises as fsp } from 'node:fs';
+import { close, open, promises as fsp, writev } from 'node:fs';
 import * as path from 'node:path';
-import type { Readable } from 'node:stream';
+import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BlobMeter, type Digest } from './digest.js';
 
@@ -65,7 +65,7 @@ export async function atomicWriteFile(file: string, data: Buffer | string, mode 
 export async function streamToTempFile(stream: Readable, dir: string, known?: Digest): Promise<{ path: string; digest: Digest; size: number }> {
   const tmp = path.join(dir, `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
   try {
-    const out = createWriteStream(tmp, { highWaterMark: IO_CHUNK });
+    const out = new FileWriter(tmp);
     if (known) {
       // Nothing to hash: the file stream counts the bytes (one stage less for every chunk to pass).
       await pipeline(stream, out);
@@ -114,6 +114,78 @@ export async function removeTree(p: string): Promise<void> {
  * large enough that syscalls do not dominate (measured: 256 KiB is as fast as 1 MiB here).
  */
 export const IO_CHUNK = 256 * 1024;
+
+/** Bytes of small chunks gathered into one write by FileWriter. */
+const WRITE_BATCH = 1024 * 1024;
+
+/**
+ * A file as a Writable that writes in batches: chunks smaller than IO_CHUNK (a socket's 64 KiB reads) are taken at
+ * once and gathered until there is a MiB of them, then written with one writev; larger chunks (file reads) are
+ * written as they come. fs.WriteStream writes each chunk as it arrives while nothing else is in flight: a pull of
+ * the bench image made ~1,000 trips through the thread pool, where this makes ~80 (pull 0.285 -> 0.262 s). Holds at
+ * most a batch and the write in flight, ~2 MiB.
+ */
+export class FileWriter extends Writable {
+  bytesWritten = 0;
+  private fd: number | undefined;
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+
+  constructor(private readonly file: string) {
+    super({ highWaterMark: IO_CHUNK });
+  }
+
+  override _construct(cb: (e?: Error | null) => void): void {
+    open(this.file, 'w', 0o666, (e, fd) => {
+      this.fd = fd;
+      cb(e);
+    });
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (e?: Error | null) => void): void {
+    this.pending.push(chunk);
+    this.pendingBytes += chunk.length;
+    if (this.pendingBytes >= WRITE_BATCH || chunk.length >= IO_CHUNK) this.flush(cb);
+    else cb();
+  }
+
+  override _final(cb: (e?: Error | null) => void): void {
+    this.flush(cb);
+  }
+
+  override _destroy(err: Error | null, cb: (e?: Error | null) => void): void {
+    if (this.fd === undefined) return cb(err);
+    close(this.fd, (e) => cb(err ?? e));
+    this.fd = undefined;
+  }
+
+  /** Write what is pending, all of it: a short write (a full disk on the way to ENOSPC) continues where it stopped. */
+  private flush(cb: (e?: Error | null) => void): void {
+    let bufs = this.pending;
+    this.pending = [];
+    this.pendingBytes = 0;
+    const next = (): void => {
+      if (!bufs.length) return cb();
+      writev(this.fd!, bufs, (e, written) => {
+        if (e) return cb(e);
+        if (written === 0) return cb(new Error(`writing ${this.file}: no progress`));
+        this.bytesWritten += written;
+        while (written > 0 && bufs.length) {
+          const b = bufs[0]!;
+          if (written >= b.length) {
+            written -= b.length;
+            bufs.shift();
+          } else {
+            bufs[0] = b.subarray(written);
+            written = 0;
+          }
+        }
+        next();
+      });
+    };
+    next();
+  }
+}
 
 /**
  * Run `fn` holding an exclusive lock file (created O_EXCL, holding our pid). A lock left by a dead process is

@@ -1,4 +1,4 @@
-import { promises as fsp } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { createSecureContext, type SecureContext } from 'node:tls';
@@ -16,7 +16,7 @@ export interface TlsFiles {
  * since none is checked.
  */
 export async function secureContextFor(hostport: string, certDir: string | undefined, verify: boolean): Promise<SecureContext> {
-  const files = await loadCertsFor(hostport, certDir);
+  const files = loadCertsFor(hostport, certDir);
   const client = files.cert ? { cert: files.cert, key: files.key } : {};
   if (!verify) return createSecureContext({ ca: [], ...client });
   if (!files.ca && !files.cert) return defaultSecureContext();
@@ -25,22 +25,27 @@ export async function secureContextFor(hostport: string, certDir: string | undef
 
 /**
  * TLS material for `hostport` from certs.d (containers-certs.d(5)): `*.crt` are CAs (added to the system ones),
- * `*.cert` + `*.key` a client certificate. `certDir` replaces the search path (--cert-dir).
+ * `*.cert` + `*.key` a client certificate. `certDir` replaces the search path (--cert-dir). Read synchronously: a
+ * few small files, before the registry's first connection (see configFiles in src/config/registries.ts).
  */
-export async function loadCertsFor(hostport: string, certDir?: string): Promise<TlsFiles> {
+export function loadCertsFor(hostport: string, certDir?: string): TlsFiles {
   const home = process.env.XDG_CONFIG_HOME ?? path.join(os.homedir(), '.config');
   const dirs = certDir ? [certDir] : [path.join(home, 'containers', 'certs.d', hostport), path.join('/etc/containers/certs.d', hostport), path.join('/etc/docker/certs.d', hostport)];
   const out: TlsFiles = {};
   for (const d of dirs) {
-    const names = await fsp.readdir(d).catch(() => undefined);
-    if (!names) continue;
+    let names: string[];
+    try {
+      names = readdirSync(d);
+    } catch {
+      continue;
+    }
     for (const n of names.sort()) {
       const f = path.join(d, n);
-      if (n.endsWith('.crt')) (out.ca ??= []).push(await fsp.readFile(f, 'utf8'));
+      if (n.endsWith('.crt')) (out.ca ??= []).push(readFileSync(f, 'utf8'));
       else if (n.endsWith('.cert')) {
         const key = path.join(d, `${n.slice(0, -5)}.key`);
-        out.cert = await fsp.readFile(f, 'utf8');
-        out.key = await fsp.readFile(key, 'utf8');
+        out.cert = readFileSync(f, 'utf8');
+        out.key = readFileSync(key, 'utf8');
       }
     }
     if (certDir || out.ca || out.cert) break;

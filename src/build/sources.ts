@@ -14,7 +14,6 @@ import { createDecompressor, detectCompression, peek } from '../archive/compress
 import { SkiffError } from '../core/errors.js';
 import { IO_CHUNK } from '../core/fs.js';
 import type { Header } from '../archive/tar-pack.js';
-import { defaultSecureContext } from '../config/trust.js';
 
 const GLOB = /[*?[]/;
 
@@ -152,7 +151,8 @@ export async function download(url: string, file: string, checksum?: string): Pr
   if (!/^https?:\/\//.test(url)) throw new SkiffError('ERR_UNSUPPORTED', `ADD ${url}: only http and https URLs are supported`);
   const { request, interceptors, Agent } = await import('undici');
   // (The same CAs as registry connections: the system's, and NODE_EXTRA_CA_CERTS.)
-  const secureContext = url.startsWith('https:') ? await defaultSecureContext() : undefined;
+  // (node:tls only for an https URL: every build loads this module, few fetch anything.)
+  const secureContext = url.startsWith('https:') ? await (await import('../config/trust.js')).defaultSecureContext() : undefined;
   const dispatcher = new Agent(secureContext ? { connect: { secureContext } } : {}).compose(interceptors.redirect({ maxRedirections: 10 }));
   try {
     const res = await request(url, { dispatcher, headers: { 'user-agent': 'skiff' } }).catch((e: Error) => {

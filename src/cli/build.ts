@@ -1,8 +1,8 @@
-import { constants as fsConstants, promises as fsp } from 'node:fs';
+import { accessSync, existsSync, constants as fsConstants, promises as fsp, readFileSync, statSync, type Stats } from 'node:fs';
 import * as path from 'node:path';
 import { Command, Option } from 'commander';
 import { SkiffError } from '../core/errors.js';
-import { readAll } from '../core/fs.js';
+import { isFile, readAll } from '../core/fs.js';
 import { parseDuration, parseIntOption, registryOptions, storageFrom, writeOut, type GlobalOptions } from './common.js';
 import { capabilityName, type ContainerOptions } from '../build/run.js';
 import type { SourceOptions } from '../core/image.js';
@@ -233,17 +233,34 @@ async function readStdin(): Promise<string> {
   return (await readAll(process.stdin)).toString('utf8');
 }
 
-/** The Containerfile: -f (relative to the working directory), else Containerfile, then Dockerfile, in the context. */
-async function locateContainerfile(context: string, given?: string): Promise<string> {
+/**
+ * The Containerfile: -f (relative to the working directory), else Containerfile, then Dockerfile, in the context.
+ * (This and the other lookups before the plan are synchronous: a cached build is ~100 ms, and each of these small
+ * calls through the thread pool cost more than the call itself.)
+ */
+function locateContainerfile(context: string, given?: string): string {
   if (given) {
-    if (!(await fsp.stat(given).then((s) => s.isFile(), () => false))) throw new SkiffError('ERR_USAGE', `${given}: no such Containerfile`);
+    if (!isFile(given)) throw new SkiffError('ERR_USAGE', `${given}: no such Containerfile`);
     return given;
   }
   for (const n of ['Containerfile', 'Dockerfile']) {
     const p = path.join(context, n);
-    if (await fsp.stat(p).then((s) => s.isFile(), () => false)) return p;
+    if (isFile(p)) return p;
   }
   throw new SkiffError('ERR_USAGE', `no Containerfile or Dockerfile in ${context} (use -f)`);
+}
+
+/** Is `name` (a path, or a command looked up in PATH) an executable? */
+function executable(name: string): boolean {
+  const dirs = name.includes('/') ? [''] : (process.env.PATH ?? '/usr/bin:/bin').split(':');
+  return dirs.some((d) => {
+    try {
+      accessSync(d ? path.join(d, name) : name, fsConstants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
 }
 
 /** `skiff build`: podman build's flags. Today it parses, validates and plans; --dry-run prints the plan as JSON. */
@@ -310,11 +327,14 @@ export function buildCommand(program: Command): void {
     .action(async (context: string, flags: BuildFlags, cmd: Command) => {
       // `-f -`: the Containerfile comes from standard input (as buildah and docker take it); errors name it `-`.
       const fromStdin = flags.file?.[0] === '-';
-      const file = fromStdin ? '-' : await locateContainerfile(context, flags.file?.[0]);
-      const st = await fsp.stat(context).catch(() => undefined);
+      const file = fromStdin ? '-' : locateContainerfile(context, flags.file?.[0]);
+      let st: Stats | undefined;
+      try {
+        st = statSync(context, { throwIfNoEntry: false });
+      } catch {}
       if (!st?.isDirectory()) throw new SkiffError('ERR_USAGE', `build context ${context}: no such directory`);
       const buildArgs = parseBuildArgs(flags.buildArg ?? [], await readBuildArgFiles(flags.buildArgFile ?? []));
-      const text = fromStdin ? await readStdin() : await fsp.readFile(file, 'utf8');
+      const text = fromStdin ? await readStdin() : readFileSync(file, 'utf8');
       const ignoreAnchor = fromStdin ? undefined : file;
       const secrets = await readSecrets(flags.secret);
       if (flags.jobs !== undefined && !/^\d+$/.test(flags.jobs)) throw new SkiffError('ERR_USAGE', `--jobs ${flags.jobs}: expected a number (0: no limit)`);
@@ -343,11 +363,7 @@ export function buildCommand(program: Command): void {
       if (isolation !== undefined && isolation !== 'oci' && isolation !== 'chroot') throw new SkiffError('ERR_USAGE', `--isolation ${isolation}: expected oci or chroot`);
       if (isolation === undefined) {
         // (A PATH lookup, not a run of the runtime: this is on every build's path, cached ones too.)
-        const runtime = flags.runtime ?? 'runc';
-        const found = runtime.includes('/')
-          ? await fsp.access(runtime, fsConstants.X_OK).then(() => true, () => false)
-          : (await Promise.all((process.env.PATH ?? '/usr/bin:/bin').split(':').map((d) => fsp.access(path.join(d, runtime), fsConstants.X_OK).then(() => true, () => false)))).some(Boolean);
-        if (!found) {
+        if (!executable(flags.runtime ?? 'runc')) {
           process.stderr.write(`skiff: warning: no OCI runtime (${flags.runtime ?? 'runc'}) found: RUN steps use --isolation chroot\n`);
           isolation = 'chroot';
         }
@@ -358,8 +374,8 @@ export function buildCommand(program: Command): void {
       const { planContainerfile } = await import('../build/containerfile/plan.js');
       const { findIgnoreFile } = await import('../build/containerfile/ignore.js');
       const plan = planContainerfile(text, planOpts);
-      if (flags.ignorefile && !(await fsp.stat(flags.ignorefile).then(() => true, () => false))) throw new SkiffError('ERR_USAGE', `--ignorefile ${flags.ignorefile}: no such file`);
-      const ignorefile = await findIgnoreFile(context, ignoreAnchor, flags.ignorefile);
+      if (flags.ignorefile && !existsSync(flags.ignorefile)) throw new SkiffError('ERR_USAGE', `--ignorefile ${flags.ignorefile}: no such file`);
+      const ignorefile = findIgnoreFile(context, ignoreAnchor, flags.ignorefile);
       for (const a of plan.unusedBuildArgs) process.stderr.write(`skiff: warning: build argument ${a} was not consumed by any ARG\n`);
       if (flags.dryRun) {
         await writeOut(`${JSON.stringify({ ...plan, context: path.resolve(context), ignorefile: ignorefile ?? null, tags: flags.tag ?? [] }, null, 2)}\n`);
@@ -408,7 +424,7 @@ export function buildCommand(program: Command): void {
       const builder = new Builder({
         plan: full,
         contextDir: context,
-        ignore: await loadIgnore(context, ignoreAnchor, flags.ignorefile),
+        ignore: loadIgnore(context, ignoreAnchor, flags.ignorefile),
         store,
         tags: flags.tag ?? [],
         network: flags.network === 'none' ? 'none' : 'host',

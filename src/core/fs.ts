@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { close, open, promises as fsp, writev } from 'node:fs';
+import { close, open, promises as fsp, statSync, writev } from 'node:fs';
 import * as path from 'node:path';
 import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -77,6 +77,15 @@ export async function streamToTempFile(stream: Readable, dir: string, known?: Di
   } catch (e) {
     await fsp.rm(tmp, { force: true });
     throw e;
+  }
+}
+
+/** Is `p` a regular file (following symlinks)? False when it does not exist or cannot be looked at. */
+export function isFile(p: string): boolean {
+  try {
+    return statSync(p, { throwIfNoEntry: false })?.isFile() ?? false;
+  } catch {
+    return false;
   }
 }
 

@@ -4,9 +4,10 @@
  * under a directory it matches) evaluated per path, so `!` exceptions with wildcards re-include files inside
  * excluded directories — docker/cli#2919, where Docker gets `!**\/*.py` wrong.
  */
-import { promises as fsp } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { minimatch } from 'minimatch';
+import { isFile } from '../../core/fs.js';
 
 interface Pattern {
   text: string;
@@ -66,19 +67,20 @@ export class IgnoreMatcher {
 
 /**
  * The ignore file for a build: --ignorefile; else `<Containerfile>.containerignore` / `.dockerignore` next to the
- * Containerfile; else `.containerignore`, then `.dockerignore`, in the context root.
+ * Containerfile; else `.containerignore`, then `.dockerignore`, in the context root. (Synchronous, as the rest of
+ * a build's start: small lookups, where each trip through the thread pool cost more than the call.)
  */
-export async function findIgnoreFile(contextDir: string, containerfile: string | undefined, explicit?: string): Promise<string | undefined> {
+export function findIgnoreFile(contextDir: string, containerfile: string | undefined, explicit?: string): string | undefined {
   // (A Containerfile read from standard input has no place of its own: only the context's files apply.)
   const beside = containerfile ? [`${containerfile}.containerignore`, `${containerfile}.dockerignore`] : [];
   const candidates = explicit ? [explicit] : [...beside, path.join(contextDir, '.containerignore'), path.join(contextDir, '.dockerignore')];
   for (const c of candidates) {
-    if (await fsp.stat(c).then((s) => s.isFile(), () => false)) return c;
+    if (isFile(c)) return c;
   }
   return undefined;
 }
 
-export async function loadIgnore(contextDir: string, containerfile: string | undefined, explicit?: string): Promise<IgnoreMatcher> {
-  const f = await findIgnoreFile(contextDir, containerfile, explicit);
-  return new IgnoreMatcher(f ? parseIgnoreFile(await fsp.readFile(f, 'utf8')) : []);
+export function loadIgnore(contextDir: string, containerfile: string | undefined, explicit?: string): IgnoreMatcher {
+  const f = findIgnoreFile(contextDir, containerfile, explicit);
+  return new IgnoreMatcher(f ? parseIgnoreFile(readFileSync(f, 'utf8')) : []);
 }

@@ -421,16 +421,24 @@ export class Builder {
   private async cached(st: State, s: Extract<Step, { kind: 'COPY' | 'ADD' | 'RUN' | 'WORKDIR' }>, make: () => Promise<void>, extra: string[] = [], mayBeEmpty = false): Promise<void> {
     if (!this.o.cache) return make();
     const { line: _line, text: _text, ...step } = s;
-    const parts = [st.layers.at(-1)?.id ?? 'scratch', JSON.stringify(step), JSON.stringify(st.config.config ?? {}), ...extra];
-    if ((s.kind === 'COPY' || s.kind === 'ADD') && s.from === undefined) parts.push(await this.contextHash(s.sources));
-    if ((s.kind === 'COPY' || s.kind === 'ADD') && s.fromStage !== undefined) parts.push(this.stages.get(s.fromStage)?.layers.at(-1)?.id ?? '');
+    // (A --build-context directory is in the key by its content, not by where it is.)
+    const parts = [st.layers.at(-1)?.id ?? 'scratch', JSON.stringify(step, (k, v: unknown) => (k === 'fromDir' ? undefined : v)), JSON.stringify(st.config.config ?? {}), ...extra];
+    if (s.kind === 'COPY' || s.kind === 'ADD') {
+      if (s.from === undefined) parts.push(await this.contextHash(s.sources));
+      else if (s.fromDir !== undefined) parts.push(await this.contextHash(s.sources, s.fromDir));
+      else if (s.fromStage !== undefined) parts.push(this.stages.get(s.fromStage)?.layers.at(-1)?.id ?? '');
+      // An image by its ID, not its name: a tag moved to another image is another input.
+      else parts.push(await this.o.pullBase(s.from));
+    }
     if (s.kind === 'RUN') {
       // What a bind or cache mount shows the step is part of its input (secrets are not, as in BuildKit).
       for (const m of s.mounts) {
         if (m.type !== 'bind' && !(m.type === 'cache' && m.from !== undefined)) continue;
-        const fromStage = m.from !== undefined ? this.stageIndex(m.from) : undefined;
+        const fromStage = m.from !== undefined && !m.fromImage && m.fromDir === undefined ? this.stageIndex(m.from) : undefined;
         if (m.from === undefined) parts.push(await this.contextHash([m.source ?? '.']));
-        else parts.push(fromStage !== undefined ? this.stages.get(fromStage)?.layers.at(-1)?.id ?? '' : m.from);
+        else if (m.fromDir !== undefined) parts.push(await this.contextHash([m.source ?? '.'], m.fromDir));
+        else if (fromStage !== undefined) parts.push(this.stages.get(fromStage)?.layers.at(-1)?.id ?? '');
+        else parts.push(await this.o.pullBase(m.from));
       }
     }
     const key = digestHex(sha256(parts.join('\n')));
@@ -487,9 +495,11 @@ export class Builder {
    * Synchronous on purpose: it is the whole cost of a cached COPY, and thousands of small async reads cost more in
    * thread-pool round trips than in reading.
    */
-  private async contextHash(sources: string[]): Promise<string> {
+  private async contextHash(sources: string[], root?: string): Promise<string> {
     const h = createHash('sha256');
-    const ctx = path.resolve(this.o.contextDir);
+    const ctx = path.resolve(root ?? this.o.contextDir);
+    // (The ignore file is the main context's; a --build-context directory is taken whole, as buildah takes it.)
+    const ignore = root === undefined ? this.o.ignore : { excludes: () => false, canPrune: () => false };
     const buf = Buffer.allocUnsafe(1 << 20);
     const known = await this.statCache(ctx);
     const fileDigest = (rel: string, full: string, st: Stats): string => {
@@ -548,7 +558,7 @@ export class Builder {
         if (text.length > 1 << 16) flush();
         for (const n of readdirSync(full).sort()) {
           const r = rel ? `${rel}/${n}` : n;
-          if (!this.o.ignore.excludes(r) || !this.o.ignore.canPrune(r)) walk(r);
+          if (!ignore.excludes(r) || !ignore.canPrune(r)) walk(r);
         }
       }
     };
@@ -568,21 +578,26 @@ export class Builder {
    * are unchanged (git's index does the same): an unchanged context is stat'ed, not read. ctime cannot be set back
    * by tools, so a rewritten file is always read again. Saved at the end of the build.
    */
-  private statCacheFor?: StatCache;
+  private readonly statCaches = new Map<string, StatCache>();
   private async statCache(ctx: string): Promise<StatCache> {
-    if (this.statCacheFor?.ctx === ctx) return this.statCacheFor;
+    const have = this.statCaches.get(ctx);
+    if (have) return have;
     const file = path.join(this.o.store.loc.root, 'skiff-cache', 'context', `${digestHex(sha256(ctx))}.json`);
     const empty = (): StatRecords => ({ rels: [], meta: [], digests: [] });
     const saved = await fsp.readFile(file, 'utf8').then((t) => JSON.parse(t) as Partial<StatRecords> & { v?: number }, () => undefined);
     // (Another layout, from an older skiff, counts as empty: its files are hashed once more.)
     const old = saved?.v === 2 && Array.isArray(saved.rels) && Array.isArray(saved.meta) && Array.isArray(saved.digests) ? (saved as StatRecords) : empty();
-    this.statCacheFor = { ctx, file, old, cursor: 0, seen: empty(), dirty: false };
-    return this.statCacheFor;
+    const c: StatCache = { ctx, file, old, cursor: 0, seen: empty(), dirty: false };
+    this.statCaches.set(ctx, c);
+    return c;
   }
 
   private async saveStatCache(): Promise<void> {
-    const c = this.statCacheFor;
-    if (!c || (!c.dirty && c.seen.rels.length === c.old.rels.length)) return;
+    for (const c of this.statCaches.values()) await this.saveOneStatCache(c);
+  }
+
+  private async saveOneStatCache(c: StatCache): Promise<void> {
+    if (!c.dirty && c.seen.rels.length === c.old.rels.length) return;
     await fsp.mkdir(path.dirname(c.file), { recursive: true });
     await atomicWriteFile(c.file, JSON.stringify({ v: 2, ...c.seen }));
     c.old = c.seen;
@@ -660,11 +675,11 @@ export class Builder {
   }
 
   private async copy(st: State, s: Extract<Step, { kind: 'COPY' | 'ADD' }>, downloads: Map<string, Download>): Promise<void> {
-    const fromRoot = s.from !== undefined ? await this.mountFrom(s.from, s.fromStage) : undefined;
+    const mounted = s.from !== undefined && s.fromDir === undefined ? await this.mountFrom(s.from, s.fromStage) : undefined;
     try {
-      await this.copyFrom(st, s, fromRoot, downloads);
+      await this.copyFrom(st, s, s.fromDir ?? mounted, downloads);
     } finally {
-      if (fromRoot) await this.releaseMount(fromRoot);
+      if (mounted) await this.releaseMount(mounted);
       for (const d of downloads.values()) await fsp.rm(d.file, { force: true });
     }
   }
@@ -694,7 +709,7 @@ export class Builder {
       if (rel0.startsWith('..')) throw new SkiffError('ERR_BUILD', `${s.kind} ${src}: outside the build context`);
       for (const rel of await expandSource(ctx, rel0 === '.' ? '' : rel0, `${s.kind} ${src}`)) {
         const st0 = await fsp.lstat(path.join(ctx, rel)).catch(() => undefined);
-        if (!st0) throw new SkiffError('ERR_BUILD', `${s.kind} ${src}: no such file or directory in the ${fromRoot ? `image of --from=${s.from}` : 'build context'}`);
+        if (!st0) throw new SkiffError('ERR_BUILD', `${s.kind} ${src}: no such file or directory in the ${s.fromDir !== undefined ? `build context ${s.from} (${s.fromDir})` : fromRoot ? `image of --from=${s.from}` : 'build context'}`);
         if (rel !== '' && ignore.excludes(rel)) {
           if (rel === rel0) throw new SkiffError('ERR_BUILD', `${s.kind} ${src}: excluded by the ignore file`);
           continue;
@@ -848,7 +863,8 @@ export class Builder {
         const inside = (root: string, rel: string | undefined): Promise<string> => resolveInRoot(root, rel ?? '');
         const fromRoot = async (): Promise<string> => {
           if (m.from === undefined) return path.resolve(this.o.contextDir);
-          const mp = await this.mountFrom(m.from, this.stageIndex(m.from));
+          if (m.fromDir !== undefined) return m.fromDir;
+          const mp = await this.mountFrom(m.from, m.fromImage ? undefined : this.stageIndex(m.from));
           undo.push(() => this.releaseMount(mp));
           return mp;
         };

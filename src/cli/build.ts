@@ -8,6 +8,7 @@ import { capabilityName, type ContainerOptions } from '../build/run.js';
 import type { SourceOptions } from '../core/image.js';
 import type { CopyOptions } from '../copy/copy.js';
 import type { BuildOptions } from '../build/builder.js';
+import type { NamedContext } from '../build/containerfile/plan.js';
 import type { Store } from '../store/store.js';
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
@@ -56,9 +57,38 @@ interface BuildFlags {
   env?: string[];
   unsetenv?: string[];
   from?: string;
+  buildContext?: string[];
   os?: string;
   arch?: string;
   variant?: string;
+}
+
+/**
+ * --build-context NAME=VALUE (buildah's and docker's): VALUE is an image (`container-image://REF`,
+ * `docker-image://REF` or `docker://REF`) or a local directory. URLs and git repositories are refused by name.
+ */
+function parseBuildContexts(specs: string[] | undefined): Record<string, NamedContext> {
+  const out: Record<string, NamedContext> = {};
+  for (const spec of specs ?? []) {
+    const eq = spec.indexOf('=');
+    const bad = (why: string): SkiffError => new SkiffError('ERR_USAGE', `--build-context ${JSON.stringify(spec)}: ${why}`);
+    if (eq <= 0 || eq === spec.length - 1) throw bad('expected NAME=VALUE (a directory, or container-image://IMAGE)');
+    const name = spec.slice(0, eq).toLowerCase();
+    const value = spec.slice(eq + 1);
+    const image = /^(container-image|docker-image|docker):\/\/(.+)$/.exec(value);
+    if (image) out[name] = { image: image[2]! };
+    else if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value) || value.startsWith('git@')) throw bad('URL and git build contexts are not supported: fetch and unpack it, then give the directory');
+    else {
+      const dir = path.resolve(value);
+      let st: Stats | undefined;
+      try {
+        st = statSync(dir, { throwIfNoEntry: false });
+      } catch {}
+      if (!st?.isDirectory()) throw bad(`${value}: no such directory`);
+      out[name] = { dir };
+    }
+  }
+  return out;
 }
 
 /** podman's -v/--volume for builds: HOST-PATH:CONTAINER-PATH[:OPTIONS], options ro/rw (z, Z and U accepted). */
@@ -305,6 +335,7 @@ export function buildCommand(program: Command): void {
     .option('--dry-run', 'validate and print the resolved plan as JSON; build nothing')
     .option('--omit-history', 'write no history into the image')
     .option('--from <image>', 'the image the first FROM uses instead of the one it names')
+    .option('--build-context <name=value>', 'a named context for FROM, COPY --from and RUN --mount from=: a directory, or container-image://IMAGE (repeatable)', collect)
     .option('--env <key[=value]>', 'set in the built image\'s environment; KEY alone takes this environment\'s value (repeatable)', collect)
     .option('--unsetenv <key>', 'remove from the built image\'s environment (repeatable)', collect)
     .option('--os <os>', 'target OS (with --arch and --variant, instead of --platform)')
@@ -348,7 +379,8 @@ export function buildCommand(program: Command): void {
         platform = `${flags.os ?? h.os}/${flags.arch ?? h.architecture}${flags.variant ? `/${flags.variant}` : ''}`;
       }
       // What both plans (before and after the bases are known) are made with.
-      const planOpts = { file, buildArgs, ...(flags.target ? { target: flags.target } : {}), ...(platform ? { platform } : {}), ...(flags.from ? { fromOverride: flags.from } : {}) };
+      const contexts = parseBuildContexts(flags.buildContext);
+      const planOpts = { file, buildArgs, contexts, ...(flags.target ? { target: flags.target } : {}), ...(platform ? { platform } : {}), ...(flags.from ? { fromOverride: flags.from } : {}) };
       const volumes = await parseVolumes(flags.volume);
       // --env KEY=VALUE, or KEY for this environment's value (empty when it has none, as buildah 1.28 does).
       const envOpts = { env: [] as string[], unset: flags.unsetenv ?? [] };

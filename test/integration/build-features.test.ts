@@ -463,4 +463,65 @@ describe('skiff build features', () => {
     assert.doesNotMatch(changed.stderr, /--> Using cache/);
     assert.notEqual(changed.stdout, first);
   });
+
+  it('--build-context: a directory for COPY --from and RUN --mount from= (taken whole, before a stage of that name), an image for FROM and COPY --from; cached by content', async () => {
+    const other = path.join(t.dir, 'named-dir');
+    await fsp.mkdir(path.join(other, 'sub'), { recursive: true });
+    await fsp.writeFile(path.join(other, 'a.txt'), 'hello\n');
+    await fsp.writeFile(path.join(other, 'sub', 'b.txt'), 'deep\n');
+    // Not the main context's ignore file: buildah copies a named directory whole, its .dockerignore too.
+    await fsp.writeFile(path.join(other, '.dockerignore'), 'a.txt\n');
+    const file = [
+      'FROM base AS other',
+      'RUN echo stage > /stage.txt',
+      'FROM base',
+      'COPY --from=other / /o/',
+      'COPY --from=files /bin/busybox /bb',
+      'RUN --mount=from=other,target=/m cat /m/sub/b.txt > /from-mount',
+      '',
+    ].join('\n');
+    const flags = ['--build-context', `base=container-image://${base}`, '--build-context', `OTHER=${other}`, '--build-context', `files=docker-image://${base}`];
+    const b = await build('named', file, {}, flags);
+    hasContent(b.flat, 'o/a.txt', 'hello\n');
+    hasContent(b.flat, 'o/sub/b.txt', 'deep\n');
+    assert.ok(content(b.flat, 'o/.dockerignore'), 'the named directory is taken whole');
+    assert.equal(content(b.flat, 'o/stage.txt'), undefined, 'the named context comes before the stage of that name');
+    hasContent(b.flat, 'from-mount', 'deep\n');
+    assert.ok(content(b.flat, 'bb'), 'COPY --from an image context');
+    // Unchanged: every step from the cache. A changed file in the named directory: its COPY runs again.
+    const ctx = path.join(t.dir, 'ctx-named');
+    const again = await skiff([...S(), 'build', ...flags, '-t', 'localhost/named:2', ctx]);
+    assert.equal(again.code, 0, again.stderr);
+    // (The stage named like the context is not needed, so not built: four steps.)
+    assert.equal((again.stderr.match(/--> Using cache/g) ?? []).length, 3, again.stderr);
+    await fsp.writeFile(path.join(other, 'a.txt'), 'changed\n');
+    const changed = await skiff([...S(), 'build', ...flags, '-t', 'localhost/named:3', ctx]);
+    assert.equal(changed.code, 0, changed.stderr);
+    assert.match(changed.stderr, /STEP 2\/4: COPY --from=other[^\n]*\n(?!--> Using cache)/, changed.stderr);
+    hasContent((await flatRef(`containers-storage:[overlay@${t.dir}/root+${t.dir}/run]localhost/named:3`)), 'o/a.txt', 'changed\n');
+    // Refused before anything runs: FROM a directory context, a spec without '=', a directory that is not there, URLs.
+    await fsp.writeFile(path.join(ctx, 'Containerfile.bad'), `FROM ${base}\nFROM other\n`);
+    const fromDir = await skiff([...S(), 'build', '-f', path.join(ctx, 'Containerfile.bad'), '--build-context', `other=${other}`, ctx]);
+    assert.equal(fromDir.code, 1);
+    assert.match(fromDir.stderr, /Containerfile\.bad:2: FROM other: the build context "other" is a directory; FROM takes an image/);
+    for (const [spec, why] of [['other', /expected NAME=VALUE/], [`x=${t.dir}/nothere`, /no such directory/], ['x=https://example.invalid/src.tar', /URL and git build contexts are not supported/]] as const) {
+      const r = await skiff([...S(), 'build', '--build-context', spec, ctx]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, why);
+    }
+  });
+
+  it('COPY --from an image is cached by the image, not its name: the tag moved to another image, the step runs again', async () => {
+    await build('src-one', `FROM ${base}\nRUN echo one > /which\n`);
+    await build('src-two', `FROM ${base}\nRUN echo two > /which\n`);
+    await ok(skiff([...S(), 'tag', 'localhost/src-one:1', 'localhost/src:1']));
+    const file = `FROM ${base}\nCOPY --from=localhost/src:1 /which /which\nRUN --mount=from=localhost/src:1,target=/m cp /m/which /mounted\n`;
+    const first = await build('tagmove', file);
+    hasContent(first.flat, 'which', 'one\n');
+    hasContent(first.flat, 'mounted', 'one\n');
+    await ok(skiff([...S(), 'tag', 'localhost/src-two:1', 'localhost/src:1']));
+    const second = await build('tagmove', file);
+    hasContent(second.flat, 'which', 'two\n');
+    hasContent(second.flat, 'mounted', 'two\n');
+  });
 });

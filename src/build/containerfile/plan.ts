@@ -23,7 +23,15 @@ export interface PlanOptions {
   baseOnBuild?: (image: string) => string[] | undefined;
   /** podman build --from: the image the first FROM uses instead of the one it names. */
   fromOverride?: string;
+  /**
+   * --build-context NAME=…, by lower-case name: an image (for FROM, COPY --from and RUN --mount from=) or a
+   * directory (for COPY --from and RUN --mount from=). A named context comes before a stage of the same name, and
+   * that before an image, as buildah orders them.
+   */
+  contexts?: Record<string, NamedContext>;
 }
+
+export type NamedContext = { image: string } | { dir: string };
 
 export type Form = { form: 'shell'; command: string } | { form: 'exec'; command: string[] };
 
@@ -35,7 +43,7 @@ interface StepBase {
 
 export type Step = StepBase & (
   | { kind: 'RUN'; run: Form; heredocs: Heredoc[]; mounts: Mount[]; network: 'default' | 'none' | 'host'; security?: string; env: Record<string, string> }
-  | { kind: 'COPY' | 'ADD'; sources: string[]; heredocs: Heredoc[]; dest: string; from?: string; fromStage?: number; chown?: string; chmod?: string; link: boolean; parents: boolean; exclude: string[]; checksum?: string; keepGitDir?: boolean }
+  | { kind: 'COPY' | 'ADD'; sources: string[]; heredocs: Heredoc[]; dest: string; from?: string; fromStage?: number; fromDir?: string; chown?: string; chmod?: string; link: boolean; parents: boolean; exclude: string[]; checksum?: string; keepGitDir?: boolean }
   | { kind: 'ENV'; vars: [string, string][] }
   | { kind: 'ARG'; args: { name: string; value: string | undefined }[] }
   | { kind: 'LABEL'; labels: [string, string][] }
@@ -246,7 +254,10 @@ export function planContainerfile(text: string, o: PlanOptions = {}): BuildPlan 
       if (words.length !== 1 && !(words.length === 3 && words[1]!.toUpperCase() === 'AS')) {
         p.err(ins.line, `FROM requires either one argument, or three: FROM <image> [AS <name>]`);
       }
-      const image = stages.length === 0 && o.fromOverride !== undefined ? o.fromOverride : words[0] ?? '';
+      const overridden = stages.length === 0 && o.fromOverride !== undefined;
+      const named = overridden ? undefined : o.contexts?.[(words[0] ?? '').toLowerCase()];
+      if (named && 'dir' in named) p.err(ins.line, `FROM ${words[0]}: the build context ${JSON.stringify(words[0])} is a directory; FROM takes an image (--build-context ${words[0]}=container-image://IMAGE)`);
+      const image = overridden ? o.fromOverride! : named && 'image' in named ? named.image : words[0] ?? '';
       const name = words.length === 3 ? words[2]!.toLowerCase() : undefined;
       if (name !== undefined) {
         if (!STAGE_NAME.test(name)) p.err(ins.line, `invalid stage name ${JSON.stringify(words[2])}: must start with a letter and contain only letters, digits, -, _ and .`);
@@ -255,7 +266,7 @@ export function planContainerfile(text: string, o: PlanOptions = {}): BuildPlan 
       if (image === '' && words.length) p.err(ins.line, 'FROM: the image name expands to an empty string');
       const platform = one('platform') !== undefined ? p.expand(ins.line, () => [new Expander(meta, parsed.escape).word(one('platform')!)])[0] : undefined;
       if (platform !== undefined && !/^[a-z0-9_]+\/[a-z0-9_]+(\/[a-z0-9_.]+)?$/.test(platform)) p.err(ins.line, `FROM --platform: invalid platform ${JSON.stringify(platform)} (os/arch[/variant])`);
-      const fromStage = byName.get(image.toLowerCase());
+      const fromStage = named ? undefined : byName.get(image.toLowerCase());
       stage = { index: stages.length, line: ins.line, from: { image, ...(fromStage !== undefined ? { stage: fromStage } : {}), ...(platform ? { platform } : {}) }, steps: [], dependsOn: fromStage !== undefined ? [fromStage] : [] };
       if (name !== undefined) {
         stage.name = name;
@@ -293,7 +304,14 @@ export function planContainerfile(text: string, o: PlanOptions = {}): BuildPlan 
           if ('error' in r) p.err(ins.line, `RUN --mount: ${r.error}`);
           else {
             mounts.push(r.mount);
-            if (r.mount.from !== undefined) {
+            const named = r.mount.from !== undefined ? o.contexts?.[r.mount.from.toLowerCase()] : undefined;
+            if (named) {
+              if ('dir' in named) r.mount.fromDir = named.dir;
+              else {
+                r.mount.from = named.image;
+                r.mount.fromImage = true;
+              }
+            } else if (r.mount.from !== undefined) {
               const dep = byName.get(r.mount.from.toLowerCase()) ?? (/^\d+$/.test(r.mount.from) ? Number(r.mount.from) : undefined);
               if (dep !== undefined) {
                 if (dep >= stage.index) p.err(ins.line, `RUN --mount from=${r.mount.from}: refers to this or a later stage`);
@@ -356,8 +374,11 @@ export function planContainerfile(text: string, o: PlanOptions = {}): BuildPlan 
         if (from !== undefined) {
           const f = p.expand(ins.line, () => [ex().word(from)])[0] ?? '';
           step.from = f;
-          const dep = byName.get(f.toLowerCase()) ?? (/^\d+$/.test(f) ? Number(f) : undefined);
-          if (dep !== undefined) {
+          const named = o.contexts?.[f.toLowerCase()];
+          const dep = named ? undefined : byName.get(f.toLowerCase()) ?? (/^\d+$/.test(f) ? Number(f) : undefined);
+          if (named && 'dir' in named) step.fromDir = named.dir;
+          else if (named) step.from = named.image;
+          else if (dep !== undefined) {
             if (dep >= stage.index) p.err(ins.line, `COPY --from=${f}: refers to this or a later stage (a stage can only copy from earlier ones)`);
             else {
               step.fromStage = dep;

@@ -50,6 +50,10 @@ export interface Mount {
   target?: string;
   source?: string;
   from?: string;
+  /** `from` names a --build-context directory: this one. */
+  fromDir?: string;
+  /** `from` is an image (a --build-context image), never a stage of the same name. */
+  fromImage?: boolean;
   readonly?: boolean;
   id?: string;
   sharing?: 'shared' | 'private' | 'locked';

@@ -54,6 +54,8 @@ export interface BuildOptions {
   /** Get a base image into the store (pull); resolves with its image ID. */
   pullBase(name: string): Promise<string>;
   log(line: string): void;
+  /** Warnings (the CLI prints them with -q too); `log` when not given. */
+  warn?(line: string): void;
   /** --timings: called with each step's duration. */
   timing?(line: string): void;
   /** Use and fill the layer cache (podman's --layers, default true; --no-cache turns it off). */
@@ -464,7 +466,7 @@ export class Builder {
     if (this.o.remoteCache?.to) {
       // --cache-to: this step's result as an image tagged with its cache key, for other machines' --cache-from.
       const id = await this.record(st, [], false);
-      await this.o.remoteCache.push(id, key).catch((e: Error) => this.o.log(`skiff: warning: --cache-to: pushing the cache image for ${s.text}: ${e.message}`));
+      await this.o.remoteCache.push(id, key).catch((e: Error) => this.warn(`skiff: warning: --cache-to: pushing the cache image for ${s.text}: ${e.message}`));
     }
   }
 
@@ -474,7 +476,7 @@ export class Builder {
    */
   private async fromRemoteCache(st: State, key: string): Promise<CacheEntry | undefined> {
     const found = await this.o.remoteCache!.pull(key).catch((e: Error) => {
-      this.o.log(`skiff: warning: --cache-from: ${e.message}`);
+      this.warn(`skiff: warning: --cache-from: ${e.message}`);
       return undefined;
     });
     if (!found) return undefined;
@@ -967,20 +969,32 @@ export class Builder {
   private isolation?: Promise<{ isolation: 'oci' | 'chroot'; runtime?: string }>;
   private effectiveIsolation(): Promise<{ isolation: 'oci' | 'chroot'; runtime?: string }> {
     this.isolation ??= (async () => {
-      if (this.o.isolation === 'chroot') return { isolation: 'chroot' as const };
-      const tried: string[] = [];
-      for (const runtime of [...new Set([this.o.runtime ?? 'runc', 'runc'])]) {
-        const why = await probeRuntime(runtime, path.join(this.work, `probe-${this.next()}`));
-        if (!why) {
-          if (tried.length) this.o.log(`skiff: warning: ${tried.join('; ')}: using ${runtime}`);
-          return { isolation: 'oci' as const, runtime };
-        }
-        tried.push(`the OCI runtime ${runtime} cannot run containers here (${why})`);
-      }
-      this.o.log(`skiff: warning: ${tried.join('; ')}: RUN steps use --isolation chroot`);
-      return { isolation: 'chroot' as const };
+      const r = await this.chooseIsolation();
+      const c = this.o.container;
+      const lost = [c?.capAdd?.length || c?.capDrop?.length ? '--cap-add/--cap-drop' : '', c?.apparmor ? 'apparmor=' : '', c?.mask?.length || c?.unmask?.length ? 'mask=/unmask=' : ''].filter(Boolean);
+      if (r.isolation === 'chroot' && lost.length) this.warn(`skiff: warning: ${lost.join(', ')} need an OCI runtime: not applied with chroot isolation`);
+      return r;
     })();
     return this.isolation;
+  }
+
+  private warn(line: string): void {
+    (this.o.warn ?? this.o.log)(line);
+  }
+
+  private async chooseIsolation(): Promise<{ isolation: 'oci' | 'chroot'; runtime?: string }> {
+    if (this.o.isolation === 'chroot') return { isolation: 'chroot' as const };
+    const tried: string[] = [];
+    for (const runtime of [...new Set([this.o.runtime ?? 'runc', 'runc'])]) {
+      const why = await probeRuntime(runtime, path.join(this.work, `probe-${this.next()}`));
+      if (!why) {
+        if (tried.length) this.warn(`skiff: warning: ${tried.join('; ')}: using ${runtime}`);
+        return { isolation: 'oci' as const, runtime };
+      }
+      tried.push(`the OCI runtime ${runtime} cannot run containers here (${why})`);
+    }
+    this.warn(`skiff: warning: ${tried.join('; ')}: RUN steps use --isolation chroot`);
+    return { isolation: 'chroot' as const };
   }
 
   private async run(st: State, s: Extract<Step, { kind: 'RUN' }>): Promise<void> {

@@ -42,6 +42,57 @@ export interface ContainerOptions {
   capDrop?: string[];
   /** /dev/shm's size in bytes. */
   shmSize?: number;
+  /** --ulimit: resource limits (`name` as podman spells it: nofile, nproc, …; -1 is unlimited). */
+  ulimits?: Ulimit[];
+  /** --security-opt no-new-privileges. */
+  noNewPrivileges?: boolean;
+  /** --security-opt apparmor=PROFILE (OCI runtime only). */
+  apparmor?: string;
+  /** --security-opt mask=PATHS: more paths masked; unmask=PATHS|ALL: fewer (OCI runtime only). */
+  mask?: string[];
+  unmask?: string[];
+}
+
+export interface Ulimit {
+  name: string;
+  soft: number;
+  hard: number;
+}
+
+/** The resource limits --ulimit takes (podman's names; each is RLIMIT_<NAME> in the OCI config). */
+export const ULIMITS = ['as', 'core', 'cpu', 'data', 'fsize', 'locks', 'memlock', 'msgqueue', 'nice', 'nofile', 'nproc', 'rss', 'rtprio', 'rttime', 'sigpending', 'stack'];
+
+/** The paths runc masks and makes read-only in every RUN container (podman's --security-opt mask/unmask change them). */
+const MASKED = ['/proc/kcore', '/proc/keys', '/proc/timer_list'];
+const READONLY = ['/proc/sys', '/proc/sysrq-trigger'];
+
+/** The masked and read-only paths with --security-opt mask and unmask applied. */
+function maskedPaths(o: ContainerOptions | undefined): { maskedPaths: string[]; readonlyPaths: string[] } {
+  const all = o?.unmask?.includes('ALL');
+  const keep = (p: string): boolean => !all && !o?.unmask?.includes(p);
+  return { maskedPaths: [...MASKED.filter(keep), ...(o?.mask ?? [])], readonlyPaths: READONLY.filter(keep) };
+}
+
+/** RLIM_INFINITY: 2^64-1, which a JSON number from JavaScript cannot spell. */
+const INFINITY_MARK = 'skiff-rlim-infinity';
+
+/** The OCI rlimits; unlimited ones carry a mark that configJSON turns into 18446744073709551615. */
+function rlimits(o: ContainerOptions | undefined): { type: string; soft: number | string; hard: number | string }[] | undefined {
+  if (!o?.ulimits?.length) return undefined;
+  const v = (n: number): number | string => (n < 0 ? INFINITY_MARK : n);
+  return o.ulimits.map((u) => ({ type: `RLIMIT_${u.name.toUpperCase()}`, soft: v(u.soft), hard: v(u.hard) }));
+}
+
+function configJSON(config: unknown): string {
+  return JSON.stringify(config).replaceAll(`"${INFINITY_MARK}"`, '18446744073709551615');
+}
+
+/** util-linux's prlimit and setpriv before a command: --ulimit and no-new-privileges without an OCI runtime. */
+function chrootWrappers(o: ContainerOptions | undefined): string[] {
+  const out: string[] = [];
+  if (o?.ulimits?.length) out.push('prlimit', ...o.ulimits.map((u) => `--${u.name}=${u.soft < 0 ? 'unlimited' : u.soft}:${u.hard < 0 ? 'unlimited' : u.hard}`), '--');
+  if (o?.noNewPrivileges) out.push('setpriv', '--no-new-privs', '--');
+  return out;
 }
 
 /** Every capability Linux 5.9+ knows, for `--cap-add ALL`. */
@@ -219,7 +270,9 @@ export async function runStep(s: RunSpec): Promise<string> {
       const ns = ['--pid', '--fork', '--mount', '--uts', '--ipc', ...(s.network === 'none' ? ['--net'] : []), '--propagation', 'private'];
       const env = Object.fromEntries(s.env.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
       const r = await new Promise<number>((resolve, reject) => {
-        const p = spawn('unshare', [...ns, '/bin/sh', '-ec', CHROOT_SCRIPT, 'skiff-chroot', merged, s.cwd, String(uid), String(gid), shm, ...quads, '--', ...s.args], { stdio: ['ignore', 2, 2], env });
+        // (Limits and no_new_privs are inherited: set on unshare, they hold for the command it runs.)
+        const [cmd, ...pre] = [...chrootWrappers(s.container), 'unshare'];
+        const p = spawn(cmd!, [...pre, ...ns, '/bin/sh', '-ec', CHROOT_SCRIPT, 'skiff-chroot', merged, s.cwd, String(uid), String(gid), shm, ...quads, '--', ...s.args], { stdio: ['ignore', 2, 2], env });
         p.on('error', reject);
         p.on('close', (code) => resolve(code ?? -1));
       });
@@ -230,13 +283,18 @@ export async function runStep(s: RunSpec): Promise<string> {
     const caps = capabilities(s.container);
     const config = {
       ociVersion: '1.0.2',
-      process: { terminal: false, user: { uid, gid, additionalGids }, args: s.args, env: s.env, cwd: s.cwd, capabilities: { bounding: caps, effective: caps, permitted: caps }, noNewPrivileges: false },
+      process: {
+        terminal: false, user: { uid, gid, additionalGids }, args: s.args, env: s.env, cwd: s.cwd, capabilities: { bounding: caps, effective: caps, permitted: caps },
+        noNewPrivileges: !!s.container?.noNewPrivileges,
+        ...(rlimits(s.container) ? { rlimits: rlimits(s.container) } : {}),
+        ...(s.container?.apparmor ? { apparmorProfile: s.container.apparmor } : {}),
+      },
       root: { path: merged, readonly: false },
       hostname: 'skiff-build',
       mounts,
-      linux: { namespaces, maskedPaths: ['/proc/kcore', '/proc/keys', '/proc/timer_list'], readonlyPaths: ['/proc/sys', '/proc/sysrq-trigger'] },
+      linux: { namespaces, ...maskedPaths(s.container) },
     };
-    await fsp.writeFile(path.join(bundle, 'config.json'), JSON.stringify(config));
+    await fsp.writeFile(path.join(bundle, 'config.json'), configJSON(config));
     const id = `skiff-${process.pid}-${path.basename(s.dir)}`;
     const r = await exec(s.runtime ?? 'runc', ['run', '--bundle', bundle, id], true);
     if (r.code !== 0) throw new SkiffError('ERR_BUILD', `exit status ${r.code}`);

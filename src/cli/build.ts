@@ -4,7 +4,7 @@ import { Command, Option } from 'commander';
 import { SkiffError } from '../core/errors.js';
 import { isFile, readAll } from '../core/fs.js';
 import { parseDuration, parseIntOption, registryOptions, storageFrom, writeOut, type GlobalOptions } from './common.js';
-import { capabilityName, type ContainerOptions } from '../build/run.js';
+import { capabilityName, ULIMITS, type ContainerOptions } from '../build/run.js';
 import type { SourceOptions } from '../core/image.js';
 import type { CopyOptions } from '../copy/copy.js';
 import type { BuildOptions } from '../build/builder.js';
@@ -58,6 +58,8 @@ interface BuildFlags {
   unsetenv?: string[];
   from?: string;
   buildContext?: string[];
+  ulimit?: string[];
+  securityOpt?: string[];
   os?: string;
   arch?: string;
   variant?: string;
@@ -136,6 +138,43 @@ function containerOptions(flags: BuildFlags): ContainerOptions {
   if (flags.capAdd?.length) o.capAdd = flags.capAdd.flatMap((c) => c.split(',')).map(capabilityName);
   if (flags.capDrop?.length) o.capDrop = flags.capDrop.flatMap((c) => c.split(',')).map(capabilityName);
   if (flags.shmSize !== undefined) o.shmSize = parseSize(flags.shmSize);
+  for (const u of flags.ulimit ?? []) {
+    // podman's TYPE=SOFT[:HARD] (-1 or unlimited: no limit; no HARD: the same as SOFT); `host` is the default here.
+    if (u === 'host') continue;
+    const m = /^([a-z]+)=(-?\d+|unlimited)(?::(-?\d+|unlimited))?$/.exec(u);
+    const bad = (why: string): SkiffError => new SkiffError('ERR_USAGE', `--ulimit ${JSON.stringify(u)}: ${why}`);
+    if (!m) throw bad('expected TYPE=SOFT[:HARD]');
+    if (!ULIMITS.includes(m[1]!)) throw bad(`unknown type ${JSON.stringify(m[1])} (${ULIMITS.join(', ')})`);
+    const num = (v: string): number => (v === 'unlimited' ? -1 : Number(v));
+    const soft = num(m[2]!);
+    const hard = m[3] !== undefined ? num(m[3]) : soft;
+    if (soft < -1 || hard < -1) throw bad('a limit is a number, or -1 for none');
+    if (hard >= 0 && (soft < 0 || soft > hard)) throw bad('the soft limit is above the hard one');
+    (o.ulimits ??= []).push({ name: m[1]!, soft, hard });
+  }
+  for (const opt of flags.securityOpt ?? []) {
+    const eq = opt.indexOf('=');
+    const key = eq < 0 ? opt : opt.slice(0, eq);
+    const value = eq < 0 ? '' : opt.slice(eq + 1);
+    const bad = (why: string): SkiffError => new SkiffError('ERR_USAGE', `--security-opt ${JSON.stringify(opt)}: ${why}`);
+    if (key === 'no-new-privileges') {
+      if (!['', 'true', 'false'].includes(value)) throw bad('expected no-new-privileges[=true|false]');
+      o.noNewPrivileges = value !== 'false';
+    } else if (key === 'label') {
+      // (No SELinux labels are set on RUN's container: disabling them is what skiff does anyway.)
+      if (value !== 'disable') throw bad('SELinux labels are not supported (label=disable is accepted)');
+    } else if (key === 'seccomp') {
+      // RUN's container has no seccomp filter; a profile cannot be applied (yet): refused rather than ignored.
+      if (value !== 'unconfined') throw bad('seccomp profiles are not supported: RUN runs without a seccomp filter (seccomp=unconfined is accepted)');
+    } else if (key === 'apparmor') {
+      if (!value) throw bad('expected apparmor=PROFILE or apparmor=unconfined');
+      if (value !== 'unconfined') o.apparmor = value;
+    } else if (key === 'mask' || key === 'unmask') {
+      const paths = value.split(':').filter(Boolean);
+      if (!paths.length || paths.some((x) => !(x.startsWith('/') || (key === 'unmask' && x === 'ALL')))) throw bad(`expected ${key}=/PATH[:/PATH...]${key === 'unmask' ? ' or unmask=ALL' : ''}`);
+      (o[key] ??= []).push(...paths);
+    } else throw bad('unknown option (no-new-privileges, label=disable, seccomp=unconfined, apparmor=, mask=, unmask=)');
+  }
   return o;
 }
 
@@ -349,6 +388,8 @@ export function buildCommand(program: Command): void {
     .option('--dns-option <option>', 'option for RUN\'s resolv.conf (repeatable)', collect)
     .option('--cap-add <cap>', 'capability added for RUN (repeatable; ALL for every one)', collect)
     .option('--cap-drop <cap>', 'capability dropped for RUN (repeatable; ALL for every one)', collect)
+    .option('--ulimit <type=soft[:hard]>', 'a resource limit for RUN, as podman: nofile=1024:2048, nproc=-1 (repeatable)', collect)
+    .option('--security-opt <option>', 'RUN\'s container: no-new-privileges, apparmor=, mask=, unmask=; label=disable and seccomp=unconfined are accepted (repeatable)', collect)
     .option('--shm-size <size>', 'size of /dev/shm in RUN (e.g. 64m, 1g; default 64m)')
     .option('--retry <n>', 'retries of a failed base image pull (default 3)', parseIntOption('--retry'))
     .option('--retry-delay <duration>', 'first retry delay, doubled each time (default 1s)', parseDuration)
@@ -481,6 +522,7 @@ export function buildCommand(program: Command): void {
         log: (line) => {
           if (!flags.quiet) process.stderr.write(`${line}\n`);
         },
+        warn: (line) => void process.stderr.write(`${line}\n`),
       });
       const id = await builder.build();
       if (flags.iidfile) await fsp.writeFile(flags.iidfile, `sha256:${id}`);

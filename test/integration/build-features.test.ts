@@ -272,6 +272,58 @@ describe('skiff build features', () => {
     }
   });
 
+  it('--ulimit and --security-opt (no-new-privileges, mask, unmask, label=disable, seccomp=unconfined) under runc and chroot; bad values refused before building', async () => {
+    const file = [
+      `FROM ${base}`,
+      'RUN echo hidden > /secret.txt',
+      'RUN ulimit -Sn > /nofile-soft; ulimit -Hn > /nofile-hard; ulimit -Hu > /nproc-hard; ulimit -Sc > /core-soft; grep NoNewPrivs /proc/self/status > /nnp.txt; cat /secret.txt > /seen.txt; wc -c < /proc/timer_list > /timer.txt 2>/dev/null || echo masked > /timer.txt',
+      '',
+    ].join('\n');
+    const ctx = path.join(t.dir, 'ctx-secopt');
+    await fsp.mkdir(ctx, { recursive: true });
+    await fsp.writeFile(path.join(ctx, 'Containerfile'), file);
+    const read = async (dir: string, f: string): Promise<string> => (await fsp.readFile(path.join(dir, f), 'utf8')).trim();
+    // (Limits only go down here: these machines' root lacks CAP_SYS_RESOURCE. The core limit's hard one is unlimited.)
+    const flags = ['--ulimit', 'nofile=512:1024', '--ulimit', 'nproc=3000', '--ulimit', 'core=-1', '--security-opt', 'no-new-privileges', '--security-opt', 'label=disable', '--security-opt', 'seccomp=unconfined'];
+    const out = path.join(t.dir, 'secopt-out');
+    await ok(skiff([...S(), 'build', '-q', '--no-cache', ...flags, '--security-opt', 'mask=/secret.txt', '--security-opt', 'unmask=/proc/timer_list', '--output', `type=local,dest=${out}`, ctx]));
+    assert.equal(await read(out, 'nofile-soft'), '512');
+    assert.equal(await read(out, 'nofile-hard'), '1024');
+    assert.equal(await read(out, 'nproc-hard'), '3000');
+    assert.equal(await read(out, 'core-soft'), 'unlimited', '-1 is no limit (RLIM_INFINITY in the OCI config)');
+    assert.equal(await read(out, 'nnp.txt'), 'NoNewPrivs:\t1');
+    assert.equal(await read(out, 'seen.txt'), '', 'a masked file reads empty');
+    assert.notEqual(await read(out, 'timer.txt'), '0', 'an unmasked /proc file has its content');
+    // Without them: runc's masked /proc/timer_list (empty), no no_new_privs, the inherited limits.
+    const plain = path.join(t.dir, 'secopt-plain');
+    await ok(skiff([...S(), 'build', '-q', '--no-cache', '--output', `type=local,dest=${plain}`, ctx]));
+    assert.equal(await read(plain, 'nnp.txt'), 'NoNewPrivs:\t0');
+    assert.equal(await read(plain, 'seen.txt'), 'hidden');
+    assert.equal(await read(plain, 'timer.txt'), '0');
+    // chroot isolation: limits through prlimit, no_new_privs through setpriv; masks need the runtime, and say so.
+    const chroot = path.join(t.dir, 'secopt-chroot');
+    const r = await skiff([...S(), 'build', '-q', '--no-cache', '--isolation', 'chroot', ...flags, '--security-opt', 'mask=/secret.txt', '--output', `type=local,dest=${chroot}`, ctx]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /warning: mask=\/unmask= need an OCI runtime: not applied with chroot isolation/);
+    assert.equal(await read(chroot, 'nofile-soft'), '512');
+    assert.equal(await read(chroot, 'nofile-hard'), '1024');
+    assert.equal(await read(chroot, 'core-soft'), 'unlimited');
+    assert.equal(await read(chroot, 'nnp.txt'), 'NoNewPrivs:\t1');
+    for (const [bad, msg] of [
+      [['--ulimit', 'nofile'], /--ulimit "nofile": expected TYPE=SOFT\[:HARD\]/],
+      [['--ulimit', 'files=1'], /unknown type "files"/],
+      [['--ulimit', 'nofile=2048:1024'], /the soft limit is above the hard one/],
+      [['--security-opt', 'seccomp=/profile.json'], /seccomp profiles are not supported/],
+      [['--security-opt', 'label=type:spc_t'], /SELinux labels are not supported/],
+      [['--security-opt', 'mask=relative'], /expected mask=\/PATH/],
+      [['--security-opt', 'bogus'], /unknown option/],
+    ] as const) {
+      const b = await skiff([...S(), 'build', '-q', ...bad, ctx]);
+      assert.equal(b.code, 1, b.stderr);
+      assert.match(b.stderr, msg);
+    }
+  });
+
   it('-v/--volume: a host directory in every RUN, read and written there, never in the image; :ro is read-only; bad specs refused', async () => {
     const vol = path.join(t.dir, 'vol');
     await fsp.mkdir(vol, { recursive: true });

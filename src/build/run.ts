@@ -77,18 +77,19 @@ function maskedPaths(o: ContainerOptions | undefined): { maskedPaths: string[]; 
 const INFINITY_MARK = 'skiff-rlim-infinity';
 
 /** The OCI rlimits; unlimited ones carry a mark that configJSON turns into 18446744073709551615. */
-function rlimits(o: ContainerOptions | undefined): { type: string; soft: number | string; hard: number | string }[] | undefined {
+export function rlimits(o: ContainerOptions | undefined): { type: string; soft: number | string; hard: number | string }[] | undefined {
   if (!o?.ulimits?.length) return undefined;
   const v = (n: number): number | string => (n < 0 ? INFINITY_MARK : n);
   return o.ulimits.map((u) => ({ type: `RLIMIT_${u.name.toUpperCase()}`, soft: v(u.soft), hard: v(u.hard) }));
 }
 
-function configJSON(config: unknown): string {
+/** The OCI config as JSON, unlimited rlimits spelled 18446744073709551615. */
+export function configJSON(config: unknown): string {
   return JSON.stringify(config).replaceAll(`"${INFINITY_MARK}"`, '18446744073709551615');
 }
 
 /** util-linux's prlimit and setpriv before a command: --ulimit and no-new-privileges without an OCI runtime. */
-function chrootWrappers(o: ContainerOptions | undefined): string[] {
+export function chrootWrappers(o: ContainerOptions | undefined): string[] {
   const out: string[] = [];
   if (o?.ulimits?.length) out.push('prlimit', ...o.ulimits.map((u) => `--${u.name}=${u.soft < 0 ? 'unlimited' : u.soft}:${u.hard < 0 ? 'unlimited' : u.hard}`), '--');
   if (o?.noNewPrivileges) out.push('setpriv', '--no-new-privs', '--');

@@ -100,7 +100,7 @@ export async function isArchive(file: string): Promise<boolean> {
  * (`..` cannot climb out), hard links are re-pointed inside it, whiteout names are dropped (an archive's content
  * must not delete files of the image), owners kept unless `owner` is given.
  */
-export async function unpackArchive(file: string, dest: string, add: (h: Header, body?: Readable) => Promise<void>, owner?: { uid: number; gid: number }): Promise<void> {
+export async function unpackArchive(file: string, dest: string, add: (h: Header, body?: Readable) => Promise<void>, owner?: { uid: number; gid: number }, what = `ADD ${path.basename(file)}`): Promise<void> {
   const { stream, done } = openDecompressed(file);
   const ex = tar.extract();
   const inDest = (name: string): string => path.posix.join(dest, path.posix.normalize(`/${name}`).slice(1));
@@ -133,7 +133,7 @@ export async function unpackArchive(file: string, dest: string, add: (h: Header,
     }
   })();
   await Promise.all([pipeline(stream, ex), entries, done]).catch((e: Error) => {
-    throw new SkiffError('ERR_BUILD', `ADD ${path.basename(file)}: reading the archive: ${e.message}`, { cause: e });
+    throw new SkiffError('ERR_BUILD', `${what}: reading the archive: ${e.message}`, { cause: e });
   });
 }
 
@@ -147,8 +147,8 @@ export interface Download {
 }
 
 /** ADD's remote file: fetched with undici (redirects followed), checked against --checksum when given. */
-export async function download(url: string, file: string, checksum?: string): Promise<Download> {
-  if (!/^https?:\/\//.test(url)) throw new SkiffError('ERR_UNSUPPORTED', `ADD ${url}: only http and https URLs are supported`);
+export async function download(url: string, file: string, checksum?: string, what = `ADD ${url}`): Promise<Download> {
+  if (!/^https?:\/\//.test(url)) throw new SkiffError('ERR_UNSUPPORTED', `${what}: only http and https URLs are supported`);
   const { request, interceptors, Agent } = await import('undici');
   // (The same CAs as registry connections: the system's, and NODE_EXTRA_CA_CERTS.)
   // (node:tls only for an https URL: every build loads this module, few fetch anything.)
@@ -156,11 +156,11 @@ export async function download(url: string, file: string, checksum?: string): Pr
   const dispatcher = new Agent(secureContext ? { connect: { secureContext } } : {}).compose(interceptors.redirect({ maxRedirections: 10 }));
   try {
     const res = await request(url, { dispatcher, headers: { 'user-agent': 'skiff' } }).catch((e: Error) => {
-      throw new SkiffError('ERR_BUILD', `ADD ${url}: ${e.message}`, { cause: e });
+      throw new SkiffError('ERR_BUILD', `${what}: ${e.message}`, { cause: e });
     });
     if (res.statusCode !== 200) {
       res.body.resume();
-      throw new SkiffError('ERR_BUILD', `ADD ${url}: the server answered ${res.statusCode}`);
+      throw new SkiffError('ERR_BUILD', `${what}: the server answered ${res.statusCode}`);
     }
     const algo = checksum ? checksum.slice(0, checksum.indexOf(':')) : 'sha256';
     const want = createHash(algo);
@@ -174,7 +174,7 @@ export async function download(url: string, file: string, checksum?: string): Pr
     });
     await pipeline(res.body, meter, createWriteStream(file));
     const got = want.digest('hex');
-    if (checksum && `${algo}:${got}` !== checksum) throw new SkiffError('ERR_DIGEST_MISMATCH', `ADD ${url}: checksum mismatch: expected ${checksum}, got ${algo}:${got}`);
+    if (checksum && `${algo}:${got}` !== checksum) throw new SkiffError('ERR_DIGEST_MISMATCH', `${what}: checksum mismatch: expected ${checksum}, got ${algo}:${got}`);
     const lm = res.headers['last-modified'];
     const mtime = typeof lm === 'string' && !Number.isNaN(Date.parse(lm)) ? new Date(Date.parse(lm)) : undefined;
     return { file, size, sha256: h256 === want ? got : h256.digest('hex'), ...(mtime ? { mtime } : {}) };

@@ -1,8 +1,11 @@
 import { accessSync, existsSync, constants as fsConstants, promises as fsp, readFileSync, statSync, type Stats } from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { Command, Option } from 'commander';
 import { SkiffError } from '../core/errors.js';
 import { isFile, readAll } from '../core/fs.js';
+import { fetchContext, isRemoteContext } from '../build/remote-context.js';
+import { download } from '../build/sources.js';
 import { parseDuration, parseIntOption, registryOptions, storageFrom, writeOut, type GlobalOptions } from './common.js';
 import { capabilityName, ULIMITS, type ContainerOptions } from '../build/run.js';
 import type { SourceOptions } from '../core/image.js';
@@ -67,10 +70,11 @@ interface BuildFlags {
 
 /**
  * --build-context NAME=VALUE (buildah's and docker's): VALUE is an image (`container-image://REF`,
- * `docker-image://REF` or `docker://REF`) or a local directory. URLs and git repositories are refused by name.
+ * `docker-image://REF` or `docker://REF`), a local directory, or an http(s) URL of an archive (fetched and unpacked
+ * before the build). Git repositories are refused by name.
  */
-function parseBuildContexts(specs: string[] | undefined): Record<string, NamedContext> {
-  const out: Record<string, NamedContext> = {};
+function parseBuildContexts(specs: string[] | undefined): Record<string, NamedContext | { url: string }> {
+  const out: Record<string, NamedContext | { url: string }> = {};
   for (const spec of specs ?? []) {
     const eq = spec.indexOf('=');
     const bad = (why: string): SkiffError => new SkiffError('ERR_USAGE', `--build-context ${JSON.stringify(spec)}: ${why}`);
@@ -79,7 +83,7 @@ function parseBuildContexts(specs: string[] | undefined): Record<string, NamedCo
     const value = spec.slice(eq + 1);
     const image = /^(container-image|docker-image|docker):\/\/(.+)$/.exec(value);
     if (image) out[name] = { image: image[2]! };
-    else if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value) || value.startsWith('git@')) throw bad('URL and git build contexts are not supported: fetch and unpack it, then give the directory');
+    else if (isRemoteContext(value, `--build-context ${spec.slice(0, eq)}=`)) out[name] = { url: value };
     else {
       const dir = path.resolve(value);
       let st: Stats | undefined;
@@ -397,151 +401,187 @@ export function buildCommand(program: Command): void {
     .option('--force-rm [bool]', 'accepted for docker\'s and podman\'s scripts: skiff keeps no build containers')
     .option('--disable-compression', 'accepted for podman\'s scripts: layers are stored uncompressed; push compresses')
     .action(async (context: string, flags: BuildFlags, cmd: Command) => {
-      // `-f -`: the Containerfile comes from standard input (as buildah and docker take it); errors name it `-`.
-      const fromStdin = flags.file?.[0] === '-';
-      const file = fromStdin ? '-' : locateContainerfile(context, flags.file?.[0]);
-      let st: Stats | undefined;
+      // Downloaded contexts and Containerfiles (URLs) live in temporary directories until the build is done.
+      const temps: string[] = [];
       try {
-        st = statSync(context, { throwIfNoEntry: false });
-      } catch {}
-      if (!st?.isDirectory()) throw new SkiffError('ERR_USAGE', `build context ${context}: no such directory`);
-      const buildArgs = parseBuildArgs(flags.buildArg ?? [], await readBuildArgFiles(flags.buildArgFile ?? []));
-      const text = fromStdin ? await readStdin() : readFileSync(file, 'utf8');
-      const ignoreAnchor = fromStdin ? undefined : file;
-      const secrets = await readSecrets(flags.secret);
-      if (flags.jobs !== undefined && !/^\d+$/.test(flags.jobs)) throw new SkiffError('ERR_USAGE', `--jobs ${flags.jobs}: expected a number (0: no limit)`);
-      const containerOpts = containerOptions(flags);
-      // --os/--arch/--variant, as podman takes them: the parts of --platform not given are the host's.
-      let platform = flags.platform;
-      if (flags.os || flags.arch || flags.variant) {
-        if (platform) throw new SkiffError('ERR_USAGE', '--platform and --os/--arch/--variant cannot be used together');
-        const { hostPlatform } = await import('../core/platform.js');
-        const h = hostPlatform();
-        platform = `${flags.os ?? h.os}/${flags.arch ?? h.architecture}${flags.variant ? `/${flags.variant}` : ''}`;
-      }
-      // What both plans (before and after the bases are known) are made with.
-      const contexts = parseBuildContexts(flags.buildContext);
-      const planOpts = { file, buildArgs, contexts, ...(flags.target ? { target: flags.target } : {}), ...(platform ? { platform } : {}), ...(flags.from ? { fromOverride: flags.from } : {}) };
-      const volumes = await parseVolumes(flags.volume);
-      // --env KEY=VALUE, or KEY for this environment's value (empty when it has none, as buildah 1.28 does).
-      const envOpts = { env: [] as string[], unset: flags.unsetenv ?? [] };
-      for (const e of flags.env ?? []) {
-        const eq = e.indexOf('=');
-        const key = eq < 0 ? e : e.slice(0, eq);
-        if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) throw new SkiffError('ERR_USAGE', `--env ${JSON.stringify(e)}: expected KEY=VALUE or KEY`);
-        envOpts.env.push(eq >= 0 ? e : `${key}=${process.env[key] ?? ''}`);
-      }
-      // --isolation (or BUILDAH_ISOLATION, as buildah reads it): oci, or chroot; with no runtime installed, chroot.
-      let isolation = flags.isolation ?? process.env.BUILDAH_ISOLATION;
-      if (isolation !== undefined && isolation !== 'oci' && isolation !== 'chroot') throw new SkiffError('ERR_USAGE', `--isolation ${isolation}: expected oci or chroot`);
-      if (isolation === undefined) {
-        // (A PATH lookup, not a run of the runtime: this is on every build's path, cached ones too.)
-        if (!executable(flags.runtime ?? 'runc')) {
-          process.stderr.write(`skiff: warning: no OCI runtime (${flags.runtime ?? 'runc'}) found: RUN steps use --isolation chroot\n`);
-          isolation = 'chroot';
+        // `-f -`: the Containerfile comes from standard input (as buildah and docker take it); errors name it `-`.
+        const fromStdin = flags.file?.[0] === '-';
+        // A URL for the context or the Containerfile is fetched first (buildah's way): an archive is the context,
+        // any other file the Containerfile (with an empty context).
+        let given = flags.file?.[0];
+        if (isRemoteContext(context, 'build context')) {
+          const work = await fsp.mkdtemp(path.join(os.tmpdir(), 'skiff-context-'));
+          temps.push(work);
+          const r = await fetchContext(context, work, 'build context');
+          context = r.dir;
+          if (r.containerfile && given === undefined) given = r.containerfile;
         }
-      }
-      const output = flags.output !== undefined ? parseOutput(flags.output) : undefined;
-      if (output?.type === 'docker' && !output.dest && !flags.tag?.length) throw new SkiffError('ERR_USAGE', '--output type=docker loads the image into the Docker daemon under its -t name: give -t (or dest=FILE for a docker-archive)');
-      // The front end (dockerfile-ast and friends) is loaded only when building.
-      const { planContainerfile } = await import('../build/containerfile/plan.js');
-      const { findIgnoreFile } = await import('../build/containerfile/ignore.js');
-      const plan = planContainerfile(text, planOpts);
-      if (flags.ignorefile && !existsSync(flags.ignorefile)) throw new SkiffError('ERR_USAGE', `--ignorefile ${flags.ignorefile}: no such file`);
-      const ignorefile = findIgnoreFile(context, ignoreAnchor, flags.ignorefile);
-      for (const a of plan.unusedBuildArgs) process.stderr.write(`skiff: warning: build argument ${a} was not consumed by any ARG\n`);
-      if (flags.dryRun) {
-        await writeOut(`${JSON.stringify({ ...plan, context: path.resolve(context), ignorefile: ignorefile ?? null, tags: flags.tag ?? [] }, null, 2)}\n`);
-        return;
-      }
-      // Everything is valid: now get the base images, and plan again with their ENV known (FROM's ENV is visible
-      // to later expansions, as in BuildKit).
-      const g = cmd.optsWithGlobals() as GlobalOptions;
-      const { pullIntoStore, storeOf, copyBetween } = await import('./storage.js');
-      const { Builder } = await import('../build/builder.js');
-      const { loadIgnore } = await import('../build/containerfile/ignore.js');
-      const store = await storeOf(g);
-      const regOpts = { ...registryOptions({ ...(flags as unknown as Record<string, unknown>), retryTimes: flags.retry, retryDelay: flags.retryDelay }, ''), storage: storageFrom(g) };
-      const bases = new Map<string, string>();
-      // --pull: missing (default) uses a local image; always and true pull every time; newer pulls (only what
-      // changed is fetched) but keeps the local image when the registry cannot be reached; never/false never pull.
-      const pullBase = async (image: string): Promise<string> => {
-        const policy = flags.pull === undefined ? 'missing' : flags.pull === 'true' ? 'always' : flags.pull === 'false' ? 'never' : flags.pull;
-        const local = bases.get(image) ?? (policy !== 'always' ? (await store.findImage(image))?.id : undefined);
-        if (local && (bases.has(image) || policy !== 'newer')) return local;
-        if (!local && policy === 'never') throw new SkiffError('ERR_IMAGE_NOT_FOUND', `FROM ${image}: not in local storage and --pull=never`);
-        let id: string;
+        if (given !== undefined && given !== '-' && isRemoteContext(given, '-f')) {
+          const work = await fsp.mkdtemp(path.join(os.tmpdir(), 'skiff-containerfile-'));
+          temps.push(work);
+          const f = path.join(work, 'Containerfile');
+          await download(given, f, undefined, `-f ${given}`);
+          given = f;
+        }
+        const file = fromStdin ? '-' : locateContainerfile(context, given);
+        let st: Stats | undefined;
         try {
-          id = await pullIntoStore(image, regOpts, g, !!flags.quiet);
-        } catch (e) {
-          if (!local || !(e instanceof SkiffError) || e.code !== 'ERR_NETWORK') throw e;
-          process.stderr.write(`skiff: warning: --pull=newer: ${e.message}; using the local ${image}\n`);
-          id = local;
+          st = statSync(context, { throwIfNoEntry: false });
+        } catch {}
+        if (!st?.isDirectory()) throw new SkiffError('ERR_USAGE', `build context ${context}: no such directory`);
+        const buildArgs = parseBuildArgs(flags.buildArg ?? [], await readBuildArgFiles(flags.buildArgFile ?? []));
+        const text = fromStdin ? await readStdin() : readFileSync(file, 'utf8');
+        const ignoreAnchor = fromStdin ? undefined : file;
+        const secrets = await readSecrets(flags.secret);
+        if (flags.jobs !== undefined && !/^\d+$/.test(flags.jobs)) throw new SkiffError('ERR_USAGE', `--jobs ${flags.jobs}: expected a number (0: no limit)`);
+        const containerOpts = containerOptions(flags);
+        // --os/--arch/--variant, as podman takes them: the parts of --platform not given are the host's.
+        let platform = flags.platform;
+        if (flags.os || flags.arch || flags.variant) {
+          if (platform) throw new SkiffError('ERR_USAGE', '--platform and --os/--arch/--variant cannot be used together');
+          const { hostPlatform } = await import('../core/platform.js');
+          const h = hostPlatform();
+          platform = `${flags.os ?? h.os}/${flags.arch ?? h.architecture}${flags.variant ? `/${flags.variant}` : ''}`;
         }
-        bases.set(image, id);
-        return id;
-      };
-      const baseEnv = new Map<string, string[]>();
-      const baseOnBuild = new Map<string, string[]>();
-      for (const st of plan.stages) {
-        if (st.from.stage !== undefined || st.from.image === 'scratch') continue;
-        const id = await pullBase(st.from.image);
-        const img = (await store.images()).find((i) => i.id === id);
-        const cfg = img ? await store.bigData(img, `sha256:${img.id}`) : undefined;
-        const c = cfg ? (JSON.parse(cfg.toString()) as { config?: { Env?: string[]; OnBuild?: string[] | null } }).config : undefined;
-        baseEnv.set(st.from.image, c?.Env ?? []);
-        if (c?.OnBuild?.length) baseOnBuild.set(st.from.image, c.OnBuild);
-      }
-      const full = planContainerfile(text, { ...planOpts, baseEnv: (image) => baseEnv.get(image), baseOnBuild: (image) => baseOnBuild.get(image) });
-      const timestamp = flags.timestamp !== undefined ? Number(flags.timestamp) : process.env.SOURCE_DATE_EPOCH ? Number(process.env.SOURCE_DATE_EPOCH) : undefined;
-      const builder = new Builder({
-        plan: full,
-        contextDir: context,
-        ignore: loadIgnore(context, ignoreAnchor, flags.ignorefile),
-        store,
-        tags: flags.tag ?? [],
-        network: flags.network === 'none' ? 'none' : 'host',
-        container: containerOpts,
-        ...(flags.omitHistory ? { omitHistory: true } : {}),
-        ...(envOpts.env.length ? { env: envOpts.env } : {}),
-        ...(envOpts.unset.length ? { unsetEnv: envOpts.unset } : {}),
-        ...(volumes.length ? { volumes } : {}),
-        ...(flags.runtime ? { runtime: flags.runtime } : {}),
-        ...(isolation ? { isolation: isolation as 'oci' | 'chroot' } : {}),
-        ...(timestamp !== undefined && Number.isFinite(timestamp) ? { timestamp } : {}),
-        pullBase,
-        ...(flags.format ? { format: flags.format } : {}),
-        labels: keyValues('label', flags.label),
-        secrets,
-        ...(flags.cacheFrom?.length || flags.cacheTo ? { remoteCache: remoteCache(flags.cacheFrom ?? [], flags.cacheTo, regOpts, store, copyBetween) } : {}),
-        ...(flags.jobs !== undefined ? { jobs: Number(flags.jobs) === 0 ? Infinity : Number(flags.jobs) } : {}),
-        ...(flags.squashAll ? { squash: 'all' as const } : flags.squash ? { squash: 'new' as const } : {}),
-        annotations: keyValues('annotation', flags.annotation),
-        cache: flags.cache !== false && flags.layers !== 'false' && flags.layers !== false,
-        ...(flags.timings ? { timing: (line: string) => void process.stderr.write(`[timings] ${line}\n`) } : {}),
-        log: (line) => {
-          if (!flags.quiet) process.stderr.write(`${line}\n`);
-        },
-        warn: (line) => void process.stderr.write(`${line}\n`),
-      });
-      const id = await builder.build();
-      if (flags.iidfile) await fsp.writeFile(flags.iidfile, `sha256:${id}`);
-      if (!flags.quiet && flags.tag?.length) process.stderr.write(`COMMIT ${flags.tag.join(', ')}\n`);
-      if (output) {
-        if (output.type === 'local' || output.type === 'tar') {
-          const { exportRootfs } = await import('../build/export.js');
-          await exportRootfs(store, id, { type: output.type, dest: output.dest! });
-        } else {
-          // The image itself, through the copy engine: an OCI archive, a docker-archive, or the Docker daemon.
-          const { copyBetween } = await import('./storage.js');
-          const { formatDockerReference, parseDockerReference, withDefaultTag } = await import('../core/reference.js');
-          const name = flags.tag?.[0] ? formatDockerReference(withDefaultTag(parseDockerReference(flags.tag[0]))) : undefined;
-          const dest = output.type === 'oci' ? `oci-archive:${output.dest}` : output.dest ? `docker-archive:${output.dest}${name ? `:${name}` : ''}` : `docker-daemon:${name}`;
-          await copyBetween(`containers-storage:${id}`, dest, regOpts, {});
+        // What both plans (before and after the bases are known) are made with.
+        // (A URL context is fetched once the Containerfile is known to be valid; until then it plans as a directory.)
+        const fetchLater = new Map<string, string>();
+        const contexts: Record<string, NamedContext> = {};
+        for (const [name, c] of Object.entries(parseBuildContexts(flags.buildContext))) {
+          if ('url' in c) fetchLater.set(name, c.url);
+          contexts[name] = 'url' in c ? { dir: c.url } : c;
         }
-        if (!flags.quiet) process.stderr.write(`Output written to ${output.dest ?? 'the Docker daemon'} (type=${output.type})\n`);
-        if (output.dest === '-') return;
+        const planOpts = { file, buildArgs, contexts, ...(flags.target ? { target: flags.target } : {}), ...(platform ? { platform } : {}), ...(flags.from ? { fromOverride: flags.from } : {}) };
+        const volumes = await parseVolumes(flags.volume);
+        // --env KEY=VALUE, or KEY for this environment's value (empty when it has none, as buildah 1.28 does).
+        const envOpts = { env: [] as string[], unset: flags.unsetenv ?? [] };
+        for (const e of flags.env ?? []) {
+          const eq = e.indexOf('=');
+          const key = eq < 0 ? e : e.slice(0, eq);
+          if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) throw new SkiffError('ERR_USAGE', `--env ${JSON.stringify(e)}: expected KEY=VALUE or KEY`);
+          envOpts.env.push(eq >= 0 ? e : `${key}=${process.env[key] ?? ''}`);
+        }
+        // --isolation (or BUILDAH_ISOLATION, as buildah reads it): oci, or chroot; with no runtime installed, chroot.
+        let isolation = flags.isolation ?? process.env.BUILDAH_ISOLATION;
+        if (isolation !== undefined && isolation !== 'oci' && isolation !== 'chroot') throw new SkiffError('ERR_USAGE', `--isolation ${isolation}: expected oci or chroot`);
+        if (isolation === undefined) {
+          // (A PATH lookup, not a run of the runtime: this is on every build's path, cached ones too.)
+          if (!executable(flags.runtime ?? 'runc')) {
+            process.stderr.write(`skiff: warning: no OCI runtime (${flags.runtime ?? 'runc'}) found: RUN steps use --isolation chroot\n`);
+            isolation = 'chroot';
+          }
+        }
+        const output = flags.output !== undefined ? parseOutput(flags.output) : undefined;
+        if (output?.type === 'docker' && !output.dest && !flags.tag?.length) throw new SkiffError('ERR_USAGE', '--output type=docker loads the image into the Docker daemon under its -t name: give -t (or dest=FILE for a docker-archive)');
+        // The front end (dockerfile-ast and friends) is loaded only when building.
+        const { planContainerfile } = await import('../build/containerfile/plan.js');
+        const { findIgnoreFile } = await import('../build/containerfile/ignore.js');
+        const plan = planContainerfile(text, planOpts);
+        if (flags.ignorefile && !existsSync(flags.ignorefile)) throw new SkiffError('ERR_USAGE', `--ignorefile ${flags.ignorefile}: no such file`);
+        const ignorefile = findIgnoreFile(context, ignoreAnchor, flags.ignorefile);
+        for (const a of plan.unusedBuildArgs) process.stderr.write(`skiff: warning: build argument ${a} was not consumed by any ARG\n`);
+        if (flags.dryRun) {
+          await writeOut(`${JSON.stringify({ ...plan, context: path.resolve(context), ignorefile: ignorefile ?? null, tags: flags.tag ?? [] }, null, 2)}\n`);
+          return;
+        }
+        for (const [name, url] of fetchLater) {
+          const work = await fsp.mkdtemp(path.join(os.tmpdir(), 'skiff-context-'));
+          temps.push(work);
+          const r = await fetchContext(url, work, `--build-context ${name}=`);
+          if (r.containerfile) throw new SkiffError('ERR_USAGE', `--build-context ${name}=${url}: not an archive (a tar, plain or compressed)`);
+          contexts[name] = { dir: r.dir };
+        }
+        // Everything is valid: now get the base images, and plan again with their ENV known (FROM's ENV is visible
+        // to later expansions, as in BuildKit).
+        const g = cmd.optsWithGlobals() as GlobalOptions;
+        const { pullIntoStore, storeOf, copyBetween } = await import('./storage.js');
+        const { Builder } = await import('../build/builder.js');
+        const { loadIgnore } = await import('../build/containerfile/ignore.js');
+        const store = await storeOf(g);
+        const regOpts = { ...registryOptions({ ...(flags as unknown as Record<string, unknown>), retryTimes: flags.retry, retryDelay: flags.retryDelay }, ''), storage: storageFrom(g) };
+        const bases = new Map<string, string>();
+        // --pull: missing (default) uses a local image; always and true pull every time; newer pulls (only what
+        // changed is fetched) but keeps the local image when the registry cannot be reached; never/false never pull.
+        const pullBase = async (image: string): Promise<string> => {
+          const policy = flags.pull === undefined ? 'missing' : flags.pull === 'true' ? 'always' : flags.pull === 'false' ? 'never' : flags.pull;
+          const local = bases.get(image) ?? (policy !== 'always' ? (await store.findImage(image))?.id : undefined);
+          if (local && (bases.has(image) || policy !== 'newer')) return local;
+          if (!local && policy === 'never') throw new SkiffError('ERR_IMAGE_NOT_FOUND', `FROM ${image}: not in local storage and --pull=never`);
+          let id: string;
+          try {
+            id = await pullIntoStore(image, regOpts, g, !!flags.quiet);
+          } catch (e) {
+            if (!local || !(e instanceof SkiffError) || e.code !== 'ERR_NETWORK') throw e;
+            process.stderr.write(`skiff: warning: --pull=newer: ${e.message}; using the local ${image}\n`);
+            id = local;
+          }
+          bases.set(image, id);
+          return id;
+        };
+        const baseEnv = new Map<string, string[]>();
+        const baseOnBuild = new Map<string, string[]>();
+        for (const st of plan.stages) {
+          if (st.from.stage !== undefined || st.from.image === 'scratch') continue;
+          const id = await pullBase(st.from.image);
+          const img = (await store.images()).find((i) => i.id === id);
+          const cfg = img ? await store.bigData(img, `sha256:${img.id}`) : undefined;
+          const c = cfg ? (JSON.parse(cfg.toString()) as { config?: { Env?: string[]; OnBuild?: string[] | null } }).config : undefined;
+          baseEnv.set(st.from.image, c?.Env ?? []);
+          if (c?.OnBuild?.length) baseOnBuild.set(st.from.image, c.OnBuild);
+        }
+        const full = planContainerfile(text, { ...planOpts, baseEnv: (image) => baseEnv.get(image), baseOnBuild: (image) => baseOnBuild.get(image) });
+        const timestamp = flags.timestamp !== undefined ? Number(flags.timestamp) : process.env.SOURCE_DATE_EPOCH ? Number(process.env.SOURCE_DATE_EPOCH) : undefined;
+        const builder = new Builder({
+          plan: full,
+          contextDir: context,
+          ignore: loadIgnore(context, ignoreAnchor, flags.ignorefile),
+          store,
+          tags: flags.tag ?? [],
+          network: flags.network === 'none' ? 'none' : 'host',
+          container: containerOpts,
+          ...(flags.omitHistory ? { omitHistory: true } : {}),
+          ...(envOpts.env.length ? { env: envOpts.env } : {}),
+          ...(envOpts.unset.length ? { unsetEnv: envOpts.unset } : {}),
+          ...(volumes.length ? { volumes } : {}),
+          ...(flags.runtime ? { runtime: flags.runtime } : {}),
+          ...(isolation ? { isolation: isolation as 'oci' | 'chroot' } : {}),
+          ...(timestamp !== undefined && Number.isFinite(timestamp) ? { timestamp } : {}),
+          pullBase,
+          ...(flags.format ? { format: flags.format } : {}),
+          labels: keyValues('label', flags.label),
+          secrets,
+          ...(flags.cacheFrom?.length || flags.cacheTo ? { remoteCache: remoteCache(flags.cacheFrom ?? [], flags.cacheTo, regOpts, store, copyBetween) } : {}),
+          ...(flags.jobs !== undefined ? { jobs: Number(flags.jobs) === 0 ? Infinity : Number(flags.jobs) } : {}),
+          ...(flags.squashAll ? { squash: 'all' as const } : flags.squash ? { squash: 'new' as const } : {}),
+          annotations: keyValues('annotation', flags.annotation),
+          cache: flags.cache !== false && flags.layers !== 'false' && flags.layers !== false,
+          ...(flags.timings ? { timing: (line: string) => void process.stderr.write(`[timings] ${line}\n`) } : {}),
+          log: (line) => {
+            if (!flags.quiet) process.stderr.write(`${line}\n`);
+          },
+          warn: (line) => void process.stderr.write(`${line}\n`),
+        });
+        const id = await builder.build();
+        if (flags.iidfile) await fsp.writeFile(flags.iidfile, `sha256:${id}`);
+        if (!flags.quiet && flags.tag?.length) process.stderr.write(`COMMIT ${flags.tag.join(', ')}\n`);
+        if (output) {
+          if (output.type === 'local' || output.type === 'tar') {
+            const { exportRootfs } = await import('../build/export.js');
+            await exportRootfs(store, id, { type: output.type, dest: output.dest! });
+          } else {
+            // The image itself, through the copy engine: an OCI archive, a docker-archive, or the Docker daemon.
+            const { copyBetween } = await import('./storage.js');
+            const { formatDockerReference, parseDockerReference, withDefaultTag } = await import('../core/reference.js');
+            const name = flags.tag?.[0] ? formatDockerReference(withDefaultTag(parseDockerReference(flags.tag[0]))) : undefined;
+            const dest = output.type === 'oci' ? `oci-archive:${output.dest}` : output.dest ? `docker-archive:${output.dest}${name ? `:${name}` : ''}` : `docker-daemon:${name}`;
+            await copyBetween(`containers-storage:${id}`, dest, regOpts, {});
+          }
+          if (!flags.quiet) process.stderr.write(`Output written to ${output.dest ?? 'the Docker daemon'} (type=${output.type})\n`);
+          if (output.dest === '-') return;
+        }
+        await writeOut(`${id}\n`);
+      } finally {
+        for (const d of temps) await fsp.rm(d, { recursive: true, force: true });
       }
-      await writeOut(`${id}\n`);
     });
 }

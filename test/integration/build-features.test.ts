@@ -8,9 +8,11 @@ import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { makeBusyboxLayout } from '../kit/fixtures.js';
+import { tarHeader } from '../../src/archive/tar-append.js';
 import { ok, run, skiff, SKIFF, tempDir, unmountUnder } from '../kit/run.js';
 import { flatRef, type Flat } from '../kit/validate.js';
 import { startRegistry } from '../kit/registry.js';
@@ -26,6 +28,8 @@ const hasContent = (flat: Flat, p: string, text: string): void => {
 describe('skiff build features', () => {
   let t: ReturnType<typeof tempDir>;
   let server: Server;
+  /** Files the test server serves under /served/NAME. */
+  const served = new Map<string, Buffer>();
   let base: string;
   const S = (): string[] => ['--root', `${t.dir}/root`, '--runroot', `${t.dir}/run`];
   const build = async (name: string, file: string, files: Record<string, string | Buffer> = {}, flags: string[] = []): Promise<{ flat: Flat; config: Record<string, unknown>; manifest: Record<string, unknown>; stderr: string }> => {
@@ -60,6 +64,9 @@ describe('skiff build features', () => {
       } else if (req.url === '/moved') {
         res.writeHead(302, { location: '/file.txt' });
         res.end();
+      } else if (req.url?.startsWith('/served/') && served.has(req.url.slice(8))) {
+        res.writeHead(200);
+        res.end(served.get(req.url.slice(8)));
       } else {
         res.writeHead(404);
         res.end();
@@ -573,5 +580,50 @@ describe('skiff build features', () => {
     const second = await build('tagmove', file);
     hasContent(second.flat, 'which', 'two\n');
     hasContent(second.flat, 'mounted', 'two\n');
+  });
+
+  it('URL contexts, as buildah takes them: a tarball is the context (build URL, --build-context NAME=URL), another file the Containerfile (also -f URL); hostile archives refused', async () => {
+    const url = (name: string): string => `http://127.0.0.1:${(server.address() as AddressInfo).port}/served/${name}`;
+    const src = path.join(t.dir, 'url-src');
+    await fsp.mkdir(path.join(src, 'sub'), { recursive: true });
+    await fsp.writeFile(path.join(src, 'Containerfile'), `FROM ${base}\nCOPY hello.txt /hello.txt\nCOPY sub /sub\nCOPY --from=extra / /extra/\nRUN cat /hello.txt > /ran.txt\n`);
+    await fsp.writeFile(path.join(src, 'hello.txt'), 'from a URL\n');
+    await fsp.writeFile(path.join(src, 'sub', 'ro.txt'), 'read-only\n');
+    await fsp.chmod(path.join(src, 'sub', 'ro.txt'), 0o444);
+    await fsp.symlink('hello.txt', path.join(src, 'link'));
+    await ok(run('tar', ['-C', src, '-czf', path.join(t.dir, 'ctx.tar.gz'), '.']));
+    served.set('ctx.tar.gz', await fsp.readFile(path.join(t.dir, 'ctx.tar.gz')));
+    const extra = path.join(t.dir, 'url-extra');
+    await fsp.mkdir(extra);
+    await fsp.writeFile(path.join(extra, 'more.txt'), 'more\n');
+    await ok(run('tar', ['-C', extra, '-cf', path.join(t.dir, 'extra.tar'), '.']));
+    served.set('extra.tar', await fsp.readFile(path.join(t.dir, 'extra.tar')));
+    const ref = (n: string): string => `containers-storage:[overlay@${t.dir}/root+${t.dir}/run]localhost/${n}:1`;
+    const r = await skiff([...S(), 'build', '--build-context', `extra=${url('extra.tar')}`, '-t', 'localhost/fromurl:1', url('ctx.tar.gz')]);
+    assert.equal(r.code, 0, r.stderr);
+    const flat = await flatRef(ref('fromurl'));
+    hasContent(flat, 'hello.txt', 'from a URL\n');
+    hasContent(flat, 'ran.txt', 'from a URL\n');
+    hasContent(flat, 'extra/more.txt', 'more\n');
+    assert.match(content(flat, 'sub/ro.txt') ?? '', /mode=444 /, 'the archive\'s modes kept');
+    // A plain file at the URL is the Containerfile (with an empty context), as is -f URL with a local context.
+    served.set('Containerfile', Buffer.from(`FROM ${base}\nRUN echo remote file > /r.txt\n`));
+    await ok(skiff([...S(), 'build', '-q', '-t', 'localhost/fromfile:1', url('Containerfile')]));
+    hasContent(await flatRef(ref('fromfile')), 'r.txt', 'remote file\n');
+    await ok(skiff([...S(), 'build', '-q', '-f', url('Containerfile'), '-t', 'localhost/fromf:1', src]));
+    hasContent(await flatRef(ref('fromf')), 'r.txt', 'remote file\n');
+    assert.deepEqual((await fsp.readdir(tmpdir())).filter((n) => /^skiff-(context|containerfile)-/.test(n)), [], 'downloads removed');
+    // Hostile: a file written through a symlink the archive made, a hard link to a file outside it.
+    const through = Buffer.concat([tarHeader('Containerfile', 0), tarHeader('esc', 0, 'symlink', 0o777, '/tmp'), tarHeader('esc/planted', 5), Buffer.from('evil\n'), Buffer.alloc(507), Buffer.alloc(1024)]);
+    served.set('through.tar', through);
+    const bad = await skiff([...S(), 'build', url('through.tar')]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /build context http:[^ ]*through\.tar: .*esc\/planted: its parent esc is a symbolic link in the archive/);
+    await assert.rejects(fsp.access('/tmp/planted'));
+    for (const [spec, msg] of [[['https://example.invalid/repo.git'], /git repositories are not supported/], [['ftp://example.invalid/x.tar'], /only http and https URLs are supported/], [['--build-context', `x=${url('Containerfile')}`, src], /--build-context x=http[^ ]*: not an archive/]] as const) {
+      const b = await skiff([...S(), 'build', ...spec]);
+      assert.equal(b.code, 1, b.stderr);
+      assert.match(b.stderr, msg);
+    }
   });
 });

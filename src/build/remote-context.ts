@@ -1,0 +1,115 @@
+/**
+ * Build contexts given as URLs, as buildah takes them (`skiff build https://…/src.tar.gz`, `--build-context
+ * NAME=https://…`): the file is downloaded; an archive (tar, plain or compressed, recognised by content) is unpacked
+ * and its root is the context; anything else is the Containerfile, with an empty context. Git repositories are
+ * refused by name.
+ */
+import { createWriteStream, promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Header } from '../archive/tar-pack.js';
+import { SkiffError } from '../core/errors.js';
+import { download, isArchive, unpackArchive } from './sources.js';
+
+/** Is this context argument a URL skiff fetches (http or https)? Git URLs are refused, other schemes too. */
+export function isRemoteContext(spec: string, what: string): boolean {
+  // (A local directory may well be called x.git: only URLs count as repositories by that suffix.)
+  if (/^git@|^git:\/\/|^github\.com\//.test(spec) || (/^https?:\/\//i.test(spec) && /\.git(#.*)?$/.test(spec))) throw new SkiffError('ERR_UNSUPPORTED', `${what} ${spec}: git repositories are not supported: clone it and give the directory`);
+  if (/^https?:\/\//i.test(spec)) return true;
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(spec)) throw new SkiffError('ERR_UNSUPPORTED', `${what} ${spec}: only http and https URLs are supported`);
+  return false;
+}
+
+export interface RemoteContext {
+  /** The context directory (the archive's root, or empty). */
+  dir: string;
+  /** The downloaded Containerfile, when the URL was not an archive. */
+  containerfile?: string;
+}
+
+/**
+ * Fetch `url` into `work` (a new, empty directory the caller removes) and unpack it there. The archive is
+ * unpacked with every name kept inside the context: `..` cannot climb out, a file is never written through a
+ * symlink or a file the archive made (refused as hostile), hard links point only at files of the archive, and
+ * devices and fifos are left out. Owners are not kept (the context's files are the user's, as a directory's are).
+ */
+export async function fetchContext(url: string, work: string, what: string): Promise<RemoteContext> {
+  const file = path.join(work, 'download');
+  const dir = path.join(work, 'context');
+  await fsp.mkdir(dir, { recursive: true });
+  await download(url, file, undefined, `${what} ${url}`);
+  if (!(await isArchive(file))) {
+    const containerfile = path.join(work, 'Containerfile');
+    await fsp.rename(file, containerfile);
+    return { dir, containerfile };
+  }
+  const made = new Map<string, 'dir' | 'file' | 'symlink'>();
+  /** The archive's modes, set at the end: a read-only directory must stay writable until its files are in. */
+  const modes = new Map<string, number>();
+  const hostile = (name: string, why: string): SkiffError => new SkiffError('ERR_BUILD', `${what} ${url}: ${name}: ${why}`);
+  /** Make the parents of `rel`: each must be a directory this archive made (or a new one). */
+  const parents = async (rel: string): Promise<void> => {
+    const parts = rel.split('/');
+    for (let i = 1; i < parts.length; i++) {
+      const p = parts.slice(0, i).join('/');
+      const kind = made.get(p);
+      if (kind === undefined) {
+        await fsp.mkdir(path.join(dir, p));
+        made.set(p, 'dir');
+      } else if (kind !== 'dir') throw hostile(rel, `its parent ${p} is a ${kind === 'symlink' ? 'symbolic link' : 'file'} in the archive`);
+    }
+  };
+  /** An entry replaces what the archive made at its name before (a directory only by a directory). */
+  const replace = async (rel: string, kind: 'dir' | 'file' | 'symlink'): Promise<boolean> => {
+    const had = made.get(rel);
+    if (had === undefined) return true;
+    if (had === 'dir') {
+      if (kind === 'dir') return false;
+      throw hostile(rel, 'replaces a directory of the archive');
+    }
+    await fsp.rm(path.join(dir, rel), { force: true });
+    return true;
+  };
+  await unpackArchive(file, '', async (h: Header, body?: Readable) => {
+    // (unpackArchive has made names relative and kept them inside: `..` and leading slashes are gone.)
+    const rel = h.name.replace(/\/+$/, '');
+    if (!rel || rel === '.') return;
+    await parents(rel);
+    const full = path.join(dir, rel);
+    const mode = (h.mode ?? 0o644) & 0o777;
+    switch (h.type) {
+      case 'directory':
+        if (await replace(rel, 'dir')) await fsp.mkdir(full, { mode: 0o700 });
+        made.set(rel, 'dir');
+        modes.set(rel, mode);
+        return;
+      case 'symlink':
+        await replace(rel, 'symlink');
+        await fsp.symlink(h.linkname ?? '', full);
+        made.set(rel, 'symlink');
+        return;
+      case 'link': {
+        const target = (h.linkname ?? '').replace(/\/+$/, '');
+        if (made.get(target) !== 'file') throw hostile(rel, `a hard link to ${target}, which is not a file of the archive`);
+        await replace(rel, 'file');
+        await fsp.link(path.join(dir, target), full);
+        made.set(rel, 'file');
+        return;
+      }
+      case 'file':
+        await replace(rel, 'file');
+        // (wx: the name was checked above; nothing may be opened through a link made in between.)
+        await pipeline(body!, createWriteStream(full, { flags: 'wx', mode: 0o600 }));
+        made.set(rel, 'file');
+        modes.set(rel, mode);
+        return;
+      default:
+        body?.resume();
+    }
+  }, undefined, `${what} ${url}`);
+  // Deepest first, so a directory made read-only no longer needs to be written into.
+  for (const rel of [...modes.keys()].sort((x, y) => y.split('/').length - x.split('/').length)) if (made.get(rel) !== 'symlink') await fsp.chmod(path.join(dir, rel), modes.get(rel)!);
+  await fsp.rm(file, { force: true });
+  return { dir };
+}

@@ -13,11 +13,12 @@ import { SkiffError } from '../core/errors.js';
 import { download, isArchive, unpackArchive } from './sources.js';
 
 /** Is this context argument a URL skiff fetches (http or https)? Git URLs are refused, other schemes too. */
+/** `what` prefixes the messages with the spec right after it: `build context URL`, `--build-context NAME=URL`. */
 export function isRemoteContext(spec: string, what: string): boolean {
   // (A local directory may well be called x.git: only URLs count as repositories by that suffix.)
-  if (/^git@|^git:\/\/|^github\.com\//.test(spec) || (/^https?:\/\//i.test(spec) && /\.git(#.*)?$/.test(spec))) throw new SkiffError('ERR_UNSUPPORTED', `${what} ${spec}: git repositories are not supported: clone it and give the directory`);
+  if (/^git@|^git:\/\/|^github\.com\//.test(spec) || (/^https?:\/\//i.test(spec) && /\.git(#.*)?$/.test(spec))) throw new SkiffError('ERR_UNSUPPORTED', `${what}${spec}: git repositories are not supported: clone it and give the directory`);
   if (/^https?:\/\//i.test(spec)) return true;
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(spec)) throw new SkiffError('ERR_UNSUPPORTED', `${what} ${spec}: only http and https URLs are supported`);
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(spec)) throw new SkiffError('ERR_UNSUPPORTED', `${what}${spec}: only http and https URLs are supported`);
   return false;
 }
 
@@ -34,11 +35,12 @@ export interface RemoteContext {
  * symlink or a file the archive made (refused as hostile), hard links point only at files of the archive, and
  * devices and fifos are left out. Owners are not kept (the context's files are the user's, as a directory's are).
  */
+/** `what` as for isRemoteContext. */
 export async function fetchContext(url: string, work: string, what: string): Promise<RemoteContext> {
   const file = path.join(work, 'download');
   const dir = path.join(work, 'context');
   await fsp.mkdir(dir, { recursive: true });
-  await download(url, file, undefined, `${what} ${url}`);
+  await download(url, file, undefined, `${what}${url}`);
   if (!(await isArchive(file))) {
     const containerfile = path.join(work, 'Containerfile');
     await fsp.rename(file, containerfile);
@@ -47,7 +49,7 @@ export async function fetchContext(url: string, work: string, what: string): Pro
   const made = new Map<string, 'dir' | 'file' | 'symlink'>();
   /** The archive's modes, set at the end: a read-only directory must stay writable until its files are in. */
   const modes = new Map<string, number>();
-  const hostile = (name: string, why: string): SkiffError => new SkiffError('ERR_BUILD', `${what} ${url}: ${name}: ${why}`);
+  const hostile = (name: string, why: string): SkiffError => new SkiffError('ERR_BUILD', `${what}${url}: ${name}: ${why}`);
   /** Make the parents of `rel`: each must be a directory this archive made (or a new one). */
   const parents = async (rel: string): Promise<void> => {
     const parts = rel.split('/');
@@ -107,7 +109,7 @@ export async function fetchContext(url: string, work: string, what: string): Pro
       default:
         body?.resume();
     }
-  }, undefined, `${what} ${url}`);
+  }, undefined, `${what}${url}`);
   // Deepest first, so a directory made read-only no longer needs to be written into.
   for (const rel of [...modes.keys()].sort((x, y) => y.split('/').length - x.split('/').length)) if (made.get(rel) !== 'symlink') await fsp.chmod(path.join(dir, rel), modes.get(rel)!);
   await fsp.rm(file, { force: true });

@@ -409,14 +409,14 @@ export function buildCommand(program: Command): void {
         // A URL for the context or the Containerfile is fetched first (buildah's way): an archive is the context,
         // any other file the Containerfile (with an empty context).
         let given = flags.file?.[0];
-        if (isRemoteContext(context, 'build context')) {
+        if (isRemoteContext(context, 'build context ')) {
           const work = await fsp.mkdtemp(path.join(os.tmpdir(), 'skiff-context-'));
           temps.push(work);
-          const r = await fetchContext(context, work, 'build context');
+          const r = await fetchContext(context, work, 'build context ');
           context = r.dir;
           if (r.containerfile && given === undefined) given = r.containerfile;
         }
-        if (given !== undefined && given !== '-' && isRemoteContext(given, '-f')) {
+        if (given !== undefined && given !== '-' && isRemoteContext(given, '-f ')) {
           const work = await fsp.mkdtemp(path.join(os.tmpdir(), 'skiff-containerfile-'));
           temps.push(work);
           const f = path.join(work, 'Containerfile');

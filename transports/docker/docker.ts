@@ -547,6 +547,17 @@ class DockerDestination implements ImageDestination {
 }
 
 
+/**
+ * Ping the registry now, in the background, rather than at the first request: a copy then meets both its
+ * registries at once, while it opens the other end and fetches the manifest (registry -> registry waited for the
+ * destination's ping after the source's manifest and config). A failure is not lost: ping() is shared, and the
+ * first real request awaits the same attempt (with its retries) or, after a failure, tries again and reports it.
+ */
+function warmUp(ep: Endpoint): Endpoint {
+  ep.client.ping().catch(() => undefined);
+  return ep;
+}
+
 export const dockerTransport: Transport = {
   name: 'docker',
   parse: parseDockerSpec,
@@ -555,7 +566,7 @@ export const dockerTransport: Transport = {
     const eps = await endpoints(r, opts, true);
     // Mirrors first: the first endpoint that serves the manifest serves the whole image.
     for (const [i, ep] of eps.entries()) {
-      if (i === eps.length - 1) return new DockerSource(r, ep, opts.retryTimes ?? 3);
+      if (i === eps.length - 1) return new DockerSource(r, warmUp(ep), opts.retryTimes ?? 3);
       try {
         const first = await fetchManifest(ep, r, r.reference);
         return new DockerSource(r, ep, opts.retryTimes ?? 3, first);
@@ -568,7 +579,7 @@ export const dockerTransport: Transport = {
   async openDestination(ref, opts: DestinationOptions = {}) {
     // Pushing by digest is allowed: commit() checks that the manifest hashes to it.
     const r = ref as DockerRef;
-    return new DockerDestination(r, await connect(r, opts), !!opts.precomputeDigests);
+    return new DockerDestination(r, warmUp(await connect(r, opts)), !!opts.precomputeDigests);
   },
   /** Delete the manifest a reference names (by tag: resolved to its digest first). */
   async delete(ref, opts: SourceOptions = {}) {

@@ -56,6 +56,40 @@ describe('containers-storage (read)', () => {
     assert.deepEqual(await flat(`dir:${t.dir}/loaded-dir`), fixtureFlat);
   });
 
+  it('a manifest list podman made (manifest create, add) copies out whole with --all, its host instance without; skopeo reads the result; a missing instance is named', async () => {
+    const podman = (args: string[]) => ok(run('podman', ['--root', `${t.dir}/root`, '--runroot', `${t.dir}/run`, '--storage-driver', 'overlay', ...args]));
+    await podman(['manifest', 'create', 'localhost/list:1']);
+    await podman(['manifest', 'add', 'localhost/list:1', 'containers-storage:localhost/bb:1']);
+    const list = `containers-storage:[${store}]localhost/list:1`;
+    const raw = JSON.parse(await ok(skiff(['inspect', '--raw', list]))) as { mediaType: string; manifests: { digest: string; platform?: { os: string; architecture: string } }[] };
+    assert.equal(raw.mediaType, 'application/vnd.oci.image.index.v1+json');
+    assert.equal(raw.manifests.length, 1);
+    assert.equal(raw.manifests[0]!.platform?.os, 'linux');
+    await ok(skiff(['copy', '-q', '--all', list, `oci:${t.dir}/list-all:x`]));
+    // (The layers are compressed on the way into the layout, so the instance has a new digest there.)
+    const top = JSON.parse(await ok(run('skopeo', ['inspect', '--raw', `oci:${t.dir}/list-all:x`]))) as { mediaType: string; manifests: { platform?: unknown }[] };
+    assert.equal(top.mediaType, 'application/vnd.oci.image.index.v1+json');
+    assert.deepEqual(top.manifests.map((m) => m.platform), raw.manifests.map((m) => m.platform), 'the list written whole');
+    assert.deepEqual(await flat(`oci:${t.dir}/list-all:x`), fixtureFlat);
+    // Without --all, the host's instance alone, as an image.
+    await ok(skiff(['copy', '-q', list, `oci:${t.dir}/list-one:x`]));
+    const one = JSON.parse(await ok(skiff(['inspect', '--raw', `oci:${t.dir}/list-one:x`]))) as { mediaType: string };
+    assert.equal(one.mediaType, 'application/vnd.oci.image.manifest.v1+json');
+    assert.deepEqual(await flat(`oci:${t.dir}/list-one:x`), fixtureFlat);
+    // An instance the store no longer has (podman manifest add of a remote image records it without pulling it;
+    // here the instance is added, then removed).
+    await makeLayout(`${t.dir}/listed`, 'l', sampleSpec(77));
+    await ok(skiff(['copy', '-q', `oci:${t.dir}/listed:l`, `containers-storage:[${store}]localhost/listed:1`]));
+    await podman(['manifest', 'create', 'localhost/list:2']);
+    await podman(['manifest', 'add', 'localhost/list:2', 'containers-storage:localhost/listed:1']);
+    const wanted = (JSON.parse(await podman(['manifest', 'inspect', 'localhost/list:2'])) as { manifests: { digest: string }[] }).manifests[0]!.digest;
+    await ok(skiff(['--root', `${t.dir}/root`, '--runroot', `${t.dir}/run`, 'rmi', 'localhost/listed:1']));
+    const missing = await skiff(['copy', '-q', '--all', `containers-storage:[${store}]localhost/list:2`, `oci:${t.dir}/list-gone:x`]);
+    assert.equal(missing.code, 2, missing.stderr);
+    assert.match(missing.stderr, new RegExp(`the list's instance ${wanted} \\(linux/amd64\\) is not in the store`));
+    await assert.rejects(fsp.access(`${t.dir}/list-gone`));
+  });
+
   it('a file changed inside a layer\'s diff dir is caught by the diffID check; a missing image exits 2', async () => {
     const layers = JSON.parse(await fsp.readFile(`${t.dir}/root/overlay-layers/layers.json`, 'utf8')) as { id: string; 'diff-size': number }[];
     const top = layers.find((l) => l['diff-size'] > 100_000 && l['diff-size'] < 1_000_000)!;

@@ -7,7 +7,7 @@ import { SkiffError } from '../../src/core/errors.js';
 import { removeTree, streamToTempFile } from '../../src/core/fs.js';
 import type { BlobInfo, DestinationCaps, ImageDestination, ImageSource, SourceOptions, Transport } from '../../src/core/image.js';
 import { parseConfig } from '../../src/core/config.js';
-import { parseManifest, serializeManifest, type Descriptor, type ImageManifest, type RawManifest } from '../../src/core/manifest.js';
+import { parseManifest, serializeManifest, type Descriptor, type ImageManifest, type IndexManifest, type RawManifest } from '../../src/core/manifest.js';
 import { formatDockerReference, parseDockerReference, withDefaultTag } from '../../src/core/reference.js';
 import { createDecompressor, detectCompression, peek } from '../../src/archive/compression.js';
 import { layerId, StoreWriter, sweepDeadDirs, type StagedLayer } from '../../src/store/writer.js';
@@ -25,10 +25,56 @@ export async function openStore(ref: StorageRef, o: SourceOptions = {}): Promise
   return new Store({ driver: ref.store.driver ?? s.driver ?? def.driver, root: ref.store.root ?? s.root ?? def.root, runroot: ref.store.runroot ?? s.runroot ?? def.runroot });
 }
 
+/** One image of the store as a copy reads it: a manifest made for it, its config, its layers by diffID. */
+interface Described {
+  image: Image;
+  manifest: Buffer;
+  mediaType: string;
+  layers: Map<Digest, Layer>;
+  config: Buffer;
+}
+
 /**
- * Reads an image from the store. The manifest is synthesised (OCI, layers uncompressed by their diffIDs), because
- * the store keeps layers unpacked: each layer tar is rebuilt exactly through tar-split, so diffIDs match, and the
- * destination compresses as it wants (what c/image does through LayerInfosForCopy).
+ * An image of the store, described for copying. The manifest is synthesised (OCI, layers uncompressed by their
+ * diffIDs), because the store keeps layers unpacked: each layer tar is rebuilt exactly through tar-split, so diffIDs
+ * match, and the destination compresses as it wants (what c/image does through LayerInfosForCopy).
+ */
+async function describe(store: Store, image: Image, what: string): Promise<Described> {
+  const chain = await store.layerChain(image);
+  const config = await store.bigData(image, `sha256:${image.id}`);
+  if (!config) throw new SkiffError('ERR_INVALID_CONFIG', `${what}: the store has no config for image ${image.id.slice(0, 12)}`);
+  // The stored manifest decides the format (a `build --format docker` image stays Docker v2s2) and keeps its
+  // annotations; the layers are described as the store has them: uncompressed, by diffID.
+  const stored = await store.bigData(image, 'manifest');
+  let kind: { docker: boolean; annotations?: Record<string, string> } = { docker: false };
+  try {
+    const sm = stored ? parseManifest(stored) : undefined;
+    if (sm?.kind === 'image') kind = { docker: sm.mediaType === MT.dockerManifest, ...(sm.annotations ? { annotations: sm.annotations } : {}) };
+  } catch {
+    /* an unreadable stored manifest: the image is still described by its config and layers */
+  }
+  const layers = new Map<Digest, Layer>();
+  const descs: Descriptor[] = [];
+  for (const l of chain) {
+    const d = l['diff-digest'];
+    if (!d || l['diff-size'] === undefined) throw new SkiffError('ERR_INVALID_ARCHIVE', `${what}: layer ${l.id.slice(0, 12)} has no recorded diff digest/size`);
+    layers.set(d, l);
+    descs.push({ mediaType: kind.docker ? MT.dockerLayer : MT.ociLayer, digest: d, size: l['diff-size'] });
+  }
+  const m: ImageManifest = {
+    kind: 'image',
+    mediaType: kind.docker ? MT.dockerManifest : MT.ociManifest,
+    config: { mediaType: kind.docker ? MT.dockerConfig : MT.ociConfig, digest: sha256(config), size: config.length },
+    layers: descs,
+    ...(kind.annotations && !kind.docker ? { annotations: kind.annotations } : {}),
+  };
+  return { image, manifest: serializeManifest(m), mediaType: m.mediaType, layers, config };
+}
+
+/**
+ * Reads an image from the store, or a manifest list (podman's `manifest create`/`add`, kept as an image whose
+ * "manifest" is the list): the list is given with each instance described as the store has it (so with new digests,
+ * as the instances' manifests are made anew), the instances found by the digests podman recorded for them.
  */
 class StorageSource implements ImageSource {
   readonly local = true;
@@ -36,10 +82,9 @@ class StorageSource implements ImageSource {
     readonly ref: StorageRef,
     private readonly store: Store,
     readonly image: Image,
-    private readonly manifest: Buffer,
-    private readonly mediaType: string,
-    private readonly layers: Map<Digest, Layer>,
-    private readonly config: Buffer,
+    private readonly top: RawManifest,
+    /** The images described, by the digest of the manifest made for each. */
+    private readonly described: Map<Digest, Described>,
   ) {}
 
   static async open(ref: StorageRef, o: SourceOptions): Promise<StorageSource> {
@@ -48,47 +93,54 @@ class StorageSource implements ImageSource {
     if (!image || (ref.id && ref.name && !image.names?.some((n) => n === ref.name || n.endsWith(`/${ref.name}`)))) {
       throw new SkiffError('ERR_IMAGE_NOT_FOUND', `${ref}: no such image in the store at ${store.loc.root}`);
     }
-    const chain = await store.layerChain(image);
-    const config = await store.bigData(image, `sha256:${image.id}`);
-    if (!config) throw new SkiffError('ERR_INVALID_CONFIG', `${ref}: the store has no config for image ${image.id.slice(0, 12)}`);
-    // The stored manifest decides the format (a `build --format docker` image stays Docker v2s2) and keeps its
-    // annotations; the layers are described as the store has them: uncompressed, by diffID.
+    const described = new Map<Digest, Described>();
+    const list = image.layer === undefined ? await StorageSource.listOf(store, image) : undefined;
+    if (!list) {
+      const d = await describe(store, image, String(ref));
+      described.set(sha256(d.manifest), d);
+      return new StorageSource(ref, store, image, { bytes: d.manifest, mediaType: d.mediaType }, described);
+    }
+    const all = await store.images();
+    const children = [];
+    for (const child of list.manifests) {
+      // podman records an instance's manifest digest as the image's digest, or as a manifest-<digest> big data item.
+      const inst = all.find((i) => i.digest === child.digest || i['big-data-names']?.includes(`manifest-${child.digest}`));
+      if (!inst) throw new SkiffError('ERR_IMAGE_NOT_FOUND', `${ref}: the list's instance ${child.digest}${child.platform ? ` (${child.platform.os}/${child.platform.architecture})` : ''} is not in the store (podman manifest add of a remote image records it without pulling it)`);
+      const d = await describe(store, inst, `${ref}: instance ${child.digest}`);
+      const digest = sha256(d.manifest);
+      described.set(digest, d);
+      children.push({ ...child, mediaType: d.mediaType, digest, size: d.manifest.length });
+    }
+    const index = { ...list, manifests: children };
+    return new StorageSource(ref, store, image, { bytes: serializeManifest(index), mediaType: list.mediaType }, described);
+  }
+
+  /** The list an image without layers holds as its manifest, if it is one. */
+  private static async listOf(store: Store, image: Image): Promise<IndexManifest | undefined> {
     const stored = await store.bigData(image, 'manifest');
-    let kind: { docker: boolean; annotations?: Record<string, string> } = { docker: false };
+    if (!stored) return undefined;
     try {
-      const sm = stored ? parseManifest(stored) : undefined;
-      if (sm?.kind === 'image') kind = { docker: sm.mediaType === MT.dockerManifest, ...(sm.annotations ? { annotations: sm.annotations } : {}) };
+      const m = parseManifest(stored);
+      return m.kind === 'index' ? m : undefined;
     } catch {
-      /* an unreadable stored manifest: the image is still described by its config and layers */
+      return undefined;
     }
-    const layers = new Map<Digest, Layer>();
-    const descs: Descriptor[] = [];
-    for (const l of chain) {
-      const d = l['diff-digest'];
-      if (!d || l['diff-size'] === undefined) throw new SkiffError('ERR_INVALID_ARCHIVE', `${ref}: layer ${l.id.slice(0, 12)} has no recorded diff digest/size`);
-      layers.set(d, l);
-      descs.push({ mediaType: kind.docker ? MT.dockerLayer : MT.ociLayer, digest: d, size: l['diff-size'] });
-    }
-    const m: ImageManifest = {
-      kind: 'image',
-      mediaType: kind.docker ? MT.dockerManifest : MT.ociManifest,
-      config: { mediaType: kind.docker ? MT.dockerConfig : MT.ociConfig, digest: sha256(config), size: config.length },
-      layers: descs,
-      ...(kind.annotations && !kind.docker ? { annotations: kind.annotations } : {}),
-    };
-    return new StorageSource(ref, store, image, serializeManifest(m), m.mediaType, layers, config);
   }
 
   async getManifest(instance?: Digest): Promise<RawManifest> {
-    if (instance && instance !== sha256(this.manifest)) throw new SkiffError('ERR_MANIFEST_UNKNOWN', `${this.ref}: no manifest ${instance}`);
-    return { bytes: this.manifest, mediaType: this.mediaType };
+    if (!instance) return this.top;
+    const d = this.described.get(instance);
+    if (!d) throw new SkiffError('ERR_MANIFEST_UNKNOWN', `${this.ref}: no manifest ${instance}`);
+    return { bytes: d.manifest, mediaType: d.mediaType };
   }
 
   async getBlob(desc: Descriptor): Promise<Readable> {
-    if (desc.digest === sha256(this.config)) return Readable.from([this.config]);
-    const layer = this.layers.get(desc.digest);
-    if (!layer) throw new SkiffError('ERR_BLOB_UNKNOWN', `${this.ref}: no blob ${desc.digest}`);
-    return this.store.layerTar(layer);
+    for (const d of this.described.values()) {
+      if (desc.digest === sha256(d.config)) return Readable.from([d.config]);
+      const layer = d.layers.get(desc.digest);
+      if (layer) return this.store.layerTar(layer);
+    }
+    throw new SkiffError('ERR_BLOB_UNKNOWN', `${this.ref}: no blob ${desc.digest}`);
   }
 
   async repoTags(): Promise<string[]> {

@@ -61,6 +61,7 @@ interface BuildFlags {
   unsetenv?: string[];
   from?: string;
   buildContext?: string[];
+  manifest?: string;
   ulimit?: string[];
   securityOpt?: string[];
   os?: string;
@@ -378,6 +379,7 @@ export function buildCommand(program: Command): void {
     .option('--dry-run', 'validate and print the resolved plan as JSON; build nothing')
     .option('--omit-history', 'write no history into the image')
     .option('--from <image>', 'the image the first FROM uses instead of the one it names')
+    .option('--manifest <list>', 'add the image to this manifest list in local storage (created when missing)')
     .option('--build-context <name=value>', 'a named context for FROM, COPY --from and RUN --mount from=: a directory, or container-image://IMAGE (repeatable)', collect)
     .option('--env <key[=value]>', 'set in the built image\'s environment; KEY alone takes this environment\'s value (repeatable)', collect)
     .option('--unsetenv <key>', 'remove from the built image\'s environment (repeatable)', collect)
@@ -562,6 +564,7 @@ export function buildCommand(program: Command): void {
           warn: (line) => void process.stderr.write(`${line}\n`),
         });
         const id = await builder.build();
+        if (flags.manifest) await (await import('./manifest.js')).addToList(store, flags.manifest, id);
         if (flags.iidfile) await fsp.writeFile(flags.iidfile, `sha256:${id}`);
         if (!flags.quiet && flags.tag?.length) process.stderr.write(`COMMIT ${flags.tag.join(', ')}\n`);
         if (output) {

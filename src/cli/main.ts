@@ -21,12 +21,13 @@ const COMMANDS: Record<string, () => Promise<Adder[]>> = {
     return [m.listTagsCommand, m.deleteCommand, m.loginCommand, m.logoutCommand];
   },
   storage: async () => [(await import('./storage.js')).storageCommands],
+  manifest: async () => [(await import('./manifest.js')).manifestCommands],
 };
 const MODULE_OF: Record<string, string> = {
   bud: 'build', 'list-tags': 'registry', delete: 'registry', login: 'registry', logout: 'registry',
   pull: 'storage', push: 'storage', tag: 'storage', rmi: 'storage', save: 'storage', load: 'storage',
 };
-const ORDER = ['build', 'copy', 'images', 'storage', 'inspect', 'registry', 'sync', 'manifest-digest'];
+const ORDER = ['build', 'copy', 'images', 'storage', 'manifest', 'inspect', 'registry', 'sync', 'manifest-digest'];
 const VALUE_OPTIONS = new Set(['--override-os', '--override-arch', '--override-variant', '--root', '--runroot', '--storage-driver']);
 
 /** The command word in argv (after global options), or undefined. */

@@ -35,7 +35,7 @@ export async function copyBetween(src: Location, dst: Location, o: SourceOptions
 }
 
 /** The normalised name the store records: `busybox` -> `docker.io/library/busybox:latest`. */
-function storeName(name: string): string {
+export function storeName(name: string): string {
   return formatDockerReference(withDefaultTag(parseDockerReference(name)));
 }
 

@@ -235,6 +235,39 @@ export class StoreWriter {
   }
 
   /**
+   * Record a manifest list as podman keeps one (`podman manifest create`): an image with no layer whose "manifest"
+   * is the list and whose "instances.json" maps each instance's digest to where it came from (the key "" to the
+   * list's own ID). `id` updates that list in place; without it a new one is made with a random ID, as podman's
+   * are, its name taken off any image that had it.
+   */
+  async putList(list: { id?: string; names: string[]; manifest: Buffer; instances: Record<string, string> }): Promise<Image> {
+    const id = list.id ?? randomBytes(32).toString('hex');
+    const instances = Buffer.from(JSON.stringify({ '': id, ...list.instances }));
+    const big: [string, Buffer][] = [['manifest', list.manifest], ['instances.json', instances]];
+    let result!: Image;
+    await this.editImages(async (images) => {
+      const existing = images.find((i) => i.id === id);
+      if (list.id && !existing) throw new SkiffError('ERR_IMAGE_NOT_FOUND', `manifest list ${id.slice(0, 12)} is not in the store`);
+      const dir = path.join(this.imagesDir, id);
+      await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+      for (const [k, v] of big) await atomicWriteFile(path.join(dir, bigDataFile(k)), v, 0o600);
+      for (const other of images) if (other.id !== id && other.names) other.names = other.names.filter((n) => !list.names.includes(n));
+      result = {
+        ...(existing ?? {}),
+        id,
+        digest: existing?.digest ?? sha256(list.manifest),
+        'big-data-names': big.map(([k]) => k),
+        'big-data-sizes': Object.fromEntries(big.map(([k, v]) => [k, v.length])),
+        'big-data-digests': Object.fromEntries(big.map(([k, v]) => [k, sha256(v)])),
+        created: existing?.created ?? new Date().toISOString(),
+      } as Image;
+      StoreWriter.setNames(result, [...new Set([...(existing?.names ?? []), ...list.names])]);
+      return existing ? images.map((i) => (i.id === id ? result : i)) : [...images, result];
+    });
+    return result;
+  }
+
+  /**
    * The names an image is given, recorded in its names-history as containers/storage does when it sets names: each
    * name, in order, moved to the front (so the newest comes first, and no name twice).
    */

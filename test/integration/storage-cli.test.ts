@@ -231,4 +231,56 @@ describe('skiff pull / push / tag / rmi / save / load', () => {
     assert.match(tagged.stderr, /--all-tags: give a repository without a tag/);
     unmountUnder(`${t.dir}/tagsroot`);
   });
+
+  it('manifest create/add/inspect/push/rm as podman: podman reads skiff\'s list and skiff podman\'s; the pushed list holds every image; build --manifest adds to one', async () => {
+    const pflags = ['--root', `${t.dir}/root`, '--runroot', `${t.dir}/run`, '--storage-driver', 'overlay'];
+    const podman = (args: string[]) => ok(run('podman', [...pflags, ...args], { env }));
+    await sk(['copy', '-q', `oci:${t.dir}/fixture:busybox`, 'containers-storage:localhost/m-bb:1']);
+    await sk(['copy', '-q', `oci:${t.dir}/other:o`, 'containers-storage:localhost/m-other:1']);
+    const id = (await sk(['manifest', 'create', 'localhost/mlist:1', 'containers-storage:localhost/m-bb:1'])).trim();
+    assert.match(id, /^[0-9a-f]{64}$/);
+    assert.equal((await sk(['manifest', 'add', '--arch', 'arm64', '--variant', 'v8', '--os-version', '1.0', '--annotation', 'a=b', 'localhost/mlist:1', 'containers-storage:localhost/m-other:1'])).trim(), id);
+    // podman prints skiff's list exactly as skiff does.
+    const mine = await sk(['manifest', 'inspect', 'localhost/mlist:1']);
+    assert.equal(mine, await podman(['manifest', 'inspect', 'localhost/mlist:1']));
+    const listed = JSON.parse(mine) as { mediaType: string; manifests: { platform: Record<string, string>; annotations?: Record<string, string> }[] };
+    assert.equal(listed.mediaType, 'application/vnd.docker.distribution.manifest.list.v2+json');
+    assert.deepEqual(listed.manifests.map((m) => m.platform), [{ architecture: 'amd64', os: 'linux' }, { architecture: 'arm64', os: 'linux', 'os.version': '1.0', variant: 'v8' }]);
+    assert.deepEqual(listed.manifests[1]!.annotations, { a: 'b' });
+    // And skiff prints podman's lists as podman does, an empty one too.
+    await podman(['manifest', 'create', 'localhost/plist:1']);
+    assert.equal(await sk(['manifest', 'inspect', 'localhost/plist:1']), await podman(['manifest', 'inspect', 'localhost/plist:1']));
+    await podman(['manifest', 'add', '--arch', 'ppc64le', 'localhost/plist:1', 'containers-storage:localhost/m-bb:1']);
+    assert.equal(await sk(['manifest', 'inspect', 'localhost/plist:1']), await podman(['manifest', 'inspect', 'localhost/plist:1']));
+    // A name in use is refused, as podman refuses it.
+    const dup = await run(process.execPath, [SKIFF, '--root', `${t.dir}/root`, '--runroot', `${t.dir}/run`, 'manifest', 'create', 'localhost/mlist:1'], { env });
+    assert.equal(dup.code, 1);
+    assert.match(dup.stderr, /image name "localhost\/mlist:1" is already associated with image "[0-9a-f]{64}": that name is already in use/);
+    // push: the list and both images; skopeo reads the list, and each image by its digest.
+    await sk(['manifest', 'push', '-q', '--tls-verify=false', 'localhost/mlist:1', `docker://${reg.host}/m/list:1`]);
+    const pushed = JSON.parse((await ok(run('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/m/list:1`]))).trim()) as { manifests: { digest: string; platform: { architecture: string } }[] };
+    assert.deepEqual(pushed.manifests.map((m) => m.platform.architecture), ['amd64', 'arm64']);
+    for (const m of pushed.manifests) await ok(run('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/m/list@${m.digest}`]));
+    // (The host's instance, read back through the registry: the fixture's files.)
+    assert.deepEqual(await flatRef(`docker://${reg.host}/m/list:1`, { tlsVerify: false }), await flatRef(`oci:${t.dir}/fixture:busybox`));
+    // build --manifest: the built image goes into a new list, then into the same list again.
+    const ctx = path.join(t.dir, 'mctx');
+    await fsp.mkdir(ctx);
+    await fsp.writeFile(path.join(ctx, 'Containerfile'), 'FROM localhost/m-bb:1\nRUN echo built > /built.txt\n');
+    const built = (await sk(['build', '-q', '--manifest', 'localhost/blist:1', ctx])).trim();
+    const b1 = JSON.parse(await sk(['manifest', 'inspect', 'localhost/blist:1'])) as { manifests: unknown[] };
+    assert.equal(b1.manifests.length, 1);
+    await fsp.writeFile(path.join(ctx, 'Containerfile'), 'FROM localhost/m-bb:1\nRUN echo again > /built.txt\n');
+    const built2 = (await sk(['build', '-q', '--manifest', 'localhost/blist:1', ctx])).trim();
+    assert.notEqual(built2, built);
+    assert.equal((JSON.parse(await podman(['manifest', 'inspect', 'localhost/blist:1'])) as { manifests: unknown[] }).manifests.length, 2);
+    // rm: the list goes, its images stay.
+    assert.equal(await sk(['manifest', 'rm', 'localhost/mlist:1']), `Untagged: localhost/mlist:1\nDeleted: ${id}\n`);
+    assert.ok((await sk(['images', '--format', '{{.Repository}}'])).includes('localhost/m-other'));
+    const gone = await run(process.execPath, [SKIFF, '--root', `${t.dir}/root`, '--runroot', `${t.dir}/run`, 'manifest', 'inspect', 'localhost/mlist:1'], { env });
+    assert.equal(gone.code, 2, gone.stderr);
+    const notList = await run(process.execPath, [SKIFF, '--root', `${t.dir}/root`, '--runroot', `${t.dir}/run`, 'manifest', 'inspect', 'localhost/m-bb:1'], { env });
+    assert.equal(notList.code, 1);
+    assert.match(notList.stderr, /localhost\/m-bb:1: not a manifest list/);
+  });
 });

@@ -1,0 +1,266 @@
+/**
+ * podman's manifest commands over the store: create, add, inspect, rm, push. A list is kept as podman keeps it (an
+ * image with no layer whose "manifest" is an OCI index, and "instances.json"), so podman reads skiff's lists and
+ * skiff reads podman's; its instances are images of the store.
+ */
+import { Command, Option } from 'commander';
+import { SkiffError } from '../core/errors.js';
+import type { SourceOptions } from '../core/image.js';
+import { parseManifest, type Descriptor, type IndexManifest, type Platform } from '../core/manifest.js';
+import { MT } from '../core/media-types.js';
+import { sha256 } from '../core/digest.js';
+import type { CopyOptions } from '../copy/copy.js';
+import type { Image, Store } from '../store/store.js';
+import { StoreWriter } from '../store/writer.js';
+import { addRegistryFlags, addRetryFlags, registryOptions, storageFrom, writeOut, type GlobalOptions } from './common.js';
+import { copyBetween, pullIntoStore, storeName, storeOf } from './storage.js';
+import { makeProgress } from './progress.js';
+
+/** The list an image holds, or undefined when the image is not a list. */
+async function listOf(store: Store, image: Image): Promise<IndexManifest | undefined> {
+  if (image.layer !== undefined) return undefined;
+  const raw = await store.bigData(image, 'manifest');
+  if (!raw) return undefined;
+  return parseList(raw);
+}
+
+/** A stored list; podman writes an empty one with `"manifests": null`. */
+function parseList(raw: Buffer): IndexManifest | undefined {
+  try {
+    const o = JSON.parse(raw.toString()) as { manifests?: unknown };
+    const fixed = o && typeof o === 'object' && o.manifests === null ? Buffer.from(JSON.stringify({ ...o, manifests: [] })) : raw;
+    const m = parseManifest(fixed);
+    return m.kind === 'index' ? m : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The list named `name`, with its image and recorded instance sources; an image that is not a list is an error. */
+async function findList(store: Store, name: string): Promise<{ image: Image; list: IndexManifest; instances: Record<string, string> }> {
+  const image = await store.findImage(name);
+  if (!image) throw new SkiffError('ERR_IMAGE_NOT_FOUND', `${name}: image not known`);
+  const list = await listOf(store, image);
+  if (!list) throw new SkiffError('ERR_USAGE', `${name}: not a manifest list`);
+  let instances: Record<string, string> = {};
+  try {
+    instances = JSON.parse((await store.bigData(image, 'instances.json'))?.toString() ?? '{}') as Record<string, string>;
+  } catch {
+    /* a damaged instances.json: the list itself still stands */
+  }
+  delete instances[''];
+  return { image, list, instances };
+}
+
+/** The stored form: an OCI index, compact, keys in the order podman writes them. */
+function storedList(list: IndexManifest): Buffer {
+  const manifests = list.manifests.map((d) => ({
+    mediaType: d.mediaType,
+    digest: d.digest,
+    size: d.size,
+    ...(d.annotations ? { annotations: d.annotations } : {}),
+    ...(d.platform ? { platform: d.platform } : {}),
+  }));
+  return Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MT.ociIndex, manifests, ...(list.annotations ? { annotations: list.annotations } : {}) }));
+}
+
+interface AddFlags {
+  arch?: string;
+  os?: string;
+  variant?: string;
+  osVersion?: string;
+  features?: string[];
+  annotation?: string[];
+}
+
+/**
+ * Add a store image to a list (replacing an entry with the same digest): its stored manifest, and the platform its
+ * config names, with --arch/--os/--variant/--os-version/--features and --annotation applied.
+ */
+async function addInstance(store: Store, list: IndexManifest, image: Image, what: string, f: AddFlags): Promise<IndexManifest> {
+  const raw = await store.bigData(image, 'manifest');
+  const config = await store.bigData(image, `sha256:${image.id}`);
+  if (!raw || !config) throw new SkiffError('ERR_INVALID_CONFIG', `${what}: the store has no manifest or config for image ${image.id.slice(0, 12)}`);
+  const m = parseManifest(raw);
+  if (m.kind !== 'image') throw new SkiffError('ERR_USAGE', `${what}: a manifest list cannot be added to a list`);
+  const c = JSON.parse(config.toString()) as { architecture?: string; os?: string; variant?: string; 'os.version'?: string; 'os.features'?: string[] };
+  const platform: Platform = {
+    architecture: f.arch ?? c.architecture ?? '',
+    os: f.os ?? c.os ?? '',
+    ...((f.osVersion ?? c['os.version']) ? { 'os.version': f.osVersion ?? c['os.version'] } : {}),
+    ...(c['os.features']?.length ? { 'os.features': c['os.features'] } : {}),
+    ...((f.variant ?? c.variant) ? { variant: f.variant ?? c.variant } : {}),
+    ...(f.features?.length ? { features: f.features } : {}),
+  } as Platform;
+  const annotations: Record<string, string> = {};
+  for (const a of f.annotation ?? []) {
+    const eq = a.indexOf('=');
+    if (eq <= 0) throw new SkiffError('ERR_USAGE', `--annotation ${JSON.stringify(a)}: expected KEY=VALUE`);
+    annotations[a.slice(0, eq)] = a.slice(eq + 1);
+  }
+  const digest = sha256(raw);
+  const entry: Descriptor = { mediaType: m.mediaType, digest, size: raw.length, ...(Object.keys(annotations).length ? { annotations } : {}), platform };
+  return { ...list, manifests: [...list.manifests.filter((d) => d.digest !== digest), entry] };
+}
+
+/**
+ * The store image an argument of `manifest add` names: `containers-storage:NAME` from the store; anything else is a
+ * registry reference (podman's default, `docker://` optional), pulled into the store first, since the store is
+ * where skiff pushes a list's instances from (podman records a remote image without pulling it).
+ */
+async function resolveInstance(store: Store, arg: string, o: SourceOptions, g: GlobalOptions, quiet: boolean): Promise<{ image: Image; source: string }> {
+  if (arg.startsWith('containers-storage:')) {
+    const name = arg.slice('containers-storage:'.length);
+    const image = await store.findImage(name);
+    if (!image) throw new SkiffError('ERR_IMAGE_NOT_FOUND', `${arg}: image not known`);
+    return { image, source: arg };
+  }
+  if (/^[a-z][a-z0-9-]*:/.test(arg) && !arg.startsWith('docker://')) throw new SkiffError('ERR_USAGE', `${arg}: manifest add takes images of the store (containers-storage:NAME) or of a registry (docker://REF)`);
+  const ref = arg.replace(/^docker:\/\//, '');
+  const id = await pullIntoStore(ref, o, g, quiet);
+  const image = (await store.images()).find((i) => i.id === id)!;
+  return { image, source: `docker://${ref}` };
+}
+
+const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
+
+/** `skiff manifest create|add|inspect|rm|push`: podman's manifest commands. */
+export function manifestCommands(program: Command): void {
+  const manifest = program.command('manifest').description('Make, inspect and push manifest lists kept in local storage (podman manifest)');
+
+  manifest
+    .command('create')
+    .description('Create a manifest list, with the given images in it; prints its ID')
+    .argument('<list>', 'name of the list')
+    .argument('[images...]', 'images to add (containers-storage:NAME or a registry reference)')
+    .action(async (name: string, images: string[], _f: unknown, c: Command) => {
+      const g = c.optsWithGlobals() as GlobalOptions;
+      const store = await storeOf(g);
+      const listName = storeName(name);
+      const taken = await store.findImage(listName);
+      if (taken && taken.names?.includes(listName)) throw new SkiffError('ERR_USAGE', `creating image to hold manifest list: image name "${listName}" is already associated with image "${taken.id}": that name is already in use`);
+      const o: SourceOptions = { storage: storageFrom(g) };
+      let list: IndexManifest = { kind: 'index', mediaType: MT.ociIndex, manifests: [] };
+      const instances: Record<string, string> = {};
+      for (const arg of images) {
+        const { image, source } = await resolveInstance(store, arg, o, g, true);
+        list = await addInstance(store, list, image, arg, {});
+        instances[list.manifests.at(-1)!.digest] = source;
+      }
+      const w = new StoreWriter(store);
+      await w.open();
+      const img = await w.putList({ names: [listName], manifest: storedList(list), instances });
+      await writeOut(`${img.id}\n`);
+    });
+
+  const add = manifest
+    .command('add')
+    .description('Add an image to a manifest list; prints the list\'s ID')
+    .argument('<list>', 'name of the list')
+    .argument('<image>', 'containers-storage:NAME, or a registry reference (docker:// optional; pulled into the store)')
+    .option('--arch <arch>', 'the architecture to record for it (default: its config\'s)')
+    .option('--os <os>', 'the OS to record for it')
+    .option('--variant <variant>', 'the architecture variant to record')
+    .option('--os-version <version>', 'the OS version to record')
+    .option('--features <feature>', 'a platform feature to record (repeatable)', collect)
+    .option('--annotation <key=value>', 'an annotation for its entry (repeatable)', collect)
+    .option('-q, --quiet', 'no progress when pulling');
+  addRegistryFlags(add, '');
+  add.action(async (name: string, arg: string, flags: AddFlags & Record<string, unknown>, c: Command) => {
+    const g = c.optsWithGlobals() as GlobalOptions;
+    const store = await storeOf(g);
+    const { image: listImage, list, instances } = await findList(store, storeName(name));
+    const o: SourceOptions = { ...registryOptions(flags, ''), storage: storageFrom(g) };
+    const { image, source } = await resolveInstance(store, arg, o, g, !!flags.quiet);
+    const next = await addInstance(store, list, image, arg, flags);
+    const w = new StoreWriter(store);
+    await w.open();
+    await w.putList({ id: listImage.id, names: [], manifest: storedList(next), instances: { ...instances, [next.manifests.at(-1)!.digest]: source } });
+    await writeOut(`${listImage.id}\n`);
+  });
+
+  manifest
+    .command('inspect')
+    .description('Print a manifest list as podman does (Docker list format, indented)')
+    .argument('<list>', 'name of the list')
+    .action(async (name: string, _f: unknown, c: Command) => {
+      const g = c.optsWithGlobals() as GlobalOptions;
+      const { list } = await findList(await storeOf(g), storeName(name));
+      // podman 4.3's shape: the Docker list media type, each entry's platform in Docker's field order, annotations
+      // after it; an empty list's manifests are null.
+      const manifests = list.manifests.map((d) => {
+        const p = (d.platform ?? {}) as Platform & Record<string, unknown>;
+        const platform = {
+          architecture: p.architecture,
+          os: p.os,
+          ...(p['os.version'] ? { 'os.version': p['os.version'] } : {}),
+          ...(p['os.features'] ? { 'os.features': p['os.features'] } : {}),
+          ...(p.variant ? { variant: p.variant } : {}),
+          ...(p.features ? { features: p.features } : {}),
+        };
+        return { mediaType: d.mediaType, size: d.size, digest: d.digest, platform, ...(d.annotations ? { annotations: d.annotations } : {}) };
+      });
+      await writeOut(`${JSON.stringify({ schemaVersion: 2, mediaType: MT.dockerList, manifests: manifests.length ? manifests : null }, null, 4)}\n`);
+    });
+
+  manifest
+    .command('rm')
+    .description('Remove manifest lists from local storage (their images stay)')
+    .argument('<lists...>', 'names of the lists')
+    .action(async (names: string[], _f: unknown, c: Command) => {
+      const g = c.optsWithGlobals() as GlobalOptions;
+      const store = await storeOf(g);
+      const w = new StoreWriter(store);
+      await w.open();
+      for (const n of names) {
+        const { image } = await findList(store, storeName(n));
+        await w.removeImage(image.id);
+        for (const name of image.names ?? []) process.stdout.write(`Untagged: ${name}\n`);
+        process.stdout.write(`Deleted: ${image.id}\n`);
+      }
+    });
+
+  const push = manifest
+    .command('push')
+    .description('Push a manifest list and all its images')
+    .argument('<list>', 'name of the list')
+    .argument('[destination]', 'TRANSPORT:SPEC (default: docker://LIST)')
+    .option('--all', 'push the images of the list too (the default: a registry refuses a list without them)', true)
+    .addOption(new Option('-f, --format <format>', 'oci or v2s2').choices(['oci', 'v2s2']))
+    .option('--rm', 'remove the list from local storage after the push')
+    .option('--digestfile <file>', 'write the pushed list\'s digest here')
+    .option('-q, --quiet', 'no progress');
+  addRetryFlags(push);
+  addRegistryFlags(push, '');
+  push.action(async (name: string, dest: string | undefined, flags: Record<string, unknown>, c: Command) => {
+    const g = c.optsWithGlobals() as GlobalOptions;
+    const store = await storeOf(g);
+    const listName = storeName(name);
+    const { image } = await findList(store, listName);
+    const target = dest ?? `docker://${listName}`;
+    const progress = makeProgress(!!flags.quiet);
+    const copy: CopyOptions = { all: true, ...(flags.format ? { format: flags.format as 'oci' | 'v2s2' } : {}), ...(progress ? { progress } : {}) };
+    const o: SourceOptions = { ...registryOptions(flags, ''), storage: storageFrom(g) };
+    const digest = await copyBetween(`containers-storage:${image.id}`, /^[a-z][a-z0-9-]*:/.test(target) ? target : `docker://${target}`, o, copy);
+    if (typeof flags.digestfile === 'string') await (await import('node:fs/promises')).writeFile(flags.digestfile, digest);
+    if (flags.rm) {
+      const w = new StoreWriter(store);
+      await w.open();
+      await w.removeImage(image.id);
+    }
+  });
+}
+
+/** `build --manifest LIST`: add the built image to LIST, creating the list when there is none. */
+export async function addToList(store: Store, listName: string, imageId: string): Promise<void> {
+  const name = storeName(listName);
+  const image = (await store.images()).find((i) => i.id === imageId);
+  if (!image) throw new SkiffError('ERR_IMAGE_NOT_FOUND', `image ${imageId.slice(0, 12)} is not in the store`);
+  const existing = await store.findImage(name);
+  const found = existing && (await listOf(store, existing)) ? await findList(store, name) : undefined;
+  if (existing && !found) throw new SkiffError('ERR_USAGE', `--manifest ${listName}: ${name} is an image, not a manifest list`);
+  const next = await addInstance(store, found?.list ?? { kind: 'index', mediaType: MT.ociIndex, manifests: [] }, image, `containers-storage:${imageId}`, {});
+  const w = new StoreWriter(store);
+  await w.open();
+  await w.putList({ ...(found ? { id: found.image.id } : {}), names: found ? [] : [name], manifest: storedList(next), instances: { ...(found?.instances ?? {}), [next.manifests.at(-1)!.digest]: `containers-storage:${imageId}` } });
+}

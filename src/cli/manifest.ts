@@ -6,7 +6,7 @@
 import { Command, Option } from 'commander';
 import { SkiffError } from '../core/errors.js';
 import type { SourceOptions } from '../core/image.js';
-import { parseManifest, type Descriptor, type IndexManifest, type Platform } from '../core/manifest.js';
+import { parseManifest, parseStoredList, type Descriptor, type IndexManifest, type Platform } from '../core/manifest.js';
 import { MT } from '../core/media-types.js';
 import { sha256 } from '../core/digest.js';
 import type { CopyOptions } from '../copy/copy.js';
@@ -21,20 +21,9 @@ async function listOf(store: Store, image: Image): Promise<IndexManifest | undef
   if (image.layer !== undefined) return undefined;
   const raw = await store.bigData(image, 'manifest');
   if (!raw) return undefined;
-  return parseList(raw);
+  return parseStoredList(raw);
 }
 
-/** A stored list; podman writes an empty one with `"manifests": null`. */
-function parseList(raw: Buffer): IndexManifest | undefined {
-  try {
-    const o = JSON.parse(raw.toString()) as { manifests?: unknown };
-    const fixed = o && typeof o === 'object' && o.manifests === null ? Buffer.from(JSON.stringify({ ...o, manifests: [] })) : raw;
-    const m = parseManifest(fixed);
-    return m.kind === 'index' ? m : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 /** The list named `name`, with its image and recorded instance sources; an image that is not a list is an error. */
 async function findList(store: Store, name: string): Promise<{ image: Image; list: IndexManifest; instances: Record<string, string> }> {

@@ -213,3 +213,18 @@ export function convertIndex(m: IndexManifest, to: ManifestFormat, children: Des
   if (to === 'oci' && m.annotations) out.annotations = m.annotations;
   return out;
 }
+
+/**
+ * A manifest list as podman stores it, or undefined when `raw` is not one. podman writes an empty list with
+ * `"manifests": null`, which is read as no entries.
+ */
+export function parseStoredList(raw: Buffer): IndexManifest | undefined {
+  try {
+    const o = JSON.parse(raw.toString()) as { manifests?: unknown };
+    const fixed = o && typeof o === 'object' && o.manifests === null ? Buffer.from(JSON.stringify({ ...o, manifests: [] })) : raw;
+    const m = parseManifest(fixed);
+    return m.kind === 'index' ? m : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -7,7 +7,7 @@ import { SkiffError } from '../../src/core/errors.js';
 import { removeTree, streamToTempFile } from '../../src/core/fs.js';
 import type { BlobInfo, DestinationCaps, ImageDestination, ImageSource, SourceOptions, Transport } from '../../src/core/image.js';
 import { parseConfig } from '../../src/core/config.js';
-import { parseManifest, serializeManifest, type Descriptor, type ImageManifest, type IndexManifest, type RawManifest } from '../../src/core/manifest.js';
+import { parseManifest, parseStoredList, serializeManifest, type Descriptor, type ImageManifest, type IndexManifest, type RawManifest } from '../../src/core/manifest.js';
 import { formatDockerReference, parseDockerReference, withDefaultTag } from '../../src/core/reference.js';
 import { createDecompressor, detectCompression, peek } from '../../src/archive/compression.js';
 import { layerId, StoreWriter, sweepDeadDirs, type StagedLayer } from '../../src/store/writer.js';
@@ -118,13 +118,7 @@ class StorageSource implements ImageSource {
   /** The list an image without layers holds as its manifest, if it is one. */
   private static async listOf(store: Store, image: Image): Promise<IndexManifest | undefined> {
     const stored = await store.bigData(image, 'manifest');
-    if (!stored) return undefined;
-    try {
-      const m = parseManifest(stored);
-      return m.kind === 'index' ? m : undefined;
-    } catch {
-      return undefined;
-    }
+    return stored ? parseStoredList(stored) : undefined;
   }
 
   async getManifest(instance?: Digest): Promise<RawManifest> {

@@ -8,6 +8,7 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { SkiffError } from '../core/errors.js';
 import { isRootless } from '../store/userns.js';
+import { ociSeccomp, type SeccompProfile } from './seccomp.js';
 
 export interface RunSpec {
   /** Layer diff dirs, base first. */
@@ -51,6 +52,10 @@ export interface ContainerOptions {
   /** --security-opt mask=PATHS: more paths masked; unmask=PATHS|ALL: fewer (OCI runtime only). */
   mask?: string[];
   unmask?: string[];
+  /** --security-opt seccomp=: `unconfined`, or a profile file; undefined is the system's default profile. */
+  seccompProfile?: string;
+  /** The seccomp profile in effect (resolved from seccompProfile before the build; OCI runtime only). */
+  seccomp?: SeccompProfile;
 }
 
 export interface Ulimit {
@@ -293,7 +298,7 @@ export async function runStep(s: RunSpec): Promise<string> {
       root: { path: merged, readonly: false },
       hostname: 'skiff-build',
       mounts,
-      linux: { namespaces, ...maskedPaths(s.container) },
+      linux: { namespaces, ...maskedPaths(s.container), ...(s.container?.seccomp ? { seccomp: ociSeccomp(s.container.seccomp, caps) } : {}) },
     };
     await fsp.writeFile(path.join(bundle, 'config.json'), configJSON(config));
     const id = `skiff-${process.pid}-${path.basename(s.dir)}`;

@@ -169,8 +169,9 @@ function containerOptions(flags: BuildFlags): ContainerOptions {
       // (No SELinux labels are set on RUN's container: disabling them is what skiff does anyway.)
       if (value !== 'disable') throw bad('SELinux labels are not supported (label=disable is accepted)');
     } else if (key === 'seccomp') {
-      // RUN's container has no seccomp filter; a profile cannot be applied (yet): refused rather than ignored.
-      if (value !== 'unconfined') throw bad('seccomp profiles are not supported: RUN runs without a seccomp filter (seccomp=unconfined is accepted)');
+      // unconfined, or a profile file in Docker's format (read, and checked, before the build starts).
+      if (!value) throw bad('expected seccomp=unconfined or seccomp=PROFILE.json');
+      o.seccompProfile = value;
     } else if (key === 'apparmor') {
       if (!value) throw bad('expected apparmor=PROFILE or apparmor=unconfined');
       if (value !== 'unconfined') o.apparmor = value;
@@ -178,7 +179,7 @@ function containerOptions(flags: BuildFlags): ContainerOptions {
       const paths = value.split(':').filter(Boolean);
       if (!paths.length || paths.some((x) => !(x.startsWith('/') || (key === 'unmask' && x === 'ALL')))) throw bad(`expected ${key}=/PATH[:/PATH...]${key === 'unmask' ? ' or unmask=ALL' : ''}`);
       (o[key] ??= []).push(...paths);
-    } else throw bad('unknown option (no-new-privileges, label=disable, seccomp=unconfined, apparmor=, mask=, unmask=)');
+    } else throw bad('unknown option (no-new-privileges, label=disable, seccomp=, apparmor=, mask=, unmask=)');
   }
   return o;
 }
@@ -437,6 +438,13 @@ export function buildCommand(program: Command): void {
         const secrets = await readSecrets(flags.secret);
         if (flags.jobs !== undefined && !/^\d+$/.test(flags.jobs)) throw new SkiffError('ERR_USAGE', `--jobs ${flags.jobs}: expected a number (0: no limit)`);
         const containerOpts = containerOptions(flags);
+        // RUN's seccomp filter, as buildah's: the system's profile (containers-common), the one named, or none.
+        if (containerOpts.seccompProfile !== 'unconfined') {
+          const { loadSeccompProfile } = await import('../build/seccomp.js');
+          const profile = await loadSeccompProfile(containerOpts.seccompProfile);
+          if (profile) containerOpts.seccomp = profile;
+          else process.stderr.write('skiff: warning: no seccomp profile on this machine (containers-common\'s /usr/share/containers/seccomp.json): RUN steps run without a seccomp filter\n');
+        }
         // --os/--arch/--variant, as podman takes them: the parts of --platform not given are the host's.
         let platform = flags.platform;
         if (flags.os || flags.arch || flags.variant) {

@@ -318,7 +318,7 @@ describe('skiff build features', () => {
       [['--ulimit', 'nofile'], /--ulimit "nofile": expected TYPE=SOFT\[:HARD\]/],
       [['--ulimit', 'files=1'], /unknown type "files"/],
       [['--ulimit', 'nofile=2048:1024'], /the soft limit is above the hard one/],
-      [['--security-opt', 'seccomp=/profile.json'], /seccomp profiles are not supported/],
+      [['--security-opt', 'seccomp=/nonexistent/profile.json'], /--security-opt seccomp=\/nonexistent\/profile\.json: ENOENT/],
       [['--security-opt', 'label=type:spc_t'], /SELinux labels are not supported/],
       [['--security-opt', 'mask=relative'], /expected mask=\/PATH/],
       [['--security-opt', 'bogus'], /unknown option/],
@@ -625,5 +625,31 @@ describe('skiff build features', () => {
       assert.equal(b.code, 1, b.stderr);
       assert.match(b.stderr, msg);
     }
+  });
+
+  it('seccomp: RUN has the system\'s profile (containers-common), as buildah\'s RUN does; seccomp=unconfined none; seccomp=FILE that profile', async () => {
+    const ctx = path.join(t.dir, 'ctx-seccomp');
+    await fsp.mkdir(ctx, { recursive: true });
+    await fsp.writeFile(path.join(ctx, 'Containerfile'), `FROM ${base}\nRUN grep Seccomp: /proc/self/status > /mode.txt; if mkdir /made 2>/dev/null; then echo made; else echo refused; fi > /mkdir.txt\n`);
+    const read = async (dir: string, f: string): Promise<string> => (await fsp.readFile(path.join(dir, f), 'utf8')).trim();
+    const build = async (name: string, flags: string[]): Promise<string> => {
+      const out = path.join(t.dir, `seccomp-${name}`);
+      await ok(skiff([...S(), 'build', '-q', '--no-cache', ...flags, '--output', `type=local,dest=${out}`, ctx]));
+      return out;
+    };
+    const def = await build('default', []);
+    assert.equal(await read(def, 'mode.txt'), 'Seccomp:\t2', 'a filter is in place');
+    assert.equal(await read(def, 'mkdir.txt'), 'made');
+    assert.equal(await read(await build('unconfined', ['--security-opt', 'seccomp=unconfined']), 'mode.txt'), 'Seccomp:\t0');
+    // A profile of one's own, in Docker's format: mkdir refused with EPERM, everything else allowed.
+    const profile = path.join(t.dir, 'no-mkdir.json');
+    await fsp.writeFile(profile, JSON.stringify({ defaultAction: 'SCMP_ACT_ALLOW', archMap: [{ architecture: 'SCMP_ARCH_X86_64', subArchitectures: ['SCMP_ARCH_X86', 'SCMP_ARCH_X32'] }, { architecture: 'SCMP_ARCH_AARCH64', subArchitectures: ['SCMP_ARCH_ARM'] }], syscalls: [{ names: ['mkdir', 'mkdirat'], action: 'SCMP_ACT_ERRNO', errnoRet: 1 }] }));
+    const own = await build('own', ['--security-opt', `seccomp=${profile}`]);
+    assert.equal(await read(own, 'mode.txt'), 'Seccomp:\t2');
+    assert.equal(await read(own, 'mkdir.txt'), 'refused');
+    await fsp.writeFile(path.join(t.dir, 'bad.json'), '{"syscalls": 3}');
+    const bad = await skiff([...S(), 'build', '-q', '--security-opt', `seccomp=${t.dir}/bad.json`, ctx]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /seccomp profile .*bad\.json: expected defaultAction and a syscalls list/);
   });
 });

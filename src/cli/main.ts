@@ -89,7 +89,8 @@ export async function main(argv: string[]): Promise<number> {
     if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 125 === e.exitCode ? 125 : 1;
     const debug = process.argv.includes('--debug');
     const msg = e instanceof SkiffError ? e.message : (e as Error)?.message ?? String(e);
-    process.stderr.write(`skiff: ${msg}\n`);
+    // (An error without a message is only an exit status: `manifest exists` answering no, as podman's does.)
+    if (msg) process.stderr.write(`skiff: ${msg}\n`);
     if (debug) for (const line of causeChain(e)) process.stderr.write(`  ${line}\n`);
     return exitCodeFor(e);
   }

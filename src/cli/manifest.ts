@@ -8,7 +8,7 @@ import { SkiffError } from '../core/errors.js';
 import type { SourceOptions } from '../core/image.js';
 import { parseManifest, parseStoredList, type Descriptor, type IndexManifest, type Platform } from '../core/manifest.js';
 import { MT } from '../core/media-types.js';
-import { sha256 } from '../core/digest.js';
+import { isDigest, sha256 } from '../core/digest.js';
 import type { CopyOptions } from '../copy/copy.js';
 import type { Image, Store } from '../store/store.js';
 import { StoreWriter } from '../store/writer.js';
@@ -53,6 +53,23 @@ function storedList(list: IndexManifest): Buffer {
   return Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MT.ociIndex, manifests, ...(list.annotations ? { annotations: list.annotations } : {}) }));
 }
 
+/** --annotation KEY=VALUE flags as a map. */
+function annotationsOf(specs: string[] | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const a of specs ?? []) {
+    const eq = a.indexOf('=');
+    if (eq <= 0) throw new SkiffError('ERR_USAGE', `--annotation ${JSON.stringify(a)}: expected KEY=VALUE`);
+    out[a.slice(0, eq)] = a.slice(eq + 1);
+  }
+  return out;
+}
+
+/** An entry of a list is named by its digest (podman's words when it is not one). */
+function checkDigest(d: string): string {
+  if (!isDigest(d)) throw new SkiffError('ERR_USAGE', `invalid image digest "${d}": invalid checksum digest format`);
+  return d;
+}
+
 interface AddFlags {
   arch?: string;
   os?: string;
@@ -79,14 +96,8 @@ async function addInstance(store: Store, list: IndexManifest, image: Image, what
     ...((f.osVersion ?? c['os.version']) ? { 'os.version': f.osVersion ?? c['os.version'] } : {}),
     ...(c['os.features']?.length ? { 'os.features': c['os.features'] } : {}),
     ...((f.variant ?? c.variant) ? { variant: f.variant ?? c.variant } : {}),
-    ...(f.features?.length ? { features: f.features } : {}),
   } as Platform;
-  const annotations: Record<string, string> = {};
-  for (const a of f.annotation ?? []) {
-    const eq = a.indexOf('=');
-    if (eq <= 0) throw new SkiffError('ERR_USAGE', `--annotation ${JSON.stringify(a)}: expected KEY=VALUE`);
-    annotations[a.slice(0, eq)] = a.slice(eq + 1);
-  }
+  const annotations = annotationsOf(f.annotation);
   const digest = sha256(raw);
   const entry: Descriptor = { mediaType: m.mediaType, digest, size: raw.length, ...(Object.keys(annotations).length ? { annotations } : {}), platform };
   return { ...list, manifests: [...list.manifests.filter((d) => d.digest !== digest), entry] };
@@ -151,7 +162,7 @@ export function manifestCommands(program: Command): void {
     .option('--os <os>', 'the OS to record for it')
     .option('--variant <variant>', 'the architecture variant to record')
     .option('--os-version <version>', 'the OS version to record')
-    .option('--features <feature>', 'a platform feature to record (repeatable)', collect)
+    .option('--features <feature>', 'accepted as podman 4.3 accepts it (not recorded)', collect)
     .option('--annotation <key=value>', 'an annotation for its entry (repeatable)', collect)
     .option('-q, --quiet', 'no progress when pulling');
   addRegistryFlags(add, '');
@@ -207,6 +218,66 @@ export function manifestCommands(program: Command): void {
         for (const name of image.names ?? []) process.stdout.write(`Untagged: ${name}\n`);
         process.stdout.write(`Deleted: ${image.id}\n`);
       }
+    });
+
+  const annotate = manifest
+    .command('annotate')
+    .description('Change the platform or annotations recorded for an image of a manifest list; prints the list\'s ID')
+    .argument('<list>', 'name of the list')
+    .argument('<digest>', 'the image\'s manifest digest in the list')
+    .option('--arch <arch>', 'the architecture to record')
+    .option('--os <os>', 'the OS to record')
+    .option('--variant <variant>', 'the architecture variant to record')
+    .option('--os-version <version>', 'the OS version to record')
+    .option('--features <feature>', 'accepted as podman 4.3 accepts it (not recorded)', collect)
+    .option('--os-features <feature>', 'accepted as podman 4.3 accepts it (not recorded)', collect)
+    .option('--annotation <key=value>', 'an annotation to set (repeatable)', collect);
+  annotate.action(async (name: string, digest: string, flags: AddFlags, c: Command) => {
+    const g = c.optsWithGlobals() as GlobalOptions;
+    const store = await storeOf(g);
+    const { image, list, instances } = await findList(store, storeName(name));
+    const entry = list.manifests.find((d) => d.digest === checkDigest(digest));
+    if (!entry) throw new SkiffError('ERR_IMAGE_NOT_FOUND', `no instance matching digest "${digest}" found in manifest list ${name}`);
+    const p = { ...(entry.platform ?? { architecture: '', os: '' }) } as Platform;
+    if (flags.arch) p.architecture = flags.arch;
+    if (flags.os) p.os = flags.os;
+    if (flags.variant) p.variant = flags.variant;
+    if (flags.osVersion) p['os.version'] = flags.osVersion;
+    const annotations = { ...(entry.annotations ?? {}), ...annotationsOf(flags.annotation) };
+    const next = { ...list, manifests: list.manifests.map((d) => (d === entry ? { ...d, platform: p, ...(Object.keys(annotations).length ? { annotations } : {}) } : d)) };
+    const w = new StoreWriter(store);
+    await w.open();
+    await w.putList({ id: image.id, names: [], manifest: storedList(next), instances });
+    await writeOut(`${image.id}\n`);
+  });
+
+  manifest
+    .command('remove')
+    .description('Take an image out of a manifest list (the image stays in storage); prints the list\'s ID')
+    .argument('<list>', 'name of the list')
+    .argument('<digest>', 'the image\'s manifest digest in the list')
+    .action(async (name: string, digest: string, _f: unknown, c: Command) => {
+      const g = c.optsWithGlobals() as GlobalOptions;
+      const store = await storeOf(g);
+      const { image, list, instances } = await findList(store, storeName(name));
+      if (!list.manifests.some((d) => d.digest === checkDigest(digest))) throw new SkiffError('ERR_IMAGE_NOT_FOUND', `removing from manifest list ${name}: no instance matching digest "${digest}" found in manifest list`);
+      delete instances[digest];
+      const w = new StoreWriter(store);
+      await w.open();
+      await w.putList({ id: image.id, names: [], manifest: storedList({ ...list, manifests: list.manifests.filter((d) => d.digest !== digest) }), instances });
+      await writeOut(`${image.id}\n`);
+    });
+
+  manifest
+    .command('exists')
+    .description('Exit 0 when the manifest list exists in local storage, 1 when it does not (as podman)')
+    .argument('<list>', 'name of the list')
+    .action(async (name: string, _f: unknown, c: Command) => {
+      const g = c.optsWithGlobals() as GlobalOptions;
+      const store = await storeOf(g);
+      const image = await store.findImage(storeName(name));
+      if (!image) throw new SkiffError('ERR_USAGE', '', { exitCode: 1 });
+      if (!(await listOf(store, image))) throw new SkiffError('ERR_USAGE', `${name}: image is not a manifest list`, { exitCode: 125 });
     });
 
   const push = manifest

@@ -274,6 +274,22 @@ describe('skiff pull / push / tag / rmi / save / load', () => {
     const built2 = (await sk(['build', '-q', '--manifest', 'localhost/blist:1', ctx])).trim();
     assert.notEqual(built2, built);
     assert.equal((JSON.parse(await podman(['manifest', 'inspect', 'localhost/blist:1'])) as { manifests: unknown[] }).manifests.length, 2);
+    // annotate and remove by digest, exists: what podman prints after them, and podman's answers.
+    const mlist = JSON.parse(await sk(['manifest', 'inspect', 'localhost/mlist:1'])) as { manifests: { digest: string }[] };
+    const [first, second] = mlist.manifests.map((m) => m.digest);
+    assert.equal((await sk(['manifest', 'annotate', '--arch', 'arm', '--variant', 'v7', '--annotation', 'x=y', 'localhost/mlist:1', first!])).trim(), id);
+    const annotated = await sk(['manifest', 'inspect', 'localhost/mlist:1']);
+    assert.equal(annotated, await podman(['manifest', 'inspect', 'localhost/mlist:1']));
+    assert.deepEqual((JSON.parse(annotated) as { manifests: { platform: unknown; annotations?: unknown }[] }).manifests[0], { mediaType: 'application/vnd.oci.image.manifest.v1+json', size: (JSON.parse(annotated) as { manifests: { size: number }[] }).manifests[0]!.size, digest: first, platform: { architecture: 'arm', os: 'linux', variant: 'v7' }, annotations: { x: 'y' } });
+    const notDigest = await run(process.execPath, [SKIFF, '--root', `${t.dir}/root`, '--runroot', `${t.dir}/run`, 'manifest', 'annotate', '--arch', 'arm', 'localhost/mlist:1', 'localhost/m-bb:1'], { env });
+    assert.equal(notDigest.code, 1);
+    assert.match(notDigest.stderr, /invalid image digest "localhost\/m-bb:1": invalid checksum digest format/);
+    assert.equal((await sk(['manifest', 'remove', 'localhost/mlist:1', second!])).trim(), id);
+    assert.equal(await sk(['manifest', 'inspect', 'localhost/mlist:1']), await podman(['manifest', 'inspect', 'localhost/mlist:1']));
+    assert.equal((JSON.parse(await sk(['manifest', 'inspect', 'localhost/mlist:1'])) as { manifests: unknown[] }).manifests.length, 1);
+    const exists = async (n: string) => run(process.execPath, [SKIFF, '--root', `${t.dir}/root`, '--runroot', `${t.dir}/run`, 'manifest', 'exists', n], { env });
+    assert.deepEqual([(await exists('localhost/mlist:1')).code, (await exists('localhost/nope:1')).code, (await exists('localhost/m-bb:1')).code], [0, 1, 125]);
+    assert.equal((await exists('localhost/nope:1')).stderr, '', 'no means only the exit status');
     // rm: the list goes, its images stay.
     assert.equal(await sk(['manifest', 'rm', 'localhost/mlist:1']), `Untagged: localhost/mlist:1\nDeleted: ${id}\n`);
     assert.ok((await sk(['images', '--format', '{{.Repository}}'])).includes('localhost/m-other'));

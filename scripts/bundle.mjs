@@ -43,6 +43,9 @@ await build({
   outfile: out,
   bundle: true,
   format: 'cjs',
+  // bin/skiff.js runs the bundle as a vm.Script, which has no dynamic import(): esbuild turns the import() of an
+  // external module (node:net, node:child_process, …: loaded only when needed) into a require() instead.
+  supported: { 'dynamic-import': false },
   platform: 'node',
   target: 'node20',
   // Native addons stay outside, loaded from node_modules when first needed.

@@ -25,7 +25,7 @@ import { IgnoreMatcher, parseIgnoreFile } from './containerfile/ignore.js';
 import { download, expandSource, isArchive, resolveInRoot, unpackArchive, type Download } from './sources.js';
 import type { BuildPlan, Step } from './containerfile/plan.js';
 import { squashTar, upperDirTar } from './diff.js';
-import { mountLayersReadOnly, probeRuntime, runStep, type ContainerOptions, type OciMount } from './run.js';
+import { forwardSocket, mountLayersReadOnly, probeRuntime, runStep, type ContainerOptions, type OciMount } from './run.js';
 import { isRootless } from '../store/userns.js';
 
 /** Files up to this size are read in one go when building a COPY layer. */
@@ -66,6 +66,8 @@ export interface BuildOptions {
   labels?: Record<string, string>;
   /** --secret: secret contents by id, for RUN --mount=type=secret. */
   secrets?: Map<string, Buffer>;
+  /** --ssh: SSH agent sockets by id, for RUN --mount=type=ssh. */
+  ssh?: Map<string, string>;
   /**
    * --cache-from / --cache-to: a registry repository of cache images tagged by cache key. `pull` resolves with the
    * store image ID of `<repo>:<key>` when a --cache-from repository has it; `push` sends a store image there.
@@ -857,6 +859,7 @@ export class Builder {
       for (const u of undo.reverse()) await u();
     };
     const cwd = st.config.config?.WorkingDir || '/';
+    let sshMounts = 0;
     try {
       for (const [i, m] of s.mounts.entries()) {
         const target = m.target !== undefined ? path.posix.resolve(cwd, m.target) : undefined;
@@ -932,8 +935,23 @@ export class Builder {
             mounts.push({ destination: target ?? `/run/secrets/${id}`, type: 'bind', source: file, options: ['rbind', 'ro'] });
             break;
           }
-          case 'ssh':
-            throw new SkiffError('ERR_UNSUPPORTED', 'RUN --mount=type=ssh: SSH agent forwarding is not supported');
+          case 'ssh': {
+            // BuildKit's way: the step sees a socket of its own (mode, uid, gid as asked; 0600 root by default),
+            // forwarded to the agent --ssh named; SSH_AUTH_SOCK points at the first. Not part of the cache key.
+            const id = m.id ?? 'default';
+            const agent = this.o.ssh?.get(id);
+            if (!agent) {
+              if (m.required) throw new SkiffError('ERR_BUILD', `RUN --mount=type=ssh,id=${id}: no SSH agent for it (give one with --ssh ${id === 'default' ? 'default' : `${id}=SOCKET`})`);
+              break;
+            }
+            const sock = path.join(dir, `ssh-${i}.sock`);
+            const close = await forwardSocket(sock, agent, m.mode ? parseInt(m.mode, 8) : 0o600, m.uid ?? 0, m.gid ?? 0);
+            undo.push(close);
+            const dest = target ?? `/run/buildkit/ssh_agent.${sshMounts++}`;
+            env.SSH_AUTH_SOCK ??= dest;
+            mounts.push({ destination: dest, type: 'bind', source: sock, options: ['rbind', 'rw'] });
+            break;
+          }
         }
       }
     } catch (e) {

@@ -124,6 +124,38 @@ function capabilities(o: ContainerOptions | undefined): string[] {
   return [...caps];
 }
 
+/**
+ * A unix socket at `at` (mode, owner as given) whose every connection is piped to the socket at `to`: RUN's view of
+ * an SSH agent (--ssh), so the step can use the agent whatever its user, and never touches the agent's own socket.
+ * Resolves with a function that closes it (connections still open are cut).
+ */
+export async function forwardSocket(at: string, to: string, mode: number, uid: number, gid: number): Promise<() => Promise<void>> {
+  const { createServer, connect } = await import('node:net');
+  const open = new Set<import('node:net').Socket>();
+  const server = createServer((c) => {
+    const a = connect(to);
+    for (const s of [c, a]) {
+      open.add(s);
+      s.on('close', () => open.delete(s));
+      s.on('error', () => {
+        c.destroy();
+        a.destroy();
+      });
+    }
+    c.pipe(a).pipe(c);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(at, () => resolve());
+  });
+  await fsp.chmod(at, mode);
+  await fsp.chown(at, uid, gid);
+  return async () => {
+    for (const s of open) s.destroy();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  };
+}
+
 /** The /etc/hosts and /etc/resolv.conf bind mounts for a RUN container, files written into `dir` when changed. */
 async function networkFiles(dir: string, o: ContainerOptions | undefined): Promise<OciMount[]> {
   const out: OciMount[] = [];

@@ -61,6 +61,7 @@ interface BuildFlags {
   unsetenv?: string[];
   from?: string;
   buildContext?: string[];
+  ssh?: string[];
   manifest?: string;
   ulimit?: string[];
   securityOpt?: string[];
@@ -94,6 +95,31 @@ function parseBuildContexts(specs: string[] | undefined): Record<string, NamedCo
       if (!st?.isDirectory()) throw bad(`${value}: no such directory`);
       out[name] = { dir };
     }
+  }
+  return out;
+}
+
+/**
+ * --ssh default|ID[=SOCKET] (podman build's, BuildKit's): SSH agent sockets for RUN --mount=type=ssh, by id. A bare
+ * id (or `default`) is the agent of this environment ($SSH_AUTH_SOCK). Key files are refused: give an agent.
+ */
+function parseSsh(specs: string[] | undefined): Map<string, string> | undefined {
+  if (!specs?.length) return undefined;
+  const out = new Map<string, string>();
+  for (const spec of specs) {
+    const eq = spec.indexOf('=');
+    const id = eq < 0 ? spec : spec.slice(0, eq);
+    const value = eq < 0 ? process.env.SSH_AUTH_SOCK : spec.slice(eq + 1);
+    const bad = (why: string): SkiffError => new SkiffError('ERR_USAGE', `--ssh ${JSON.stringify(spec)}: ${why}`);
+    if (!/^[A-Za-z0-9_.-]+$/.test(id)) throw bad('expected default or ID[=SOCKET]');
+    if (!value) throw bad('SSH_AUTH_SOCK is not set: start an agent (ssh-agent) or give its socket, ID=SOCKET');
+    let st: Stats | undefined;
+    try {
+      st = statSync(value, { throwIfNoEntry: false });
+    } catch {}
+    if (!st) throw bad(`${value}: no such file`);
+    if (!st.isSocket()) throw bad(`${value} is not an agent's socket (key files are not supported: load the key into ssh-agent and give its socket)`);
+    out.set(id, path.resolve(value));
   }
   return out;
 }
@@ -380,6 +406,7 @@ export function buildCommand(program: Command): void {
     .option('--dry-run', 'validate and print the resolved plan as JSON; build nothing')
     .option('--omit-history', 'write no history into the image')
     .option('--from <image>', 'the image the first FROM uses instead of the one it names')
+    .option('--ssh <default|id[=socket]>', 'an SSH agent for RUN --mount=type=ssh (repeatable)', collect)
     .option('--manifest <list>', 'add the image to this manifest list in local storage (created when missing)')
     .option('--build-context <name=value>', 'a named context for FROM, COPY --from and RUN --mount from=: a directory, or container-image://IMAGE (repeatable)', collect)
     .option('--env <key[=value]>', 'set in the built image\'s environment; KEY alone takes this environment\'s value (repeatable)', collect)
@@ -438,6 +465,7 @@ export function buildCommand(program: Command): void {
         const secrets = await readSecrets(flags.secret);
         if (flags.jobs !== undefined && !/^\d+$/.test(flags.jobs)) throw new SkiffError('ERR_USAGE', `--jobs ${flags.jobs}: expected a number (0: no limit)`);
         const containerOpts = containerOptions(flags);
+        const ssh = parseSsh(flags.ssh);
         // RUN's seccomp filter, as buildah's: the system's profile (containers-common), the one named, or none.
         if (containerOpts.seccompProfile !== 'unconfined') {
           const { loadSeccompProfile } = await import('../build/seccomp.js');
@@ -560,6 +588,7 @@ export function buildCommand(program: Command): void {
           ...(flags.format ? { format: flags.format } : {}),
           labels: keyValues('label', flags.label),
           secrets,
+          ...(ssh ? { ssh } : {}),
           ...(flags.cacheFrom?.length || flags.cacheTo ? { remoteCache: remoteCache(flags.cacheFrom ?? [], flags.cacheTo, regOpts, store, copyBetween) } : {}),
           ...(flags.jobs !== undefined ? { jobs: Number(flags.jobs) === 0 ? Infinity : Number(flags.jobs) } : {}),
           ...(flags.squashAll ? { squash: 'all' as const } : flags.squash ? { squash: 'new' as const } : {}),

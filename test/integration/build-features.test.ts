@@ -652,4 +652,32 @@ describe('skiff build features', () => {
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /seccomp profile .*bad\.json: expected defaultAction and a syscalls list/);
   });
+
+  it('RUN --mount=type=ssh with --ssh: a socket of the step\'s own at the target, SSH_AUTH_SOCK set, nothing in the image; required without --ssh refused', async () => {
+    const agentPath = path.join(t.dir, 'agent.sock');
+    const agent = (await import('node:net')).createServer((c) => c.end());
+    await new Promise<void>((r) => agent.listen(agentPath, r));
+    try {
+      const file = `FROM ${base}\nRUN --mount=type=ssh --mount=type=ssh,id=other,target=/ssh/other.sock,mode=0660,uid=1000 ` +
+        'sh -c \'[ -S "$SSH_AUTH_SOCK" ] && echo "$SSH_AUTH_SOCK" > /sock.txt; stat -c "%a %u" /ssh/other.sock > /other.txt\'\n';
+      const b = await build('ssh', file, {}, ['--ssh', `default=${agentPath}`, '--ssh', `other=${agentPath}`]);
+      hasContent(b.flat, 'sock.txt', '/run/buildkit/ssh_agent.0\n');
+      hasContent(b.flat, 'other.txt', '660 1000\n');
+      assert.equal([...b.flat.keys()].filter((p) => p.startsWith('run/buildkit') || p.startsWith('ssh/')).filter((p) => !p.endsWith('/')).length, 0, 'no socket left in the image');
+      // Not required and not given: the mount is left out; required: refused, naming the flag.
+      const optional = await build('ssh-optional', `FROM ${base}\nRUN --mount=type=ssh echo "[$SSH_AUTH_SOCK]" > /env.txt\n`);
+      hasContent(optional.flat, 'env.txt', '[]\n');
+      const ctx = path.join(t.dir, 'ctx-ssh-req');
+      await fsp.mkdir(ctx, { recursive: true });
+      await fsp.writeFile(path.join(ctx, 'Containerfile'), `FROM ${base}\nRUN --mount=type=ssh,required true\n`);
+      const req = await skiff([...S(), 'build', ctx]);
+      assert.equal(req.code, 1);
+      assert.match(req.stderr, /RUN --mount=type=ssh,id=default: no SSH agent for it \(give one with --ssh default\)/);
+      const notSocket = await skiff([...S(), 'build', '--ssh', `default=${path.join(ctx, 'Containerfile')}`, ctx]);
+      assert.equal(notSocket.code, 1);
+      assert.match(notSocket.stderr, /is not an agent's socket \(key files are not supported/);
+    } finally {
+      agent.close();
+    }
+  });
 });

@@ -219,6 +219,16 @@ describe('docker:// auth and TLS', () => {
       await ok(skiff(['logout', '--authfile', authfile, reg.host]));
       const after = await skiff(['inspect', NOTLS, '--authfile', authfile, `docker://${reg.host}/p/a:1`]);
       assert.equal(after.code, 1);
+      // A credential helper named in the auth file (credHelpers), as docker's config.json names one: run as
+      // docker-credential-NAME get, the registry on its standard input, its JSON answer used.
+      const helpers = path.join(t.dir, 'helpers');
+      await fsp.mkdir(helpers, { recursive: true });
+      await fsp.writeFile(path.join(helpers, 'docker-credential-skifftest'), `#!/bin/sh\nread server\n[ "$1" = get ] && [ "$server" = "${reg.host}" ] && echo '{"ServerURL":"${reg.host}","Username":"alice","Secret":"s3cret"}'\n`, { mode: 0o755 });
+      const helperAuth = path.join(t.dir, 'helper-auth.json');
+      await fsp.writeFile(helperAuth, JSON.stringify({ credHelpers: { [reg.host]: 'skifftest' } }));
+      const viaHelper = await run(process.execPath, [SKIFF, 'inspect', NOTLS, '--authfile', helperAuth, `docker://${reg.host}/p/a:1`], { env: { ...process.env, PATH: `${helpers}:${process.env.PATH}` } });
+      assert.equal(viaHelper.code, 0, viaHelper.stderr);
+      assert.equal((JSON.parse(viaHelper.stdout) as { Name: string }).Name, `${reg.host}/p/a`);
     } finally {
       await reg.stop();
     }

@@ -50,9 +50,14 @@ export interface BuildOptions {
   runtime?: string;
   /** How RUN is isolated: an OCI runtime (default) or chroot (no runtime needed). */
   isolation?: 'oci' | 'chroot';
+  /** --platform: the target (os/arch[/variant]) of stages without FROM --platform; the host's by default. */
+  platform?: string;
   timestamp?: number;
-  /** Get a base image into the store (pull); resolves with its image ID. */
-  pullBase(name: string): Promise<string>;
+  /**
+   * Get a base image into the store (pull); resolves with its image ID. `platform` (os/arch[/variant]): the image
+   * for that platform (FROM --platform, or the build's --platform); undefined: the build's target.
+   */
+  pullBase(name: string, platform?: string): Promise<string>;
   log(line: string): void;
   /** Warnings (the CLI prints them with -q too); `log` when not given. */
   warn?(line: string): void;
@@ -131,9 +136,12 @@ interface State {
 /** The PATH an image FROM scratch starts with (BuildKit and buildah set it). */
 export const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
-function emptyConfig(): ImageConfig {
-  const p = hostPlatform();
-  return { architecture: p.architecture, os: p.os, config: { Env: [DEFAULT_PATH] }, rootfs: { type: 'layers', diff_ids: [] }, history: [] };
+/** A FROM scratch stage's config: the target platform's architecture and OS (the host's by default). */
+function emptyConfig(platform?: string): ImageConfig {
+  const [os0, arch, variant] = platform?.split('/') ?? [];
+  const h = hostPlatform();
+  const p = platform ? { os: os0!, architecture: arch!, ...(variant ? { variant } : {}) } : h;
+  return { architecture: p.architecture, os: p.os, ...(p.variant && platform ? { variant: p.variant } : {}), config: { Env: [DEFAULT_PATH] }, rootfs: { type: 'layers', diff_ids: [] }, history: [] };
 }
 
 /**
@@ -312,13 +320,13 @@ export class Builder {
     }
   }
 
-  private async from(f: { image: string; stage?: number }): Promise<State> {
+  private async from(f: { image: string; stage?: number; platform?: string }): Promise<State> {
     if (f.stage !== undefined) {
       const s = this.stages.get(f.stage)!;
       return { config: structuredClone(s.config), layers: [...s.layers], baseLayers: s.baseLayers };
     }
-    if (f.image === 'scratch') return { config: emptyConfig(), layers: [], baseLayers: 0 };
-    const id = await this.o.pullBase(f.image);
+    if (f.image === 'scratch') return { config: emptyConfig(f.platform ?? this.o.platform), layers: [], baseLayers: 0 };
+    const id = await this.o.pullBase(f.image, f.platform);
     const img = (await this.o.store.images()).find((i) => i.id === id);
     if (!img) throw new SkiffError('ERR_IMAGE_NOT_FOUND', `FROM ${f.image}: not in the store after pulling`);
     const cfgBytes = await this.o.store.bigData(img, `sha256:${img.id}`);

@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { Command, Option } from 'commander';
 import { SkiffError } from '../core/errors.js';
 import { isFile, readAll } from '../core/fs.js';
+import { formatPlatform, hostPlatform } from '../core/platform.js';
 import { fetchContext, isRemoteContext } from '../build/remote-context.js';
 import { download } from '../build/sources.js';
 import { parseDuration, parseIntOption, registryOptions, storageFrom, writeOut, type GlobalOptions } from './common.js';
@@ -122,6 +123,16 @@ function parseSsh(specs: string[] | undefined): Map<string, string> | undefined 
     out.set(id, path.resolve(value));
   }
   return out;
+}
+
+/** Is this store image for `platform` (os/arch[/variant])? arm64's v8 matches an image with no variant. */
+async function isForPlatform(store: Store, img: import('../store/store.js').Image, platform: string): Promise<boolean> {
+  const [os, arch, variant] = platform.split('/');
+  const cfg = await store.bigData(img, `sha256:${img.id}`);
+  if (!cfg) return false;
+  const c = JSON.parse(cfg.toString()) as { os?: string; architecture?: string; variant?: string };
+  if (c.os !== os || c.architecture !== arch) return false;
+  return !variant || !c.variant || c.variant === variant || (arch === 'arm64' && variant === 'v8' && !c.variant);
 }
 
 /** podman's -v/--volume for builds: HOST-PATH:CONTAINER-PATH[:OPTIONS], options ro/rw (z, Z and U accepted). */
@@ -477,9 +488,11 @@ export function buildCommand(program: Command): void {
         let platform = flags.platform;
         if (flags.os || flags.arch || flags.variant) {
           if (platform) throw new SkiffError('ERR_USAGE', '--platform and --os/--arch/--variant cannot be used together');
-          const { hostPlatform } = await import('../core/platform.js');
           const h = hostPlatform();
           platform = `${flags.os ?? h.os}/${flags.arch ?? h.architecture}${flags.variant ? `/${flags.variant}` : ''}`;
+        }
+        for (const p of platform?.split(',') ?? []) {
+          if (!/^[a-z0-9_]+\/[a-z0-9_]+(\/[a-z0-9_.]+)?$/.test(p.trim())) throw new SkiffError('ERR_USAGE', `--platform ${JSON.stringify(p)}: expected OS/ARCH[/VARIANT]`);
         }
         // What both plans (before and after the bases are known) are made with.
         // (A URL context is fetched once the Containerfile is known to be valid; until then it plans as a directory.)
@@ -489,7 +502,8 @@ export function buildCommand(program: Command): void {
           if ('url' in c) fetchLater.set(name, c.url);
           contexts[name] = 'url' in c ? { dir: c.url } : c;
         }
-        const planOpts = { file, buildArgs, contexts, ...(flags.target ? { target: flags.target } : {}), ...(platform ? { platform } : {}), ...(flags.from ? { fromOverride: flags.from } : {}) };
+        // (Validated for the first platform; each build plans again for its own.)
+        const planOpts = { file, buildArgs, contexts, ...(flags.target ? { target: flags.target } : {}), ...(platform ? { platform: platform.split(',')[0]!.trim() } : {}), ...(flags.from ? { fromOverride: flags.from } : {}) };
         const volumes = await parseVolumes(flags.volume);
         // --env KEY=VALUE, or KEY for this environment's value (empty when it has none, as buildah 1.28 does).
         const envOpts = { env: [] as string[], unset: flags.unsetenv ?? [] };
@@ -538,69 +552,112 @@ export function buildCommand(program: Command): void {
         const store = await storeOf(g);
         const regOpts = { ...registryOptions({ ...(flags as unknown as Record<string, unknown>), retryTimes: flags.retry, retryDelay: flags.retryDelay }, ''), storage: storageFrom(g) };
         const bases = new Map<string, string>();
-        // --pull: missing (default) uses a local image; always and true pull every time; newer pulls (only what
-        // changed is fetched) but keeps the local image when the registry cannot be reached; never/false never pull.
-        const pullBase = async (image: string): Promise<string> => {
-          const policy = flags.pull === undefined ? 'missing' : flags.pull === 'true' ? 'always' : flags.pull === 'false' ? 'never' : flags.pull;
-          const local = bases.get(image) ?? (policy !== 'always' ? (await store.findImage(image))?.id : undefined);
-          if (local && (bases.has(image) || policy !== 'newer')) return local;
-          if (!local && policy === 'never') throw new SkiffError('ERR_IMAGE_NOT_FOUND', `FROM ${image}: not in local storage and --pull=never`);
-          let id: string;
-          try {
-            id = await pullIntoStore(image, regOpts, g, !!flags.quiet);
-          } catch (e) {
-            if (!local || !(e instanceof SkiffError) || e.code !== 'ERR_NETWORK') throw e;
-            process.stderr.write(`skiff: warning: --pull=newer: ${e.message}; using the local ${image}\n`);
-            id = local;
+        /** One build for one target platform (undefined: the host's); resolves with the image ID. */
+        const buildFor = async (target: string | undefined): Promise<string> => {
+          // --pull: missing (default) uses a local image; always and true pull every time; newer pulls (only what
+          // changed is fetched) but keeps the local image when the registry cannot be reached; never/false never pull.
+          // For a platform (FROM --platform, or --platform) a local image counts only if it is for that platform (the
+          // name may point at another platform's image, pulled before); otherwise that platform's is pulled.
+          const pullBase = async (image: string, wanted?: string): Promise<string> => {
+            const plat = wanted ?? target;
+            const key = plat ? `${image}|${plat}` : image;
+            const policy = flags.pull === undefined ? 'missing' : flags.pull === 'true' ? 'always' : flags.pull === 'false' ? 'never' : flags.pull;
+            let local = bases.get(key);
+            // With no platform asked for, a local image for another platform is still a fallback (a base built
+            // here for another architecture has nowhere to be pulled from).
+            let otherPlatform: string | undefined;
+            if (!local && policy !== 'always') {
+              const img = await store.findImage(image);
+              const host = formatPlatform(hostPlatform());
+              if (img && (await isForPlatform(store, img, plat ?? host))) local = img.id;
+              else if (img && plat && policy === 'never') throw new SkiffError('ERR_IMAGE_NOT_FOUND', `FROM ${image}: the local image is not for ${plat}, and --pull=never`);
+              else if (img && !plat) {
+                if (policy === 'never') local = img.id;
+                else otherPlatform = img.id;
+              }
+            }
+            if (local && (bases.has(key) || policy !== 'newer')) return local;
+            if (!local && policy === 'never') throw new SkiffError('ERR_IMAGE_NOT_FOUND', `FROM ${image}: not in local storage and --pull=never`);
+            let id: string;
+            try {
+              const [os, architecture, variant] = plat?.split('/') ?? [];
+              id = await pullIntoStore(image, plat ? { ...regOpts, platform: { os: os!, architecture: architecture!, ...(variant ? { variant } : {}) } } : regOpts, g, !!flags.quiet);
+            } catch (e) {
+              if (otherPlatform) {
+                process.stderr.write(`skiff: warning: FROM ${image}: the local image is for another platform, and pulling this one's failed (${(e as Error).message}): using the local image\n`);
+                id = otherPlatform;
+              } else {
+                if (!local || !(e instanceof SkiffError) || e.code !== 'ERR_NETWORK') throw e;
+                process.stderr.write(`skiff: warning: --pull=newer: ${e.message}; using the local ${image}\n`);
+                id = local;
+              }
+            }
+            bases.set(key, id);
+            return id;
+          };
+          const baseEnv = new Map<string, string[]>();
+          const baseOnBuild = new Map<string, string[]>();
+          for (const st of plan.stages) {
+            if (st.from.stage !== undefined || st.from.image === 'scratch') continue;
+            const id = await pullBase(st.from.image, st.from.platform);
+            const img = (await store.images()).find((i) => i.id === id);
+            const cfg = img ? await store.bigData(img, `sha256:${img.id}`) : undefined;
+            const c = cfg ? (JSON.parse(cfg.toString()) as { config?: { Env?: string[]; OnBuild?: string[] | null } }).config : undefined;
+            baseEnv.set(st.from.image, c?.Env ?? []);
+            if (c?.OnBuild?.length) baseOnBuild.set(st.from.image, c.OnBuild);
           }
-          bases.set(image, id);
-          return id;
+          const full = planContainerfile(text, { ...planOpts, ...(target ? { platform: target } : {}), baseEnv: (image) => baseEnv.get(image), baseOnBuild: (image) => baseOnBuild.get(image) });
+          const timestamp = flags.timestamp !== undefined ? Number(flags.timestamp) : process.env.SOURCE_DATE_EPOCH ? Number(process.env.SOURCE_DATE_EPOCH) : undefined;
+          const builder = new Builder({
+            plan: full,
+            contextDir: context,
+            ignore: loadIgnore(context, ignoreAnchor, flags.ignorefile),
+            store,
+            tags: flags.tag ?? [],
+            network: flags.network === 'none' ? 'none' : 'host',
+            container: containerOpts,
+            ...(flags.omitHistory ? { omitHistory: true } : {}),
+            ...(envOpts.env.length ? { env: envOpts.env } : {}),
+            ...(envOpts.unset.length ? { unsetEnv: envOpts.unset } : {}),
+            ...(volumes.length ? { volumes } : {}),
+            ...(flags.runtime ? { runtime: flags.runtime } : {}),
+            ...(isolation ? { isolation: isolation as 'oci' | 'chroot' } : {}),
+            ...(timestamp !== undefined && Number.isFinite(timestamp) ? { timestamp } : {}),
+            pullBase,
+            ...(target ? { platform: target } : {}),
+            ...(flags.format ? { format: flags.format } : {}),
+            labels: keyValues('label', flags.label),
+            secrets,
+            ...(ssh ? { ssh } : {}),
+            ...(flags.cacheFrom?.length || flags.cacheTo ? { remoteCache: remoteCache(flags.cacheFrom ?? [], flags.cacheTo, regOpts, store, copyBetween) } : {}),
+            ...(flags.jobs !== undefined ? { jobs: Number(flags.jobs) === 0 ? Infinity : Number(flags.jobs) } : {}),
+            ...(flags.squashAll ? { squash: 'all' as const } : flags.squash ? { squash: 'new' as const } : {}),
+            annotations: keyValues('annotation', flags.annotation),
+            cache: flags.cache !== false && flags.layers !== 'false' && flags.layers !== false,
+            ...(flags.timings ? { timing: (line: string) => void process.stderr.write(`[timings] ${line}\n`) } : {}),
+            log: (line) => {
+              if (!flags.quiet) process.stderr.write(`${line}\n`);
+            },
+            warn: (line) => void process.stderr.write(`${line}\n`),
+          });
+          return builder.build();
         };
-        const baseEnv = new Map<string, string[]>();
-        const baseOnBuild = new Map<string, string[]>();
-        for (const st of plan.stages) {
-          if (st.from.stage !== undefined || st.from.image === 'scratch') continue;
-          const id = await pullBase(st.from.image);
-          const img = (await store.images()).find((i) => i.id === id);
-          const cfg = img ? await store.bigData(img, `sha256:${img.id}`) : undefined;
-          const c = cfg ? (JSON.parse(cfg.toString()) as { config?: { Env?: string[]; OnBuild?: string[] | null } }).config : undefined;
-          baseEnv.set(st.from.image, c?.Env ?? []);
-          if (c?.OnBuild?.length) baseOnBuild.set(st.from.image, c.OnBuild);
+        const platforms = platform ? platform.split(',').map((x) => x.trim()) : [undefined];
+        if (platforms.length > 1) {
+          // podman's multi-platform build: one image per platform, gathered in the --manifest list; its ID is printed.
+          if (!flags.manifest) throw new SkiffError('ERR_USAGE', `--platform ${platform}: several platforms need --manifest LIST to gather the images in`);
+          if (flags.tag?.length || output) throw new SkiffError('ERR_USAGE', `--platform ${platform}: several platforms give one image each: name the list with --manifest, not -t or --output`);
+          const { addToList } = await import('./manifest.js');
+          for (const p of platforms) {
+            if (!flags.quiet) process.stderr.write(`[${p}]\n`);
+            await addToList(store, flags.manifest, await buildFor(p));
+          }
+          const { storeName } = await import('./storage.js');
+          const list = await store.findImage(storeName(flags.manifest));
+          await writeOut(`${list!.id}\n`);
+          return;
         }
-        const full = planContainerfile(text, { ...planOpts, baseEnv: (image) => baseEnv.get(image), baseOnBuild: (image) => baseOnBuild.get(image) });
-        const timestamp = flags.timestamp !== undefined ? Number(flags.timestamp) : process.env.SOURCE_DATE_EPOCH ? Number(process.env.SOURCE_DATE_EPOCH) : undefined;
-        const builder = new Builder({
-          plan: full,
-          contextDir: context,
-          ignore: loadIgnore(context, ignoreAnchor, flags.ignorefile),
-          store,
-          tags: flags.tag ?? [],
-          network: flags.network === 'none' ? 'none' : 'host',
-          container: containerOpts,
-          ...(flags.omitHistory ? { omitHistory: true } : {}),
-          ...(envOpts.env.length ? { env: envOpts.env } : {}),
-          ...(envOpts.unset.length ? { unsetEnv: envOpts.unset } : {}),
-          ...(volumes.length ? { volumes } : {}),
-          ...(flags.runtime ? { runtime: flags.runtime } : {}),
-          ...(isolation ? { isolation: isolation as 'oci' | 'chroot' } : {}),
-          ...(timestamp !== undefined && Number.isFinite(timestamp) ? { timestamp } : {}),
-          pullBase,
-          ...(flags.format ? { format: flags.format } : {}),
-          labels: keyValues('label', flags.label),
-          secrets,
-          ...(ssh ? { ssh } : {}),
-          ...(flags.cacheFrom?.length || flags.cacheTo ? { remoteCache: remoteCache(flags.cacheFrom ?? [], flags.cacheTo, regOpts, store, copyBetween) } : {}),
-          ...(flags.jobs !== undefined ? { jobs: Number(flags.jobs) === 0 ? Infinity : Number(flags.jobs) } : {}),
-          ...(flags.squashAll ? { squash: 'all' as const } : flags.squash ? { squash: 'new' as const } : {}),
-          annotations: keyValues('annotation', flags.annotation),
-          cache: flags.cache !== false && flags.layers !== 'false' && flags.layers !== false,
-          ...(flags.timings ? { timing: (line: string) => void process.stderr.write(`[timings] ${line}\n`) } : {}),
-          log: (line) => {
-            if (!flags.quiet) process.stderr.write(`${line}\n`);
-          },
-          warn: (line) => void process.stderr.write(`${line}\n`),
-        });
-        const id = await builder.build();
+        const id = await buildFor(platforms[0]);
         if (flags.manifest) await (await import('./manifest.js')).addToList(store, flags.manifest, id);
         if (flags.iidfile) await fsp.writeFile(flags.iidfile, `sha256:${id}`);
         if (!flags.quiet && flags.tag?.length) process.stderr.write(`COMMIT ${flags.tag.join(', ')}\n`);

@@ -13,6 +13,7 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { makeBusyboxLayout } from '../kit/fixtures.js';
 import { tarHeader } from '../../src/archive/tar-append.js';
+import { makeMultiPlatformLayout, sampleSpec } from '../kit/image.js';
 import { ok, run, skiff, SKIFF, tempDir, unmountUnder } from '../kit/run.js';
 import { flatRef, type Flat } from '../kit/validate.js';
 import { startRegistry } from '../kit/registry.js';
@@ -678,6 +679,41 @@ describe('skiff build features', () => {
       assert.match(notSocket.stderr, /is not an agent's socket \(key files are not supported/);
     } finally {
       agent.close();
+    }
+  });
+
+  it('--platform builds for that platform: its base from a multi-platform index (a local image for another platform is not used), FROM scratch\'s config; several platforms gather in --manifest', async () => {
+    const reg = await startRegistry();
+    try {
+      const mp = path.join(t.dir, 'mp-layout');
+      await makeMultiPlatformLayout(mp, 'mp', [{ ...sampleSpec(1), architecture: 'amd64' }, { ...sampleSpec(2), architecture: 'arm64', variant: 'v8' }]);
+      await ok(skiff(['copy', '-q', '--all', '--dest-tls-verify=false', `oci:${mp}:mp`, `docker://${reg.host}/mp/base:1`]));
+      const file = `FROM ${reg.host}/mp/base:1\nCOPY a.txt /a.txt\n`;
+      const tls = ['--tls-verify=false'];
+      const arm = await build('plat-arm', file, { 'a.txt': 'a\n' }, [...tls, '--platform', 'linux/arm64']);
+      assert.equal((arm.config as { architecture: string }).architecture, 'arm64');
+      hasContent(arm.flat, 'etc/new', 'seed 2\n');
+      // The base's name now points at the arm64 image: a host build does not take it, it pulls the host's.
+      const host = await build('plat-host', file, { 'a.txt': 'a\n' }, tls);
+      assert.equal((host.config as { architecture: string }).architecture, 'amd64');
+      hasContent(host.flat, 'etc/new', 'seed 1\n');
+      const scratch = await build('plat-scratch', 'FROM scratch\nCOPY a.txt /a.txt\n', { 'a.txt': 'a\n' }, ['--platform', 'linux/arm64/v8']);
+      assert.deepEqual([(scratch.config as { architecture: string }).architecture, (scratch.config as { variant?: string }).variant], ['arm64', 'v8']);
+      // Several platforms: one image each, in the --manifest list, whose ID is printed.
+      const ctx = path.join(t.dir, 'ctx-plat-arm');
+      const multi = await skiff([...S(), 'build', '-q', ...tls, '--platform', 'linux/amd64,linux/arm64', '--manifest', 'localhost/plat-list:1', ctx]);
+      assert.equal(multi.code, 0, multi.stderr);
+      const listed = JSON.parse(await ok(skiff([...S(), 'manifest', 'inspect', 'localhost/plat-list:1']))) as { manifests: { platform: { architecture: string } }[] };
+      assert.deepEqual(listed.manifests.map((m) => m.platform.architecture), ['amd64', 'arm64']);
+      const listId = JSON.parse(await fsp.readFile(`${t.dir}/root/overlay-images/images.json`, 'utf8')).find((i: { names?: string[] }) => i.names?.includes('localhost/plat-list:1')).id as string;
+      assert.equal(multi.stdout, `${listId}\n`);
+      for (const [flags, msg] of [[['--platform', 'linux/amd64,linux/arm64'], /several platforms need --manifest/], [['--platform', 'linux/amd64,linux/arm64', '--manifest', 'localhost/x:1', '-t', 'localhost/y:1'], /name the list with --manifest, not -t/], [['--platform', 'linux'], /--platform "linux": expected OS\/ARCH/]] as const) {
+        const r = await skiff([...S(), 'build', ...flags, ctx]);
+        assert.equal(r.code, 1, r.stderr);
+        assert.match(r.stderr, msg);
+      }
+    } finally {
+      await reg.stop();
     }
   });
 });

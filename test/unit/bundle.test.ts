@@ -24,6 +24,14 @@ describe('CLI bundle (dist/skiff.cjs) and its code cache', () => {
     assert.deepEqual(stale, []);
   });
 
+  it('the npm package holds what the installed command runs (launcher, bundle, modules) and no tests', () => {
+    const r = spawnSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: REPO, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const files = (JSON.parse(r.stdout) as { files: { path: string }[] }[])[0]!.files.map((f) => f.path);
+    for (const f of ['bin/skiff', 'bin/skiff.js', 'bin/package.json', 'dist/skiff.cjs', 'dist/src/cli/entry.js', 'dist/src/index.js', 'dist/transports/index.js', 'package.json', 'README.md']) assert.ok(files.includes(f), `${f} is in the package`);
+    assert.deepEqual(files.filter((f) => f.startsWith('test/') || f.startsWith('dist/test/') || f.startsWith('src/') || f.startsWith('.ci/')), []);
+  });
+
   it('has no dynamic import() left: bin/skiff.js runs it as a vm.Script, where import() fails at run time', async () => {
     // (One did: `push --digestfile`, credential helpers and RUN --mount=type=ssh failed with "A dynamic import
     // callback was not specified" from the bundled CLI, and only there.)

@@ -22,12 +22,14 @@ const COMMANDS: Record<string, () => Promise<Adder[]>> = {
   },
   storage: async () => [(await import('./storage.js')).storageCommands],
   manifest: async () => [(await import('./manifest.js')).manifestCommands],
+  sign: async () => [(await import('./sign.js')).signCommands],
 };
 const MODULE_OF: Record<string, string> = {
   bud: 'build', 'list-tags': 'registry', delete: 'registry', login: 'registry', logout: 'registry',
   pull: 'storage', push: 'storage', tag: 'storage', rmi: 'storage', save: 'storage', load: 'storage',
+  'standalone-sign': 'sign', 'standalone-verify': 'sign',
 };
-const ORDER = ['build', 'copy', 'images', 'storage', 'manifest', 'inspect', 'registry', 'sync', 'manifest-digest'];
+const ORDER = ['build', 'copy', 'images', 'storage', 'manifest', 'inspect', 'registry', 'sync', 'manifest-digest', 'sign'];
 const VALUE_OPTIONS = new Set(['--override-os', '--override-arch', '--override-variant', '--root', '--runroot', '--storage-driver']);
 
 /** The command word in argv (after global options), or undefined. */

@@ -28,7 +28,7 @@ describe('CLI bundle (dist/skiff.cjs) and its code cache', () => {
     const r = spawnSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: REPO, encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
     const files = (JSON.parse(r.stdout) as { files: { path: string }[] }[])[0]!.files.map((f) => f.path);
-    for (const f of ['bin/skiff', 'bin/skiff.js', 'bin/package.json', 'dist/skiff.cjs', 'dist/src/cli/entry.js', 'dist/src/index.js', 'dist/transports/index.js', 'package.json', 'README.md']) assert.ok(files.includes(f), `${f} is in the package`);
+    for (const f of ['bin/skiff', 'bin/skiff.js', 'bin/package.json', 'dist/skiff.cjs', 'dist/src/cli/entry.js', 'dist/index.js', 'dist/index.d.ts', 'dist/transports/index.js', 'package.json', 'README.md']) assert.ok(files.includes(f), `${f} is in the package`);
     assert.deepEqual(files.filter((f) => f.startsWith('test/') || f.startsWith('dist/test/') || f.startsWith('src/') || f.startsWith('.ci/')), []);
   });
 

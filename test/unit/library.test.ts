@@ -14,7 +14,7 @@ describe('the library (package.json main)', () => {
     const pkg = JSON.parse(readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { main: string; types: string };
     assert.ok(existsSync(path.join(REPO, pkg.main)), `${pkg.main} exists`);
     assert.ok(existsSync(path.join(REPO, pkg.types)), `${pkg.types} exists`);
-    const skiff = (await import(pathToFileURL(path.join(REPO, pkg.main)).href)) as typeof import('../../src/index.js');
+    const skiff = (await import(pathToFileURL(path.join(REPO, pkg.main)).href)) as typeof import('../../index.js');
     await makeLayout(`${t.dir}/in`, '1', sampleSpec(5));
     const s = skiff.parseImageRef(`oci:${t.dir}/in:1`, skiff.transports);
     const d = skiff.parseImageRef(`docker-archive:${t.dir}/out.tar:app:1`, skiff.transports);

@@ -17,7 +17,7 @@ import type { ImageConfig } from '../core/config.js';
 import { parseConfig, rfc3339, sortConfigMaps } from '../core/config.js';
 import { MT } from '../core/media-types.js';
 import { serializeManifest, type ImageManifest } from '../core/manifest.js';
-import { formatDockerReference, parseDockerReference, withDefaultTag } from '../core/reference.js';
+import { localImageName } from '../core/reference.js';
 import { hostPlatform } from '../core/platform.js';
 import type { Store } from '../store/store.js';
 import { layerId, StoreWriter, type StagedLayer } from '../store/writer.js';
@@ -1104,7 +1104,8 @@ export class Builder {
   }
 
   private async commit(st: State): Promise<string> {
-    const names = this.o.tags.map((t) => formatDockerReference(withDefaultTag(parseDockerReference(t))));
+    // (Short names go under localhost/, as podman build names them.)
+    const names = this.o.tags.map(localImageName);
     return this.record(st, names, true);
   }
 

@@ -652,8 +652,8 @@ export function buildCommand(program: Command): void {
             if (!flags.quiet) process.stderr.write(`[${p}]\n`);
             await addToList(store, flags.manifest, await buildFor(p));
           }
-          const { storeName } = await import('./storage.js');
-          const list = await store.findImage(storeName(flags.manifest));
+          const { localImageName } = await import('../core/reference.js');
+          const list = await store.findImage(localImageName(flags.manifest));
           await writeOut(`${list!.id}\n`);
           return;
         }

@@ -13,7 +13,8 @@ import type { CopyOptions } from '../copy/copy.js';
 import type { Image, Store } from '../store/store.js';
 import { StoreWriter } from '../store/writer.js';
 import { addRegistryFlags, addRetryFlags, registryOptions, storageFrom, writeOut, type GlobalOptions } from './common.js';
-import { copyBetween, pullIntoStore, storeName, storeOf } from './storage.js';
+import { copyBetween, pullIntoStore, storeOf } from './storage.js';
+import { localImageName } from '../core/reference.js';
 import { makeProgress } from './progress.js';
 
 /** The list an image holds, or undefined when the image is not a list. */
@@ -136,7 +137,7 @@ export function manifestCommands(program: Command): void {
     .action(async (name: string, images: string[], _f: unknown, c: Command) => {
       const g = c.optsWithGlobals() as GlobalOptions;
       const store = await storeOf(g);
-      const listName = storeName(name);
+      const listName = localImageName(name);
       const taken = await store.findImage(listName);
       if (taken && taken.names?.includes(listName)) throw new SkiffError('ERR_USAGE', `creating image to hold manifest list: image name "${listName}" is already associated with image "${taken.id}": that name is already in use`);
       const o: SourceOptions = { storage: storageFrom(g) };
@@ -169,7 +170,7 @@ export function manifestCommands(program: Command): void {
   add.action(async (name: string, arg: string, flags: AddFlags & Record<string, unknown>, c: Command) => {
     const g = c.optsWithGlobals() as GlobalOptions;
     const store = await storeOf(g);
-    const { image: listImage, list, instances } = await findList(store, storeName(name));
+    const { image: listImage, list, instances } = await findList(store, localImageName(name));
     const o: SourceOptions = { ...registryOptions(flags, ''), storage: storageFrom(g) };
     const { image, source } = await resolveInstance(store, arg, o, g, !!flags.quiet);
     const next = await addInstance(store, list, image, arg, flags);
@@ -185,7 +186,7 @@ export function manifestCommands(program: Command): void {
     .argument('<list>', 'name of the list')
     .action(async (name: string, _f: unknown, c: Command) => {
       const g = c.optsWithGlobals() as GlobalOptions;
-      const { list } = await findList(await storeOf(g), storeName(name));
+      const { list } = await findList(await storeOf(g), localImageName(name));
       // podman 4.3's shape: the Docker list media type, each entry's platform in Docker's field order, annotations
       // after it; an empty list's manifests are null.
       const manifests = list.manifests.map((d) => {
@@ -213,7 +214,7 @@ export function manifestCommands(program: Command): void {
       const w = new StoreWriter(store);
       await w.open();
       for (const n of names) {
-        const { image } = await findList(store, storeName(n));
+        const { image } = await findList(store, localImageName(n));
         await w.removeImage(image.id);
         for (const name of image.names ?? []) process.stdout.write(`Untagged: ${name}\n`);
         process.stdout.write(`Deleted: ${image.id}\n`);
@@ -235,7 +236,7 @@ export function manifestCommands(program: Command): void {
   annotate.action(async (name: string, digest: string, flags: AddFlags, c: Command) => {
     const g = c.optsWithGlobals() as GlobalOptions;
     const store = await storeOf(g);
-    const { image, list, instances } = await findList(store, storeName(name));
+    const { image, list, instances } = await findList(store, localImageName(name));
     const entry = list.manifests.find((d) => d.digest === checkDigest(digest));
     if (!entry) throw new SkiffError('ERR_IMAGE_NOT_FOUND', `no instance matching digest "${digest}" found in manifest list ${name}`);
     const p = { ...(entry.platform ?? { architecture: '', os: '' }) } as Platform;
@@ -259,7 +260,7 @@ export function manifestCommands(program: Command): void {
     .action(async (name: string, digest: string, _f: unknown, c: Command) => {
       const g = c.optsWithGlobals() as GlobalOptions;
       const store = await storeOf(g);
-      const { image, list, instances } = await findList(store, storeName(name));
+      const { image, list, instances } = await findList(store, localImageName(name));
       if (!list.manifests.some((d) => d.digest === checkDigest(digest))) throw new SkiffError('ERR_IMAGE_NOT_FOUND', `removing from manifest list ${name}: no instance matching digest "${digest}" found in manifest list`);
       delete instances[digest];
       const w = new StoreWriter(store);
@@ -275,7 +276,7 @@ export function manifestCommands(program: Command): void {
     .action(async (name: string, _f: unknown, c: Command) => {
       const g = c.optsWithGlobals() as GlobalOptions;
       const store = await storeOf(g);
-      const image = await store.findImage(storeName(name));
+      const image = await store.findImage(localImageName(name));
       if (!image) throw new SkiffError('ERR_USAGE', '', { exitCode: 1 });
       if (!(await listOf(store, image))) throw new SkiffError('ERR_USAGE', `${name}: image is not a manifest list`, { exitCode: 125 });
     });
@@ -295,7 +296,7 @@ export function manifestCommands(program: Command): void {
   push.action(async (name: string, dest: string | undefined, flags: Record<string, unknown>, c: Command) => {
     const g = c.optsWithGlobals() as GlobalOptions;
     const store = await storeOf(g);
-    const listName = storeName(name);
+    const listName = localImageName(name);
     const { image } = await findList(store, listName);
     const target = dest ?? `docker://${listName}`;
     const progress = makeProgress(!!flags.quiet);
@@ -313,7 +314,7 @@ export function manifestCommands(program: Command): void {
 
 /** `build --manifest LIST`: add the built image to LIST, creating the list when there is none. */
 export async function addToList(store: Store, listName: string, imageId: string): Promise<void> {
-  const name = storeName(listName);
+  const name = localImageName(listName);
   const image = (await store.images()).find((i) => i.id === imageId);
   if (!image) throw new SkiffError('ERR_IMAGE_NOT_FOUND', `image ${imageId.slice(0, 12)} is not in the store`);
   const existing = await store.findImage(name);

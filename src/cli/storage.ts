@@ -6,7 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import { Command, Option } from 'commander';
 import { SkiffError } from '../core/errors.js';
 import type { ImageSource, SourceOptions } from '../core/image.js';
-import { formatDockerReference, parseDockerReference, withDefaultTag, type DockerReference } from '../core/reference.js';
+import { formatDockerReference, localImageName, parseDockerReference, withDefaultTag, type DockerReference } from '../core/reference.js';
 import { copyImage, type CopyOptions } from '../copy/copy.js';
 import { isShortName, loadRegistriesConf, shortNameCandidates } from '../config/registries.js';
 import { defaultStoreLocation, Store } from '../store/store.js';
@@ -191,7 +191,8 @@ export function storageCommands(program: Command): void {
       const store = await storeOf(g);
       const w = new StoreWriter(store);
       await w.open();
-      await w.tag(await imageId(store, image), names.map(storeName));
+      // (Short names go under localhost/, as podman tags them.)
+      await w.tag(await imageId(store, image), names.map(localImageName));
     });
 
   program

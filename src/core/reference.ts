@@ -95,3 +95,14 @@ export function familiarName(r: DockerReference): string {
   if (r.domain === DEFAULT_DOMAIN) name = r.path.startsWith('library/') && r.path.split('/').length === 2 ? r.path.slice(8) : r.path;
   return `${name}${r.tag !== undefined ? `:${r.tag}` : ''}${r.digest ? `@${r.digest}` : ''}`;
 }
+
+/**
+ * The name a locally made image gets, as podman gives it (`podman tag`, `build -t`, `manifest create`): a name with
+ * no registry is put under `localhost/` (`myapp` -> `localhost/myapp:latest`, `team/app:1` ->
+ * `localhost/team/app:1`); a name with one keeps it (`docker.io/x` -> `docker.io/library/x:latest`).
+ */
+export function localImageName(input: string): string {
+  const first = input.split('/')[0] ?? '';
+  const qualified = input.includes('/') && (first.includes('.') || first.includes(':') || first === 'localhost');
+  return formatDockerReference(withDefaultTag(parseDockerReference(qualified ? input : `localhost/${input}`)));
+}

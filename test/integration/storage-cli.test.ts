@@ -62,11 +62,15 @@ describe('skiff pull / push / tag / rmi / save / load', () => {
     const podmanIn = (args: string[]) => ok(run('podman', ['--root', `${theirs}/root`, '--runroot', `${theirs}/run`, '--storage-driver', 'overlay', ...args]));
     await skiffIn(['copy', '-q', `oci:${t.dir}/fixture:busybox`, 'containers-storage:localhost/h:1']);
     await ok(run('skopeo', ['copy', '-q', `oci:${t.dir}/fixture:busybox`, `containers-storage:[overlay@${theirs}/root+${theirs}/run]localhost/h:1`]));
-    for (const [tool, args] of [['tag', ['localhost/h:1', 'localhost/h:2', 'localhost/i:1']], ['tag', ['localhost/h:2', 'localhost/h:1']], ['rmi', ['localhost/h:2']]] as const) {
+    // (Short names too: podman puts them under localhost/, a qualified name keeps its registry.)
+    for (const [tool, args] of [['tag', ['localhost/h:1', 'localhost/h:2', 'localhost/i:1']], ['tag', ['localhost/h:2', 'localhost/h:1']], ['rmi', ['localhost/h:2']], ['tag', ['localhost/h:1', 'short', 'team/app:2', 'docker.io/qualified:3']], ['rmi', ['short']]] as const) {
       await skiffIn([tool, ...args]);
       await podmanIn([tool, ...args]);
     }
     assert.deepEqual(await history(`${mine}/root`), await history(`${theirs}/root`));
+    const names = async (root: string): Promise<string[]> => JSON.parse(await fsp.readFile(`${root}/overlay-images/images.json`, 'utf8'))[0].names as string[];
+    assert.deepEqual(await names(`${mine}/root`), await names(`${theirs}/root`));
+    assert.ok((await names(`${mine}/root`)).includes('localhost/team/app:2') && (await names(`${mine}/root`)).includes('docker.io/library/qualified:3'));
     unmountUnder(mine);
     unmountUnder(theirs);
   });
@@ -267,7 +271,9 @@ describe('skiff pull / push / tag / rmi / save / load', () => {
     const ctx = path.join(t.dir, 'mctx');
     await fsp.mkdir(ctx);
     await fsp.writeFile(path.join(ctx, 'Containerfile'), 'FROM localhost/m-bb:1\nRUN echo built > /built.txt\n');
-    const built = (await sk(['build', '-q', '--manifest', 'localhost/blist:1', ctx])).trim();
+    const built = (await sk(['build', '-q', '--manifest', 'localhost/blist:1', '-t', 'shortbuilt', ctx])).trim();
+    // A short -t name goes under localhost/, as podman build names it.
+    assert.ok((await podman(['images', '--format', '{{.Repository}}:{{.Tag}}'])).split('\n').includes('localhost/shortbuilt:latest'));
     const b1 = JSON.parse(await sk(['manifest', 'inspect', 'localhost/blist:1'])) as { manifests: unknown[] };
     assert.equal(b1.manifests.length, 1);
     await fsp.writeFile(path.join(ctx, 'Containerfile'), 'FROM localhost/m-bb:1\nRUN echo again > /built.txt\n');

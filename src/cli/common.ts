@@ -130,3 +130,12 @@ export function parseDuration(v: string): number {
   const n = Number(m[1]);
   return n * ({ ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] ?? 's'] ?? 1000);
 }
+
+/**
+ * Does `spec` start with a transport (`docker://…`, `oci:…`, `containers-storage:…`)? A registry with a port
+ * (`localhost:5000/app`) does not: for podman's push and manifest commands that is a registry reference.
+ */
+export function hasTransport(spec: string): boolean {
+  const colon = spec.indexOf(':');
+  return colon > 0 && transports.some((t) => t.name === spec.slice(0, colon));
+}

@@ -12,7 +12,7 @@ import { isDigest, sha256 } from '../core/digest.js';
 import type { CopyOptions } from '../copy/copy.js';
 import type { Image, Store } from '../store/store.js';
 import { StoreWriter } from '../store/writer.js';
-import { addRegistryFlags, addRetryFlags, registryOptions, storageFrom, writeOut, type GlobalOptions } from './common.js';
+import { addRegistryFlags, addRetryFlags, hasTransport, registryOptions, storageFrom, writeOut, type GlobalOptions } from './common.js';
 import { copyBetween, pullIntoStore, storeOf } from './storage.js';
 import { localImageName } from '../core/reference.js';
 import { makeProgress } from './progress.js';
@@ -116,7 +116,7 @@ async function resolveInstance(store: Store, arg: string, o: SourceOptions, g: G
     if (!image) throw new SkiffError('ERR_IMAGE_NOT_FOUND', `${arg}: image not known`);
     return { image, source: arg };
   }
-  if (/^[a-z][a-z0-9-]*:/.test(arg) && !arg.startsWith('docker://')) throw new SkiffError('ERR_USAGE', `${arg}: manifest add takes images of the store (containers-storage:NAME) or of a registry (docker://REF)`);
+  if (hasTransport(arg) && !arg.startsWith('docker://')) throw new SkiffError('ERR_USAGE', `${arg}: manifest add takes images of the store (containers-storage:NAME) or of a registry (docker://REF)`);
   const ref = arg.replace(/^docker:\/\//, '');
   const id = await pullIntoStore(ref, o, g, quiet);
   const image = (await store.images()).find((i) => i.id === id)!;
@@ -171,7 +171,9 @@ export function manifestCommands(program: Command): void {
     const g = c.optsWithGlobals() as GlobalOptions;
     const store = await storeOf(g);
     const { image: listImage, list, instances } = await findList(store, localImageName(name));
-    const o: SourceOptions = { ...registryOptions(flags, ''), storage: storageFrom(g) };
+    // From a multi-platform registry image, the instance --os/--arch/--variant name (the host's otherwise), as podman adds.
+    const choice = { ...(flags.os ? { os: flags.os } : {}), ...(flags.arch ? { architecture: flags.arch } : {}), ...(flags.variant ? { variant: flags.variant } : {}) };
+    const o: SourceOptions = { ...registryOptions(flags, ''), storage: storageFrom(g), ...(Object.keys(choice).length ? { platform: choice } : {}) };
     const { image, source } = await resolveInstance(store, arg, o, g, !!flags.quiet);
     const next = await addInstance(store, list, image, arg, flags);
     const w = new StoreWriter(store);
@@ -302,7 +304,7 @@ export function manifestCommands(program: Command): void {
     const progress = makeProgress(!!flags.quiet);
     const copy: CopyOptions = { all: true, ...(flags.format ? { format: flags.format as 'oci' | 'v2s2' } : {}), ...(progress ? { progress } : {}) };
     const o: SourceOptions = { ...registryOptions(flags, ''), storage: storageFrom(g) };
-    const digest = await copyBetween(`containers-storage:${image.id}`, /^[a-z][a-z0-9-]*:/.test(target) ? target : `docker://${target}`, o, copy);
+    const digest = await copyBetween(`containers-storage:${image.id}`, hasTransport(target) ? target : `docker://${target}`, o, copy);
     if (typeof flags.digestfile === 'string') await (await import('node:fs/promises')).writeFile(flags.digestfile, digest);
     if (flags.rm) {
       const w = new StoreWriter(store);

@@ -11,7 +11,7 @@ import { copyImage, type CopyOptions } from '../copy/copy.js';
 import { isShortName, loadRegistriesConf, shortNameCandidates } from '../config/registries.js';
 import { defaultStoreLocation, Store } from '../store/store.js';
 import { StoreWriter } from '../store/writer.js';
-import { addRegistryFlags, addRetryFlags, openDestination, openSource, type Location, platformFrom, registryOptions, storageFrom, writeOut, type GlobalOptions } from './common.js';
+import { addRegistryFlags, addRetryFlags, hasTransport, openDestination, openSource, type Location, platformFrom, registryOptions, storageFrom, writeOut, type GlobalOptions } from './common.js';
 import { makeProgress } from './progress.js';
 
 export async function storeOf(g: GlobalOptions): Promise<Store> {
@@ -177,7 +177,7 @@ export function storageCommands(program: Command): void {
       ...(level !== undefined ? { compressLevel: level } : {}),
       ...(progress ? { progress } : {}),
     };
-    const digest = await copyBetween(`containers-storage:${image}`, target.includes(':') && /^[a-z-]+:/.test(target) ? target : `docker://${target}`, o, copy);
+    const digest = await copyBetween(`containers-storage:${image}`, hasTransport(target) ? target : `docker://${target}`, o, copy);
     if (typeof flags.digestfile === 'string') await (await import('node:fs/promises')).writeFile(flags.digestfile, digest);
   });
 

@@ -19,6 +19,7 @@ describe('skiff pull / push / tag / rmi / save / load', () => {
     reg = await startRegistry();
     await makeBusyboxLayout(`${t.dir}/fixture`);
     await makeLayout(`${t.dir}/other`, 'o', sampleSpec(31));
+    await makeMultiPlatformLayout(`${t.dir}/mlist-mp`, 'mp', [{ ...sampleSpec(41), architecture: 'amd64' }, { ...sampleSpec(42), architecture: 'arm64', variant: 'v8' }]);
     await fsp.writeFile(`${t.dir}/registries.conf`, `unqualified-search-registries = ["${reg.host}"]\nshort-name-mode = "permissive"\n[[registry]]\nlocation = "${reg.host}"\ninsecure = true\n`);
     env = { ...process.env, CONTAINERS_REGISTRIES_CONF: `${t.dir}/registries.conf` };
     sk = (args) => ok(run(process.execPath, [SKIFF, '--root', `${t.dir}/root`, '--runroot', `${t.dir}/run`, ...args], { env }));
@@ -296,6 +297,14 @@ describe('skiff pull / push / tag / rmi / save / load', () => {
     const exists = async (n: string) => run(process.execPath, [SKIFF, '--root', `${t.dir}/root`, '--runroot', `${t.dir}/run`, 'manifest', 'exists', n], { env });
     assert.deepEqual([(await exists('localhost/mlist:1')).code, (await exists('localhost/nope:1')).code, (await exists('localhost/m-bb:1')).code], [0, 1, 125]);
     assert.equal((await exists('localhost/nope:1')).stderr, '', 'no means only the exit status');
+    // From a two-platform index in a registry (named host:port/…, no transport), --arch picks the instance pulled.
+    await ok(run(process.execPath, [SKIFF, 'copy', '-q', '--all', '--dest-tls-verify=false', `oci:${t.dir}/mlist-mp:mp`, `docker://${reg.host}/m/multi:1`], { env }));
+    await sk(['manifest', 'create', 'localhost/mplist:1']);
+    await sk(['manifest', 'add', '-q', '--tls-verify=false', '--arch', 'arm64', '--variant', 'v8', 'localhost/mplist:1', `${reg.host}/m/multi:1`]);
+    const mpl = JSON.parse(await sk(['manifest', 'inspect', 'localhost/mplist:1'])) as { manifests: { platform: { architecture: string } }[] };
+    assert.deepEqual(mpl.manifests.map((m) => m.platform.architecture), ['arm64']);
+    const pulled = JSON.parse(await ok(run('skopeo', ['inspect', '--config', `containers-storage:[overlay@${t.dir}/root+${t.dir}/run]${reg.host}/m/multi:1`]))) as { architecture: string };
+    assert.equal(pulled.architecture, 'arm64', 'the arm64 instance was pulled, not the host\'s');
     // rm: the list goes, its images stay.
     assert.equal(await sk(['manifest', 'rm', 'localhost/mlist:1']), `Untagged: localhost/mlist:1\nDeleted: ${id}\n`);
     assert.ok((await sk(['images', '--format', '{{.Repository}}'])).includes('localhost/m-other'));

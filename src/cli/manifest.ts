@@ -1,7 +1,8 @@
 /**
- * podman's manifest commands over the store: create, add, inspect, rm, push. A list is kept as podman keeps it (an
- * image with no layer whose "manifest" is an OCI index, and "instances.json"), so podman reads skiff's lists and
- * skiff reads podman's; its instances are images of the store.
+ * podman's manifest commands over the store: create, add, annotate, remove, exists, inspect, rm, push (and build's
+ * --manifest, through addToList). A list is kept as podman keeps it (an image with no layer whose "manifest" is an
+ * OCI index, and "instances.json"), so podman reads skiff's lists and skiff reads podman's; its instances are images
+ * of the store.
  */
 import { Command, Option } from 'commander';
 import { SkiffError } from '../core/errors.js';
@@ -24,7 +25,6 @@ async function listOf(store: Store, image: Image): Promise<IndexManifest | undef
   if (!raw) return undefined;
   return parseStoredList(raw);
 }
-
 
 /** The list named `name`, with its image and recorded instance sources; an image that is not a list is an error. */
 async function findList(store: Store, name: string): Promise<{ image: Image; list: IndexManifest; instances: Record<string, string> }> {
@@ -82,7 +82,8 @@ interface AddFlags {
 
 /**
  * Add a store image to a list (replacing an entry with the same digest): its stored manifest, and the platform its
- * config names, with --arch/--os/--variant/--os-version/--features and --annotation applied.
+ * config names, with --arch/--os/--variant/--os-version and --annotation applied (--features is not recorded, as
+ * podman 4.3 records it nowhere).
  */
 async function addInstance(store: Store, list: IndexManifest, image: Image, what: string, f: AddFlags): Promise<IndexManifest> {
   const raw = await store.bigData(image, 'manifest');
@@ -125,7 +126,7 @@ async function resolveInstance(store: Store, arg: string, o: SourceOptions, g: G
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
 
-/** `skiff manifest create|add|inspect|rm|push`: podman's manifest commands. */
+/** `skiff manifest …`: podman's manifest commands. */
 export function manifestCommands(program: Command): void {
   const manifest = program.command('manifest').description('Make, inspect and push manifest lists kept in local storage (podman manifest)');
 

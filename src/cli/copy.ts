@@ -19,6 +19,9 @@ interface CopyFlags {
   destCompress?: boolean;
   preserveDigests?: boolean;
   digestfile?: string;
+  signBy?: string;
+  signIdentity?: string;
+  signPassphraseFile?: string;
   quiet?: boolean;
   imageParallelCopies?: number;
   retryTimes?: number;
@@ -45,6 +48,9 @@ export function copyCommand(program: Command): void {
     .option('--dest-oci-accept-uncompressed-layers', 'keep uncompressed layers uncompressed in an oci: or oci-archive: destination')
     .option('--additional-tag <name:tag>', 'a further name for the image in a docker-archive or docker-daemon destination (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
     .option('--digestfile <file>', 'write the digest of the copied manifest to this file')
+    .option('--sign-by <fingerprint>', 'sign the copied manifest with this GnuPG key (simple signing; dir: destinations)')
+    .option('--sign-identity <reference>', 'the Docker reference the signature vouches for (needed where the destination names none)')
+    .option('--sign-passphrase-file <file>', 'the signing key\'s passphrase')
     .option('-q, --quiet', 'no progress output')
     .option('--image-parallel-copies <n>', 'blobs copied at once (default 6)', parseIntOption('--image-parallel-copies'));
   addRetryFlags(cmd);
@@ -86,6 +92,14 @@ export function copyCommand(program: Command): void {
           if (flags.retryTimes !== undefined) o.retryTimes = flags.retryTimes;
           if (flags.retryDelay !== undefined) o.retryDelayMs = flags.retryDelay;
           if (progress) o.progress = progress;
+          if (flags.signBy) {
+            if (!dest.putSignatures) throw new SkiffError('ERR_UNSUPPORTED', `--sign-by: signatures cannot be stored in ${dest.ref.transport}: destinations (dir: keeps them)`);
+            const identity = flags.signIdentity ?? (destination.startsWith('docker://') ? destination.slice('docker://'.length) : undefined);
+            if (!identity) throw new SkiffError('ERR_USAGE', `--sign-by: ${destination} names no Docker reference for the signature to vouch for: give --sign-identity`);
+            const { signManifest } = await import('./sign.js');
+            const fpr = flags.signBy;
+            o.sign = { identity, sign: (m, id) => signManifest(m, id, fpr, flags.signPassphraseFile) };
+          }
           const result = await copyImage(src, dest, o);
           if (flags.digestfile) await fsp.writeFile(flags.digestfile, result.digest);
         } finally {

@@ -32,6 +32,11 @@ export interface CopyOptions extends PlanOptions {
   retryDelayMs?: number;
   signal?: AbortSignal;
   progress?: ProgressSink;
+  /**
+   * Sign the manifest written (skopeo's --sign-by): `sign` makes a signature of the manifest bytes for `identity`
+   * (the name it vouches for). The destination must be able to store signatures; nothing is copied otherwise.
+   */
+  sign?: { identity: string; sign(manifest: Buffer, identity: string): Promise<Buffer> };
 }
 
 export interface CopyResult {
@@ -184,6 +189,7 @@ export async function copyImage(src: ImageSource, dest: ImageDestination, o: Cop
 }
 
 async function runCopy(src: ImageSource, dest: ImageDestination, opts: CopyOptions): Promise<CopyResult> {
+  if (opts.sign && !dest.putSignatures) throw new SkiffError('ERR_UNSUPPORTED', `${dest.ref}: signatures cannot be stored in ${dest.ref.transport}: destinations`);
   const plan = await makePlan(src, dest, opts);
   // The first failing blob stops the others: they are aborted and awaited, so no write is still running when the
   // caller closes (and cleans) the destination.
@@ -258,6 +264,7 @@ async function runCopy(src: ImageSource, dest: ImageDestination, opts: CopyOptio
   }
   const digest = sha256(top.bytes);
   o.progress?.manifest(digest);
+  if (o.sign) await dest.putSignatures!([await o.sign.sign(top.bytes, o.sign.identity)]);
   o.signal?.throwIfAborted();
   await dest.commit();
   return { digest, manifest: top, plan };

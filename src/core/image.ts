@@ -109,6 +109,11 @@ export interface ImageDestination {
   putBlob(stream: Readable, info: BlobInfo): Promise<{ digest: Digest; size: number }>;
   /** Store a manifest: `instance` is set for an image inside an index, absent for the top-level manifest. */
   putManifest(manifest: RawManifest, instance?: Digest): Promise<void>;
+  /**
+   * Store signatures of the top-level manifest (containers-signature(5) blobs), for destinations that keep them
+   * (dir:); absent where signatures cannot be stored.
+   */
+  putSignatures?(signatures: Buffer[]): Promise<void>;
   commit(): Promise<void>;
   close(): Promise<void>;
 }

@@ -6,6 +6,7 @@ import { strict as assert } from 'node:assert';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { makeLayout, sampleSpec } from '../kit/image.js';
 import { ok, run, SKIFF, tempDir } from '../kit/run.js';
 
 describe('standalone-sign / standalone-verify (GnuPG simple signing) against skopeo', () => {
@@ -61,5 +62,26 @@ describe('standalone-sign / standalone-verify (GnuPG simple signing) against sko
       assert.match(r.stderr, msg);
       assert.notEqual((await skopeo(['standalone-verify', ...args])).code, 0, 'skopeo refuses it too');
     }
+  });
+
+  it('copy --sign-by into dir: writes signature-1 for the copied manifest, which skopeo verifies; destinations that cannot keep signatures refuse before copying', async () => {
+    const layout = path.join(t.dir, 'layout');
+    await makeLayout(layout, '1', sampleSpec(9));
+    const out = path.join(t.dir, 'signed');
+    await ok(sk(['copy', '-q', '--sign-by', fpr, '--sign-identity', 'registry.example/app:1', `oci:${layout}:1`, `dir:${out}`]));
+    assert.match(await ok(skopeo(['standalone-verify', path.join(out, 'manifest.json'), 'registry.example/app:1', fpr, path.join(out, 'signature-1')])), /^Signature verified, digest sha256:/);
+    // skopeo copies the signed dir: keeping the signature, as it would its own.
+    await ok(skopeo(['copy', '-q', `dir:${out}`, `dir:${t.dir}/signed-copy`]));
+    await fsp.access(path.join(t.dir, 'signed-copy', 'signature-1'));
+    for (const [args, msg] of [
+      [['--sign-by', fpr, `oci:${layout}:1`, `oci:${t.dir}/nope:1`], /signatures cannot be stored in oci: destinations/],
+      [['--sign-by', fpr, `oci:${layout}:1`, `dir:${t.dir}/nope-dir`], /names no Docker reference for the signature to vouch for: give --sign-identity/],
+    ] as const) {
+      const r = await sk(['copy', '-q', ...args]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, msg);
+    }
+    await assert.rejects(fsp.access(path.join(t.dir, 'nope')));
+    await assert.rejects(fsp.access(path.join(t.dir, 'nope-dir')));
   });
 });

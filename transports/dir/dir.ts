@@ -110,6 +110,11 @@ class DirDestination implements ImageDestination {
     await fsp.writeFile(path.join(this.stage, name), m.bytes);
   }
 
+  /** As c/image's dir: writes them: signature-1, signature-2, … beside manifest.json. */
+  async putSignatures(signatures: Buffer[]): Promise<void> {
+    for (const [i, sig] of signatures.entries()) await fsp.writeFile(path.join(this.stage, `signature-${i + 1}`), sig);
+  }
+
   async commit(): Promise<void> {
     await atomicWriteFile(path.join(this.stage, 'version'), VERSION);
     const target = this.ref.path;

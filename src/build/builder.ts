@@ -18,7 +18,7 @@ import { parseConfig, rfc3339, sortConfigMaps } from '../core/config.js';
 import { MT } from '../core/media-types.js';
 import { serializeManifest, type ImageManifest } from '../core/manifest.js';
 import { localImageName } from '../core/reference.js';
-import { hostPlatform } from '../core/platform.js';
+import { hostPlatform, parsePlatform } from '../core/platform.js';
 import type { Store } from '../store/store.js';
 import { layerId, StoreWriter, type StagedLayer } from '../store/writer.js';
 import { IgnoreMatcher, parseIgnoreFile } from './containerfile/ignore.js';
@@ -138,9 +138,7 @@ export const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/
 
 /** A FROM scratch stage's config: the target platform's architecture and OS (the host's by default). */
 function emptyConfig(platform?: string): ImageConfig {
-  const [os0, arch, variant] = platform?.split('/') ?? [];
-  const h = hostPlatform();
-  const p = platform ? { os: os0!, architecture: arch!, ...(variant ? { variant } : {}) } : h;
+  const p = (platform && parsePlatform(platform)) || hostPlatform();
   return { architecture: p.architecture, os: p.os, ...(p.variant && platform ? { variant: p.variant } : {}), config: { Env: [DEFAULT_PATH] }, rootfs: { type: 'layers', diff_ids: [] }, history: [] };
 }
 

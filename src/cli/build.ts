@@ -1,10 +1,10 @@
-import { accessSync, existsSync, constants as fsConstants, promises as fsp, readFileSync, statSync, type Stats } from 'node:fs';
+import { accessSync, existsSync, constants as fsConstants, promises as fsp, readFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Command, Option } from 'commander';
 import { SkiffError } from '../core/errors.js';
-import { isFile, readAll } from '../core/fs.js';
-import { formatPlatform, hostPlatform } from '../core/platform.js';
+import { isFile, readAll, statOf } from '../core/fs.js';
+import { formatPlatform, hostPlatform, parsePlatform } from '../core/platform.js';
 import { fetchContext, isRemoteContext } from '../build/remote-context.js';
 import { download } from '../build/sources.js';
 import { parseDuration, parseIntOption, registryOptions, storageFrom, writeOut, type GlobalOptions } from './common.js';
@@ -89,11 +89,7 @@ function parseBuildContexts(specs: string[] | undefined): Record<string, NamedCo
     else if (isRemoteContext(value, `--build-context ${spec.slice(0, eq)}=`)) out[name] = { url: value };
     else {
       const dir = path.resolve(value);
-      let st: Stats | undefined;
-      try {
-        st = statSync(dir, { throwIfNoEntry: false });
-      } catch {}
-      if (!st?.isDirectory()) throw bad(`${value}: no such directory`);
+      if (!statOf(dir)?.isDirectory()) throw bad(`${value}: no such directory`);
       out[name] = { dir };
     }
   }
@@ -114,10 +110,7 @@ function parseSsh(specs: string[] | undefined): Map<string, string> | undefined 
     const bad = (why: string): SkiffError => new SkiffError('ERR_USAGE', `--ssh ${JSON.stringify(spec)}: ${why}`);
     if (!/^[A-Za-z0-9_.-]+$/.test(id)) throw bad('expected default or ID[=SOCKET]');
     if (!value) throw bad('SSH_AUTH_SOCK is not set: start an agent (ssh-agent) or give its socket, ID=SOCKET');
-    let st: Stats | undefined;
-    try {
-      st = statSync(value, { throwIfNoEntry: false });
-    } catch {}
+    const st = statOf(value);
     if (!st) throw bad(`${value}: no such file`);
     if (!st.isSocket()) throw bad(`${value} is not an agent's socket (key files are not supported: load the key into ssh-agent and give its socket)`);
     out.set(id, path.resolve(value));
@@ -127,12 +120,11 @@ function parseSsh(specs: string[] | undefined): Map<string, string> | undefined 
 
 /** Is this store image for `platform` (os/arch[/variant])? arm64's v8 matches an image with no variant. */
 async function isForPlatform(store: Store, img: import('../store/store.js').Image, platform: string): Promise<boolean> {
-  const [os, arch, variant] = platform.split('/');
+  const want = parsePlatform(platform);
   const cfg = await store.bigData(img, `sha256:${img.id}`);
-  if (!cfg) return false;
+  if (!want || !cfg) return false;
   const c = JSON.parse(cfg.toString()) as { os?: string; architecture?: string; variant?: string };
-  if (c.os !== os || c.architecture !== arch) return false;
-  return !variant || !c.variant || c.variant === variant || (arch === 'arm64' && variant === 'v8' && !c.variant);
+  return c.os === want.os && c.architecture === want.architecture && (!want.variant || !c.variant || c.variant === want.variant);
 }
 
 /** podman's -v/--volume for builds: HOST-PATH:CONTAINER-PATH[:OPTIONS], options ro/rw (z, Z and U accepted). */
@@ -465,11 +457,7 @@ export function buildCommand(program: Command): void {
           given = f;
         }
         const file = fromStdin ? '-' : locateContainerfile(context, given);
-        let st: Stats | undefined;
-        try {
-          st = statSync(context, { throwIfNoEntry: false });
-        } catch {}
-        if (!st?.isDirectory()) throw new SkiffError('ERR_USAGE', `build context ${context}: no such directory`);
+        if (!statOf(context)?.isDirectory()) throw new SkiffError('ERR_USAGE', `build context ${context}: no such directory`);
         const buildArgs = parseBuildArgs(flags.buildArg ?? [], await readBuildArgFiles(flags.buildArgFile ?? []));
         const text = fromStdin ? await readStdin() : readFileSync(file, 'utf8');
         const ignoreAnchor = fromStdin ? undefined : file;
@@ -580,8 +568,8 @@ export function buildCommand(program: Command): void {
             if (!local && policy === 'never') throw new SkiffError('ERR_IMAGE_NOT_FOUND', `FROM ${image}: not in local storage and --pull=never`);
             let id: string;
             try {
-              const [os, architecture, variant] = plat?.split('/') ?? [];
-              id = await pullIntoStore(image, plat ? { ...regOpts, platform: { os: os!, architecture: architecture!, ...(variant ? { variant } : {}) } } : regOpts, g, !!flags.quiet);
+              const choice = plat ? parsePlatform(plat) : undefined;
+              id = await pullIntoStore(image, choice ? { ...regOpts, platform: choice } : regOpts, g, !!flags.quiet);
             } catch (e) {
               if (otherPlatform) {
                 process.stderr.write(`skiff: warning: FROM ${image}: the local image is for another platform, and pulling this one's failed (${(e as Error).message}): using the local image\n`);

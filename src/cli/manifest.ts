@@ -54,6 +54,28 @@ function storedList(list: IndexManifest): Buffer {
   return Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MT.ociIndex, manifests, ...(list.annotations ? { annotations: list.annotations } : {}) }));
 }
 
+const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
+
+/**
+ * Write a list: into the list image `id` (its names kept), or as a new list named `name`. Resolves with the image.
+ */
+async function saveList(store: Store, at: { id: string } | { name: string }, list: IndexManifest, instances: Record<string, string>): Promise<Image> {
+  const w = new StoreWriter(store);
+  await w.open();
+  return w.putList({ ...('id' in at ? { id: at.id, names: [] } : { names: [at.name] }), manifest: storedList(list), instances });
+}
+
+/** The platform and annotation flags `add` and `annotate` share (podman's, with `what` they describe). */
+function addPlatformFlags(cmd: Command, what: string): Command {
+  return cmd
+    .option('--arch <arch>', `the architecture to record${what}`)
+    .option('--os <os>', `the OS to record${what}`)
+    .option('--variant <variant>', 'the architecture variant to record')
+    .option('--os-version <version>', 'the OS version to record')
+    .option('--features <feature>', 'accepted as podman 4.3 accepts it (not recorded)', collect)
+    .option('--annotation <key=value>', 'an annotation for the entry (repeatable)', collect);
+}
+
 /** --annotation KEY=VALUE flags as a map. */
 function annotationsOf(specs: string[] | undefined): Record<string, string> {
   const out: Record<string, string> = {};
@@ -76,7 +98,6 @@ interface AddFlags {
   os?: string;
   variant?: string;
   osVersion?: string;
-  features?: string[];
   annotation?: string[];
 }
 
@@ -124,7 +145,6 @@ async function resolveInstance(store: Store, arg: string, o: SourceOptions, g: G
   return { image, source: `docker://${ref}` };
 }
 
-const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
 
 /** `skiff manifest …`: podman's manifest commands. */
 export function manifestCommands(program: Command): void {
@@ -149,9 +169,7 @@ export function manifestCommands(program: Command): void {
         list = await addInstance(store, list, image, arg, {});
         instances[list.manifests.at(-1)!.digest] = source;
       }
-      const w = new StoreWriter(store);
-      await w.open();
-      const img = await w.putList({ names: [listName], manifest: storedList(list), instances });
+      const img = await saveList(store, { name: listName }, list, instances);
       await writeOut(`${img.id}\n`);
     });
 
@@ -160,13 +178,8 @@ export function manifestCommands(program: Command): void {
     .description('Add an image to a manifest list; prints the list\'s ID')
     .argument('<list>', 'name of the list')
     .argument('<image>', 'containers-storage:NAME, or a registry reference (docker:// optional; pulled into the store)')
-    .option('--arch <arch>', 'the architecture to record for it (default: its config\'s)')
-    .option('--os <os>', 'the OS to record for it')
-    .option('--variant <variant>', 'the architecture variant to record')
-    .option('--os-version <version>', 'the OS version to record')
-    .option('--features <feature>', 'accepted as podman 4.3 accepts it (not recorded)', collect)
-    .option('--annotation <key=value>', 'an annotation for its entry (repeatable)', collect)
     .option('-q, --quiet', 'no progress when pulling');
+  addPlatformFlags(add, ' for it (default: its config\'s)');
   addRegistryFlags(add, '');
   add.action(async (name: string, arg: string, flags: AddFlags & Record<string, unknown>, c: Command) => {
     const g = c.optsWithGlobals() as GlobalOptions;
@@ -177,9 +190,7 @@ export function manifestCommands(program: Command): void {
     const o: SourceOptions = { ...registryOptions(flags, ''), storage: storageFrom(g), ...(Object.keys(choice).length ? { platform: choice } : {}) };
     const { image, source } = await resolveInstance(store, arg, o, g, !!flags.quiet);
     const next = await addInstance(store, list, image, arg, flags);
-    const w = new StoreWriter(store);
-    await w.open();
-    await w.putList({ id: listImage.id, names: [], manifest: storedList(next), instances: { ...instances, [next.manifests.at(-1)!.digest]: source } });
+    await saveList(store, listImage, next, { ...instances, [next.manifests.at(-1)!.digest]: source });
     await writeOut(`${listImage.id}\n`);
   });
 
@@ -228,14 +239,8 @@ export function manifestCommands(program: Command): void {
     .command('annotate')
     .description('Change the platform or annotations recorded for an image of a manifest list; prints the list\'s ID')
     .argument('<list>', 'name of the list')
-    .argument('<digest>', 'the image\'s manifest digest in the list')
-    .option('--arch <arch>', 'the architecture to record')
-    .option('--os <os>', 'the OS to record')
-    .option('--variant <variant>', 'the architecture variant to record')
-    .option('--os-version <version>', 'the OS version to record')
-    .option('--features <feature>', 'accepted as podman 4.3 accepts it (not recorded)', collect)
-    .option('--os-features <feature>', 'accepted as podman 4.3 accepts it (not recorded)', collect)
-    .option('--annotation <key=value>', 'an annotation to set (repeatable)', collect);
+    .argument('<digest>', 'the image\'s manifest digest in the list');
+  addPlatformFlags(annotate, '').option('--os-features <feature>', 'accepted as podman 4.3 accepts it (not recorded)', collect);
   annotate.action(async (name: string, digest: string, flags: AddFlags, c: Command) => {
     const g = c.optsWithGlobals() as GlobalOptions;
     const store = await storeOf(g);
@@ -249,9 +254,7 @@ export function manifestCommands(program: Command): void {
     if (flags.osVersion) p['os.version'] = flags.osVersion;
     const annotations = { ...(entry.annotations ?? {}), ...annotationsOf(flags.annotation) };
     const next = { ...list, manifests: list.manifests.map((d) => (d === entry ? { ...d, platform: p, ...(Object.keys(annotations).length ? { annotations } : {}) } : d)) };
-    const w = new StoreWriter(store);
-    await w.open();
-    await w.putList({ id: image.id, names: [], manifest: storedList(next), instances });
+    await saveList(store, image, next, instances);
     await writeOut(`${image.id}\n`);
   });
 
@@ -266,9 +269,7 @@ export function manifestCommands(program: Command): void {
       const { image, list, instances } = await findList(store, localImageName(name));
       if (!list.manifests.some((d) => d.digest === checkDigest(digest))) throw new SkiffError('ERR_IMAGE_NOT_FOUND', `removing from manifest list ${name}: no instance matching digest "${digest}" found in manifest list`);
       delete instances[digest];
-      const w = new StoreWriter(store);
-      await w.open();
-      await w.putList({ id: image.id, names: [], manifest: storedList({ ...list, manifests: list.manifests.filter((d) => d.digest !== digest) }), instances });
+      await saveList(store, image, { ...list, manifests: list.manifests.filter((d) => d.digest !== digest) }, instances);
       await writeOut(`${image.id}\n`);
     });
 
@@ -324,7 +325,5 @@ export async function addToList(store: Store, listName: string, imageId: string)
   const found = existing && (await listOf(store, existing)) ? await findList(store, name) : undefined;
   if (existing && !found) throw new SkiffError('ERR_USAGE', `--manifest ${listName}: ${name} is an image, not a manifest list`);
   const next = await addInstance(store, found?.list ?? { kind: 'index', mediaType: MT.ociIndex, manifests: [] }, image, `containers-storage:${imageId}`, {});
-  const w = new StoreWriter(store);
-  await w.open();
-  await w.putList({ ...(found ? { id: found.image.id } : {}), names: found ? [] : [name], manifest: storedList(next), instances: { ...(found?.instances ?? {}), [next.manifests.at(-1)!.digest]: `containers-storage:${imageId}` } });
+  await saveList(store, found ? found.image : { name }, next, { ...(found?.instances ?? {}), [next.manifests.at(-1)!.digest]: `containers-storage:${imageId}` });
 }

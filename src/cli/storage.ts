@@ -13,6 +13,7 @@ import { defaultStoreLocation, Store } from '../store/store.js';
 import { StoreWriter } from '../store/writer.js';
 import { addRegistryFlags, addRetryFlags, hasTransport, openDestination, openSource, type Location, platformFrom, registryOptions, storageFrom, writeOut, type GlobalOptions } from './common.js';
 import { makeProgress } from './progress.js';
+import { parsePlatform } from '../core/platform.js';
 
 export async function storeOf(g: GlobalOptions): Promise<Store> {
   const def = await defaultStoreLocation();
@@ -109,9 +110,9 @@ export function storageCommands(program: Command): void {
     // --platform, then --os/--arch/--variant over its parts, as podman pull takes them (the global --override-* too).
     const platform = platformFrom(g);
     if (typeof flags.platform === 'string') {
-      const [os, arch, variant, ...rest] = flags.platform.split('/');
-      if (!os || !arch || rest.length) throw new SkiffError('ERR_USAGE', `--platform ${JSON.stringify(flags.platform)}: expected OS/ARCH[/VARIANT]`);
-      Object.assign(platform, { os, architecture: arch }, variant ? { variant } : {});
+      const p = parsePlatform(flags.platform);
+      if (!p) throw new SkiffError('ERR_USAGE', `--platform ${JSON.stringify(flags.platform)}: expected OS/ARCH[/VARIANT]`);
+      Object.assign(platform, p);
     }
     if (typeof flags.os === 'string') platform.os = flags.os;
     if (typeof flags.arch === 'string') platform.architecture = flags.arch;

@@ -1,8 +1,9 @@
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import { SkiffError } from '../core/errors.js';
+import { statOf } from '../core/fs.js';
 
 export interface Mirror {
   location: string;
@@ -37,11 +38,7 @@ function configFiles(): string[] {
   if (process.env.CONTAINERS_REGISTRIES_CONF) return [process.env.CONTAINERS_REGISTRIES_CONF];
   const home = process.env.XDG_CONFIG_HOME ?? path.join(os.homedir(), '.config');
   const user = path.join(home, 'containers', 'registries.conf');
-  let userExists = false;
-  try {
-    userExists = !!statSync(user, { throwIfNoEntry: false });
-  } catch {}
-  const files = [userExists ? user : '/etc/containers/registries.conf'];
+  const files = [statOf(user) ? user : '/etc/containers/registries.conf'];
   for (const d of ['/etc/containers/registries.conf.d', path.join(home, 'containers', 'registries.conf.d')]) {
     let names: string[] = [];
     try {

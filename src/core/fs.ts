@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { close, open, promises as fsp, statSync, writev } from 'node:fs';
+import { close, open, promises as fsp, statSync, writev, type Stats } from 'node:fs';
 import * as path from 'node:path';
 import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -80,13 +80,18 @@ export async function streamToTempFile(stream: Readable, dir: string, known?: Di
   }
 }
 
-/** Is `p` a regular file (following symlinks)? False when it does not exist or cannot be looked at. */
-export function isFile(p: string): boolean {
+/** `p`'s stat (following symlinks), or undefined when it does not exist or cannot be looked at. */
+export function statOf(p: string): Stats | undefined {
   try {
-    return statSync(p, { throwIfNoEntry: false })?.isFile() ?? false;
+    return statSync(p, { throwIfNoEntry: false });
   } catch {
-    return false;
+    return undefined;
   }
+}
+
+/** Is `p` a regular file (following symlinks)? */
+export function isFile(p: string): boolean {
+  return statOf(p)?.isFile() ?? false;
 }
 
 export async function exists(p: string): Promise<boolean> {

@@ -31,6 +31,13 @@ export function formatPlatform(p: Platform): string {
   return `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ''}`;
 }
 
+/** `os/arch[/variant]` as a platform (formatPlatform's inverse); undefined when it is not of that form. */
+export function parsePlatform(s: string): Platform | undefined {
+  const [os, architecture, variant, ...rest] = s.split('/');
+  if (!os || !architecture || rest.length) return undefined;
+  return { os, architecture, ...(variant ? { variant } : {}) };
+}
+
 /**
  * Choose the instance of an index for a platform: os and architecture must match; a requested variant must match
  * (arm64's "v8" also matches an absent variant); among several, the exact variant wins, then the first listed.

@@ -37,8 +37,27 @@ const lazyHttp2 = {
   },
 };
 
+/**
+ * Some built-in modules are loaded at their first use, not as the bundle loads: node:child_process (which loads
+ * node:net and node:dgram: ~2.4 ms; commander requires it for executable subcommands, which skiff has none of),
+ * node:zlib (~1.4 ms) and node:readline, on every command, most of which never spawn or (de)compress. Each import of
+ * them gets an object whose properties (this Node's, listed now) require the module when first read.
+ */
+const LAZY_BUILTINS = /^node:(child_process|zlib|readline)$/;
+const lazyBuiltins = {
+  name: 'lazy-builtins',
+  setup(b) {
+    b.onResolve({ filter: LAZY_BUILTINS }, (args) => (args.namespace === 'skiff' ? undefined : { path: args.path, namespace: 'skiff' }));
+    b.onLoad({ filter: LAZY_BUILTINS, namespace: 'skiff' }, async (args) => {
+      const keys = Object.keys(await import(args.path)).filter((k) => k !== 'default');
+      const props = keys.map((k) => `${JSON.stringify(k)}: { enumerable: true, get: () => load()[${JSON.stringify(k)}] }`).join(',\n');
+      return { loader: 'js', contents: `let m;\nconst load = () => (m ??= require(${JSON.stringify(args.path)}));\nmodule.exports = Object.defineProperties({}, {\n${props}\n});\n` };
+    });
+  },
+};
+
 await build({
-  plugins: [lazyHttp2],
+  plugins: [lazyHttp2, lazyBuiltins],
   entryPoints: [path.join(repo, 'dist', 'src', 'cli', 'entry.js')],
   outfile: out,
   bundle: true,

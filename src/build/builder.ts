@@ -5,7 +5,8 @@
  * Layers go into the store as they are made; the image (config + manifest + names) is recorded at the end.
  */
 import { spawnSync } from 'node:child_process';
-import { closeSync, lstatSync, type Stats, openSync, promises as fsp, readdirSync, readFileSync, readlinkSync, readSync } from 'node:fs';
+import { closeSync, lstatSync, openSync, promises as fsp, readdirSync, readFileSync, readlinkSync, readSync } from 'node:fs';
+import { lstatFast, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type LstatInfo } from '../core/lstat-fast.js';
 import * as path from 'node:path';
 import type { Writable } from 'node:stream';
 import { addEntry, addFile, addStream, Coalesce, packInto } from '../archive/tar-pack.js';
@@ -512,7 +513,7 @@ export class Builder {
     const ignore = root === undefined ? this.o.ignore : { excludes: () => false, canPrune: () => false };
     const buf = Buffer.allocUnsafe(1 << 20);
     const known = await this.statCache(ctx);
-    const fileDigest = (rel: string, full: string, st: Stats): string => {
+    const fileDigest = (rel: string, full: string, st: LstatInfo): string => {
       const old = known.old;
       let i: number | undefined;
       if (old.rels[known.cursor] === rel) i = known.cursor++;
@@ -556,15 +557,16 @@ export class Builder {
     const walk = (rel: string): void => {
       // (rel is normalized and relative: a join would normalize it again, for every file.)
       const full = rel ? `${ctx}/${rel}` : ctx;
-      const st = lstatSync(full, { throwIfNoEntry: false });
+      const st = lstatFast(full);
       if (!st) {
         text += `missing ${rel}\n`;
         return;
       }
       text += `${rel} ${st.mode} ${st.size}\n`;
-      if (st.isSymbolicLink()) text += readlinkSync(full);
-      else if (st.isFile()) text += fileDigest(rel, full, st);
-      else if (st.isDirectory()) {
+      const type = st.mode & S_IFMT;
+      if (type === S_IFLNK) text += readlinkSync(full);
+      else if (type === S_IFREG) text += fileDigest(rel, full, st);
+      else if (type === S_IFDIR) {
         if (text.length > 1 << 16) flush();
         for (const n of readdirSync(full).sort()) {
           const r = rel ? `${rel}/${n}` : n;

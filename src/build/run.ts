@@ -54,8 +54,8 @@ export interface ContainerOptions {
   unmask?: string[];
   /** --security-opt seccomp=: `unconfined`, or a profile file; undefined is the system's default profile. */
   seccompProfile?: string;
-  /** The seccomp profile in effect (resolved from seccompProfile before the build; OCI runtime only). */
-  seccomp?: SeccompProfile;
+  /** The seccomp profile in effect (from seccompProfile; OCI runtime only), or what reads it when a RUN first needs it. */
+  seccomp?: SeccompProfile | (() => Promise<SeccompProfile | undefined>);
 }
 
 export interface Ulimit {
@@ -319,6 +319,7 @@ export async function runStep(s: RunSpec): Promise<string> {
     }
     const namespaces = [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, ...(s.network === 'none' ? [{ type: 'network' }] : [])];
     const caps = capabilities(s.container);
+    const seccomp = typeof s.container?.seccomp === 'function' ? await s.container.seccomp() : s.container?.seccomp;
     const config = {
       ociVersion: '1.0.2',
       process: {
@@ -330,7 +331,7 @@ export async function runStep(s: RunSpec): Promise<string> {
       root: { path: merged, readonly: false },
       hostname: 'skiff-build',
       mounts,
-      linux: { namespaces, ...maskedPaths(s.container), ...(s.container?.seccomp ? { seccomp: ociSeccomp(s.container.seccomp, caps) } : {}) },
+      linux: { namespaces, ...maskedPaths(s.container), ...(seccomp ? { seccomp: ociSeccomp(seccomp, caps) } : {}) },
     };
     await fsp.writeFile(path.join(bundle, 'config.json'), configJSON(config));
     const id = `skiff-${process.pid}-${path.basename(s.dir)}`;

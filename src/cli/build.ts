@@ -9,6 +9,7 @@ import { fetchContext, isRemoteContext } from '../build/remote-context.js';
 import { download } from '../build/sources.js';
 import { parseDuration, parseIntOption, registryOptions, storageFrom, writeOut, type GlobalOptions } from './common.js';
 import { capabilityName, ULIMITS, type ContainerOptions } from '../build/run.js';
+import type { SeccompProfile } from '../build/seccomp.js';
 import type { SourceOptions } from '../core/image.js';
 import type { CopyOptions } from '../copy/copy.js';
 import type { BuildOptions } from '../build/builder.js';
@@ -466,11 +467,20 @@ export function buildCommand(program: Command): void {
         const containerOpts = containerOptions(flags);
         const ssh = parseSsh(flags.ssh);
         // RUN's seccomp filter, as buildah's: the system's profile (containers-common), the one named, or none.
+        // A profile named is read now (a bad one fails before anything is pulled); the system's when the first RUN
+        // runs (a fully cached build reads none).
         if (containerOpts.seccompProfile !== 'unconfined') {
           const { loadSeccompProfile } = await import('../build/seccomp.js');
-          const profile = await loadSeccompProfile(containerOpts.seccompProfile);
-          if (profile) containerOpts.seccomp = profile;
-          else process.stderr.write('skiff: warning: no seccomp profile on this machine (containers-common\'s /usr/share/containers/seccomp.json): RUN steps run without a seccomp filter\n');
+          const load = async () => {
+            const profile = await loadSeccompProfile(containerOpts.seccompProfile);
+            if (!profile) process.stderr.write('skiff: warning: no seccomp profile on this machine (containers-common\'s /usr/share/containers/seccomp.json): RUN steps run without a seccomp filter\n');
+            return profile;
+          };
+          if (containerOpts.seccompProfile !== undefined) containerOpts.seccomp = await load();
+          else {
+            let once: Promise<SeccompProfile | undefined> | undefined;
+            containerOpts.seccomp = () => (once ??= load());
+          }
         }
         // --os/--arch/--variant, as podman takes them: the parts of --platform not given are the host's.
         let platform = flags.platform;

@@ -90,6 +90,29 @@ describe('CLI bundle (dist/skiff.cjs) and its code cache', () => {
     }
   });
 
+  it('node:child_process, node:zlib and node:readline load on first use: not for --version, and an image copy that decompresses still works', async () => {
+    const { dir: t, cleanup } = tempDir('skiff-lazy-');
+    try {
+      const preload = path.join(t, 'loaded.cjs');
+      await fsp.writeFile(preload, `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(path.join(t, 'loaded.json'))}, JSON.stringify(process.moduleLoadList)));\n`);
+      const loaded = async (...args: string[]): Promise<string[]> => {
+        const r = spawnSync(process.execPath, ['-r', preload, path.join(REPO, 'bin', 'skiff.js'), ...args], { encoding: 'utf8' });
+        assert.equal(r.status, 0, r.stderr);
+        return JSON.parse(await fsp.readFile(path.join(t, 'loaded.json'), 'utf8')) as string[];
+      };
+      const lazy = ['NativeModule child_process', 'NativeModule zlib', 'NativeModule readline'];
+      assert.deepEqual((await loaded('--version')).filter((m) => lazy.includes(m)), []);
+      // (The preload itself loads none of them; the copy's gunzip needs node:zlib, which then comes.)
+      const { makeBusyboxLayout } = await import('../kit/fixtures.js');
+      await makeBusyboxLayout(path.join(t, 'bb'));
+      const mods = await loaded('copy', '-q', '--dest-decompress', `oci:${path.join(t, 'bb')}:busybox`, `dir:${path.join(t, 'out')}`);
+      assert.ok(mods.includes('NativeModule zlib'));
+      assert.ok((await fsp.readdir(path.join(t, 'out'))).includes('manifest.json'));
+    } finally {
+      cleanup();
+    }
+  });
+
   it('the command prints its version from package.json through the bundle', async () => {
     const pkg = JSON.parse(await fsp.readFile(path.join(REPO, 'package.json'), 'utf8')) as { version: string };
     const r = spawnSync(process.execPath, [path.join(REPO, 'bin', 'skiff.js'), '--version'], { encoding: 'utf8' });

@@ -18,6 +18,7 @@ interface CopyFlags {
   destDecompress?: boolean;
   destCompress?: boolean;
   preserveDigests?: boolean;
+  removeSignatures?: boolean;
   digestfile?: string;
   signBy?: string;
   signIdentity?: string;
@@ -43,12 +44,12 @@ export function copyCommand(program: Command): void {
     .option('--dest-decompress', 'store layers uncompressed')
     .option('--dest-compress', 'compress layers (the default where the destination wants it)')
     .option('--preserve-digests', 'fail rather than change any digest')
-    .option('--remove-signatures', 'accepted for skopeo\'s scripts: skiff copies no signatures')
+    .option('--remove-signatures', 'do not copy the source\'s signatures (copied by default where the destination keeps them: dir:, containers-storage:, docker:// lookaside)')
     .option('--dest-precompute-digests', 'hash recompressed layers to a temp file first, so ones a registry destination has are not uploaded')
     .option('--dest-oci-accept-uncompressed-layers', 'keep uncompressed layers uncompressed in an oci: or oci-archive: destination')
     .option('--additional-tag <name:tag>', 'a further name for the image in a docker-archive or docker-daemon destination (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
     .option('--digestfile <file>', 'write the digest of the copied manifest to this file')
-    .option('--sign-by <fingerprint>', 'sign the copied manifest with this GnuPG key (simple signing; dir: destinations)')
+    .option('--sign-by <fingerprint>', 'sign the copied manifest with this GnuPG key (simple signing; dir:, containers-storage: and docker:// lookaside destinations)')
     .option('--sign-identity <reference>', 'the Docker reference the signature vouches for (needed where the destination names none)')
     .option('--sign-passphrase-file <file>', 'the signing key\'s passphrase')
     .option('-q, --quiet', 'no progress output')
@@ -88,12 +89,13 @@ export function copyCommand(program: Command): void {
           if (flags.destCompressLevel !== undefined && !flags.destCompressFormat) o.compressFormat = 'gzip';
           if (flags.destDecompress) o.decompress = true;
           if (flags.preserveDigests) o.preserveDigests = true;
+          if (flags.removeSignatures) o.removeSignatures = true;
           if (flags.imageParallelCopies !== undefined) o.parallel = flags.imageParallelCopies;
           if (flags.retryTimes !== undefined) o.retryTimes = flags.retryTimes;
           if (flags.retryDelay !== undefined) o.retryDelayMs = flags.retryDelay;
           if (progress) o.progress = progress;
           if (flags.signBy) {
-            if (!dest.putSignatures) throw new SkiffError('ERR_UNSUPPORTED', `--sign-by: signatures cannot be stored in ${dest.ref.transport}: destinations (dir: keeps them)`);
+            if (!dest.putSignatures) throw new SkiffError('ERR_UNSUPPORTED', `--sign-by: signatures cannot be stored in ${dest.ref.transport}: destinations (dir:, containers-storage: and docker:// keep them)`);
             const identity = flags.signIdentity ?? (destination.startsWith('docker://') ? destination.slice('docker://'.length) : undefined);
             if (!identity) throw new SkiffError('ERR_USAGE', `--sign-by: ${destination} names no Docker reference for the signature to vouch for: give --sign-identity`);
             const { signManifest } = await import('./sign.js');

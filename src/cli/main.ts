@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 import { Command, CommanderError } from 'commander';
 import { causeChain, exitCodeFor, SkiffError } from '../core/errors.js';
 import { enableGcPacing } from '../core/gc-pace.js';
+import { setRegistriesDir } from '../config/registries-d.js';
 
 type Adder = (program: Command) => void;
 
@@ -30,7 +31,7 @@ const MODULE_OF: Record<string, string> = {
   'standalone-sign': 'sign', 'standalone-verify': 'sign',
 };
 const ORDER = ['build', 'copy', 'images', 'storage', 'manifest', 'inspect', 'registry', 'sync', 'manifest-digest', 'sign'];
-const VALUE_OPTIONS = new Set(['--override-os', '--override-arch', '--override-variant', '--root', '--runroot', '--storage-driver']);
+const VALUE_OPTIONS = new Set(['--override-os', '--override-arch', '--override-variant', '--root', '--runroot', '--storage-driver', '--registries.d']);
 
 /** The command word in argv (after global options), or undefined. */
 function commandWord(argv: string[]): string | undefined {
@@ -55,11 +56,13 @@ export async function makeProgram(argv: string[] = process.argv): Promise<Comman
     .option('--root <dir>', 'containers-storage root (podman\'s --root)')
     .option('--runroot <dir>', 'containers-storage run root (podman\'s --runroot)')
     .option('--storage-driver <driver>', 'containers-storage driver (overlay)')
+    .option('--registries.d <dir>', 'registries.d directory: where registry images\' signatures are kept (lookaside; skopeo\'s --registries.d)')
     // A usage error is one line like every other error, and a pointer to the help (podman's way), rather than the
     // whole help text after it.
     .configureOutput({ outputError: (str, write) => write(`skiff: ${str.replace(/^error: /, '')}`) })
     .showHelpAfterError("(run 'skiff --help' for usage)")
-    .exitOverride();
+    .exitOverride()
+    .hook('preAction', (p) => setRegistriesDir((p.opts() as { 'registries.d'?: string })['registries.d']));
   const word = commandWord(argv);
   const mod = word ? (MODULE_OF[word] ?? word) : undefined;
   const versionOnly = !word && (argv.includes('--version') || argv.includes('-v'));

@@ -75,14 +75,14 @@ async function pullCandidates(image: string, interactive: boolean): Promise<stri
   return image.startsWith('docker://') || !isShortName(raw) ? [raw] : shortNameCandidates(raw, await loadRegistriesConf(), interactive);
 }
 
-export async function pullIntoStore(image: string, o: SourceOptions, g: GlobalOptions, quiet: boolean): Promise<string> {
+export async function pullIntoStore(image: string, o: SourceOptions, g: GlobalOptions, quiet: boolean, removeSignatures = false): Promise<string> {
   const candidates = await pullCandidates(image, !!process.stdin.isTTY && !!process.stderr.isTTY);
   const progress = makeProgress(quiet);
   let last: unknown;
   for (const cand of candidates) {
     if (!quiet) process.stderr.write(`Trying to pull ${cand}...\n`);
     try {
-      await copyBetween(`docker://${cand}`, `containers-storage:${storeName(cand)}`, o, { platform: o.platform ?? platformFrom(g), ...(progress ? { progress } : {}) });
+      await copyBetween(`docker://${cand}`, `containers-storage:${storeName(cand)}`, o, { platform: o.platform ?? platformFrom(g), ...(progress ? { progress } : {}), ...(removeSignatures ? { removeSignatures } : {}) });
       return await imageId(await storeOf(g), storeName(cand));
     } catch (e) {
       last = e;
@@ -102,7 +102,8 @@ export function storageCommands(program: Command): void {
     .option('--platform <os/arch[/variant]>', 'the image of this platform from a multi-platform index')
     .option('--os <os>', 'the image of this OS (the host\'s by default)')
     .option('--arch <arch>', 'the image of this architecture (the host\'s by default)')
-    .option('--variant <variant>', 'the image of this architecture variant');
+    .option('--variant <variant>', 'the image of this architecture variant')
+    .option('--remove-signatures', 'do not keep the image\'s signatures (kept by default, as podman keeps them)');
   addRetryFlags(pull);
   addRegistryFlags(pull, '');
   pull.action(async (image: string, flags: Record<string, unknown>, c: Command) => {
@@ -119,7 +120,7 @@ export function storageCommands(program: Command): void {
     if (typeof flags.variant === 'string') platform.variant = flags.variant;
     const o: SourceOptions = { ...registryOptions(flags, ''), platform, storage: storageFrom(g) };
     if (!flags.allTags) {
-      await writeOut(`${await pullIntoStore(image, o, g, !!flags.quiet)}\n`);
+      await writeOut(`${await pullIntoStore(image, o, g, !!flags.quiet, !!flags.removeSignatures)}\n`);
       return;
     }
     // As podman: the repository without a tag; the first short-name candidate whose tags can be listed.
@@ -147,7 +148,7 @@ export function storageCommands(program: Command): void {
     if (!tags.length) throw new SkiffError('ERR_IMAGE_NOT_FOUND', `${repo}: the repository has no tags`);
     const ids: string[] = [];
     for (const tag of tags) {
-      const id = await pullIntoStore(`docker://${repo}:${tag}`, o, g, !!flags.quiet);
+      const id = await pullIntoStore(`docker://${repo}:${tag}`, o, g, !!flags.quiet, !!flags.removeSignatures);
       if (!ids.includes(id)) ids.push(id);
     }
     await writeOut(ids.map((id) => `${id}\n`).join(''));
@@ -162,7 +163,8 @@ export function storageCommands(program: Command): void {
     .addOption(new Option('-f, --format <format>', 'oci or v2s2').choices(['oci', 'v2s2']))
     .addOption(new Option('--compression-format <format>', 'compression of the pushed layers (default gzip)').choices(['gzip', 'zstd']))
     .option('--compression-level <n>', 'compression level')
-    .option('--digestfile <file>', 'write the pushed manifest digest here');
+    .option('--digestfile <file>', 'write the pushed manifest digest here')
+    .option('--remove-signatures', 'push without the image\'s signatures (which a push that re-compresses layers would invalidate)');
   addRetryFlags(push);
   addRegistryFlags(push, '');
   push.action(async (image: string, dest: string | undefined, flags: Record<string, unknown>, c: Command) => {
@@ -177,6 +179,7 @@ export function storageCommands(program: Command): void {
       ...(flags.compressionFormat ? { compressFormat: flags.compressionFormat as 'gzip' | 'zstd' } : {}),
       ...(level !== undefined ? { compressLevel: level } : {}),
       ...(progress ? { progress } : {}),
+      ...(flags.removeSignatures ? { removeSignatures: true } : {}),
     };
     const digest = await copyBetween(`containers-storage:${image}`, hasTransport(target) ? target : `docker://${target}`, o, copy);
     if (typeof flags.digestfile === 'string') await (await import('node:fs/promises')).writeFile(flags.digestfile, digest);
@@ -307,7 +310,8 @@ async function saveImages(images: string[], flags: { output: string; format: str
   }
   if (!flags.multiImageArchive) for (const extra of images.slice(1)) found[0]!.tags.push(withDefaultTag(parseDockerReference(storeName(extra))));
   const progress = makeProgress(!!flags.quiet);
-  const copy = progress ? { progress } : {};
+  // (An archive keeps no signatures: saving a signed image writes it without them, as podman save does.)
+  const copy: CopyOptions = { removeSignatures: true, ...(progress ? { progress } : {}) };
   const o: SourceOptions = { storage: storageFrom(g) };
   if (flags.format === 'oci-archive') {
     if (images.length > 1) throw new SkiffError('ERR_USAGE', 'an oci-archive holds one image under one name: give one (or use --format docker-archive, with -m for several images)');

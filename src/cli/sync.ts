@@ -152,7 +152,7 @@ export function syncCommand(program: Command): void {
     .option('--dry-run', 'list what would be copied, copy nothing')
     .addOption(new Option('-f, --format <format>', 'manifest type of the destination images: oci or v2s2').choices(['oci', 'v2s2']))
     .option('--preserve-digests', 'fail rather than change any digest')
-    .option('--remove-signatures', 'accepted for skopeo\'s scripts: skiff copies no signatures')
+    .option('--remove-signatures', 'do not copy the source\'s signatures')
     .option('--digestfile <file>', 'write "DIGEST DESTINATION" lines for the copied images')
     .option('-q, --quiet', 'no per-image progress');
   addRetryFlags(cmd);
@@ -202,6 +202,7 @@ export function syncCommand(program: Command): void {
             if (!quiet) process.stderr.write(`Copying ${label}\n`);
             const o: CopyOptions = { platform, all: !!flags.all };
             if (flags.preserveDigests) o.preserveDigests = true;
+            if (flags.removeSignatures) o.removeSignatures = true;
             if (flags.format) o.format = flags.format as 'oci' | 'v2s2';
             if (typeof flags.retryTimes === 'number') o.retryTimes = flags.retryTimes;
             if (typeof flags.retryDelay === 'number') o.retryDelayMs = flags.retryDelay;

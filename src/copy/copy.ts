@@ -37,6 +37,8 @@ export interface CopyOptions extends PlanOptions {
    * (the name it vouches for). The destination must be able to store signatures; nothing is copied otherwise.
    */
   sign?: { identity: string; sign(manifest: Buffer, identity: string): Promise<Buffer> };
+  /** Copy no signatures (skopeo's --remove-signatures). Otherwise the source's are copied, as skopeo does. */
+  removeSignatures?: boolean;
 }
 
 export interface CopyResult {
@@ -61,7 +63,7 @@ export async function makePlan(src: ImageSource, dest: ImageDestination, o: Copy
     const chosen = choosePlatform(top.parsed, o.platform);
     const child = await fetchManifest(src, chosen.digest);
     if (child.parsed.kind !== 'image') throw new SkiffError('ERR_UNSUPPORTED', `nested index ${chosen.digest} is not supported`);
-    return { images: [planImage(child.raw, child.parsed, dest.caps, o)] };
+    return { images: [planImage(child.raw, child.parsed, dest.caps, o, chosen.digest)] };
   }
   const index = planIndex(top.raw, top.parsed, dest.caps, o);
   const childFormat = o.format ?? (index.targetType === MT.dockerList ? 'v2s2' : formatOf(index.targetType));
@@ -191,6 +193,7 @@ export async function copyImage(src: ImageSource, dest: ImageDestination, o: Cop
 async function runCopy(src: ImageSource, dest: ImageDestination, opts: CopyOptions): Promise<CopyResult> {
   if (opts.sign && !dest.putSignatures) throw new SkiffError('ERR_UNSUPPORTED', `${dest.ref}: signatures cannot be stored in ${dest.ref.transport}: destinations`);
   const plan = await makePlan(src, dest, opts);
+  const sigs = opts.removeSignatures ? undefined : await sourceSignatures(src, dest, plan);
   // The first failing blob stops the others: they are aborted and awaited, so no write is still running when the
   // caller closes (and cleans) the destination.
   const stop = new AbortController();
@@ -244,8 +247,10 @@ async function runCopy(src: ImageSource, dest: ImageDestination, opts: CopyOptio
     await Promise.allSettled([...perImage, ...inflight.values()]);
     throw e;
   }
-  for (const r of results) {
+  for (const [i, r] of results.entries()) {
     await dest.putManifest(r.raw, plan.index ? r.digest : undefined);
+    const kept = plan.index ? sigs?.images[i] : undefined;
+    if (kept?.length) await dest.putSignatures!(kept, r.digest);
     written.push(r);
   }
   let top: RawManifest;
@@ -264,10 +269,49 @@ async function runCopy(src: ImageSource, dest: ImageDestination, opts: CopyOptio
   }
   const digest = sha256(top.bytes);
   o.progress?.manifest(digest);
-  if (o.sign) await dest.putSignatures!([await o.sign.sign(top.bytes, o.sign.identity)]);
+  // The source's signatures, then a new one (c/image's order).
+  const topSigs = [...(sigs?.top ?? []), ...(o.sign ? [await o.sign.sign(top.bytes, o.sign.identity)] : [])];
+  if (topSigs.length) await dest.putSignatures!(topSigs);
   o.signal?.throwIfAborted();
   await dest.commit();
   return { digest, manifest: top, plan };
+}
+
+/**
+ * The source's signatures to copy (skopeo copies them unless told not to): of the top-level manifest (for one image
+ * chosen from an index, that instance's, as it becomes the top level), and with --all each instance's. A signature
+ * vouches for exact manifest bytes, so a copy that would change a signed manifest (another format, layers
+ * re-compressed, an image the source describes anew) is refused before anything moves, as is a destination that
+ * cannot keep signatures; --remove-signatures copies without them. (skopeo instead keeps such a manifest unchanged
+ * where the destination allows, ignoring --format or --dest-compress-format without a word.)
+ */
+async function sourceSignatures(src: ImageSource, dest: ImageDestination, plan: CopyPlan): Promise<{ top: Buffer[]; images: Buffer[][] } | undefined> {
+  if (!src.getSignatures) return undefined;
+  const get = src.getSignatures.bind(src);
+  const check = (found: { signatures: Buffer[]; manifest: Digest }, written: Digest | undefined, what: string, why: string): Buffer[] => {
+    if (!found.signatures.length) return [];
+    const hint = '--remove-signatures copies the image without them';
+    if (!dest.putSignatures) throw new SkiffError('ERR_UNSUPPORTED', `cannot copy the signatures of ${what} to ${dest.ref}: ${dest.ref.transport}: destinations cannot store signatures (${hint})`);
+    if (written !== found.manifest) throw new SkiffError('ERR_CONVERSION', `copying would change ${what} (${why}), which invalidates its ${found.signatures.length === 1 ? 'signature' : `${found.signatures.length} signatures`} (${hint})`);
+    return found.signatures;
+  };
+  // The manifest an image plan writes, when it writes the source's bytes; what changes them otherwise.
+  const same = (p: ImagePlan): Digest | undefined => (p.unchanged ? sha256(p.source.bytes) : undefined);
+  const why = (p: ImagePlan): string => {
+    if (p.targetType !== p.manifest.mediaType) return `${p.manifest.mediaType} -> ${p.targetType}`;
+    if (p.layers.some((a) => a !== 'keep')) return 'layers re-compressed';
+    return 'the source describes its image anew';
+  };
+  if (!plan.index) {
+    const p = plan.images[0]!;
+    return { top: check(await get(p.instance), same(p), p.instance ? `the image ${p.instance}` : 'the image', why(p)), images: [] };
+  }
+  const ix = plan.index;
+  const images = [];
+  for (const p of plan.images) images.push(check(await get(p.instance), same(p), `the image ${p.instance}`, why(p)));
+  const ixSame = ix.targetType === ix.manifest.mediaType && plan.images.every((p) => p.unchanged) ? sha256(ix.source.bytes) : undefined;
+  const top = check(await get(), ixSame, 'the index', ix.targetType !== ix.manifest.mediaType ? `${ix.manifest.mediaType} -> ${ix.targetType}` : 'its images change');
+  return { top, images };
 }
 
 /** The config (bytes verified, parsed) and its diffIDs, when it is an image config; undefined for artifacts. */

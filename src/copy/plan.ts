@@ -16,7 +16,7 @@ export interface PlanOptions {
 export type LayerAction = 'keep' | Compression;
 
 export interface ImagePlan {
-  /** Digest of this image's manifest in the source index; undefined for a lone image. */
+  /** Digest of this image's manifest in the source index (copied whole, or this one picked from it); undefined for a lone image. */
   instance?: Digest;
   source: RawManifest;
   manifest: ImageManifest;

@@ -61,6 +61,12 @@ export interface ImageSource {
    * Caller must consume or destroy the stream. Missing blob: ERR_BLOB_UNKNOWN.
    */
   getBlob(desc: Descriptor): Promise<Readable>;
+  /**
+   * Signatures (containers-signature(5) blobs) of the top-level manifest, or of an instance of the index, and the
+   * digest of the manifest they sign: the one getManifest gives, except where the source describes the image anew
+   * (containers-storage), when copying it as described would invalidate them. Absent: the source keeps none.
+   */
+  getSignatures?(instance?: Digest): Promise<{ signatures: Buffer[]; manifest: Digest }>;
   /** Names the source knows for the image (docker-archive RepoTags, oci ref.name), for inspect. */
   repoTags?(): Promise<string[]>;
   /** Are blobs read from local files (cheap to read at any time, nothing to wait for)? */
@@ -110,10 +116,10 @@ export interface ImageDestination {
   /** Store a manifest: `instance` is set for an image inside an index, absent for the top-level manifest. */
   putManifest(manifest: RawManifest, instance?: Digest): Promise<void>;
   /**
-   * Store signatures of the top-level manifest (containers-signature(5) blobs), for destinations that keep them
-   * (dir:); absent where signatures cannot be stored.
+   * Store signatures (containers-signature(5) blobs) of the top-level manifest, or of an instance of the index by
+   * its digest, after that manifest is put; absent where signatures cannot be stored.
    */
-  putSignatures?(signatures: Buffer[]): Promise<void>;
+  putSignatures?(signatures: Buffer[], instance?: Digest): Promise<void>;
   commit(): Promise<void>;
   close(): Promise<void>;
 }

@@ -30,6 +30,17 @@ export interface StagedLayer {
   applied: Applied;
 }
 
+/** An image's metadata string as c/image writes it (a JSON object), or an empty object. */
+export function parseMetadata(m: string | undefined): Record<string, unknown> {
+  if (!m) return {};
+  try {
+    const o = JSON.parse(m) as unknown;
+    return o && typeof o === 'object' && !Array.isArray(o) ? (o as Record<string, unknown>) : {};
+  } catch {
+    return {};
+  }
+}
+
 export class StoreWriter {
   private readonly layersDir: string;
   private readonly imagesDir: string;
@@ -197,9 +208,14 @@ export class StoreWriter {
    * Record an image: its ID (the config digest's hex), top layer, names (taken away from any other image that had
    * them, as containers/storage does) and big data (config, manifest).
    */
-  async putImage(img: { id: string; layer: string | undefined; names: string[]; manifest: Buffer; config: Buffer; created?: string }): Promise<Image> {
+  async putImage(img: { id: string; layer: string | undefined; names: string[]; manifest: Buffer; config: Buffer; created?: string; signatures?: Buffer[] }): Promise<Image> {
     const manifestDigest = sha256(img.manifest);
     const big: [string, Buffer][] = [[`sha256:${img.id}`, img.config], [`manifest-${manifestDigest}`, img.manifest], ['manifest', img.manifest]];
+    // Signatures of the manifest, as c/image keeps them: concatenated under "signatures" and under
+    // "signature-<hex>", their sizes in the image's metadata (a JSON string) as "signature-sizes" and, by manifest
+    // digest, "signatures-sizes". An image recorded again without signatures keeps none.
+    const sigs = img.signatures ?? [];
+    if (sigs.length) big.push(['signatures', Buffer.concat(sigs)], [`signature-${digestHex(manifestDigest)}`, Buffer.concat(sigs)]);
     const digests = Object.fromEntries(big.map(([k, v]) => [k, sha256(v)]));
     const file = path.join(this.imagesDir, 'images.json');
     let result!: Image;
@@ -227,6 +243,12 @@ export class StoreWriter {
         'big-data-digests': digests,
         created: img.created ?? new Date().toISOString(),
       } as Image;
+      const metadata = parseMetadata(existing?.metadata);
+      delete metadata['signature-sizes'];
+      delete metadata['signatures-sizes'];
+      if (sigs.length) Object.assign(metadata, { 'signature-sizes': sigs.map((x) => x.length), 'signatures-sizes': { [manifestDigest]: sigs.map((x) => x.length) } });
+      if (Object.keys(metadata).length) result.metadata = JSON.stringify(metadata);
+      else delete result.metadata;
       StoreWriter.setNames(result, names);
       const out = existing ? images.map((i) => (i.id === img.id ? result : i)) : [...images, result];
       await atomicWriteFile(file, JSON.stringify(out), 0o600);

@@ -10,7 +10,7 @@ import { parseConfig } from '../../src/core/config.js';
 import { parseManifest, parseStoredList, serializeManifest, type Descriptor, type ImageManifest, type IndexManifest, type RawManifest } from '../../src/core/manifest.js';
 import { formatDockerReference, parseDockerReference, withDefaultTag } from '../../src/core/reference.js';
 import { createDecompressor, detectCompression, peek } from '../../src/archive/compression.js';
-import { layerId, StoreWriter, sweepDeadDirs, type StagedLayer } from '../../src/store/writer.js';
+import { layerId, parseMetadata, StoreWriter, sweepDeadDirs, type StagedLayer } from '../../src/store/writer.js';
 import { layerCompressionOf, MT } from '../../src/core/media-types.js';
 import { defaultStoreLocation, Store, type Image, type Layer } from '../../src/store/store.js';
 import { parseStorageSpec, StorageRef } from './ref.js';
@@ -137,6 +137,28 @@ class StorageSource implements ImageSource {
     throw new SkiffError('ERR_BLOB_UNKNOWN', `${this.ref}: no blob ${desc.digest}`);
   }
 
+  /**
+   * The signatures stored with the image (c/image's "signatures" big data, split by the sizes in its metadata). They
+   * sign the manifest the image was stored with, not the one described here for copying (layers uncompressed): a
+   * copy keeps them only if that is the manifest it writes, which is why skopeo and podman refuse to push such an
+   * image without --remove-signatures. An instance of a list: none.
+   */
+  async getSignatures(instance?: Digest): Promise<{ signatures: Buffer[]; manifest: Digest }> {
+    const stored = this.image.digest ?? sha256((await this.store.bigData(this.image, 'manifest')) ?? Buffer.alloc(0));
+    if (instance) return { signatures: [], manifest: instance };
+    const sizes = parseMetadata(this.image.metadata)['signature-sizes'];
+    if (!Array.isArray(sizes) || !sizes.length) return { signatures: [], manifest: stored };
+    const all = (await this.store.bigData(this.image, 'signatures')) ?? Buffer.alloc(0);
+    const signatures: Buffer[] = [];
+    let at = 0;
+    for (const n of sizes) {
+      if (typeof n !== 'number' || n < 0 || at + n > all.length) throw new SkiffError('ERR_INVALID_ARCHIVE', `${this.ref}: the image's signature sizes do not match its stored signatures`);
+      signatures.push(all.subarray(at, at + n));
+      at += n;
+    }
+    return { signatures, manifest: stored };
+  }
+
   async repoTags(): Promise<string[]> {
     return this.image.names ?? [];
   }
@@ -218,6 +240,13 @@ class StorageDestination implements ImageDestination {
     this.manifest = m;
   }
 
+  private signatures: Buffer[] = [];
+  /** Recorded with the image at commit (see StoreWriter.putImage). */
+  async putSignatures(signatures: Buffer[], instance?: Digest): Promise<void> {
+    if (instance) throw new SkiffError('ERR_UNSUPPORTED', `${this.ref}: containers-storage stores single images here`);
+    this.signatures = signatures;
+  }
+
   async commit(): Promise<void> {
     if (!this.manifest) throw new SkiffError('ERR_DESTINATION', `${this.ref}: commit without a manifest`);
     const m = parseManifest(this.manifest.bytes, this.manifest.mediaType);
@@ -246,7 +275,7 @@ class StorageDestination implements ImageDestination {
     }
     const name = formatDockerReference(withDefaultTag(parseDockerReference(this.ref.name!)));
     const created = (JSON.parse(config.toString()) as { created?: string }).created;
-    await this.writer.putImage({ id: digestHex(m.config.digest), layer: parent, names: [name], manifest: this.manifest.bytes, config, ...(created ? { created } : {}) });
+    await this.writer.putImage({ id: digestHex(m.config.digest), layer: parent, names: [name], manifest: this.manifest.bytes, config, ...(created ? { created } : {}), ...(this.signatures.length ? { signatures: this.signatures } : {}) });
   }
 
   async close(): Promise<void> {

@@ -19,6 +19,10 @@ function blobName(d: Digest): string {
   return digestHex(d);
 }
 
+function signatureName(i: number, instance?: Digest): string {
+  return instance ? `${blobName(instance)}.signature-${i}` : `signature-${i}`;
+}
+
 class DirSource implements ImageSource {
   readonly local = true;
   constructor(
@@ -34,6 +38,17 @@ class DirSource implements ImageSource {
     const bytes = await this.tree.readFile(file, 1 << 24);
     if (instance) verifyBuffer(bytes, instance, undefined, `manifest ${instance}`);
     return { bytes, mediaType: guessManifestType(bytes) };
+  }
+
+  /** signature-1, signature-2, … (an instance's: <hex>.signature-N), as c/image's dir: keeps them. */
+  async getSignatures(instance?: Digest): Promise<{ signatures: Buffer[]; manifest: Digest }> {
+    const signatures: Buffer[] = [];
+    for (let i = 1; ; i++) {
+      const name = signatureName(i, instance);
+      if ((await this.tree.size(name)) === undefined) break;
+      signatures.push(await this.tree.readFile(name, 1 << 22));
+    }
+    return { signatures, manifest: instance ?? manifestDigest((await this.getManifest()).bytes) };
   }
 
   async getBlob(desc: Descriptor): Promise<Readable> {
@@ -110,9 +125,9 @@ class DirDestination implements ImageDestination {
     await fsp.writeFile(path.join(this.stage, name), m.bytes);
   }
 
-  /** As c/image's dir: writes them: signature-1, signature-2, … beside manifest.json. */
-  async putSignatures(signatures: Buffer[]): Promise<void> {
-    for (const [i, sig] of signatures.entries()) await fsp.writeFile(path.join(this.stage, `signature-${i + 1}`), sig);
+  /** As c/image's dir: writes them: signature-1, signature-2, … beside manifest.json (an instance's <hex>.signature-N). */
+  async putSignatures(signatures: Buffer[], instance?: Digest): Promise<void> {
+    for (const [i, sig] of signatures.entries()) await fsp.writeFile(path.join(this.stage, signatureName(i + 1, instance)), sig);
   }
 
   async commit(): Promise<void> {

@@ -15,6 +15,7 @@ import type { RegistryClient, Res } from './client.js';
 import { isRetryable, sleep } from './retry.js';
 import { blobLocations } from './locations.js';
 import { DockerRef, parseDockerSpec } from './ref.js';
+import { readLookaside, writeLookaside } from './lookaside.js';
 
 export { DockerRef, parseDockerSpec };
 
@@ -188,6 +189,12 @@ class DockerSource implements ImageSource {
     // Remember the top manifest: a tag could move between two reads within one copy.
     if (!instance) this.top = m;
     return m;
+  }
+
+  /** Signatures in the lookaside storage registries.d names for this repository (none configured: the default). */
+  async getSignatures(instance?: Digest): Promise<{ signatures: Buffer[]; manifest: Digest }> {
+    const digest = instance ?? sha256((await this.getManifest()).bytes);
+    return { signatures: await readLookaside(this.ref.named, digest), manifest: digest };
   }
 
   /**
@@ -530,12 +537,23 @@ class DockerDestination implements ImageDestination {
     this.manifests.push({ m, ref: instance ?? this.ref.reference });
   }
 
+  /** Kept for commit: written to the lookaside staging area once the manifests are in the registry. */
+  private readonly signatures: { digest?: Digest; signatures: Buffer[] }[] = [];
+  async putSignatures(signatures: Buffer[], instance?: Digest): Promise<void> {
+    this.signatures.push({ ...(instance ? { digest: instance } : {}), signatures });
+  }
+
   async commit(): Promise<void> {
     for (const { m, ref } of this.manifests) {
       const what = `writing manifest ${ref} to ${this.ref}`;
       if (ref.includes(':')) verifyBuffer(m.bytes, ref as Digest, undefined, what);
       const res = await this.ep.client.send({ method: 'PUT', path: `/v2/${this.ep.path}/manifests/${ref}`, headers: { 'content-type': m.mediaType, 'content-length': String(m.bytes.length) }, body: m.bytes, scopes: this.scopes, ok: [201, 200] }, what);
       await res.body.dump();
+    }
+    const top = this.manifests.find((x) => x.ref === this.ref.reference)?.m;
+    for (const s of this.signatures) {
+      const digest = s.digest ?? (top ? sha256(top.bytes) : undefined);
+      if (digest) await writeLookaside(this.ref.named, digest, s.signatures);
     }
   }
 

@@ -63,8 +63,10 @@ async function imageFilter(store: Store, filters: string[]): Promise<(img: Image
     const out = new Set<string>();
     const add = (n: string): void => {
       out.add(n);
+      const at = n.indexOf('@');
+      if (at > n.lastIndexOf('/')) out.add(n.slice(0, at));
       const colon = n.lastIndexOf(':');
-      if (colon > n.lastIndexOf('/')) out.add(n.slice(0, colon));
+      if (at < 0 && colon > n.lastIndexOf('/')) out.add(n.slice(0, colon));
     };
     add(name);
     add(name.replace(/^docker\.io\/(library\/)?/, ''));
@@ -164,6 +166,9 @@ export function imagesCommand(program: Command): void {
       // podman's order: stable sorts of the store's order; newest first by default, the rest ascending.
       const created = (i: Image): number => Date.parse(i.created ?? '') || 0;
       const nameParts = (n: string): [string, string] => {
+        // A name by digest (an image pulled as repo@sha256:…) has no tag: podman shows the repository and <none>.
+        const at = n.indexOf('@');
+        if (at > n.lastIndexOf('/')) return [n.slice(0, at), '<none>'];
         const colon = n.lastIndexOf(':');
         return colon > n.lastIndexOf('/') ? [n.slice(0, colon), n.slice(colon + 1)] : [n, '<none>'];
       };
@@ -214,7 +219,15 @@ export function imagesCommand(program: Command): void {
         return;
       }
       // One row per name of an image, with podman's template fields.
-      const rowsOf = images.flatMap((i) => (i.names?.length ? i.names : ['<none>:<none>']).map((n) => {
+      // (Names by digest count only for an image with no tagged name, once per repository: podman's rows.)
+      const rowNames = (i: Image): string[] => {
+        const names = i.names ?? [];
+        const tagged = names.filter((n) => !n.includes('@'));
+        if (tagged.length) return tagged;
+        const repos = [...new Set(names.map((n) => n.slice(0, n.indexOf('@'))))];
+        return repos.length ? repos.map((r) => `${r}@`) : ['<none>:<none>'];
+      };
+      const rowsOf = images.flatMap((i) => rowNames(i).map((n) => {
         const [repository, tag] = nameParts(n);
         return {
           ID: id(i),

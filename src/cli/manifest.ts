@@ -146,6 +146,44 @@ async function resolveInstance(store: Store, arg: string, o: SourceOptions, g: G
 }
 
 
+/**
+ * `manifest add --all REF`: every image of the registry index REF names, each pulled into the store by its digest
+ * and added with the platform the index gives it (so an index's entries come over as they are, variants and all).
+ * An image that is not an index is added as `manifest add` adds it.
+ */
+async function addAll(store: Store, list: IndexManifest, instances: Record<string, string>, arg: string, flags: AddFlags & Record<string, unknown>, g: GlobalOptions): Promise<{ list: IndexManifest; instances: Record<string, string> }> {
+  if (arg.startsWith('containers-storage:') || (hasTransport(arg) && !arg.startsWith('docker://'))) throw new SkiffError('ERR_USAGE', `--all: ${arg}: --all takes an image of a registry (docker://REF)`);
+  if (flags.arch || flags.os || flags.variant || flags.osVersion) throw new SkiffError('ERR_USAGE', '--all adds every image with the platform its index gives: --arch, --os, --variant and --os-version do not go with it');
+  const ref = arg.replace(/^docker:\/\//, '');
+  const o: SourceOptions = { ...registryOptions(flags, ''), storage: storageFrom(g) };
+  const { openSource } = await import('./common.js');
+  const { parseDockerReference } = await import('../core/reference.js');
+  const src = await openSource(`docker://${ref}`, o);
+  let top;
+  try {
+    top = parseManifest((await src.getManifest()).bytes);
+  } finally {
+    await src.close();
+  }
+  if (top.kind !== 'index') {
+    const { image, source } = await resolveInstance(store, arg, o, g, !!flags.quiet);
+    const next = await addInstance(store, list, image, arg, flags);
+    return { list: next, instances: { ...instances, [next.manifests.at(-1)!.digest]: source } };
+  }
+  const named = parseDockerReference(ref);
+  let next = list;
+  const recorded = { ...instances };
+  for (const d of top.manifests) {
+    const byDigest = `${named.domain}/${named.path}@${d.digest}`;
+    const id = await pullIntoStore(`docker://${byDigest}`, o, g, !!flags.quiet);
+    const image = (await store.images()).find((i) => i.id === id)!;
+    const p = d.platform;
+    next = await addInstance(store, next, image, arg, { ...flags, ...(p?.architecture ? { arch: p.architecture } : {}), ...(p?.os ? { os: p.os } : {}), ...(p?.variant ? { variant: p.variant } : {}), ...(p?.['os.version'] ? { osVersion: p['os.version'] } : {}) });
+    recorded[next.manifests.at(-1)!.digest] = `docker://${byDigest}`;
+  }
+  return { list: next, instances: recorded };
+}
+
 /** `skiff manifest …`: podman's manifest commands. */
 export function manifestCommands(program: Command): void {
   const manifest = program.command('manifest').description('Make, inspect and push manifest lists kept in local storage (podman manifest)');
@@ -178,13 +216,20 @@ export function manifestCommands(program: Command): void {
     .description('Add an image to a manifest list; prints the list\'s ID')
     .argument('<list>', 'name of the list')
     .argument('<image>', 'containers-storage:NAME, or a registry reference (docker:// optional; pulled into the store)')
-    .option('-q, --quiet', 'no progress when pulling');
+    .option('-q, --quiet', 'no progress when pulling')
+    .option('--all', 'a registry image that is a multi-platform index: add every image of it (each pulled into the store)');
   addPlatformFlags(add, ' for it (default: its config\'s)');
   addRegistryFlags(add, '');
   add.action(async (name: string, arg: string, flags: AddFlags & Record<string, unknown>, c: Command) => {
     const g = c.optsWithGlobals() as GlobalOptions;
     const store = await storeOf(g);
     const { image: listImage, list, instances } = await findList(store, localImageName(name));
+    if (flags.all) {
+      const added = await addAll(store, list, instances, arg, flags, g);
+      await saveList(store, listImage, added.list, added.instances);
+      await writeOut(`${listImage.id}\n`);
+      return;
+    }
     // From a multi-platform registry image, the instance --os/--arch/--variant name (the host's otherwise), as podman adds.
     const choice = { ...(flags.os ? { os: flags.os } : {}), ...(flags.arch ? { architecture: flags.arch } : {}), ...(flags.variant ? { variant: flags.variant } : {}) };
     const o: SourceOptions = { ...registryOptions(flags, ''), storage: storageFrom(g), ...(Object.keys(choice).length ? { platform: choice } : {}) };

@@ -305,6 +305,20 @@ describe('skiff pull / push / tag / rmi / save / load', () => {
     assert.deepEqual(mpl.manifests.map((m) => m.platform.architecture), ['arm64']);
     const pulled = JSON.parse(await ok(run('skopeo', ['inspect', '--config', `containers-storage:[overlay@${t.dir}/root+${t.dir}/run]${reg.host}/m/multi:1`]))) as { architecture: string };
     assert.equal(pulled.architecture, 'arm64', 'the arm64 instance was pulled, not the host\'s');
+    // --all: every image of the index, each with the platform the index gives it, pulled by digest (which podman's
+    // images and skiff's list as the repository with no tag).
+    await sk(['manifest', 'create', 'localhost/allplist:1']);
+    await sk(['manifest', 'add', '-q', '--all', '--tls-verify=false', 'localhost/allplist:1', `${reg.host}/m/multi:1`]);
+    type Entries = { manifests: { digest: string; platform: unknown }[] };
+    const allList = JSON.parse(await sk(['manifest', 'inspect', 'localhost/allplist:1'])) as Entries;
+    const remote = JSON.parse(await ok(run('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/m/multi:1`]))) as Entries;
+    assert.deepEqual(allList.manifests.map((m) => [m.digest, m.platform]), remote.manifests.map((m) => [m.digest, m.platform]));
+    const rows = async (f: (a: string[]) => Promise<string>): Promise<string[]> => (await f(['images', '--format', '{{.Repository}} {{.Tag}}'])).split('\n').filter(Boolean).sort();
+    assert.deepEqual(await rows(sk), await rows(podman));
+    assert.ok((await rows(sk)).includes(`${reg.host}/m/multi <none>`));
+    const conflict = await run(process.execPath, [SKIFF, '--root', `${t.dir}/root`, '--runroot', `${t.dir}/run`, 'manifest', 'add', '--all', '--arch', 'arm64', 'localhost/allplist:1', `${reg.host}/m/multi:1`], { env });
+    assert.equal(conflict.code, 1);
+    assert.match(conflict.stderr, /--all adds every image with the platform its index gives/);
     // rm: the list goes, its images stay.
     assert.equal(await sk(['manifest', 'rm', 'localhost/mlist:1']), `Untagged: localhost/mlist:1\nDeleted: ${id}\n`);
     assert.ok((await sk(['images', '--format', '{{.Repository}}'])).includes('localhost/m-other'));

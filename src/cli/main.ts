@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 import { Command, CommanderError } from 'commander';
 import { causeChain, exitCodeFor, SkiffError } from '../core/errors.js';
 import { enableGcPacing } from '../core/gc-pace.js';
+import { deprioritizeHelperThreads } from '../core/thread-priority.js';
 import { setRegistriesDir } from '../config/registries-d.js';
 
 type Adder = (program: Command) => void;
@@ -85,6 +86,7 @@ function buildVolumeShorthand(argv: string[]): string[] {
 
 export async function main(argv: string[]): Promise<number> {
   enableGcPacing();
+  deprioritizeHelperThreads();
   argv = buildVolumeShorthand(argv);
   const program = await makeProgram(argv);
   try {

@@ -11,6 +11,7 @@ import { SkiffError } from '../../src/core/errors.js';
 import { atomicWriteFile } from '../../src/core/fs.js';
 import type { DockerReference } from '../../src/core/reference.js';
 import { lookasideBase, lookasideURL } from '../../src/config/registries-d.js';
+import { defaultSecureContext } from '../../src/config/trust.js';
 
 const MAX_SIGNATURE = 4 << 20;
 
@@ -27,7 +28,8 @@ export async function readLookaside(ref: DockerReference, digest: Digest): Promi
       });
     }
     const { Agent, request } = await import('../http.js');
-    agent ??= new Agent();
+    // (The CAs registry connections trust: the system's bundle and NODE_EXTRA_CA_CERTS.)
+    agent ??= new Agent({ connect: u.startsWith('https:') ? { secureContext: await defaultSecureContext() } : {} });
     const res = await request(u, { method: 'GET', dispatcher: agent }).catch((e: Error) => {
       throw new SkiffError('ERR_NETWORK', `reading signature ${u}: ${e.message}`, { cause: e });
     });

@@ -65,13 +65,15 @@ function stored(data: Buffer, last: boolean): Buffer[] {
   return parts;
 }
 
-/**
- * One block: runs of pieces that compress are deflated (with the 32 KiB before them as dictionary), runs that
- * look incompressible are stored; every run ends byte-aligned (sync flush), the stream's last one final.
- */
-async function compressBlock(data: Buffer, level: number, dictionary: Buffer | undefined, last: boolean): Promise<Buffer[]> {
-  if (level === 0) return stored(data, last);
-  const runs: { start: number; end: number; store: boolean }[] = [];
+interface Run {
+  start: number;
+  end: number;
+  store: boolean;
+}
+
+/** A block's runs of pieces that compress and pieces that look incompressible (neighbouring runs differ). */
+function planRuns(data: Buffer): Run[] {
+  const runs: Run[] = [];
   for (let off = 0; off < data.length || runs.length === 0; off += PIECE) {
     const end = Math.min(off + PIECE, data.length);
     const store = looksIncompressible(data.subarray(off, end));
@@ -80,13 +82,26 @@ async function compressBlock(data: Buffer, level: number, dictionary: Buffer | u
     else runs.push({ start: off, end, store });
     if (end >= data.length) break;
   }
+  return runs;
+}
+
+/**
+ * One block: runs of pieces that compress are deflated (with the 32 KiB before them as dictionary), runs that
+ * look incompressible are stored; every run ends byte-aligned (sync flush), the stream's last one final. A run
+ * whose 32 KiB before are all incompressible gets no dictionary: matches into random bytes are not found, and
+ * loading one into zlib (deflateSetDictionary) cost ~4 % of a copy's CPU where layers mix both kinds of data.
+ */
+async function compressBlock(data: Buffer, runs: Run[], level: number, dictionary: Buffer | undefined, last: boolean): Promise<Buffer[]> {
+  if (level === 0) return stored(data, last);
   const out: Buffer[] = [];
   for (const [i, r] of runs.entries()) {
     const final = last && i === runs.length - 1;
     const piece = data.subarray(r.start, r.end);
     if (r.store) out.push(...stored(piece, final));
     else {
-      const before = r.start >= DICT ? data.subarray(r.start - DICT, r.start) : Buffer.concat([dictionary ?? Buffer.alloc(0), data.subarray(0, r.start)]).subarray(-DICT);
+      const prev = runs[i - 1];
+      const randomBefore = prev !== undefined && prev.end - prev.start >= DICT;
+      const before = randomBefore ? Buffer.alloc(0) : r.start >= DICT ? data.subarray(r.start - DICT, r.start) : Buffer.concat([dictionary ?? Buffer.alloc(0), data.subarray(0, r.start)]).subarray(-DICT);
       out.push(await deflate(piece, level, before.length ? before : undefined, final));
     }
   }
@@ -101,6 +116,7 @@ export class ParallelGzip extends Transform {
   private crc = 0;
   private total = 0;
   private prevTail: Buffer | undefined;
+  private prevTailRandom = false;
   private headerSent = false;
   private readonly inFlight: Promise<Buffer[]>[] = [];
 
@@ -122,9 +138,13 @@ export class ParallelGzip extends Transform {
   private async block(data: Buffer, last: boolean): Promise<void> {
     this.crc = crc32(data, this.crc);
     this.total += data.length;
-    const dict = this.prevTail;
+    const runs = planRuns(data);
+    // (The block before ended with 32 KiB or more of incompressible bytes: nothing to match against.)
+    const dict = this.prevTailRandom ? undefined : this.prevTail;
+    const tail = runs.at(-1)!;
+    this.prevTailRandom = tail.store && tail.end - tail.start >= DICT;
     this.prevTail = data.length >= DICT ? Buffer.from(data.subarray(data.length - DICT)) : Buffer.concat([this.prevTail ?? Buffer.alloc(0), data]).subarray(-DICT);
-    const job = compressBlock(data, this.level, dict, last);
+    const job = compressBlock(data, runs, this.level, dict, last);
     // (Awaited in order below; until then a failure must not count as an unhandled rejection.)
     job.catch(() => undefined);
     this.inFlight.push(job);

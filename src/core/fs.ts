@@ -30,8 +30,11 @@ export async function sweepStaleTemps(target: string): Promise<void> {
     return;
   }
   for (const n of names) {
-    if (!n.startsWith(prefix)) continue;
-    const pid = Number(n.slice(prefix.length).split('-')[0]);
+    // (`..name.skiff-…`: the temp sibling of a temp sibling, such as the layout an oci-archive is staged in writes
+    // beside itself, named after a stage that a new copy does not reuse.)
+    const p = n.startsWith(prefix) ? prefix : n.startsWith(`.${prefix}`) ? `.${prefix}` : undefined;
+    if (!p) continue;
+    const pid = Number(n.slice(p.length).split('-')[0]);
     if (!Number.isInteger(pid) || pid === process.pid || pidAlive(pid)) continue;
     // A `.old` is the previous content moved aside during a swap; if the swap died before the new content
     // arrived, put the old content back instead of deleting it.

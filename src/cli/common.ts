@@ -118,6 +118,8 @@ export function registryOptions(flags: Record<string, unknown>, prefix: '' | 'sr
   if (typeof authfile === 'string') o.authfile = authfile;
   const daemon = get('daemon-host');
   if (typeof daemon === 'string') o.daemonHost = daemon;
+  const shared = get('shared-blob-dir');
+  if (typeof shared === 'string') o.sharedBlobDir = shared;
   if (typeof flags.retryTimes === 'number') o.retryTimes = flags.retryTimes;
   if (typeof flags.retryDelay === 'number') o.retryDelayMs = flags.retryDelay;
   return o;

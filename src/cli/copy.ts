@@ -47,6 +47,8 @@ export function copyCommand(program: Command): void {
     .option('--remove-signatures', 'do not copy the source\'s signatures (copied by default where the destination keeps them: dir:, containers-storage:, docker:// lookaside)')
     .option('--dest-precompute-digests', 'hash recompressed layers to a temp file first, so ones a registry destination has are not uploaded')
     .option('--dest-oci-accept-uncompressed-layers', 'keep uncompressed layers uncompressed in an oci: or oci-archive: destination')
+    .option('--src-shared-blob-dir <dir>', 'oci: source: its blobs are in this directory (sha256/<hex>), shared by several layouts')
+    .option('--dest-shared-blob-dir <dir>', 'oci: destination: write blobs into this directory (sha256/<hex>) instead of the layout\'s blobs/')
     .option('--additional-tag <name:tag>', 'a further name for the image in a docker-archive or docker-daemon destination (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
     .option('--digestfile <file>', 'write the digest of the copied manifest to this file')
     .option('--sign-by <fingerprint>', 'sign the copied manifest with this GnuPG key (simple signing; dir:, containers-storage: and docker:// lookaside destinations)')

@@ -31,6 +31,7 @@ export function inspectCommand(program: Command): void {
     .description('Show an image\'s manifest digest, config and layers (skopeo inspect\'s output)')
     .argument('<image>', 'image reference, TRANSPORT:SPEC')
     .option('--raw', 'print the manifest (or with --config the config) bytes exactly as stored')
+    .option('--shared-blob-dir <dir>', 'oci: its blobs are in this directory (sha256/<hex>), shared by several layouts')
     .option('--config', 'print the image config')
     .option('-n, --no-tags', 'do not list the repository\'s tags (docker://)')
     .option('-f, --format <template>', 'Go template of the output, e.g. {{.Digest}} or {{if eq .Os "linux"}}{{len .Layers}}{{end}}');

@@ -40,6 +40,8 @@ export interface SourceOptions {
   storage?: { root?: string; runroot?: string; driver?: string };
   /** docker-daemon: the Engine API address (`unix:///path`, `tcp://host:port`); default DOCKER_HOST. */
   daemonHost?: string;
+  /** oci: blobs in this directory (`sha256/<hex>`) instead of the layout's `blobs/` (skopeo's --*-shared-blob-dir). */
+  sharedBlobDir?: string;
 }
 
 export interface DestinationOptions extends SourceOptions {

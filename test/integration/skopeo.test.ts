@@ -126,6 +126,31 @@ describe('interop with skopeo', () => {
     assert.ok(JSON.parse(await ok(skiff(['inspect', '--raw', `oci:${t.dir}/acc-default:x`]))).layers.every((l: { mediaType: string }) => l.mediaType.endsWith('+gzip')));
   });
 
+  it('--src-shared-blob-dir / --dest-shared-blob-dir: layouts whose blobs live in one shared directory, as skopeo writes and reads them', async () => {
+    const d = await fsp.mkdtemp(path.join(t.dir, 'shared-'));
+    const blobsOf = async (dir: string): Promise<string[]> => (await fsp.readdir(path.join(dir, 'sha256')).catch(() => [] as string[])).filter((n) => !n.startsWith('.')).sort();
+    // skopeo writes one, skiff reads it (inspect and the whole image).
+    await skopeo('copy', '-q', '--dest-shared-blob-dir', `${d}/theirs-blobs`, fixture, `oci:${d}/theirs:1`);
+    assert.equal(await ok(skiff(['inspect', '--raw', '--shared-blob-dir', `${d}/theirs-blobs`, `oci:${d}/theirs:1`])), await skopeo('inspect', '--raw', '--shared-blob-dir', `${d}/theirs-blobs`, `oci:${d}/theirs:1`));
+    await ok(skiff(['copy', '-q', '--src-shared-blob-dir', `${d}/theirs-blobs`, `oci:${d}/theirs:1`, `oci:${d}/back:b`]));
+    await withSource(`oci:${d}/back:b`, async (s) => assert.deepEqual(await flattenImage(s), fixtureFlat));
+    // skiff writes two layouts into one blob directory: the layouts hold index.json and no blob; skopeo reads them.
+    await ok(skiff(['copy', '-q', '--dest-shared-blob-dir', `${d}/mine-blobs`, fixture, `oci:${d}/mine-a:1`]));
+    const blobs = await blobsOf(`${d}/mine-blobs`);
+    assert.deepEqual(blobs, await blobsOf(`${d}/theirs-blobs`), 'the same blobs as skopeo put there');
+    await ok(skiff(['copy', '-q', '--dest-shared-blob-dir', `${d}/mine-blobs`, fixture, `oci:${d}/mine-b:1`]));
+    assert.deepEqual(await blobsOf(`${d}/mine-blobs`), blobs);
+    for (const l of ['mine-a', 'mine-b']) {
+      assert.deepEqual(await blobsOf(path.join(d, l, 'blobs')), [], `${l} keeps no blob of its own`);
+      await skopeo('copy', '-q', '--src-shared-blob-dir', `${d}/mine-blobs`, `oci:${d}/${l}:1`, `oci:${d}/${l}-back:b`);
+      await withSource(`oci:${d}/${l}-back:b`, async (s) => assert.deepEqual(await flattenImage(s), fixtureFlat));
+    }
+    // Without the flag, the layout has no blobs to read: a clear error naming where it looked.
+    const r = await skiff(['copy', '-q', `oci:${d}/mine-a:1`, `dir:${d}/nope`]);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /not found in .*mine-a/);
+  });
+
   it('reads an image umoci wrote', async () => {
     const d = await fsp.mkdtemp(path.join(t.dir, 'umoci-'));
     await ok(run('umoci', ['init', '--layout', `${d}/u`]));

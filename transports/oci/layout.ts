@@ -6,7 +6,7 @@ import { SkiffError } from '../../src/core/errors.js';
 import type { ImageRef, ImageSource } from '../../src/core/image.js';
 import { guessManifestType, parseManifest, type Descriptor, type IndexManifest, type RawManifest } from '../../src/core/manifest.js';
 import { MT } from '../../src/core/media-types.js';
-import type { FileTree } from '../../src/archive/file-tree.js';
+import { DirTree, type FileTree } from '../../src/archive/file-tree.js';
 
 export const REF_NAME = 'org.opencontainers.image.ref.name';
 export { splitPathAndName } from './ref.js';
@@ -44,13 +44,20 @@ export function selectEntry(index: IndexManifest, name: string | undefined, ref:
 /** An ImageSource over an OCI layout in any FileTree (a directory for oci:, a tar for oci-archive:). */
 export class LayoutSource implements ImageSource {
   readonly local = true;
+  /** Where blobs are read: the layout's `blobs/`, or a shared blob directory (`sha256/<hex>` in it). */
+  private readonly blobs: FileTree;
+  private readonly blobName: (d: Digest) => string;
   constructor(
     readonly ref: ImageRef,
     private readonly tree: FileTree,
     private readonly top: Descriptor,
-  ) {}
+    sharedBlobDir?: string,
+  ) {
+    this.blobs = sharedBlobDir ? new DirTree(sharedBlobDir) : tree;
+    this.blobName = sharedBlobDir ? (d) => blobPath(d).slice('blobs/'.length) : blobPath;
+  }
 
-  static async open(ref: ImageRef, tree: FileTree, name: string | undefined): Promise<LayoutSource> {
+  static async open(ref: ImageRef, tree: FileTree, name: string | undefined, sharedBlobDir?: string): Promise<LayoutSource> {
     if ((await tree.size('oci-layout')) === undefined) {
       throw new SkiffError('ERR_IMAGE_NOT_FOUND', `${ref}: no OCI layout at ${tree.location} (oci-layout file missing)`);
     }
@@ -62,12 +69,12 @@ export class LayoutSource implements ImageSource {
       throw new SkiffError('ERR_INVALID_MANIFEST', `${tree.location}/oci-layout: ${(e as Error).message}`);
     }
     const index = parseIndexJSON(await tree.readFile('index.json', 1 << 24), tree.location);
-    return new LayoutSource(ref, tree, selectEntry(index, name, ref));
+    return new LayoutSource(ref, tree, selectEntry(index, name, ref), sharedBlobDir);
   }
 
   private async readBlob(d: Digest, size: number | undefined, what: string): Promise<Buffer> {
-    if ((await this.tree.size(blobPath(d))) === undefined) throw new SkiffError('ERR_MANIFEST_UNKNOWN', `${this.ref}: ${what} ${d} not found`);
-    const buf = await this.tree.readFile(blobPath(d), 1 << 24);
+    if ((await this.blobs.size(this.blobName(d))) === undefined) throw new SkiffError('ERR_MANIFEST_UNKNOWN', `${this.ref}: ${what} ${d} not found in ${this.blobs.location}`);
+    const buf = await this.blobs.readFile(this.blobName(d), 1 << 24);
     verifyBuffer(buf, d, size, `${what} ${d}`);
     return buf;
   }
@@ -82,10 +89,10 @@ export class LayoutSource implements ImageSource {
   }
 
   async getBlob(desc: Descriptor): Promise<Readable> {
-    if ((await this.tree.size(blobPath(desc.digest))) === undefined) {
-      throw new SkiffError('ERR_BLOB_UNKNOWN', `${this.ref}: blob ${desc.digest} not found in ${this.tree.location}`);
+    if ((await this.blobs.size(this.blobName(desc.digest))) === undefined) {
+      throw new SkiffError('ERR_BLOB_UNKNOWN', `${this.ref}: blob ${desc.digest} not found in ${this.blobs.location}`);
     }
-    return this.tree.open(blobPath(desc.digest));
+    return this.blobs.open(this.blobName(desc.digest));
   }
 
   async close(): Promise<void> {
@@ -100,15 +107,28 @@ export class LayoutSource implements ImageSource {
 export class LayoutWriter {
   private readonly added: string[] = [];
   top: Descriptor | undefined;
-  constructor(readonly dir: string) {}
+  /** Where blobs go: `blobs/` in the layout, or a shared blob directory several layouts use. */
+  readonly blobDir: string;
+  constructor(
+    readonly dir: string,
+    sharedBlobDir?: string,
+  ) {
+    this.blobDir = sharedBlobDir ? path.resolve(sharedBlobDir) : path.join(dir, 'blobs');
+  }
+
+  /** The file of blob `d`. */
+  blobFile(d: Digest): string {
+    return path.join(this.blobDir, blobPath(d).slice('blobs/'.length));
+  }
 
   async init(): Promise<void> {
-    await fsp.mkdir(path.join(this.dir, 'blobs', 'sha256'), { recursive: true });
+    await fsp.mkdir(this.dir, { recursive: true });
+    await fsp.mkdir(path.join(this.blobDir, 'sha256'), { recursive: true });
   }
 
   async hasBlob(d: Digest): Promise<boolean> {
     try {
-      return (await fsp.stat(path.join(this.dir, blobPath(d)))).isFile();
+      return (await fsp.stat(this.blobFile(d))).isFile();
     } catch {
       return false;
     }
@@ -116,7 +136,7 @@ export class LayoutWriter {
 
   /** Move a complete temp file into place as the blob `d`. */
   async adoptBlob(tmp: string, d: Digest): Promise<void> {
-    const dest = path.join(this.dir, blobPath(d));
+    const dest = this.blobFile(d);
     if (await this.hasBlob(d)) {
       await fsp.rm(tmp, { force: true });
       return;
@@ -127,9 +147,9 @@ export class LayoutWriter {
   }
 
   async putManifest(m: RawManifest, digest: Digest, isTop: boolean): Promise<void> {
-    const dest = path.join(this.dir, blobPath(digest));
+    const dest = this.blobFile(digest);
     if (!(await this.hasBlob(digest))) {
-      const tmp = path.join(this.dir, 'blobs', 'sha256', `.tmp-${process.pid}-${digestHex(digest).slice(0, 12)}`);
+      const tmp = path.join(this.blobDir, 'sha256', `.tmp-${process.pid}-${digestHex(digest).slice(0, 12)}`);
       await fsp.writeFile(tmp, m.bytes);
       await fsp.rename(tmp, dest);
       this.added.push(dest);
@@ -161,7 +181,9 @@ export class LayoutWriter {
 
   /** Move every blob of this (staging) layout into `target`, skipping those it has. */
   async moveBlobsInto(target: LayoutWriter): Promise<void> {
-    const dir = path.join(this.dir, 'blobs', 'sha256');
+    // (One shared blob directory: the blobs are already where the target reads them.)
+    if (target.blobDir === this.blobDir) return;
+    const dir = path.join(this.blobDir, 'sha256');
     for (const name of await fsp.readdir(dir)) {
       if (name.startsWith('.')) continue;
       await target.adoptBlob(path.join(dir, name), `sha256:${name}`);
@@ -173,8 +195,12 @@ export class LayoutWriter {
     target.top = this.top;
   }
 
-  /** Undo an uncommitted write: remove the blobs this writer added. */
+  /**
+   * Undo an uncommitted write: remove the blobs this writer added. (Not from a shared blob directory: another copy
+   * may have found a blob there meanwhile and be about to record it; a blob left there is only unreferenced.)
+   */
   async discard(): Promise<void> {
+    if (this.blobDir !== path.join(this.dir, 'blobs')) this.added.length = 0;
     await Promise.all(this.added.map((f) => fsp.rm(f, { force: true })));
     this.added.length = 0;
   }

@@ -30,17 +30,19 @@ export class LayoutDestination implements ImageDestination {
     private readonly stage: string | undefined,
     private readonly writer: LayoutWriter,
     private readonly name: string | undefined,
+    private readonly sharedBlobDir?: string,
   ) {}
 
-  static async open(ref: ImageRef, dir: string, name: string | undefined): Promise<LayoutDestination> {
+  static async open(ref: ImageRef, dir: string, name: string | undefined, sharedBlobDir?: string): Promise<LayoutDestination> {
     await sweepStaleTemps(dir);
     const st = await fsp.stat(dir).catch(() => undefined);
     if (st && !st.isDirectory()) throw new SkiffError('ERR_DESTINATION', `${ref}: ${dir} exists and is not a directory`);
     const stage = st ? undefined : tempSibling(dir);
     if (stage) await fsp.mkdir(path.dirname(stage), { recursive: true });
-    const writer = new LayoutWriter(stage ?? dir);
+    // (With a shared blob directory, blobs go straight there, content-addressed: only index.json is staged.)
+    const writer = new LayoutWriter(stage ?? dir, sharedBlobDir);
     await writer.init();
-    return new LayoutDestination(ref, dir, stage, writer, name);
+    return new LayoutDestination(ref, dir, stage, writer, name, sharedBlobDir);
   }
 
   get workDir(): string {
@@ -52,7 +54,7 @@ export class LayoutDestination implements ImageDestination {
   }
 
   async putBlob(stream: Readable, info: BlobInfo): Promise<{ digest: Digest; size: number }> {
-    const t = await streamToTempFile(stream, path.join(this.writer.dir, 'blobs', 'sha256'), info.digest);
+    const t = await streamToTempFile(stream, path.join(this.writer.blobDir, 'sha256'), info.digest);
     try {
       checkBlob(info, t, String(this.ref));
     } catch (e) {
@@ -81,7 +83,7 @@ export class LayoutDestination implements ImageDestination {
         return;
       }
       if (this.stage) {
-        const target = new LayoutWriter(this.finalPath);
+        const target = new LayoutWriter(this.finalPath, this.sharedBlobDir);
         await target.init();
         await this.writer.moveBlobsInto(target);
         await this.writer.moveTopInto(target);
@@ -104,13 +106,13 @@ export class LayoutDestination implements ImageDestination {
 export const ociTransport: Transport = {
   name: 'oci',
   parse: parseOciSpec,
-  async openSource(ref) {
+  async openSource(ref, opts = {}) {
     const r = ref as OciRef;
-    return LayoutSource.open(r, new DirTree(r.path), r.name);
+    return LayoutSource.open(r, new DirTree(r.path), r.name, opts.sharedBlobDir);
   },
   async openDestination(ref, opts = {}) {
     const r = ref as OciRef;
-    const d = await LayoutDestination.open(r, r.path, r.name);
+    const d = await LayoutDestination.open(r, r.path, r.name, opts.sharedBlobDir);
     if (opts.acceptUncompressedLayers) d.caps = { ...OCI_CAPS, compression: 'preserve' };
     return d;
   },

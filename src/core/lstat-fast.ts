@@ -4,9 +4,8 @@
  * than the system call: 5,000 files took ~20 ms in a fresh process, ~11 ms without the objects.
  *
  * The numbers come from Node's own fs binding (`process.binding('fs')`, the one lstatSync calls; documented as
- * deprecated, DEP0111, but kept for compatibility). It is used only once checked against lstatSync on a real file
- * and a missing one, and never when deprecation warnings are asked for (it would print one); otherwise, and if it
- * ever throws something other than a file error, this is plain lstatSync.
+ * deprecated, DEP0111, but kept for compatibility, its warning silenced for the one call that gets it). It is used
+ * only once checked against lstatSync on a real file and a missing one; otherwise this is plain lstatSync.
  */
 import { lstatSync } from 'node:fs';
 
@@ -39,10 +38,19 @@ function fromArray(a: Float64Array): LstatInfo {
 }
 
 function rawBinding(): RawLstat | undefined {
-  // (process.binding warns only under --pending-deprecation.)
-  if (process.execArgv.some((a) => a.includes('pending-deprecation')) || /pending-deprecation/.test(process.env.NODE_OPTIONS ?? '') || process.env.NODE_PENDING_DEPRECATION === '1') return undefined;
+  // process.binding warns (DEP0111) under --pending-deprecation, and may in a later Node: a deprecation warning is
+  // decided synchronously as it is raised, so none is printed for this one call.
+  const quiet = process.noDeprecation;
+  let b: { lstat?: unknown };
   try {
-    const b = (process as unknown as { binding: (n: string) => { lstat?: unknown } }).binding('fs');
+    process.noDeprecation = true;
+    b = (process as unknown as { binding: (n: string) => { lstat?: unknown } }).binding('fs');
+  } catch {
+    return undefined;
+  } finally {
+    process.noDeprecation = quiet;
+  }
+  try {
     if (typeof b.lstat !== 'function') return undefined;
     const raw = b.lstat.bind(b) as RawLstat;
     // The check: a file whose stat lstatSync gives too, and a path that does not exist.

@@ -5,8 +5,8 @@
  * Layers go into the store as they are made; the image (config + manifest + names) is recorded at the end.
  */
 import { spawnSync } from 'node:child_process';
-import { closeSync, lstatSync, openSync, promises as fsp, readdirSync, readFileSync, readlinkSync, readSync } from 'node:fs';
-import { lstatFast, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type LstatInfo } from '../core/lstat-fast.js';
+import { closeSync, constants as fsc, lstatSync, openSync, promises as fsp, readdirSync, readFileSync, readlinkSync, readSync } from 'node:fs';
+import { lstatFast, type LstatInfo } from '../core/lstat-fast.js';
 import * as path from 'node:path';
 import type { Writable } from 'node:stream';
 import { addEntry, addFile, addStream, Coalesce, packInto } from '../archive/tar-pack.js';
@@ -564,10 +564,10 @@ export class Builder {
         return;
       }
       text += `${rel} ${st.mode} ${st.size}\n`;
-      const type = st.mode & S_IFMT;
-      if (type === S_IFLNK) text += readlinkSync(full);
-      else if (type === S_IFREG) text += fileDigest(rel, full, st);
-      else if (type === S_IFDIR) {
+      const type = st.mode & fsc.S_IFMT;
+      if (type === fsc.S_IFLNK) text += readlinkSync(full);
+      else if (type === fsc.S_IFREG) text += fileDigest(rel, full, st);
+      else if (type === fsc.S_IFDIR) {
         if (text.length > 1 << 16) flush();
         for (const n of readdirSync(full).sort()) {
           const r = rel ? `${rel}/${n}` : n;

@@ -35,6 +35,18 @@ async function configLabels(store: Store, img: Image): Promise<Record<string, st
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
 
+
+/**
+ * A store name's repository and tag. A name by digest (an image pulled as repo@sha256:…) has no tag: podman shows
+ * the repository and <none>, as for a name without one.
+ */
+function nameParts(n: string): [string, string] {
+  const at = n.indexOf('@');
+  if (at > n.lastIndexOf('/')) return [n.slice(0, at), '<none>'];
+  const colon = n.lastIndexOf(':');
+  return colon > n.lastIndexOf('/') ? [n.slice(0, colon), n.slice(colon + 1)] : [n, '<none>'];
+}
+
 /**
  * podman's `--filter`s: reference=PATTERN (a glob, `*` stopping at `/`, tried on each name in full, familiar
  * (`busybox:latest`) and by its last path component, each with and without the tag: podman 4.3's observed
@@ -63,10 +75,7 @@ async function imageFilter(store: Store, filters: string[]): Promise<(img: Image
     const out = new Set<string>();
     const add = (n: string): void => {
       out.add(n);
-      const at = n.indexOf('@');
-      if (at > n.lastIndexOf('/')) out.add(n.slice(0, at));
-      const colon = n.lastIndexOf(':');
-      if (at < 0 && colon > n.lastIndexOf('/')) out.add(n.slice(0, colon));
+      out.add(nameParts(n)[0]);
     };
     add(name);
     add(name.replace(/^docker\.io\/(library\/)?/, ''));
@@ -165,13 +174,6 @@ export function imagesCommand(program: Command): void {
       const id = (i: Image): string => (flags.trunc === false ? `sha256:${i.id}` : i.id.slice(0, 12));
       // podman's order: stable sorts of the store's order; newest first by default, the rest ascending.
       const created = (i: Image): number => Date.parse(i.created ?? '') || 0;
-      const nameParts = (n: string): [string, string] => {
-        // A name by digest (an image pulled as repo@sha256:…) has no tag: podman shows the repository and <none>.
-        const at = n.indexOf('@');
-        if (at > n.lastIndexOf('/')) return [n.slice(0, at), '<none>'];
-        const colon = n.lastIndexOf(':');
-        return colon > n.lastIndexOf('/') ? [n.slice(0, colon), n.slice(colon + 1)] : [n, '<none>'];
-      };
       const firstName = (i: Image): [string, string] => nameParts(i.names?.[0] ?? '<none>:<none>');
       const cmp = (a: string | number, b: string | number): number => (a < b ? -1 : a > b ? 1 : 0);
       if (sortBy === 'created') images.sort((a, b) => created(b) - created(a));
@@ -220,15 +222,14 @@ export function imagesCommand(program: Command): void {
       }
       // One row per name of an image, with podman's template fields.
       // (Names by digest count only for an image with no tagged name, once per repository: podman's rows.)
-      const rowNames = (i: Image): string[] => {
+      const rowParts = (i: Image): [string, string][] => {
         const names = i.names ?? [];
         const tagged = names.filter((n) => !n.includes('@'));
-        if (tagged.length) return tagged;
-        const repos = [...new Set(names.map((n) => n.slice(0, n.indexOf('@'))))];
-        return repos.length ? repos.map((r) => `${r}@`) : ['<none>:<none>'];
+        if (tagged.length) return tagged.map(nameParts);
+        const repos = [...new Set(names.map((n) => nameParts(n)[0]))];
+        return repos.length ? repos.map((r) => [r, '<none>']) : [['<none>', '<none>']];
       };
-      const rowsOf = images.flatMap((i) => rowNames(i).map((n) => {
-        const [repository, tag] = nameParts(n);
+      const rowsOf = images.flatMap((i) => rowParts(i).map(([repository, tag]) => {
         return {
           ID: id(i),
           Id: i.id,

@@ -7,30 +7,22 @@
 import { Command, Option } from 'commander';
 import { SkiffError } from '../core/errors.js';
 import type { SourceOptions } from '../core/image.js';
-import { parseManifest, parseStoredList, type Descriptor, type IndexManifest, type Platform } from '../core/manifest.js';
+import { parseManifest, type Descriptor, type IndexManifest, type Platform } from '../core/manifest.js';
 import { MT } from '../core/media-types.js';
 import { isDigest, sha256 } from '../core/digest.js';
 import type { CopyOptions } from '../copy/copy.js';
 import type { Image, Store } from '../store/store.js';
 import { StoreWriter } from '../store/writer.js';
-import { addRegistryFlags, addRetryFlags, hasTransport, registryOptions, storageFrom, writeOut, type GlobalOptions } from './common.js';
+import { addRegistryFlags, addRetryFlags, hasTransport, openSource, registryOptions, storageFrom, writeOut, type GlobalOptions } from './common.js';
 import { copyBetween, pullIntoStore, storeOf } from './storage.js';
-import { localImageName } from '../core/reference.js';
+import { localImageName, parseDockerReference } from '../core/reference.js';
 import { makeProgress } from './progress.js';
-
-/** The list an image holds, or undefined when the image is not a list. */
-async function listOf(store: Store, image: Image): Promise<IndexManifest | undefined> {
-  if (image.layer !== undefined) return undefined;
-  const raw = await store.bigData(image, 'manifest');
-  if (!raw) return undefined;
-  return parseStoredList(raw);
-}
 
 /** The list named `name`, with its image and recorded instance sources; an image that is not a list is an error. */
 async function findList(store: Store, name: string): Promise<{ image: Image; list: IndexManifest; instances: Record<string, string> }> {
   const image = await store.findImage(name);
   if (!image) throw new SkiffError('ERR_IMAGE_NOT_FOUND', `${name}: image not known`);
-  const list = await listOf(store, image);
+  const list = await store.listOf(image);
   if (!list) throw new SkiffError('ERR_USAGE', `${name}: not a manifest list`);
   let instances: Record<string, string> = {};
   try {
@@ -156,8 +148,6 @@ async function addAll(store: Store, list: IndexManifest, instances: Record<strin
   if (flags.arch || flags.os || flags.variant || flags.osVersion) throw new SkiffError('ERR_USAGE', '--all adds every image with the platform its index gives: --arch, --os, --variant and --os-version do not go with it');
   const ref = arg.replace(/^docker:\/\//, '');
   const o: SourceOptions = { ...registryOptions(flags, ''), storage: storageFrom(g) };
-  const { openSource } = await import('./common.js');
-  const { parseDockerReference } = await import('../core/reference.js');
   const src = await openSource(`docker://${ref}`, o);
   let top;
   try {
@@ -327,7 +317,7 @@ export function manifestCommands(program: Command): void {
       const store = await storeOf(g);
       const image = await store.findImage(localImageName(name));
       if (!image) throw new SkiffError('ERR_USAGE', '', { exitCode: 1 });
-      if (!(await listOf(store, image))) throw new SkiffError('ERR_USAGE', `${name}: image is not a manifest list`, { exitCode: 125 });
+      if (!(await store.listOf(image))) throw new SkiffError('ERR_USAGE', `${name}: image is not a manifest list`, { exitCode: 125 });
     });
 
   const push = manifest
@@ -367,7 +357,7 @@ export async function addToList(store: Store, listName: string, imageId: string)
   const image = (await store.images()).find((i) => i.id === imageId);
   if (!image) throw new SkiffError('ERR_IMAGE_NOT_FOUND', `image ${imageId.slice(0, 12)} is not in the store`);
   const existing = await store.findImage(name);
-  const found = existing && (await listOf(store, existing)) ? await findList(store, name) : undefined;
+  const found = existing && (await store.listOf(existing)) ? await findList(store, name) : undefined;
   if (existing && !found) throw new SkiffError('ERR_USAGE', `--manifest ${listName}: ${name} is an image, not a manifest list`);
   const next = await addInstance(store, found?.list ?? { kind: 'index', mediaType: MT.ociIndex, manifests: [] }, image, `containers-storage:${imageId}`, {});
   await saveList(store, found ? found.image : { name }, next, { ...(found?.instances ?? {}), [next.manifests.at(-1)!.digest]: `containers-storage:${imageId}` });

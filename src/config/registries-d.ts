@@ -15,6 +15,7 @@ import * as path from 'node:path';
 import { digestHex, type Digest } from '../core/digest.js';
 import { SkiffError } from '../core/errors.js';
 import { formatDockerReference, type DockerReference } from '../core/reference.js';
+import { isRootless } from '../store/userns.js';
 
 interface Section {
   lookaside?: string;
@@ -121,8 +122,7 @@ export async function lookasideBase(ref: DockerReference, write: boolean): Promi
   }
   base ??= url(config.defaultDocker, write);
   if (!base) {
-    const root = process.geteuid?.() === 0 && process.env.SKIFF_ROOTLESS_USERNS !== '1';
-    base = `file://${root ? '/var/lib/containers/sigstore' : path.join(os.homedir(), '.local', 'share', 'containers', 'sigstore')}`;
+    base = `file://${isRootless() ? path.join(os.homedir(), '.local', 'share', 'containers', 'sigstore') : '/var/lib/containers/sigstore'}`;
   }
   return base.replace(/\/+$/, '');
 }

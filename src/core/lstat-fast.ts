@@ -88,8 +88,3 @@ export function lstatFastUsesBinding(): boolean {
   lstatFast(process.execPath);
   return impl !== viaStats;
 }
-
-export const S_IFMT = 0o170000;
-export const S_IFDIR = 0o040000;
-export const S_IFREG = 0o100000;
-export const S_IFLNK = 0o120000;

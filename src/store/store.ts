@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import type { Readable } from 'node:stream';
 import { parse as parseToml } from 'smol-toml';
 import type { Digest } from '../core/digest.js';
+import { parseStoredList, type IndexManifest } from '../core/manifest.js';
 import { SkiffError } from '../core/errors.js';
 import { formatDockerReference, parseDockerReference, withDefaultTag } from '../core/reference.js';
 import { layerTarStream } from './tar-split.js';
@@ -163,6 +164,13 @@ export class Store {
       if (e.code === 'ENOENT') return undefined;
       throw e;
     });
+  }
+
+  /** The manifest list an image holds (podman's `manifest create`), or undefined when it is not a list. */
+  async listOf(image: Image): Promise<IndexManifest | undefined> {
+    if (image.layer !== undefined) return undefined;
+    const raw = await this.bigData(image, 'manifest');
+    return raw ? parseStoredList(raw) : undefined;
   }
 
   /** The layer chain of an image, base first. */

@@ -1,10 +1,12 @@
 import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { constants, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { lstatFast, lstatFastUsesBinding, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, viaStats } from '../../src/core/lstat-fast.js';
+import { lstatFast, lstatFastUsesBinding, viaStats } from '../../src/core/lstat-fast.js';
+
+const { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } = constants;
 
 const dir = mkdtempSync(path.join(tmpdir(), 'skiff-lstat-'));
 after(() => rmSync(dir, { recursive: true, force: true }));

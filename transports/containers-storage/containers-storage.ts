@@ -7,7 +7,7 @@ import { SkiffError } from '../../src/core/errors.js';
 import { removeTree, streamToTempFile } from '../../src/core/fs.js';
 import type { BlobInfo, DestinationCaps, ImageDestination, ImageSource, SourceOptions, Transport } from '../../src/core/image.js';
 import { parseConfig } from '../../src/core/config.js';
-import { parseManifest, parseStoredList, serializeManifest, type Descriptor, type ImageManifest, type IndexManifest, type RawManifest } from '../../src/core/manifest.js';
+import { parseManifest, serializeManifest, type Descriptor, type ImageManifest, type RawManifest } from '../../src/core/manifest.js';
 import { formatDockerReference, parseDockerReference, withDefaultTag } from '../../src/core/reference.js';
 import { createDecompressor, detectCompression, peek } from '../../src/archive/compression.js';
 import { layerId, parseMetadata, StoreWriter, sweepDeadDirs, type StagedLayer } from '../../src/store/writer.js';
@@ -32,6 +32,7 @@ interface Described {
   mediaType: string;
   layers: Map<Digest, Layer>;
   config: Buffer;
+  configDigest: Digest;
 }
 
 /**
@@ -61,14 +62,15 @@ async function describe(store: Store, image: Image, what: string): Promise<Descr
     layers.set(d, l);
     descs.push({ mediaType: kind.docker ? MT.dockerLayer : MT.ociLayer, digest: d, size: l['diff-size'] });
   }
+  const configDigest = sha256(config);
   const m: ImageManifest = {
     kind: 'image',
     mediaType: kind.docker ? MT.dockerManifest : MT.ociManifest,
-    config: { mediaType: kind.docker ? MT.dockerConfig : MT.ociConfig, digest: sha256(config), size: config.length },
+    config: { mediaType: kind.docker ? MT.dockerConfig : MT.ociConfig, digest: configDigest, size: config.length },
     layers: descs,
     ...(kind.annotations && !kind.docker ? { annotations: kind.annotations } : {}),
   };
-  return { image, manifest: serializeManifest(m), mediaType: m.mediaType, layers, config };
+  return { image, manifest: serializeManifest(m), mediaType: m.mediaType, layers, config, configDigest };
 }
 
 /**
@@ -94,7 +96,7 @@ class StorageSource implements ImageSource {
       throw new SkiffError('ERR_IMAGE_NOT_FOUND', `${ref}: no such image in the store at ${store.loc.root}`);
     }
     const described = new Map<Digest, Described>();
-    const list = image.layer === undefined ? await StorageSource.listOf(store, image) : undefined;
+    const list = await store.listOf(image);
     if (!list) {
       const d = await describe(store, image, String(ref));
       described.set(sha256(d.manifest), d);
@@ -115,12 +117,6 @@ class StorageSource implements ImageSource {
     return new StorageSource(ref, store, image, { bytes: serializeManifest(index), mediaType: list.mediaType }, described);
   }
 
-  /** The list an image without layers holds as its manifest, if it is one. */
-  private static async listOf(store: Store, image: Image): Promise<IndexManifest | undefined> {
-    const stored = await store.bigData(image, 'manifest');
-    return stored ? parseStoredList(stored) : undefined;
-  }
-
   async getManifest(instance?: Digest): Promise<RawManifest> {
     if (!instance) return this.top;
     const d = this.described.get(instance);
@@ -130,7 +126,7 @@ class StorageSource implements ImageSource {
 
   async getBlob(desc: Descriptor): Promise<Readable> {
     for (const d of this.described.values()) {
-      if (desc.digest === sha256(d.config)) return Readable.from([d.config]);
+      if (desc.digest === d.configDigest) return Readable.from([d.config]);
       const layer = d.layers.get(desc.digest);
       if (layer) return this.store.layerTar(layer);
     }
@@ -144,8 +140,8 @@ class StorageSource implements ImageSource {
    * image without --remove-signatures. An instance of a list: none.
    */
   async getSignatures(instance?: Digest): Promise<{ signatures: Buffer[]; manifest: Digest }> {
-    const stored = this.image.digest ?? sha256((await this.store.bigData(this.image, 'manifest')) ?? Buffer.alloc(0));
     if (instance) return { signatures: [], manifest: instance };
+    const stored = this.image.digest ?? sha256((await this.store.bigData(this.image, 'manifest')) ?? Buffer.alloc(0));
     const sizes = parseMetadata(this.image.metadata)['signature-sizes'];
     if (!Array.isArray(sizes) || !sizes.length) return { signatures: [], manifest: stored };
     const all = (await this.store.bigData(this.image, 'signatures')) ?? Buffer.alloc(0);

@@ -14,8 +14,13 @@ export { splitPathAndName } from './ref.js';
 
 /** Split `PATH[:NAME]` at the first colon (containers-transports(5)); validate NAME. */
 
+/** Blob `d` under a blob directory (the layout's `blobs/`, or a shared one): `sha256/<hex>`. */
+function blobName(d: Digest): string {
+  return `${d.slice(0, d.indexOf(':'))}/${digestHex(d)}`;
+}
+
 export function blobPath(d: Digest): string {
-  return `blobs/${d.slice(0, d.indexOf(':'))}/${digestHex(d)}`;
+  return `blobs/${blobName(d)}`;
 }
 
 export function parseIndexJSON(bytes: Buffer, where: string): IndexManifest {
@@ -54,7 +59,7 @@ export class LayoutSource implements ImageSource {
     sharedBlobDir?: string,
   ) {
     this.blobs = sharedBlobDir ? new DirTree(sharedBlobDir) : tree;
-    this.blobName = sharedBlobDir ? (d) => blobPath(d).slice('blobs/'.length) : blobPath;
+    this.blobName = sharedBlobDir ? blobName : blobPath;
   }
 
   static async open(ref: ImageRef, tree: FileTree, name: string | undefined, sharedBlobDir?: string): Promise<LayoutSource> {
@@ -111,14 +116,14 @@ export class LayoutWriter {
   readonly blobDir: string;
   constructor(
     readonly dir: string,
-    sharedBlobDir?: string,
+    private readonly sharedBlobDir?: string,
   ) {
     this.blobDir = sharedBlobDir ? path.resolve(sharedBlobDir) : path.join(dir, 'blobs');
   }
 
   /** The file of blob `d`. */
   blobFile(d: Digest): string {
-    return path.join(this.blobDir, blobPath(d).slice('blobs/'.length));
+    return path.join(this.blobDir, blobName(d));
   }
 
   async init(): Promise<void> {
@@ -200,8 +205,7 @@ export class LayoutWriter {
    * may have found a blob there meanwhile and be about to record it; a blob left there is only unreferenced.)
    */
   async discard(): Promise<void> {
-    if (this.blobDir !== path.join(this.dir, 'blobs')) this.added.length = 0;
-    await Promise.all(this.added.map((f) => fsp.rm(f, { force: true })));
+    if (!this.sharedBlobDir) await Promise.all(this.added.map((f) => fsp.rm(f, { force: true })));
     this.added.length = 0;
   }
 }

@@ -401,6 +401,23 @@ describe('docker:// faults (proxy in front of the real registry)', () => {
     proxy.rule = undefined;
   });
 
+  it('uploads: a streamed blob of known size goes up with its Content-Length (no chunked encoding), as skopeo sends it', async () => {
+    proxy.requests.length = 0;
+    // A gzip layer over the one-PUT limit (4 MiB) and under the Content-Range chunk size: one streamed PATCH.
+    const src = `oci:${t.dir}/known-size:x`;
+    await makeLayout(`${t.dir}/known-size`, 'x', { layers: [{ files: [{ path: 'r.bin', content: randomBytes(6 << 20) }], compression: 'gzip' }] });
+    await ok(skiff(['copy', '-q', '--dest-tls-verify=false', src, `docker://${proxy.host}/f/known-size:1`]));
+    const layer = JSON.parse((await skiff(['inspect', '--raw', src])).stdout) as { layers: { digest: string; size: number }[] };
+    const size = layer.layers[0]!.size;
+    assert.ok(size > 4 << 20, `layer of ${size} bytes`);
+    const patches = proxy.requests.filter((q) => q.method === 'PATCH');
+    assert.equal(patches.length, 1, proxy.log.join('\n'));
+    assert.equal(patches[0]!.headers['content-length'], String(size));
+    assert.equal(patches[0]!.headers['transfer-encoding'], undefined);
+    await skopeo('copy', '-q', '--src-tls-verify=false', `docker://${reg.host}/f/known-size:1`, `oci:${t.dir}/known-size-back:x`);
+    assert.deepEqual(await flat(`oci:${t.dir}/known-size-back:x`), await flat(src));
+  });
+
   it('uploads: a registry that stops taking a PATCH body (connection open) is given up after the read timeout; the blob is retried and lands', { timeout: 60_000 }, async () => {
     let patches = 0;
     proxy.rule = (req) => (req.method === 'PATCH' && patches++ === 0 ? { kind: 'stall-request', after: 100_000 } : undefined);

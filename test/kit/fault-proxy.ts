@@ -21,6 +21,8 @@ export type Rule = (req: IncomingMessage, n: number) => Fault | undefined;
 export interface FaultProxy {
   host: string;
   log: string[];
+  /** Every request's method, URL and headers, in order. */
+  requests: { method: string; url: string; headers: IncomingMessage['headers'] }[];
   rule: Rule | undefined;
   stop(): Promise<void>;
 }
@@ -28,9 +30,10 @@ export interface FaultProxy {
 export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
   const [uhost, uport] = upstream.split(':');
   let n = 0;
-  const proxy: FaultProxy = { host: '', log: [], rule: undefined, stop: async () => undefined };
+  const proxy: FaultProxy = { host: '', log: [], requests: [], rule: undefined, stop: async () => undefined };
   const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
     n++;
+    proxy.requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers });
     proxy.log.push(`${req.method} ${req.url}${req.headers.range ? ` ${req.headers.range}` : ''}${req.headers['content-range'] ? ` content-range=${req.headers['content-range']}` : ''}`);
     const fault = proxy.rule?.(req, n);
     if (fault?.kind === 'status') {

@@ -43,6 +43,8 @@ export interface BuildOptions {
   container?: ContainerOptions;
   /** --omit-history: the image has no history. */
   omitHistory?: boolean;
+  /** --sign-by: a signature of the final image's manifest, vouching for the name given (its first tag). */
+  sign?: (manifest: Buffer, identity: string) => Promise<Buffer>;
   /** --env KEY=VALUE: set in the final image's environment; --unsetenv KEY: removed from it. */
   env?: string[];
   unsetEnv?: string[];
@@ -1139,7 +1141,10 @@ export class Builder {
       ...(annotations ? { annotations } : {}),
     };
     const id = digestHex(sha256(configBytes));
-    const write = this.storeTurn.then(() => this.writer.putImage({ id, layer: st.layers.at(-1)?.id, names, manifest: serializeManifest(m), config: configBytes, created }));
+    const manifest = serializeManifest(m);
+    // (Signed as buildah signs a commit: the manifest stored, for the image's first name.)
+    const signatures = final && this.o.sign && names[0] ? [await this.o.sign(manifest, names[0])] : undefined;
+    const write = this.storeTurn.then(() => this.writer.putImage({ id, layer: st.layers.at(-1)?.id, names, manifest, config: configBytes, created, ...(signatures ? { signatures } : {}) }));
     this.storeTurn = write.catch(() => undefined);
     await write;
     return id;

@@ -59,6 +59,7 @@ interface BuildFlags {
   retryDelay?: number;
   volume?: string[];
   omitHistory?: boolean;
+  signBy?: string;
   env?: string[];
   unsetenv?: string[];
   from?: string;
@@ -409,6 +410,7 @@ export function buildCommand(program: Command): void {
     .option('--timings', 'print how long each step took (stderr)')
     .option('--dry-run', 'validate and print the resolved plan as JSON; build nothing')
     .option('--omit-history', 'write no history into the image')
+    .option('--sign-by <fingerprint>', 'sign the image with this GnuPG key (simple signing, kept with it in the store; the first --tag is the name signed)')
     .option('--from <image>', 'the image the first FROM uses instead of the one it names')
     .option('--ssh <default|id[=socket]>', 'an SSH agent for RUN --mount=type=ssh (repeatable)', collect)
     .option('--manifest <list>', 'add the image to this manifest list in local storage (created when missing)')
@@ -534,6 +536,15 @@ export function buildCommand(program: Command): void {
           await writeOut(`${JSON.stringify({ ...plan, context: path.resolve(context), ignorefile: ignorefile ?? null, tags: flags.tag ?? [] }, null, 2)}\n`);
           return;
         }
+        // --sign-by: checked before building (a wrong fingerprint found after the build would waste it).
+        let signBy: ((manifest: Buffer, identity: string) => Promise<Buffer>) | undefined;
+        if (flags.signBy) {
+          const fpr = flags.signBy;
+          if (!flags.tag?.length) throw new SkiffError('ERR_USAGE', '--sign-by: the image needs a name (-t) for the signature to vouch for');
+          const { checkSigningKey, signManifest } = await import('./sign.js');
+          await checkSigningKey(fpr);
+          signBy = (manifest, identity) => signManifest(manifest, identity, fpr);
+        }
         for (const [name, url] of fetchLater) {
           const work = await fsp.mkdtemp(path.join(os.tmpdir(), 'skiff-context-'));
           temps.push(work);
@@ -615,6 +626,7 @@ export function buildCommand(program: Command): void {
             network: flags.network === 'none' ? 'none' : 'host',
             container: containerOpts,
             ...(flags.omitHistory ? { omitHistory: true } : {}),
+            ...(signBy ? { sign: signBy } : {}),
             ...(envOpts.env.length ? { env: envOpts.env } : {}),
             ...(envOpts.unset.length ? { unsetEnv: envOpts.unset } : {}),
             ...(volumes.length ? { volumes } : {}),

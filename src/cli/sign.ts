@@ -24,6 +24,9 @@ function gpg(args: string[], input: Buffer): Promise<{ code: number; out: Buffer
     p.stderr.on('data', (c: Buffer) => (err += c.toString()));
     p.on('error', (e) => reject(new SkiffError('ERR_UNSUPPORTED', `running gpg: ${e.message} (install GnuPG)`)));
     p.on('close', (code) => resolve({ code: code ?? -1, out: Buffer.concat(out), err }));
+    // (gpg may exit without reading its input, a missing key, or not need any: the exit status says what went
+    // wrong, and the EPIPE writing to it is no error of its own.)
+    p.stdin.on('error', () => undefined);
     p.stdin.end(input);
   });
 }
@@ -44,6 +47,15 @@ export async function signManifest(manifest: Buffer, ref: string, fingerprint: s
   const r = await gpg([...pass, '--local-user', fingerprint, '--sign', '--output', '-'], Buffer.from(payload));
   if (r.code !== 0) throw new SkiffError('ERR_UNAUTHORIZED', `signing with key ${fingerprint}: ${r.err.trim().split('\n').pop() ?? `gpg exit status ${r.code}`}`);
   return r.out;
+}
+
+/**
+ * Fail now, not after the work, when `fingerprint` names no secret key gpg can sign with (a build signs its image
+ * only once it is built).
+ */
+export async function checkSigningKey(fingerprint: string): Promise<void> {
+  const r = await gpg(['--list-secret-keys', '--', fingerprint], Buffer.alloc(0));
+  if (r.code !== 0) throw new SkiffError('ERR_USAGE', `--sign-by ${fingerprint}: no such secret key in the GnuPG keyring (${process.env.GNUPGHOME ?? '~/.gnupg'})`);
 }
 
 /**

@@ -213,4 +213,27 @@ describe('standalone-sign / standalone-verify (GnuPG simple signing) against sko
     assert.equal(again.metadata, undefined);
     assert.ok(!(again['big-data-names'] as string[]).includes('signatures'));
   });
+  it('build --sign-by signs the built image in the store, for its first name: skopeo copies it out with the signature and verifies it; refused before building without a name or with an unknown key', async () => {
+    const ctx = path.join(t.dir, 'sign-ctx');
+    await fsp.mkdir(ctx, { recursive: true });
+    await fsp.writeFile(path.join(ctx, 'Containerfile'), 'FROM scratch\nCOPY a.txt /a.txt\nLABEL signed=yes\n');
+    await fsp.writeFile(path.join(ctx, 'a.txt'), 'signed content\n');
+    const g = ['--root', `${t.dir}/bs/root`, '--runroot', `${t.dir}/bs/run`, '--storage-driver', 'overlay'];
+    await ok(sk([...g, 'build', '-q', '--sign-by', fpr, '-t', 'localhost/signed:1', ctx]));
+    const out = path.join(t.dir, 'built-signed');
+    await ok(skopeo(['copy', '-q', `containers-storage:[overlay@${t.dir}/bs/root+${t.dir}/bs/run]localhost/signed:1`, `dir:${out}`]));
+    assert.match(await ok(skopeo(['standalone-verify', path.join(out, 'manifest.json'), 'localhost/signed:1', fpr, path.join(out, 'signature-1')])), /^Signature verified, digest sha256:/);
+    // skiff's own copy out keeps it too.
+    await ok(sk([...g, 'copy', '-q', 'containers-storage:localhost/signed:1', `dir:${t.dir}/built-signed-skiff`]));
+    await fsp.access(path.join(t.dir, 'built-signed-skiff', 'signature-1'));
+    // Refused before anything is built: no name to vouch for, a key the keyring does not have.
+    const g2 = ['--root', `${t.dir}/bs2/root`, '--runroot', `${t.dir}/bs2/run`, '--storage-driver', 'overlay'];
+    const noName = await sk([...g2, 'build', '-q', '--sign-by', fpr, ctx]);
+    assert.notEqual(noName.code, 0);
+    assert.match(noName.stderr, /--sign-by: the image needs a name \(-t\)/);
+    const badKey = await sk([...g2, 'build', '-q', '--sign-by', 'F'.repeat(40), '-t', 'localhost/x:1', ctx]);
+    assert.notEqual(badKey.code, 0);
+    assert.match(badKey.stderr, /no such secret key/);
+    assert.equal((await ok(sk([...g2, 'images', '-q']))).trim(), '');
+  });
 });

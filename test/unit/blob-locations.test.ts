@@ -52,6 +52,27 @@ describe('blob location cache', () => {
     }
   });
 
+  it('at most 64 registries are kept, the least recently seen dropped (throwaway registries on new ports do not grow the file for ever)', () => {
+    const t = tempDir();
+    try {
+      const file = path.join(t.dir, 'locations.json');
+      // 70 registries seen long ago, the older the lower their port.
+      const registries = Object.fromEntries(Array.from({ length: 70 }, (_, i) => [`127.0.0.1:${10000 + i}`, { [d(i)]: [['x/y', 1_000_000 + i]] }]));
+      writeFileSync(file, JSON.stringify({ v: 1, registries }));
+      const a = new BlobLocations(file);
+      a.record('127.0.0.1:20000', 'new/one', d(999));
+      a.save();
+      const kept = Object.keys(JSON.parse(readFileSync(file, 'utf8')).registries as object);
+      assert.equal(kept.length, 64);
+      assert.ok(kept.includes('127.0.0.1:20000'), 'the one just seen');
+      for (let i = 0; i < 7; i++) assert.ok(!kept.includes(`127.0.0.1:${10000 + i}`), `oldest ${i} dropped`);
+      assert.ok(kept.includes('127.0.0.1:10069') && kept.includes('127.0.0.1:10007'));
+      assert.deepEqual(new BlobLocations(file).candidates('127.0.0.1:10069', d(69), 'z'), ['x/y']);
+    } finally {
+      t.cleanup();
+    }
+  });
+
   it('a damaged file counts as empty and is replaced; no file (SKIFF_BLOB_CACHE=off) keeps nothing', () => {
     const t = tempDir();
     try {

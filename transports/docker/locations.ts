@@ -16,9 +16,13 @@ import type { Digest } from '../../src/core/digest.js';
 /** registry -> digest -> [repository, unix seconds last seen][] */
 type Table = Record<string, Record<string, [string, number][]>>;
 
-/** Repositories remembered per blob, and blobs per registry (the least recently seen go first). */
+/**
+ * Repositories remembered per blob, blobs per registry, and registries (the least recently seen go first: a CI
+ * machine meets a new throwaway registry on a new port every run, and the file must not grow for ever).
+ */
 const REPOS_PER_BLOB = 4;
 const BLOBS_PER_REGISTRY = 2000;
+const REGISTRIES = 64;
 
 function cacheFile(): string | undefined {
   const v = process.env.SKIFF_BLOB_CACHE;
@@ -47,6 +51,13 @@ function add(table: Table, registry: string, digest: string, repo: string, when:
 }
 
 function prune(table: Table): void {
+  const registries = Object.keys(table);
+  if (registries.length > REGISTRIES) {
+    const newest = (r: string): number => Math.max(0, ...Object.values(table[r]!).map((seen) => seen[0]?.[1] ?? 0));
+    const at = new Map(registries.map((r) => [r, newest(r)]));
+    registries.sort((a, b) => at.get(b)! - at.get(a)!);
+    for (const r of registries.slice(REGISTRIES)) delete table[r];
+  }
   for (const [registry, blobs] of Object.entries(table)) {
     const digests = Object.keys(blobs);
     if (digests.length <= BLOBS_PER_REGISTRY) continue;

@@ -90,10 +90,16 @@ async function openDaemonSource(ref: DaemonRef, o: SourceOptions): Promise<Image
   const conn = await connectDaemon(o);
   const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'skiff-daemon-'));
   try {
+    // The export is asked for at once, beside the inspect that says whether the image is there: the daemon takes
+    // its time before the first byte (podman writes the whole export to a file of its own first), and the
+    // inspect's round trip (~14 ms with podman) need not come before that. An inspect that fails wins; closing
+    // the connection then drops the export.
+    const exporting = conn.request('GET', `/images/${ref.apiName}/get`);
+    exporting.catch(() => undefined);
     const inspect = await conn.request('GET', `/images/${ref.apiName}/json`);
     if (inspect.statusCode !== 200) throw await daemonError(inspect, `${ref}`);
     await inspect.body.dump();
-    const res = await conn.request('GET', `/images/${ref.apiName}/get`);
+    const res = await exporting;
     if (res.statusCode !== 200) throw await daemonError(res, `exporting ${ref}`);
     const file = path.join(dir, 'image.tar');
     // (Chunks written are garbage that V8 would let pile up: collection is paced by the bytes, as for blobs.)

@@ -4,6 +4,7 @@
  */
 import { strict as assert } from 'node:assert';
 import { promises as fsp } from 'node:fs';
+import { createServer, request as httpRequest } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { makeBusyboxLayout } from '../kit/fixtures.js';
 import { ok, run, skiff, SKIFF, tempDir } from '../kit/run.js';
@@ -98,6 +99,45 @@ describe('docker-daemon via podman system service', () => {
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /nope/);
     await assert.rejects(fsp.stat(`${t.dir}/missing`));
+  });
+
+  it('a daemon whose /_ping sends no API-Version: the version comes from /version, and every request uses it', async () => {
+    // A proxy in front of podman's socket (fault injection on the real daemon): /_ping loses its API-Version header,
+    // /version says 1.40; what skiff then asks for is recorded.
+    const proxySock = `${t.dir}/apiver.sock`;
+    const seen: string[] = [];
+    const proxy = createServer((req, res) => {
+      seen.push(`${req.method} ${req.url}`);
+      const up = httpRequest({ socketPath: sock, method: req.method, path: req.url, headers: req.headers }, (ur) => {
+        const headers = { ...ur.headers };
+        if (req.url === '/_ping') delete headers['api-version'];
+        if (req.url === '/version') {
+          const parts: Buffer[] = [];
+          ur.on('data', (c: Buffer) => parts.push(c));
+          ur.on('end', () => {
+            const body = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.concat(parts).toString()), ApiVersion: '1.40' }));
+            res.writeHead(ur.statusCode ?? 502, { ...headers, 'content-length': String(body.length) });
+            res.end(body);
+          });
+          return;
+        }
+        res.writeHead(ur.statusCode ?? 502, headers);
+        ur.pipe(res);
+      });
+      req.pipe(up);
+    });
+    await new Promise<void>((r) => proxy.listen(proxySock, r));
+    try {
+      await ok(skiff(['copy', '-q', '--dest-daemon-host', `unix://${proxySock}`, `oci:${t.dir}/fixture:busybox`, 'docker-daemon:localhost/apiver:1']));
+      await ok(skiff(['copy', '-q', '--src-daemon-host', `unix://${proxySock}`, 'docker-daemon:localhost/apiver:1', `oci:${t.dir}/apiver-back:x`]));
+      assert.deepEqual(await flat(`oci:${t.dir}/apiver-back:x`), fixtureFlat);
+      assert.ok(seen.includes('GET /version'), seen.join('\n'));
+      const api = seen.filter((l) => !/ \/(_ping|version)$/.test(l));
+      assert.ok(api.length >= 3, seen.join('\n'));
+      for (const l of api) assert.match(l, / \/v1\.40\//, seen.join('\n'));
+    } finally {
+      proxy.close();
+    }
   });
 
   it('no daemon: a clear error naming the socket', async () => {

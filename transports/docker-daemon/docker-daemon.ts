@@ -62,11 +62,18 @@ async function connectDaemon(o: SourceOptions): Promise<Conn> {
       throw new SkiffError('ERR_NETWORK', `cannot connect to the Docker daemon at ${host}: ${err.code ?? err.message} (is it running?)`, { cause: e, retryable: false });
     }
   };
-  // API version: the server's, capped at 1.41 (what skiff speaks), from /_ping.
+  // API version: the server's, capped at 1.41 (what skiff speaks): from /_ping's API-Version header, else (a
+  // daemon that does not send it) from /version's ApiVersion.
   const ping = await call('GET', '/_ping');
   await ping.body.dump();
   const v = ping.headers['api-version'];
-  const server = Array.isArray(v) ? v[0] : v;
+  let server = Array.isArray(v) ? v[0] : v;
+  if (!server) {
+    const res = await call('GET', '/version');
+    if (res.statusCode === 200) server = ((await res.body.json().catch(() => ({}))) as { ApiVersion?: unknown }).ApiVersion as string | undefined;
+    else await res.body.dump();
+    if (typeof server !== 'string') server = undefined;
+  }
   const version = server && /^1\.\d+$/.test(server) && Number(server.split('.')[1]) < 41 ? server : '1.41';
   return { base: `/v${version}`, host, request: (m, p, b, h) => call(m, `/v${version}${p}`, b, h), close: () => agent.destroy() };
 }

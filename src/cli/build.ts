@@ -5,7 +5,7 @@ import { Command, Option } from 'commander';
 import { SkiffError } from '../core/errors.js';
 import { isFile, readAll, statOf } from '../core/fs.js';
 import { formatPlatform, hostPlatform, parsePlatform } from '../core/platform.js';
-import { fetchContext, isRemoteContext } from '../build/remote-context.js';
+import { fetchContext, isGitContext, isRemoteContext } from '../build/remote-context.js';
 import { download } from '../build/sources.js';
 import { parseDuration, parseIntOption, registryOptions, storageFrom, writeOut, type GlobalOptions } from './common.js';
 import { capabilityName, ULIMITS, type ContainerOptions } from '../build/run.js';
@@ -452,6 +452,7 @@ export function buildCommand(program: Command): void {
           context = r.dir;
           if (r.containerfile && given === undefined) given = r.containerfile;
         }
+        if (given !== undefined && isGitContext(given)) throw new SkiffError('ERR_USAGE', `-f ${given}: a Containerfile is a file, not a git repository (give the repository as the context, #REF:DIR for a directory in it)`);
         if (given !== undefined && given !== '-' && isRemoteContext(given, '-f ')) {
           const work = await fsp.mkdtemp(path.join(os.tmpdir(), 'skiff-containerfile-'));
           temps.push(work);

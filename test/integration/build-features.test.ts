@@ -562,7 +562,7 @@ describe('skiff build features', () => {
     const fromDir = await skiff([...S(), 'build', '-f', path.join(ctx, 'Containerfile.bad'), '--build-context', `other=${other}`, ctx]);
     assert.equal(fromDir.code, 1);
     assert.match(fromDir.stderr, /Containerfile\.bad:2: FROM other: the build context "other" is a directory; FROM takes an image/);
-    for (const [spec, why] of [['other', /expected NAME=VALUE/], [`x=${t.dir}/nothere`, /no such directory/], ['x=git@example.invalid:a/b.git', /--build-context x=git@example\.invalid:a\/b\.git: git repositories are not supported/]] as const) {
+    for (const [spec, why] of [['other', /expected NAME=VALUE/], [`x=${t.dir}/nothere`, /no such directory/], ['x=git@example.invalid:a/b.git', /--build-context x=git@example\.invalid:a\/b\.git: git over ssh is not supported/]] as const) {
       const r = await skiff([...S(), 'build', '--build-context', spec, ctx]);
       assert.equal(r.code, 1, r.stderr);
       assert.match(r.stderr, why);
@@ -621,7 +621,7 @@ describe('skiff build features', () => {
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /build context http:[^ ]*through\.tar: .*esc\/planted: its parent esc is a symbolic link in the archive/);
     await assert.rejects(fsp.access('/tmp/planted'));
-    for (const [spec, msg] of [[['https://example.invalid/repo.git'], /git repositories are not supported/], [['ftp://example.invalid/x.tar'], /only http and https URLs are supported/], [['--build-context', `x=${url('Containerfile')}`, src], /--build-context x=http[^ ]*: not an archive/]] as const) {
+    for (const [spec, msg] of [[['http://127.0.0.1:1/repo.git'], /build context http:\/\/127\.0\.0\.1:1\/repo\.git: git clone failed/], [['ftp://example.invalid/x.tar'], /only http and https URLs are supported/], [['--build-context', `x=${url('Containerfile')}`, src], /--build-context x=http[^ ]*: not an archive/]] as const) {
       const b = await skiff([...S(), 'build', ...spec]);
       assert.equal(b.code, 1, b.stderr);
       assert.match(b.stderr, msg);

@@ -14,6 +14,7 @@ interface Flags {
   trunc?: boolean;
   noheading?: boolean;
   sort?: string;
+  all?: boolean;
 }
 
 const SORTS = ['created', 'id', 'repository', 'size', 'tag'];
@@ -53,7 +54,7 @@ function nameParts(n: string): [string, string] {
  * matching), dangling=true|false, label=KEY[=VALUE], before=IMAGE, since=IMAGE, id=PREFIX. Filters of one key
  * are alternatives; different keys must all hold. An image matches as a whole: all its names are listed.
  */
-async function imageFilter(store: Store, filters: string[]): Promise<(img: Image) => Promise<boolean>> {
+async function imageFilter(store: Store, filters: string[], intermediate: Set<string>): Promise<(img: Image) => Promise<boolean>> {
   const byKey = new Map<string, string[]>();
   for (const f of filters) {
     const eq = f.indexOf('=');
@@ -88,7 +89,8 @@ async function imageFilter(store: Store, filters: string[]): Promise<(img: Image
     const names = img.names ?? [];
     const checks = [
       globs.length ? globs.some((re) => re !== false && names.some((n) => candidates(n).some((c) => re.test(c)))) : undefined,
-      any('dangling', (v) => (v === 'true') === (names.length === 0)),
+      // (Dangling: no name and no image built on it; a nameless parent is intermediate, not dangling.)
+      any('dangling', (v) => (v === 'true') === (names.length === 0 && !intermediate.has(img.id))),
       any('id', (v) => img.id.startsWith(v.replace(/^sha256:/, ''))),
       before.length ? before.some((t) => created < t) : undefined,
       since.length ? since.some((t) => created > t) : undefined,
@@ -150,7 +152,7 @@ export function imagesCommand(program: Command): void {
     .option('-q, --quiet', 'image IDs only')
     .option('--digests', 'show manifest digests')
     .option('--no-trunc', 'full image IDs')
-    .option('-a, --all', 'every image (skiff keeps no intermediate images: the same list)')
+    .option('-a, --all', 'every image, intermediate ones too (nameless images another image is built on)')
     .option('-n, --noheading', 'no header row')
     .option('--sort <key>', 'created (newest first, the default), id, repository, size or tag')
     .action(async (flags: Flags, cmd: Command) => {
@@ -160,9 +162,11 @@ export function imagesCommand(program: Command): void {
       const def = await defaultStoreLocation();
       const store = new Store({ driver: g.storageDriver ?? def.driver, root: g.root ?? def.root, runroot: g.runroot ?? def.runroot });
       const all = await store.images();
-      const keep = flags.filter?.length ? await imageFilter(store, flags.filter) : undefined;
+      const intermediate = await store.intermediateImages(all);
+      const keep = flags.filter?.length ? await imageFilter(store, flags.filter, intermediate) : undefined;
       const images: Image[] = [];
-      for (const i of all) if (!keep || (await keep(i))) images.push(i);
+      // (As podman: intermediate images only with -a.)
+      for (const i of all) if ((flags.all || !intermediate.has(i.id)) && (!keep || (await keep(i)))) images.push(i);
       const layers = new Map((await store.layers()).map((l) => [l.id, l]));
       // As containers/storage's ImageSize (what podman shows): the layers' uncompressed sizes and the image's big
       // data (config, manifests).

@@ -93,6 +93,23 @@ export async function pullIntoStore(image: string, o: SourceOptions, g: GlobalOp
   throw last;
 }
 
+/**
+ * podman's prune question, asked on standard error; the answer is a line of standard input (y or yes goes on).
+ * No answer (end of input, nothing piped) is no: the command then does nothing, where podman fails with EOF.
+ */
+async function confirm(what: string): Promise<boolean> {
+  const { createInterface } = await import('node:readline');
+  process.stderr.write(`WARNING! ${what}\nAre you sure you want to continue? [y/N] `);
+  const rl = createInterface({ input: process.stdin, terminal: false });
+  const answer = await new Promise<string>((resolve) => {
+    rl.once('line', resolve);
+    rl.once('close', () => resolve(''));
+  });
+  rl.close();
+  if (!process.stdin.isTTY) process.stderr.write('\n');
+  return /^y(es)?$/i.test(answer.trim());
+}
+
 export function storageCommands(program: Command): void {
   const pull = program
     .command('pull')
@@ -198,6 +215,58 @@ export function storageCommands(program: Command): void {
       await w.open();
       // (Short names go under localhost/, as podman tags them.)
       await w.tag(await imageId(store, image), names.map(localImageName));
+    });
+
+  const untag = async (image: string, names: string[], c: Command): Promise<void> => {
+    const store = await storeOf(c.optsWithGlobals() as GlobalOptions);
+    const w = new StoreWriter(store);
+    await w.open();
+    await w.untag(await imageId(store, image), names.length ? names.map(localImageName) : undefined);
+  };
+  program
+    .command('untag')
+    .description('Remove names from an image in local storage (every name when none are given); the image stays')
+    .argument('<image>', 'NAME or ID')
+    .argument('[names...]', 'names to remove')
+    .action((image: string, names: string[], _f: unknown, c: Command) => untag(image, names, c));
+
+  const image = program.command('image').description('Images in local storage: exists, prune, untag (podman image)');
+  image
+    .command('exists')
+    .description('Exit 0 when the image is in local storage, 1 when it is not (nothing printed)')
+    .argument('<image>', 'NAME or ID')
+    .action(async (name: string, _f: unknown, c: Command) => {
+      const store = await storeOf(c.optsWithGlobals() as GlobalOptions);
+      if (!(await store.resolveImage(name))?.image) throw new SkiffError('ERR_IMAGE_NOT_FOUND', '', { exitCode: 1 });
+    });
+  image
+    .command('untag')
+    .description('Remove names from an image in local storage (every name when none are given); the image stays')
+    .argument('<image>', 'NAME or ID')
+    .argument('[names...]', 'names to remove')
+    .action((img: string, names: string[], _f: unknown, c: Command) => untag(img, names, c));
+  image
+    .command('prune')
+    .description('Remove dangling images (no name, no image built on them, no container); with -a every image no container uses. Prints the IDs removed')
+    .option('-a, --all', 'remove every image no container uses, not only dangling ones')
+    .option('-f, --force', 'do not ask for confirmation')
+    .action(async (flags: { all?: boolean; force?: boolean }, c: Command) => {
+      const store = await storeOf(c.optsWithGlobals() as GlobalOptions);
+      if (!flags.force && !(await confirm(flags.all ? 'This command removes all images not used by containers.' : 'This command removes all dangling images.'))) return;
+      const w = new StoreWriter(store);
+      await w.open();
+      const removed: string[] = [];
+      // As podman: one pass. Dangling images have no name and no image built on them (a nameless parent is
+      // intermediate and stays until its child goes); -a takes every image no container uses.
+      const images = await store.images();
+      const intermediate = flags.all ? new Set<string>() : await store.intermediateImages(images);
+      const inUse = new Set((await store.containers()).map((ct) => ct.image));
+      for (const i of images) {
+        if (inUse.has(i.id) || (!flags.all && (i.names?.length || intermediate.has(i.id)))) continue;
+        await w.removeImage(i.id);
+        removed.push(i.id);
+      }
+      if (removed.length) await writeOut(removed.map((id) => `${id}\n`).join(''));
     });
 
   program

@@ -166,6 +166,56 @@ export class Store {
     });
   }
 
+  /**
+   * The nameless images another image is directly built on: podman's intermediate images, which `images` hides
+   * without -a and `image prune` keeps (a nameless image without such a child is dangling). A child, as podman
+   * (containers/common's libimage) decides it: its top layer lies directly on the parent's, or is the same; it has
+   * the parent's diffIDs first; and its history is the parent's plus one entry.
+   */
+  async intermediateImages(images: Image[]): Promise<Set<string>> {
+    const out = new Set<string>();
+    const nameless = images.filter((i) => !i.names?.length);
+    if (!nameless.length) return out;
+    const parentOf = new Map((await this.layers()).map((l) => [l.id, l.parent]));
+    type Cfg = { rootfs?: { diff_ids?: string[] }; history?: Record<string, unknown>[] } | undefined;
+    const configs = new Map<string, Cfg>();
+    const config = async (i: Image): Promise<Cfg> => {
+      if (!configs.has(i.id)) {
+        const b = await this.bigData(i, `sha256:${i.id}`);
+        let c: Cfg;
+        try {
+          c = b ? (JSON.parse(b.toString()) as Cfg) : undefined;
+        } catch {
+          c = undefined;
+        }
+        configs.set(i.id, c);
+      }
+      return configs.get(i.id);
+    };
+    const entry = (h: Record<string, unknown>): string => JSON.stringify([h.created ? Date.parse(String(h.created)) : null, h.created_by ?? '', h.author ?? '', h.comment ?? '', !!h.empty_layer]);
+    const isChild = async (parent: Image, child: Image): Promise<boolean> => {
+      const [p, c] = [await config(parent), await config(child)];
+      if (!p || !c) return false;
+      const pd = p.rootfs?.diff_ids ?? [];
+      const cd = c.rootfs?.diff_ids ?? [];
+      if (pd.length > cd.length || pd.some((d, k) => cd[k] !== d)) return false;
+      const ph = p.history ?? [];
+      const ch = c.history ?? [];
+      return ph.length + 1 === ch.length && ph.every((h, k) => entry(h) === entry(ch[k]!));
+    };
+    for (const parent of nameless) {
+      if (!parent.layer) continue;
+      for (const child of images) {
+        if (child === parent || !child.layer || (child.layer !== parent.layer && parentOf.get(child.layer) !== parent.layer)) continue;
+        if (await isChild(parent, child)) {
+          out.add(parent.id);
+          break;
+        }
+      }
+    }
+    return out;
+  }
+
   /** The manifest list an image holds (podman's `manifest create`), or undefined when it is not a list. */
   async listOf(image: Image): Promise<IndexManifest | undefined> {
     if (image.layer !== undefined) return undefined;

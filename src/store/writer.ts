@@ -298,7 +298,9 @@ export class StoreWriter {
     let history = h['names-history'] ?? [];
     for (const n of names) history = [n, ...history.filter((x) => x !== n)];
     h['names-history'] = history;
-    img.names = names;
+    // (c/storage leaves an empty list out of images.json.)
+    if (names.length) img.names = names;
+    else delete img.names;
   }
 
   /** Add names to an image (moved off any other image that had them). */
@@ -308,6 +310,22 @@ export class StoreWriter {
       if (!img) throw new SkiffError('ERR_IMAGE_NOT_FOUND', `image ${id.slice(0, 12)} is not in the store`);
       for (const other of images) if (other !== img && other.names) other.names = other.names.filter((n) => !names.includes(n));
       StoreWriter.setNames(img, [...new Set([...(img.names ?? []), ...names])]);
+      return images;
+    });
+  }
+
+  /**
+   * Take names off an image, all of them when `names` is undefined; the image stays, nameless if none are left
+   * (podman untag). A name the image does not have is an error, and then nothing changes.
+   */
+  async untag(id: string, names?: string[]): Promise<void> {
+    await this.editImages(async (images) => {
+      const img = images.find((i) => i.id === id);
+      if (!img) throw new SkiffError('ERR_IMAGE_NOT_FOUND', `image ${id.slice(0, 12)} is not in the store`);
+      const has = img.names ?? [];
+      const missing = (names ?? []).find((n) => !has.includes(n));
+      if (missing) throw new SkiffError('ERR_IMAGE_NOT_FOUND', `${missing}: tag not known`);
+      StoreWriter.setNames(img, names ? has.filter((n) => !names.includes(n)) : []);
       return images;
     });
   }

@@ -123,6 +123,65 @@ describe('skiff pull / push / tag / rmi / save / load', () => {
     unmountUnder(`${t.dir}/rmiroot`);
   });
 
+  it('untag, image exists, image prune [-a] as podman: twin stores, the same images, the same removals', async () => {
+    const mine = `${t.dir}/prune-skiff`;
+    const theirs = `${t.dir}/prune-podman`;
+    const skiffIn = (args: string[]) => run(process.execPath, [SKIFF, '--root', `${mine}/root`, '--runroot', `${mine}/run`, ...args], { env });
+    const podmanIn = (args: string[]) => run('podman', ['--root', `${theirs}/root`, '--runroot', `${theirs}/run`, '--storage-driver', 'overlay', ...args]);
+    const ctx = `${t.dir}/prune-ctx`;
+    await fsp.mkdir(ctx, { recursive: true });
+    await fsp.writeFile(`${ctx}/Containerfile`, 'FROM localhost/base:1\nCOPY extra.txt /extra.txt\n');
+    await fsp.writeFile(`${ctx}/extra.txt`, 'extra\n');
+    await ok(skiffIn(['copy', '-q', `oci:${t.dir}/fixture:busybox`, 'containers-storage:localhost/base:1']));
+    await ok(skiffIn(['build', '-q', '-t', 'localhost/child:1', ctx]));
+    await ok(skiffIn(['copy', '-q', `oci:${t.dir}/other:o`, 'containers-storage:localhost/lone:1']));
+    // The same images (same IDs, the child's layers on the base's) in podman's store.
+    for (const n of ['base', 'child', 'lone']) await ok(run('skopeo', ['copy', '-q', `containers-storage:[overlay@${mine}/root+${mine}/run]localhost/${n}:1`, `containers-storage:[overlay@${theirs}/root+${theirs}/run]localhost/${n}:1`]));
+    const ids = async (r: typeof skiffIn): Promise<string[]> => (await ok(r(['images', '-a', '-q', '--no-trunc']))).trim().split('\n').filter(Boolean).map((x) => x.replace(/^sha256:/, '')).sort();
+    assert.deepEqual(await ids(skiffIn), await ids(podmanIn));
+    assert.equal((await ids(skiffIn)).length, 3);
+
+    assert.equal((await skiffIn(['image', 'exists', 'localhost/child:1'])).code, 0);
+    const absent = await skiffIn(['image', 'exists', 'localhost/nothere:1']);
+    assert.deepEqual([absent.code, absent.stdout, absent.stderr], [1, '', '']);
+    assert.equal((await podmanIn(['image', 'exists', 'localhost/nothere:1'])).code, 1);
+
+    // A name the image does not have: an error, and nothing changes.
+    const wrong = await skiffIn(['untag', 'localhost/child:1', 'localhost/nothere:1']);
+    assert.notEqual(wrong.code, 0);
+    assert.match(wrong.stderr, /localhost\/nothere:1: tag not known/);
+    for (const r of [skiffIn, podmanIn]) {
+      await ok(r(['untag', 'localhost/base:1']));
+      await ok(r(['image', 'untag', 'localhost/lone:1', 'localhost/lone:1']));
+    }
+    const names = async (root: string): Promise<string[][]> => (JSON.parse(await fsp.readFile(`${root}/overlay-images/images.json`, 'utf8')) as { id: string; names?: string[] }[]).sort((a, b) => (a.id < b.id ? -1 : 1)).map((i) => i.names ?? []);
+    assert.deepEqual(await names(`${mine}/root`), await names(`${theirs}/root`));
+
+    // No answer to the question: nothing removed.
+    const asked = await skiffIn(['image', 'prune']);
+    assert.equal(asked.code, 0, asked.stderr);
+    assert.match(asked.stderr, /Are you sure you want to continue\? \[y\/N\]/);
+    assert.equal((await ids(skiffIn)).length, 3);
+    // Dangling: the lone nameless image; the nameless base has the child built on it, and stays.
+    const pruned = async (r: typeof skiffIn, args: string[]): Promise<string[]> => (await ok(r(['image', 'prune', '-f', ...args]))).trim().split('\n').filter(Boolean).sort();
+    const minePruned = await pruned(skiffIn, []);
+    assert.deepEqual(minePruned, await pruned(podmanIn, []));
+    assert.equal(minePruned.length, 1);
+    assert.deepEqual(await ids(skiffIn), await ids(podmanIn));
+    // The nameless base is intermediate: hidden without -a, listed with it, as podman lists it.
+    const listed = async (r: typeof skiffIn, args: string[]): Promise<string> => (await ok(r(['images', '--no-trunc', '--format', '{{.ID}} {{.Repository}}:{{.Tag}}', ...args]))).split('\n').sort().join('\n');
+    for (const args of [[], ['-a'], ['--filter', 'dangling=true'], ['-a', '--filter', 'dangling=false']]) assert.equal(await listed(skiffIn, args), await listed(podmanIn, args), args.join(' '));
+    // -a: every image no container uses, the base with its child.
+    const all = await pruned(skiffIn, ['-a']);
+    assert.deepEqual(all, await pruned(podmanIn, ['-a']));
+    assert.equal(all.length, 2);
+    assert.deepEqual(await ids(skiffIn), []);
+    assert.deepEqual(await ids(podmanIn), []);
+    assert.deepEqual(JSON.parse(await fsp.readFile(`${mine}/root/overlay-layers/layers.json`, 'utf8')), [], 'no layer left behind');
+    unmountUnder(mine);
+    unmountUnder(theirs);
+  });
+
   it('save and load round-trip through a docker-archive; podman reads the saved archive', async () => {
     await sk(['save', '-q', '-o', `${t.dir}/saved.tar`, `${reg.host}/library/bb:1`]);
     const r = await run('podman', ['--root', `${t.dir}/proot`, '--runroot', `${t.dir}/prun`, '--storage-driver', 'vfs', 'load', '-i', `${t.dir}/saved.tar`]);

@@ -144,6 +144,7 @@ function humanSize(n: number): string {
 
 /** `skiff images`: the images in the containers-storage store, podman's columns and JSON. */
 export function imagesCommand(program: Command): void {
+  addHistoryCommand(program);
   program
     .command('images')
     .description('List images in local storage (the store podman and buildah use)')
@@ -272,5 +273,122 @@ export function imagesCommand(program: Command): void {
       // (Columns are as wide as with the header: podman's tabwriter sees the header either way.)
       const text = alignTable(rows);
       await writeOut(heading ? text : text.slice(text.indexOf('\n') + 1));
+    });
+}
+
+/** go-units' HumanSizeWithPrecision(n, 3), as `podman history` prints sizes: Go's %.3g of decimal units. */
+function historySize(n: number): string {
+  const u = ['B', 'kB', 'MB', 'GB', 'TB', 'PB'];
+  let i = 0;
+  let v = n;
+  while (v >= 1000 && i < u.length - 1) {
+    v /= 1000;
+    i++;
+  }
+  const g = Number(v.toPrecision(3));
+  // (%.3g of 999.5 and up, rounded to 1000, is Go's 1e+03.)
+  return `${g >= 1000 ? '1e+03' : String(g)} ${u[i]}`;
+}
+
+/** A config time as Go re-formats it: RFC 3339 with the fraction's trailing zeros dropped (`nano`), or none. */
+function goRFC3339(iso: string | undefined, nano: boolean): string {
+  const m = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$/i.exec(iso ?? '');
+  if (!m) return '0001-01-01T00:00:00Z';
+  const frac = nano ? (m[2] ?? '').replace(/0+$/, '') : '';
+  return `${m[1]}${frac ? `.${frac}` : ''}${m[3]!.toUpperCase()}`;
+}
+
+interface HistoryFlags {
+  format?: string;
+  human?: string | boolean;
+  trunc?: boolean;
+  quiet?: boolean;
+}
+
+/**
+ * `history IMAGE` (and `image history`): the image's history, newest first, as podman 4 lists it (containers/
+ * common's libimage): each entry with a layer takes the next layer down from the image's top, its size the layer's;
+ * an entry's ID is that of the first image whose top layer is the layer reached, once (`<missing>` otherwise).
+ */
+export function addHistoryCommand(parent: Command): void {
+  parent
+    .command('history')
+    .description('Show the history of an image in local storage (podman history)')
+    .argument('<image>', 'NAME or ID')
+    .option('--format <format>', 'json, or a Go template ({{.ID}}, {{.Created}}, {{.CreatedBy}}, {{.Size}}, {{.Comment}}, {{.CreatedAt}}; table ...)')
+    .option('-H, --human [bool]', 'sizes and dates human-readable (the default; -H=false for RFC 3339 dates)')
+    .option('--no-trunc', 'full IDs and CREATED BY')
+    .option('-q, --quiet', 'IDs only')
+    .action(async (name: string, flags: HistoryFlags, cmd: Command) => {
+      const human = flags.human === undefined || flags.human === true || !/^=?(false|0)$/i.test(String(flags.human));
+      const g = cmd.optsWithGlobals() as GlobalOptions & { root?: string; runroot?: string; storageDriver?: string };
+      const def = await defaultStoreLocation();
+      const store = new Store({ driver: g.storageDriver ?? def.driver, root: g.root ?? def.root, runroot: g.runroot ?? def.runroot });
+      const img = (await store.resolveImage(name))?.image;
+      if (!img) throw new SkiffError('ERR_IMAGE_NOT_FOUND', `${name}: image not known`, { exitCode: 125 });
+      const bytes = await store.bigData(img, `sha256:${img.id}`);
+      let history: { created?: string; created_by?: string; comment?: string; empty_layer?: boolean }[] = [];
+      try {
+        history = (JSON.parse(bytes?.toString() ?? '{}') as { history?: typeof history }).history ?? [];
+      } catch {
+        throw new SkiffError('ERR_INVALID_CONFIG', `${name}: the image's config is not JSON`);
+      }
+      const layers = new Map((await store.layers()).map((l) => [l.id, l]));
+      const onTop = new Map<string, Image[]>();
+      for (const i of await store.images()) if (i.layer) onTop.set(i.layer, [...(onTop.get(i.layer) ?? []), i]);
+      const used = new Set<string>();
+      let node = img.layer;
+      const entries: { id: string; created?: string; createdBy: string; size: number; comment: string }[] = [];
+      for (let x = history.length - 1; x >= 0; x--) {
+        const h = history[x]!;
+        let id = '<missing>';
+        const first = node ? onTop.get(node)?.[0] : undefined;
+        if (first && !used.has(first.id)) {
+          id = first.id;
+          used.add(first.id);
+        }
+        let size = 0;
+        if (!h.empty_layer) {
+          if (!node) throw new SkiffError('ERR_INVALID_CONFIG', `${name}: no layer left for the history entry ${JSON.stringify(h.created_by ?? '')}`);
+          size = layers.get(node)?.['diff-size'] ?? 0;
+          node = layers.get(node)?.parent;
+        }
+        entries.push({ id, ...(h.created ? { created: h.created } : {}), createdBy: h.created_by ?? '', size, comment: h.comment ?? '' });
+      }
+      if (flags.format === 'json') {
+        // podman 4's objects, field for field (Go's omitempty), and its extra "Created" string.
+        const out = entries.map((e) => ({ id: e.id, created: goRFC3339(e.created, true), ...(e.createdBy ? { CreatedBy: e.createdBy } : {}), size: e.size, ...(e.comment ? { comment: e.comment } : {}), Created: goRFC3339(e.created, false) }));
+        await writeOut(`${out.length ? goJSON(out) : '[]'}\n`);
+        return;
+      }
+      const trunc = flags.trunc !== false;
+      const rows = entries.map((e) => ({
+        ID: trunc && e.id.length >= 12 ? e.id.slice(0, 12) : e.id,
+        Created: human ? ago(e.created ?? '0001-01-01T00:00:00Z') : goRFC3339(e.created, false),
+        CreatedSince: human ? ago(e.created ?? '0001-01-01T00:00:00Z') : goRFC3339(e.created, false),
+        // (Whole seconds, as podman's CreatedAt.)
+        CreatedAt: new GoTime(goRFC3339(e.created, false)),
+        CreatedBy: trunc && e.createdBy.length > 45 ? `${e.createdBy.slice(0, 42)}...` : e.createdBy,
+        Size: historySize(e.size),
+        Comment: e.comment,
+        Tags: new GoNil('slice'),
+      }));
+      if (flags.quiet) {
+        await writeOut(rows.map((r) => `${r.ID}\n`).join(''));
+        return;
+      }
+      const titles = { ID: 'ID', Created: 'CREATED', CreatedSince: 'CREATED', CreatedAt: 'CREATED AT', CreatedBy: 'CREATED BY', Size: 'SIZE', Comment: 'COMMENT', Tags: 'TAGS' };
+      if (flags.format) {
+        const format = flags.format.replace(/\\t/g, '\t').replace(/\\n/g, '\n');
+        const table = compileTable(format, titles);
+        if (table) {
+          await writeOut(alignTable([table.header, ...rows.map(table.row)]));
+          return;
+        }
+        const render = compileTemplate(format);
+        await writeOut(rows.map((r) => `${render(r)}\n`).join(''));
+        return;
+      }
+      await writeOut(alignTable([['ID', 'CREATED', 'CREATED BY', 'SIZE', 'COMMENT'], ...rows.map((r) => [r.ID, r.Created, r.CreatedBy, r.Size, r.Comment])]));
     });
 }

@@ -13,6 +13,7 @@ import { isShortName, loadRegistriesConf, shortNameCandidates } from '../config/
 import { defaultStoreLocation, Store } from '../store/store.js';
 import { StoreWriter } from '../store/writer.js';
 import { addRegistryFlags, addRetryFlags, hasTransport, openDestination, openSource, type Location, platformFrom, registryOptions, storageFrom, writeOut, type GlobalOptions } from './common.js';
+import { addHistoryCommand } from './images.js';
 import { makeProgress } from './progress.js';
 import { parsePlatform } from '../core/platform.js';
 
@@ -230,7 +231,8 @@ export function storageCommands(program: Command): void {
     .argument('[names...]', 'names to remove')
     .action((image: string, names: string[], _f: unknown, c: Command) => untag(image, names, c));
 
-  const image = program.command('image').description('Images in local storage: exists, prune, untag (podman image)');
+  const image = program.command('image').description('Images in local storage: exists, history, prune, untag (podman image)');
+  addHistoryCommand(image);
   image
     .command('exists')
     .description('Exit 0 when the image is in local storage, 1 when it is not (nothing printed)')

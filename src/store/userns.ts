@@ -27,7 +27,7 @@ export function opaqueXattr(): string {
 }
 
 /** The commands that work on containers-storage. bin/skiff's launcher lists them too (a test keeps the two equal). */
-export const STORAGE_COMMANDS: readonly string[] = ['images', 'image', 'pull', 'push', 'tag', 'untag', 'rmi', 'save', 'load', 'build', 'bud', 'manifest'];
+export const STORAGE_COMMANDS: readonly string[] = ['images', 'image', 'history', 'pull', 'push', 'tag', 'untag', 'rmi', 'save', 'load', 'build', 'bud', 'manifest'];
 
 /** Does this command line touch containers-storage (and so need the user namespace when rootless)? */
 export function needsStorage(argv: string[]): boolean {

@@ -182,6 +182,31 @@ describe('skiff pull / push / tag / rmi / save / load', () => {
     unmountUnder(theirs);
   });
 
+  it('history as podman on the same store: table, --no-trunc, -H=false, -q, json, templates; images built by skiff and by buildah', async () => {
+    const root = `${t.dir}/hist`;
+    const g = ['--root', `${root}/root`, '--runroot', `${root}/run`];
+    const mine = (args: string[]) => run(process.execPath, [SKIFF, ...g, ...args], { env });
+    const theirs = (args: string[]) => run('podman', [...g, '--storage-driver', 'overlay', ...args]);
+    const ctx = `${t.dir}/hist-ctx`;
+    await fsp.mkdir(ctx, { recursive: true });
+    await fsp.writeFile(`${ctx}/Containerfile`, 'FROM localhost/base:1\nLABEL a=b\nCOPY e.txt /e.txt\nENV LONG="a value long enough to be cut at forty-five characters in the table"\n');
+    await fsp.writeFile(`${ctx}/e.txt`, 'e\n');
+    await ok(mine(['copy', '-q', `oci:${t.dir}/fixture:busybox`, 'containers-storage:localhost/base:1']));
+    await ok(mine(['build', '-q', '-t', 'localhost/hchild:1', ctx]));
+    // (buildah records a comment and its own CREATED BY forms.)
+    await ok(run('buildah', [...g, '--storage-driver', 'overlay', 'bud', '-q', '--isolation', 'chroot', '-t', 'localhost/hbuildah:1', ctx]));
+    const variants = [['-H=false'], ['--human=false', '--no-trunc'], ['-q'], ['-q', '--no-trunc'], ['--format', 'json'], ['--format', '{{.ID}}|{{.CreatedAt}}|{{.Size}}|{{.Comment}}|{{.Tags}}|{{.CreatedBy}}'], ['--format', 'table {{.ID}} {{.Size}}\t{{.CreatedBy}}']];
+    for (const image of ['localhost/hchild:1', 'localhost/hbuildah:1', 'localhost/base:1']) {
+      for (const v of variants) assert.equal(await ok(mine(['history', ...v, image])), await ok(theirs(['history', ...v, image])), `${v.join(' ')} ${image}`);
+    }
+    // Human dates where they cannot change between the two runs: the base's, from 2024.
+    assert.equal(await ok(mine(['image', 'history', 'localhost/base:1'])), await ok(theirs(['history', 'localhost/base:1'])));
+    const missing = await mine(['history', 'localhost/nope:1']);
+    assert.equal(missing.code, 125);
+    assert.match(missing.stderr, /localhost\/nope:1: image not known/);
+    unmountUnder(root);
+  });
+
   it('save and load round-trip through a docker-archive; podman reads the saved archive', async () => {
     await sk(['save', '-q', '-o', `${t.dir}/saved.tar`, `${reg.host}/library/bb:1`]);
     const r = await run('podman', ['--root', `${t.dir}/proot`, '--runroot', `${t.dir}/prun`, '--storage-driver', 'vfs', 'load', '-i', `${t.dir}/saved.tar`]);

@@ -183,7 +183,9 @@ export function storageCommands(program: Command): void {
     .addOption(new Option('--compression-format <format>', 'compression of the pushed layers (default gzip)').choices(['gzip', 'zstd']))
     .option('--compression-level <n>', 'compression level')
     .option('--digestfile <file>', 'write the pushed manifest digest here')
-    .option('--remove-signatures', 'push without the image\'s signatures (which a push that re-compresses layers would invalidate)');
+    .option('--remove-signatures', 'push without the image\'s signatures (which a push that re-compresses layers would invalidate)')
+    .option('--sign-by <fingerprint>', 'sign the pushed manifest with this GnuPG key (simple signing, for the docker:// destination\'s name; kept where registries.d says)')
+    .option('--sign-passphrase-file <file>', 'the key\'s passphrase, from this file');
   addRetryFlags(push);
   addRegistryFlags(push, '');
   push.action(async (image: string, dest: string | undefined, flags: Record<string, unknown>, c: Command) => {
@@ -200,7 +202,17 @@ export function storageCommands(program: Command): void {
       ...(progress ? { progress } : {}),
       ...(flags.removeSignatures ? { removeSignatures: true } : {}),
     };
-    const digest = await copyBetween(`containers-storage:${image}`, hasTransport(target) ? target : `docker://${target}`, o, copy);
+    const destination = hasTransport(target) ? target : `docker://${target}`;
+    if (typeof flags.signBy === 'string') {
+      // (As podman push: the signature vouches for the registry name pushed to; the key is checked before pushing.)
+      if (!destination.startsWith('docker://')) throw new SkiffError('ERR_USAGE', `--sign-by: ${destination} names no registry image for the signature to vouch for (push to docker://…)`);
+      const { checkSigningKey, signManifest } = await import('./sign.js');
+      const fpr = flags.signBy;
+      const passphrase = typeof flags.signPassphraseFile === 'string' ? flags.signPassphraseFile : undefined;
+      await checkSigningKey(fpr);
+      copy.sign = { identity: destination.slice('docker://'.length), sign: (m, id) => signManifest(m, id, fpr, passphrase) };
+    }
+    const digest = await copyBetween(`containers-storage:${image}`, destination, o, copy);
     if (typeof flags.digestfile === 'string') await (await import('node:fs/promises')).writeFile(flags.digestfile, digest);
   });
 

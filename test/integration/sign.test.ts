@@ -173,6 +173,17 @@ describe('standalone-sign / standalone-verify (GnuPG simple signing) against sko
       assert.equal(refused.code, 1);
       assert.match(refused.stderr, /cannot copy the signatures of the image to oci:/);
       await ok(sk(['--registries.d', rd, 'copy', '-q', '--remove-signatures', '--src-tls-verify=false', `docker://${reg.host}/signed/app:1`, `oci:${t.dir}/reg-oci:1`]));
+      // push --sign-by from a store: the pushed manifest signed into the lookaside, for the name pushed to.
+      const store = ['--root', `${t.dir}/push-store/root`, '--runroot', `${t.dir}/push-store/run`];
+      await ok(sk([...store, 'copy', '-q', `oci:${layout}:1`, 'containers-storage:localhost/topush:1']));
+      await ok(sk([...store, '--registries.d', rd, 'push', '-q', '--tls-verify=false', '--sign-by', fpr, 'localhost/topush:1', `docker://${reg.host}/signed/pushed:1`]));
+      await ok(skopeo(['--registries.d', rd, 'copy', '-q', '--src-tls-verify=false', `docker://${reg.host}/signed/pushed:1`, `dir:${t.dir}/pushed-by-skiff`]));
+      assert.match(await ok(skopeo(['standalone-verify', path.join(t.dir, 'pushed-by-skiff', 'manifest.json'), `${reg.host}/signed/pushed:1`, fpr, path.join(t.dir, 'pushed-by-skiff', 'signature-1')])), /^Signature verified/);
+      const noKey = await sk([...store, 'push', '-q', '--tls-verify=false', '--sign-by', 'F'.repeat(40), 'localhost/topush:1', `docker://${reg.host}/signed/nokey:1`]);
+      assert.notEqual(noKey.code, 0);
+      assert.match(noKey.stderr, /no such secret key/);
+      assert.equal((await run('skopeo', ['inspect', '--tls-verify=false', `docker://${reg.host}/signed/nokey:1`])).code === 0, false, 'nothing pushed');
+      unmountUnder(`${t.dir}/push-store`);
       // Two files defining one scope: a clear error naming both.
       await fsp.writeFile(path.join(rd, 'again.yaml'), `docker:\n  ${reg.host}/signed:\n    lookaside: file:///nowhere\n`);
       const dup = await sk(['--registries.d', rd, 'copy', '-q', '--src-tls-verify=false', `docker://${reg.host}/signed/app:1`, `dir:${t.dir}/reg-dup`]);

@@ -32,6 +32,9 @@ import { isRootless } from '../store/userns.js';
 /** Files up to this size are read in one go when building a COPY layer. */
 const SMALL_FILE = 256 * 1024;
 
+/** What buildah passes to RUN from its own environment (containers/common's config.ProxyEnv). */
+const PROXY_ENV = ['http_proxy', 'https_proxy', 'ftp_proxy', 'no_proxy', 'HTTP_PROXY', 'HTTPS_PROXY', 'FTP_PROXY', 'NO_PROXY'];
+
 export interface BuildOptions {
   plan: BuildPlan;
   contextDir: string;
@@ -43,6 +46,10 @@ export interface BuildOptions {
   container?: ContainerOptions;
   /** --omit-history: the image has no history. */
   omitHistory?: boolean;
+  /** --http-proxy=false: RUN does not get the proxy variables skiff was given (default: it does, as buildah's). */
+  httpProxy?: boolean;
+  /** Proxy build arguments (--build-arg HTTP_PROXY=…, Docker's predefined ones): every RUN has them, unrecorded. */
+  proxyArgs?: Record<string, string>;
   /** --sign-by: a signature of the final image's manifest, vouching for the name given (its first tag). */
   sign?: (manifest: Buffer, identity: string) => Promise<Buffer>;
   /** --env KEY=VALUE: set in the final image's environment; --unsetenv KEY: removed from it. */
@@ -1035,8 +1042,18 @@ export class Builder {
     const shell = (c.Shell as string[] | undefined) ?? ['/bin/sh', '-c'];
     const cmd = this.runCommand(s, shell);
     const env = new Map<string, string>();
-    for (const e of c.Env ?? []) env.set(e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1));
-    for (const [k, v] of Object.entries(s.env)) if (!env.has(k)) env.set(k, v);
+    // The proxy variables skiff was given, for RUN only (not in the image, not in the cache key), under the image's
+    // and the step's own: buildah's --http-proxy, on by default.
+    // (A proxy build argument of the same name wins over the variable; the image's ENV over both.)
+    if (this.o.httpProxy !== false) for (const k of PROXY_ENV) if (process.env[k] !== undefined) env.set(k, process.env[k]!);
+    for (const [k, v] of Object.entries(this.o.proxyArgs ?? {})) env.set(k, v);
+    const fromImage = new Set<string>();
+    for (const e of c.Env ?? []) {
+      const k = e.slice(0, e.indexOf('='));
+      env.set(k, e.slice(e.indexOf('=') + 1));
+      fromImage.add(k);
+    }
+    for (const [k, v] of Object.entries(s.env)) if (!fromImage.has(k)) env.set(k, v);
     if (!env.has('PATH')) env.set('PATH', '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin');
     const dir = path.join(this.work, `run-${this.next()}`);
     await fsp.mkdir(dir, { recursive: true });

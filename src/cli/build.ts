@@ -60,6 +60,7 @@ interface BuildFlags {
   volume?: string[];
   omitHistory?: boolean;
   signBy?: string;
+  httpProxy?: boolean;
   env?: string[];
   unsetenv?: string[];
   from?: string;
@@ -410,6 +411,7 @@ export function buildCommand(program: Command): void {
     .option('--timings', 'print how long each step took (stderr)')
     .option('--dry-run', 'validate and print the resolved plan as JSON; build nothing')
     .option('--omit-history', 'write no history into the image')
+    .option('--http-proxy [bool]', 'pass the proxy variables set for skiff (http_proxy, https_proxy, ftp_proxy, no_proxy and upper case) to RUN (default true; never in the image)', (v: string) => v !== 'false')
     .option('--sign-by <fingerprint>', 'sign the image with this GnuPG key (simple signing, kept with it in the store; the first --tag is the name signed)')
     .option('--from <image>', 'the image the first FROM uses instead of the one it names')
     .option('--ssh <default|id[=socket]>', 'an SSH agent for RUN --mount=type=ssh (repeatable)', collect)
@@ -527,7 +529,7 @@ export function buildCommand(program: Command): void {
         const output = flags.output !== undefined ? parseOutput(flags.output) : undefined;
         if (output?.type === 'docker' && !output.dest && !flags.tag?.length) throw new SkiffError('ERR_USAGE', '--output type=docker loads the image into the Docker daemon under its -t name: give -t (or dest=FILE for a docker-archive)');
         // The front end (dockerfile-ast and friends) is loaded only when building.
-        const { planContainerfile } = await import('../build/containerfile/plan.js');
+        const { planContainerfile, PROXY_ARGS } = await import('../build/containerfile/plan.js');
         const { findIgnoreFile } = await import('../build/containerfile/ignore.js');
         const plan = planContainerfile(text, planOpts);
         if (flags.ignorefile && !existsSync(flags.ignorefile)) throw new SkiffError('ERR_USAGE', `--ignorefile ${flags.ignorefile}: no such file`);
@@ -627,6 +629,8 @@ export function buildCommand(program: Command): void {
             network: flags.network === 'none' ? 'none' : 'host',
             container: containerOpts,
             ...(flags.omitHistory ? { omitHistory: true } : {}),
+            ...(flags.httpProxy === false ? { httpProxy: false } : {}),
+            proxyArgs: Object.fromEntries(Object.entries(buildArgs).filter(([k]) => PROXY_ARGS.has(k))),
             ...(signBy ? { sign: signBy } : {}),
             ...(envOpts.env.length ? { env: envOpts.env } : {}),
             ...(envOpts.unset.length ? { unsetEnv: envOpts.unset } : {}),

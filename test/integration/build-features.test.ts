@@ -628,6 +628,32 @@ describe('skiff build features', () => {
     }
   });
 
+  it('--http-proxy (default on, as buildah): RUN sees the proxy variables skiff was given, under the image\'s ENV and a build argument, never in the image; --http-proxy=false none; buildah the same', async () => {
+    const ctx = path.join(t.dir, 'ctx-proxy');
+    await fsp.mkdir(ctx, { recursive: true });
+    await fsp.writeFile(path.join(ctx, 'Containerfile'), `FROM ${base}\nARG FTP_PROXY\nRUN echo "[$http_proxy][$HTTPS_PROXY][$no_proxy][$FTP_PROXY]" > /before\nENV no_proxy=image.example\nRUN echo "[$http_proxy][$HTTPS_PROXY][$no_proxy][$FTP_PROXY]" > /after\n`);
+    const env = { ...process.env, http_proxy: 'http://127.0.0.1:3128', HTTPS_PROXY: 'http://127.0.0.1:3129', no_proxy: 'localhost', FTP_PROXY: 'ftp://127.0.0.1:21' };
+    const ref = (n: string): string => `containers-storage:[overlay@${t.dir}/root+${t.dir}/run]localhost/${n}:1`;
+    const files = async (n: string): Promise<Flat> => flatRef(ref(n));
+    await ok(run(process.execPath, [SKIFF, ...S(), 'build', '-q', '--build-arg', 'FTP_PROXY=ftp://arg.example', '-t', 'localhost/proxy:1', ctx], { env }));
+    const mine = await files('proxy');
+    hasContent(mine, 'before', '[http://127.0.0.1:3128][http://127.0.0.1:3129][localhost][ftp://arg.example]\n');
+    hasContent(mine, 'after', '[http://127.0.0.1:3128][http://127.0.0.1:3129][image.example][ftp://arg.example]\n');
+    const cfg = JSON.parse(await ok(skiff(['inspect', '--config', '--raw', ref('proxy')]))) as { config: { Env: string[] } };
+    assert.deepEqual(cfg.config.Env.filter((e) => /proxy/i.test(e)), ['no_proxy=image.example'], 'only the ENV instruction\'s in the image');
+    await ok(run(process.execPath, [SKIFF, ...S(), 'build', '-q', '--no-cache', '--http-proxy=false', '--build-arg', 'FTP_PROXY=ftp://arg.example', '-t', 'localhost/noproxy:1', ctx], { env }));
+    hasContent(await files('noproxy'), 'before', '[][][][ftp://arg.example]\n');
+    // A proxy build argument needs no ARG (Docker's predefined arguments), and is not in the history either.
+    await ok(run(process.execPath, [SKIFF, ...S(), 'build', '-q', '--no-cache', '--http-proxy=false', '--build-arg', 'http_proxy=http://arg.example:8080', '-t', 'localhost/argproxy:1', ctx], { env }));
+    hasContent(await files('argproxy'), 'before', '[http://arg.example:8080][][][]\n');
+    const hist = JSON.stringify((JSON.parse(await ok(skiff(['inspect', '--config', '--raw', ref('argproxy')]))) as { history: unknown[] }).history);
+    assert.ok(!hist.includes('arg.example') && !hist.includes('127.0.0.1'), hist);
+    // buildah, given the same environment and the same base, writes the same files.
+    await ok(run('buildah', [...S(), '--storage-driver', 'overlay', 'bud', '-q', '--isolation', 'chroot', '--build-arg', 'FTP_PROXY=ftp://arg.example', '-t', 'localhost/proxy-buildah:1', ctx], { env }));
+    const theirs = await files('proxy-buildah');
+    for (const f of ['before', 'after']) assert.equal(mine.get(f), theirs.get(f), f);
+  });
+
   it('seccomp: RUN has the system\'s profile (containers-common), as buildah\'s RUN does; seccomp=unconfined none; seccomp=FILE that profile', async () => {
     const ctx = path.join(t.dir, 'ctx-seccomp');
     await fsp.mkdir(ctx, { recursive: true });

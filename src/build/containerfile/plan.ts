@@ -89,7 +89,8 @@ const FLAGS: Record<string, string[]> = {
   ADD: ['chown', 'chmod', 'link', 'checksum', 'keep-git-dir', 'exclude'],
   HEALTHCHECK: ['interval', 'timeout', 'start-period', 'start-interval', 'retries'],
 };
-const PROXY_ARGS = new Set(['HTTP_PROXY', 'HTTPS_PROXY', 'FTP_PROXY', 'NO_PROXY', 'ALL_PROXY', 'http_proxy', 'https_proxy', 'ftp_proxy', 'no_proxy', 'all_proxy']);
+/** Docker's predefined proxy arguments: given with --build-arg, RUN has them without an ARG; never recorded. */
+export const PROXY_ARGS = new Set(['HTTP_PROXY', 'HTTPS_PROXY', 'FTP_PROXY', 'NO_PROXY', 'ALL_PROXY', 'http_proxy', 'https_proxy', 'ftp_proxy', 'no_proxy', 'all_proxy']);
 const STAGE_NAME = /^[a-z][a-z0-9-_.]*$/;
 
 /** The closest known instruction, for "did you mean". */
@@ -324,7 +325,8 @@ export function planContainerfile(text: string, o: PlanOptions = {}): BuildPlan 
         if (!['default', 'none', 'host'].includes(network)) p.err(ins.line, `RUN --network: invalid value ${JSON.stringify(network)} (default, none, host)`);
         const security = one('security');
         if (security !== undefined && !['sandbox', 'insecure'].includes(security)) p.err(ins.line, `RUN --security: invalid value ${JSON.stringify(security)} (sandbox, insecure)`);
-        // The RUN environment: declared ARGs (proxy ARGs are passed but never recorded) and ENV.
+        // The RUN environment: declared ARGs and ENV. (Proxy arguments are left out here, so out of the history and
+        // the cache key: the builder gives RUN those from --build-arg itself.)
         const runEnv: Record<string, string> = {};
         for (const [k, v] of args) if (!PROXY_ARGS.has(k)) runEnv[k] = v;
         stage.steps.push({ ...base, kind: 'RUN', run: form(ins), heredocs: ins.heredocs, mounts, network: network as 'default', ...(security ? { security } : {}), env: runEnv });

@@ -438,6 +438,8 @@ export function buildCommand(program: Command): void {
     .option('--rm [bool]', 'accepted for docker\'s and podman\'s scripts: skiff keeps no build containers')
     .option('--force-rm [bool]', 'accepted for docker\'s and podman\'s scripts: skiff keeps no build containers')
     .option('--disable-compression', 'accepted for podman\'s scripts: layers are stored uncompressed; push compresses')
+    .option('--compress', 'accepted for podman\'s scripts (it only concerns layers written to a dir: destination)')
+    .option('--disable-content-trust [bool]', 'accepted for docker\'s scripts (podman ignores it too)')
     .action(async (context: string, flags: BuildFlags, cmd: Command) => {
       // Downloaded contexts and Containerfiles (URLs) live in temporary directories until the build is done.
       const temps: string[] = [];

@@ -118,6 +118,7 @@ export function storageCommands(program: Command): void {
     .argument('<image>', 'NAME[:TAG|@DIGEST] or docker://…')
     .option('-q, --quiet', 'no progress')
     .option('-a, --all-tags', 'every tagged image of the repository')
+    .option('--disable-content-trust [bool]', 'accepted for docker\'s scripts (podman ignores it too)')
     .option('--platform <os/arch[/variant]>', 'the image of this platform from a multi-platform index')
     .option('--os <os>', 'the image of this OS (the host\'s by default)')
     .option('--arch <arch>', 'the image of this architecture (the host\'s by default)')
@@ -184,6 +185,7 @@ export function storageCommands(program: Command): void {
     .option('--compression-level <n>', 'compression level')
     .option('--digestfile <file>', 'write the pushed manifest digest here')
     .option('--remove-signatures', 'push without the image\'s signatures (which a push that re-compresses layers would invalidate)')
+    .option('--disable-content-trust [bool]', 'accepted for docker\'s scripts (podman ignores it too)')
     .option('--sign-by <fingerprint>', 'sign the pushed manifest with this GnuPG key (simple signing, for the docker:// destination\'s name; kept where registries.d says)')
     .option('--sign-passphrase-file <file>', 'the key\'s passphrase, from this file');
   addRetryFlags(push);
@@ -290,6 +292,7 @@ export function storageCommands(program: Command): void {
     .option('-a, --all', 'remove every image')
     .option('-f, --force', 'remove an image named by ID with all its names; carry on past images that do not exist')
     .option('-i, --ignore', 'carry on past images that do not exist')
+    .option('--no-prune', 'accepted for podman\'s scripts: skiff never removes parent images with an image')
     .action(async (images: string[], flags: { all?: boolean; force?: boolean; ignore?: boolean }, c: Command) => {
       const g = c.optsWithGlobals() as GlobalOptions;
       const store = await storeOf(g);

@@ -153,6 +153,8 @@ export function syncCommand(program: Command): void {
     .addOption(new Option('-f, --format <format>', 'manifest type of the destination images: oci or v2s2').choices(['oci', 'v2s2']))
     .option('--preserve-digests', 'fail rather than change any digest')
     .option('--remove-signatures', 'do not copy the source\'s signatures')
+    .option('--sign-by <fingerprint>', 'sign each copied manifest with this GnuPG key, for its registry name (--dest docker)')
+    .option('--sign-passphrase-file <file>', 'the key\'s passphrase, from this file')
     .option('--digestfile <file>', 'write "DIGEST DESTINATION" lines for the copied images')
     .option('-q, --quiet', 'no per-image progress');
   addRetryFlags(cmd);
@@ -170,6 +172,16 @@ export function syncCommand(program: Command): void {
       : srcKind === 'oci' ? await ociJobs(source)
       : await yamlJobs(source, srcOpts);
     if (!jobs.length) throw new SkiffError('ERR_IMAGE_NOT_FOUND', `sync: no images found at ${source}`);
+    // --sign-by: the key checked before anything is copied; each signature vouches for that image's registry name.
+    let sign: CopyOptions['sign'];
+    if (typeof flags.signBy === 'string' && !flags.dryRun) {
+      if (destKind !== 'docker') throw new SkiffError('ERR_USAGE', '--sign-by: signatures vouch for registry names: it needs --dest docker');
+      const { checkSigningKey, signManifest } = await import('./sign.js');
+      const fpr = flags.signBy;
+      const passphrase = typeof flags.signPassphraseFile === 'string' ? flags.signPassphraseFile : undefined;
+      await checkSigningKey(fpr);
+      sign = { identity: '', sign: (m, id) => signManifest(m, id, fpr, passphrase) };
+    }
     const quiet = !!flags.quiet;
     const failures: string[] = [];
     const digests: string[] = [];
@@ -203,6 +215,7 @@ export function syncCommand(program: Command): void {
             const o: CopyOptions = { platform, all: !!flags.all };
             if (flags.preserveDigests) o.preserveDigests = true;
             if (flags.removeSignatures) o.removeSignatures = true;
+            if (sign) o.sign = { ...sign, identity: dst.replace(/^docker:\/\//, '') };
             if (flags.format) o.format = flags.format as 'oci' | 'v2s2';
             if (typeof flags.retryTimes === 'number') o.retryTimes = flags.retryTimes;
             if (typeof flags.retryDelay === 'number') o.retryDelayMs = flags.retryDelay;

@@ -644,7 +644,7 @@ describe('skiff build features', () => {
     await ok(run(process.execPath, [SKIFF, ...S(), 'build', '-q', '--no-cache', '--http-proxy=false', '--build-arg', 'FTP_PROXY=ftp://arg.example', '-t', 'localhost/noproxy:1', ctx], { env }));
     hasContent(await files('noproxy'), 'before', '[][][][ftp://arg.example]\n');
     // A proxy build argument needs no ARG (Docker's predefined arguments), and is not in the history either.
-    await ok(run(process.execPath, [SKIFF, ...S(), 'build', '-q', '--no-cache', '--http-proxy=false', '--build-arg', 'http_proxy=http://arg.example:8080', '-t', 'localhost/argproxy:1', ctx], { env }));
+    await ok(run(process.execPath, [SKIFF, ...S(), 'build', '-q', '--no-cache', '--http-proxy=false', '--compress', '--disable-content-trust', '--build-arg', 'http_proxy=http://arg.example:8080', '-t', 'localhost/argproxy:1', ctx], { env }));
     hasContent(await files('argproxy'), 'before', '[http://arg.example:8080][][][]\n');
     const hist = JSON.stringify((JSON.parse(await ok(skiff(['inspect', '--config', '--raw', ref('argproxy')]))) as { history: unknown[] }).history);
     assert.ok(!hist.includes('arg.example') && !hist.includes('127.0.0.1'), hist);

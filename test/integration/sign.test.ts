@@ -184,6 +184,15 @@ describe('standalone-sign / standalone-verify (GnuPG simple signing) against sko
       assert.match(noKey.stderr, /no such secret key/);
       assert.equal((await run('skopeo', ['inspect', '--tls-verify=false', `docker://${reg.host}/signed/nokey:1`])).code === 0, false, 'nothing pushed');
       unmountUnder(`${t.dir}/push-store`);
+      // sync --sign-by: each image copied is signed for its destination name; skopeo verifies one of them.
+      await ok(sk(['--registries.d', rd, 'sync', '-q', '--src', 'oci', '--dest', 'docker', '--dest-tls-verify=false', '--sign-by', fpr, layout, `${reg.host}/signed/synced`]));
+      const synced = (await ok(run('skopeo', ['list-tags', '--tls-verify=false', `docker://${reg.host}/signed/synced/reg-layout`]))).includes('"1"');
+      assert.ok(synced, 'the layout\'s image is in the registry');
+      await ok(skopeo(['--registries.d', rd, 'copy', '-q', '--src-tls-verify=false', `docker://${reg.host}/signed/synced/reg-layout:1`, `dir:${t.dir}/synced-back`]));
+      assert.match(await ok(skopeo(['standalone-verify', path.join(t.dir, 'synced-back', 'manifest.json'), `${reg.host}/signed/synced/reg-layout:1`, fpr, path.join(t.dir, 'synced-back', 'signature-1')])), /^Signature verified/);
+      const toDir = await sk(['sync', '-q', '--src', 'oci', '--dest', 'dir', '--sign-by', fpr, layout, `${t.dir}/sync-dir`]);
+      assert.notEqual(toDir.code, 0);
+      assert.match(toDir.stderr, /--sign-by: .*--dest docker/);
       // Two files defining one scope: a clear error naming both.
       await fsp.writeFile(path.join(rd, 'again.yaml'), `docker:\n  ${reg.host}/signed:\n    lookaside: file:///nowhere\n`);
       const dup = await sk(['--registries.d', rd, 'copy', '-q', '--src-tls-verify=false', `docker://${reg.host}/signed/app:1`, `dir:${t.dir}/reg-dup`]);

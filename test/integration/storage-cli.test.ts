@@ -182,6 +182,16 @@ describe('skiff pull / push / tag / rmi / save / load', () => {
     unmountUnder(theirs);
   });
 
+  it('docker\'s and podman\'s no-op flags are accepted: push and pull --disable-content-trust, rmi --no-prune', async () => {
+    const g = ['--root', `${t.dir}/noop/root`, '--runroot', `${t.dir}/noop/run`];
+    const rs = (args: string[]) => ok(run(process.execPath, [SKIFF, ...g, ...args], { env }));
+    await rs(['copy', '-q', `oci:${t.dir}/fixture:busybox`, 'containers-storage:localhost/noop:1']);
+    await rs(['push', '-q', '--disable-content-trust', '--tls-verify=false', 'localhost/noop:1', `docker://${reg.host}/noop/x:1`]);
+    await rs(['rmi', '--no-prune', 'localhost/noop:1']);
+    assert.match(await rs(['pull', '-q', '--disable-content-trust', '--tls-verify=false', `${reg.host}/noop/x:1`]), /^[0-9a-f]{64}\n$/);
+    unmountUnder(`${t.dir}/noop`);
+  });
+
   it('history as podman on the same store: table, --no-trunc, -H=false, -q, json, templates; images built by skiff and by buildah', async () => {
     const root = `${t.dir}/hist`;
     const g = ['--root', `${root}/root`, '--runroot', `${root}/run`];

@@ -75,6 +75,8 @@ export interface BuildOptions {
   timing?(line: string): void;
   /** Use and fill the layer cache (podman's --layers, default true; --no-cache turns it off). */
   cache: boolean;
+  /** --cache-ttl: cached layers made longer ago than this (ms) are not used. */
+  cacheTtlMs?: number;
   /** Image format: OCI (default) or Docker v2s2. Both keep Healthcheck, Shell and OnBuild in the config. */
   format?: 'oci' | 'docker';
   /** --label: labels set on the final image. */
@@ -466,6 +468,8 @@ export class Builder {
     const dir = path.join(this.o.store.loc.root, 'skiff-cache');
     const file = path.join(dir, key);
     let hit = await fsp.readFile(file, 'utf8').then((t) => JSON.parse(t) as CacheEntry, () => undefined);
+    // (--cache-ttl: a local entry's age is its file's, written when the step ran; --timestamp fixes the history's.)
+    if (hit && this.o.cacheTtlMs !== undefined && Date.now() - (await fsp.stat(file)).mtimeMs > this.o.cacheTtlMs) hit = undefined;
     if (!(hit && (await this.writer.hasLayer(hit.id))) && this.o.remoteCache) hit = await this.fromRemoteCache(st, key);
     if (hit && (await this.writer.hasLayer(hit.id))) {
       this.o.log('--> Using cache');

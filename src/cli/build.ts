@@ -61,6 +61,7 @@ interface BuildFlags {
   omitHistory?: boolean;
   signBy?: string;
   httpProxy?: boolean;
+  cacheTtl?: string;
   env?: string[];
   unsetenv?: string[];
   from?: string;
@@ -411,6 +412,7 @@ export function buildCommand(program: Command): void {
     .option('--timings', 'print how long each step took (stderr)')
     .option('--dry-run', 'validate and print the resolved plan as JSON; build nothing')
     .option('--omit-history', 'write no history into the image')
+    .option('--cache-ttl <duration>', 'use only cached layers made less than this long ago (a Go duration: 30m, 1h30m; 0 is --no-cache)')
     .option('--http-proxy [bool]', 'pass the proxy variables set for skiff (http_proxy, https_proxy, ftp_proxy, no_proxy and upper case) to RUN (default true; never in the image)', (v: string) => v !== 'false')
     .option('--sign-by <fingerprint>', 'sign the image with this GnuPG key (simple signing, kept with it in the store; the first --tag is the name signed)')
     .option('--from <image>', 'the image the first FROM uses instead of the one it names')
@@ -541,6 +543,14 @@ export function buildCommand(program: Command): void {
           await writeOut(`${JSON.stringify({ ...plan, context: path.resolve(context), ignorefile: ignorefile ?? null, tags: flags.tag ?? [] }, null, 2)}\n`);
           return;
         }
+        let cacheTtl: number | undefined;
+        if (flags.cacheTtl !== undefined) {
+          try {
+            cacheTtl = parseDuration(flags.cacheTtl);
+          } catch (e) {
+            throw new SkiffError('ERR_USAGE', `--cache-ttl: ${(e as Error).message}`);
+          }
+        }
         // --sign-by: checked before building (a wrong fingerprint found after the build would waste it).
         let signBy: ((manifest: Buffer, identity: string) => Promise<Buffer>) | undefined;
         if (flags.signBy) {
@@ -650,7 +660,8 @@ export function buildCommand(program: Command): void {
             ...(flags.jobs !== undefined ? { jobs: Number(flags.jobs) === 0 ? Infinity : Number(flags.jobs) } : {}),
             ...(flags.squashAll ? { squash: 'all' as const } : flags.squash ? { squash: 'new' as const } : {}),
             annotations: keyValues('annotation', flags.annotation),
-            cache: flags.cache !== false && flags.layers !== 'false' && flags.layers !== false,
+            cache: flags.cache !== false && flags.layers !== 'false' && flags.layers !== false && cacheTtl !== 0,
+            ...(cacheTtl !== undefined ? { cacheTtlMs: cacheTtl } : {}),
             ...(flags.timings ? { timing: (line: string) => void process.stderr.write(`[timings] ${line}\n`) } : {}),
             log: (line) => {
               if (!flags.quiet) process.stderr.write(`${line}\n`);

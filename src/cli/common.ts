@@ -125,12 +125,14 @@ export function registryOptions(flags: Record<string, unknown>, prefix: '' | 'sr
   return o;
 }
 
-/** --retry-delay takes a Go-style duration (`500ms`, `2s`, `1m`) or plain seconds. */
+/** A Go duration (`500ms`, `2s`, `1m`, `1h30m`; ns, us, ms, s, m, h) or plain seconds, in milliseconds. */
 export function parseDuration(v: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(v.trim());
-  if (!m) throw new Error(`invalid duration ${JSON.stringify(v)} (e.g. 500ms, 2s, 1m)`);
-  const n = Number(m[1]);
-  return n * ({ ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] ?? 's'] ?? 1000);
+  const t = v.trim();
+  if (/^\d+(?:\.\d+)?$/.test(t)) return Number(t) * 1000;
+  const unit: Record<string, number> = { ns: 1e-6, us: 1e-3, '\u00b5s': 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  const parts = [...t.matchAll(/(\d+(?:\.\d+)?)(ns|us|\u00b5s|ms|s|m|h)/g)];
+  if (!parts.length || parts.map((p) => p[0]).join('') !== t) throw new Error(`invalid duration ${JSON.stringify(v)} (e.g. 500ms, 2s, 1m, 1h30m)`);
+  return parts.reduce((sum, p) => sum + Number(p[1]) * unit[p[2]!]!, 0);
 }
 
 /**

@@ -628,6 +628,24 @@ describe('skiff build features', () => {
     }
   });
 
+  it('--cache-ttl: cached layers made longer ago than the duration are not used; 0 is --no-cache', async () => {
+    const file = `FROM ${base}\nCOPY a.txt /a.txt\n`;
+    const files = { 'a.txt': 'ttl\n' };
+    const first = await build('ttl', file, files);
+    assert.doesNotMatch(first.stderr, /Using cache/);
+    assert.match((await build('ttl', file, files, ['--cache-ttl', '1h'])).stderr, /Using cache/);
+    assert.doesNotMatch((await build('ttl', file, files, ['--cache-ttl', '0'])).stderr, /Using cache/);
+    // The entries made two hours ago: outside 1h30m, inside 3h.
+    const dir = `${t.dir}/root/skiff-cache`;
+    const old = new Date(Date.now() - 2 * 3600_000);
+    for (const f of await fsp.readdir(dir)) await fsp.utimes(path.join(dir, f), old, old);
+    assert.doesNotMatch((await build('ttl', file, files, ['--cache-ttl', '1h30m'])).stderr, /Using cache/);
+    assert.match((await build('ttl', file, files, ['--cache-ttl', '3h'])).stderr, /Using cache/);
+    const bad = await skiff([...S(), 'build', '--cache-ttl', '1d', path.join(t.dir, 'ctx-ttl')]);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /--cache-ttl: invalid duration "1d"/);
+  });
+
   it('--http-proxy (default on, as buildah): RUN sees the proxy variables skiff was given, under the image\'s ENV and a build argument, never in the image; --http-proxy=false none; buildah the same', async () => {
     const ctx = path.join(t.dir, 'ctx-proxy');
     await fsp.mkdir(ctx, { recursive: true });

@@ -556,9 +556,7 @@ export function buildCommand(program: Command): void {
         if (flags.signBy) {
           const fpr = flags.signBy;
           if (!flags.tag?.length) throw new SkiffError('ERR_USAGE', '--sign-by: the image needs a name (-t) for the signature to vouch for');
-          const { checkSigningKey, signManifest } = await import('./sign.js');
-          await checkSigningKey(fpr);
-          signBy = (manifest, identity) => signManifest(manifest, identity, fpr);
+          signBy = await (await import('./sign.js')).signerFor(fpr);
         }
         for (const [name, url] of fetchLater) {
           const work = await fsp.mkdtemp(path.join(os.tmpdir(), 'skiff-context-'));

@@ -100,9 +100,8 @@ export function copyCommand(program: Command): void {
             if (!dest.putSignatures) throw new SkiffError('ERR_UNSUPPORTED', `--sign-by: signatures cannot be stored in ${dest.ref.transport}: destinations (dir:, containers-storage: and docker:// keep them)`);
             const identity = flags.signIdentity ?? (destination.startsWith('docker://') ? destination.slice('docker://'.length) : undefined);
             if (!identity) throw new SkiffError('ERR_USAGE', `--sign-by: ${destination} names no Docker reference for the signature to vouch for: give --sign-identity`);
-            const { signManifest } = await import('./sign.js');
-            const fpr = flags.signBy;
-            o.sign = { identity, sign: (m, id) => signManifest(m, id, fpr, flags.signPassphraseFile) };
+            // (The key is checked before anything is copied.)
+            o.sign = { identity, sign: await (await import('./sign.js')).signerFor(flags.signBy, flags.signPassphraseFile) };
           }
           const result = await copyImage(src, dest, o);
           if (flags.digestfile) await fsp.writeFile(flags.digestfile, result.digest);

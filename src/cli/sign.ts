@@ -50,12 +50,13 @@ export async function signManifest(manifest: Buffer, ref: string, fingerprint: s
 }
 
 /**
- * Fail now, not after the work, when `fingerprint` names no secret key gpg can sign with (a build signs its image
- * only once it is built).
+ * --sign-by's signer: `fingerprint` is checked first (a key gpg cannot sign with fails the command before any
+ * work, not after it), then each call signs a manifest for a reference.
  */
-export async function checkSigningKey(fingerprint: string): Promise<void> {
+export async function signerFor(fingerprint: string, passphraseFile?: string): Promise<(manifest: Buffer, identity: string) => Promise<Buffer>> {
   const r = await gpg(['--list-secret-keys', '--', fingerprint], Buffer.alloc(0));
   if (r.code !== 0) throw new SkiffError('ERR_USAGE', `--sign-by ${fingerprint}: no such secret key in the GnuPG keyring (${process.env.GNUPGHOME ?? '~/.gnupg'})`);
+  return (manifest, identity) => signManifest(manifest, identity, fingerprint, passphraseFile);
 }
 
 /**

@@ -208,11 +208,8 @@ export function storageCommands(program: Command): void {
     if (typeof flags.signBy === 'string') {
       // (As podman push: the signature vouches for the registry name pushed to; the key is checked before pushing.)
       if (!destination.startsWith('docker://')) throw new SkiffError('ERR_USAGE', `--sign-by: ${destination} names no registry image for the signature to vouch for (push to docker://…)`);
-      const { checkSigningKey, signManifest } = await import('./sign.js');
-      const fpr = flags.signBy;
-      const passphrase = typeof flags.signPassphraseFile === 'string' ? flags.signPassphraseFile : undefined;
-      await checkSigningKey(fpr);
-      copy.sign = { identity: destination.slice('docker://'.length), sign: (m, id) => signManifest(m, id, fpr, passphrase) };
+      const sign = await (await import('./sign.js')).signerFor(flags.signBy, typeof flags.signPassphraseFile === 'string' ? flags.signPassphraseFile : undefined);
+      copy.sign = { identity: destination.slice('docker://'.length), sign };
     }
     const digest = await copyBetween(`containers-storage:${image}`, destination, o, copy);
     if (typeof flags.digestfile === 'string') await (await import('node:fs/promises')).writeFile(flags.digestfile, digest);
@@ -238,12 +235,16 @@ export function storageCommands(program: Command): void {
     await w.open();
     await w.untag(await imageId(store, image), names.length ? names.map(localImageName) : undefined);
   };
-  program
-    .command('untag')
-    .description('Remove names from an image in local storage (every name when none are given); the image stays')
-    .argument('<image>', 'NAME or ID')
-    .argument('[names...]', 'names to remove')
-    .action((image: string, names: string[], _f: unknown, c: Command) => untag(image, names, c));
+  // (podman's `untag` and `image untag`: one command in two places.)
+  const addUntag = (parent: Command): void => {
+    parent
+      .command('untag')
+      .description('Remove names from an image in local storage (every name when none are given); the image stays')
+      .argument('<image>', 'NAME or ID')
+      .argument('[names...]', 'names to remove')
+      .action((image: string, names: string[], _f: unknown, c: Command) => untag(image, names, c));
+  };
+  addUntag(program);
 
   const image = program.command('image').description('Images in local storage: exists, history, prune, untag (podman image)');
   addHistoryCommand(image);
@@ -255,12 +256,7 @@ export function storageCommands(program: Command): void {
       const store = await storeOf(c.optsWithGlobals() as GlobalOptions);
       if (!(await store.resolveImage(name))?.image) throw new SkiffError('ERR_IMAGE_NOT_FOUND', '', { exitCode: 1 });
     });
-  image
-    .command('untag')
-    .description('Remove names from an image in local storage (every name when none are given); the image stays')
-    .argument('<image>', 'NAME or ID')
-    .argument('[names...]', 'names to remove')
-    .action((img: string, names: string[], _f: unknown, c: Command) => untag(img, names, c));
+  addUntag(image);
   image
     .command('prune')
     .description('Remove dangling images (no name, no image built on them, no container); with -a every image no container uses. Prints the IDs removed')

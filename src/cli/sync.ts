@@ -176,11 +176,7 @@ export function syncCommand(program: Command): void {
     let sign: CopyOptions['sign'];
     if (typeof flags.signBy === 'string' && !flags.dryRun) {
       if (destKind !== 'docker') throw new SkiffError('ERR_USAGE', '--sign-by: signatures vouch for registry names: it needs --dest docker');
-      const { checkSigningKey, signManifest } = await import('./sign.js');
-      const fpr = flags.signBy;
-      const passphrase = typeof flags.signPassphraseFile === 'string' ? flags.signPassphraseFile : undefined;
-      await checkSigningKey(fpr);
-      sign = { identity: '', sign: (m, id) => signManifest(m, id, fpr, passphrase) };
+      sign = { identity: '', sign: await (await import('./sign.js')).signerFor(flags.signBy, typeof flags.signPassphraseFile === 'string' ? flags.signPassphraseFile : undefined) };
     }
     const quiet = !!flags.quiet;
     const failures: string[] = [];

@@ -79,13 +79,16 @@ describe('standalone-sign / standalone-verify (GnuPG simple signing) against sko
     for (const [args, msg] of [
       [['--sign-by', fpr, `oci:${layout}:1`, `oci:${t.dir}/nope:1`], /signatures cannot be stored in oci: destinations/],
       [['--sign-by', fpr, `oci:${layout}:1`, `dir:${t.dir}/nope-dir`], /names no Docker reference for the signature to vouch for: give --sign-identity/],
+      // A key the keyring lacks: refused before anything is copied (not once the copy is done).
+      [['--sign-by', 'F'.repeat(40), '--sign-identity', 'registry.example/app:1', `oci:${layout}:1`, `dir:${t.dir}/nope-key`], /--sign-by F+: no such secret key/],
     ] as const) {
       const r = await sk(['copy', '-q', ...args]);
-      assert.equal(r.code, 1, r.stderr);
+      assert.notEqual(r.code, 0, r.stderr);
       assert.match(r.stderr, msg);
     }
     await assert.rejects(fsp.access(path.join(t.dir, 'nope')));
     await assert.rejects(fsp.access(path.join(t.dir, 'nope-dir')));
+    await assert.rejects(fsp.access(path.join(t.dir, 'nope-key')));
   });
 
   it('copy keeps the source\'s signatures as skopeo does (dir: -> dir:), refuses to drop them silently (oci:) or to invalidate them (--format), and --remove-signatures copies without them', async () => {

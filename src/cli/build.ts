@@ -61,6 +61,7 @@ interface BuildFlags {
   omitHistory?: boolean;
   signBy?: string;
   httpProxy?: boolean;
+  skipUnusedStages?: boolean;
   cacheTtl?: string;
   env?: string[];
   unsetenv?: string[];
@@ -412,6 +413,7 @@ export function buildCommand(program: Command): void {
     .option('--timings', 'print how long each step took (stderr)')
     .option('--dry-run', 'validate and print the resolved plan as JSON; build nothing')
     .option('--omit-history', 'write no history into the image')
+    .option('--skip-unused-stages [bool]', 'build only the stages the target needs (default true; false builds every stage up to it)', (v: string) => v !== 'false')
     .option('--cache-ttl <duration>', 'use only cached layers made less than this long ago (a Go duration: 30m, 1h30m; 0 is --no-cache)')
     .option('--http-proxy [bool]', 'pass the proxy variables set for skiff (http_proxy, https_proxy, ftp_proxy, no_proxy and upper case) to RUN (default true; never in the image)', (v: string) => v !== 'false')
     .option('--sign-by <fingerprint>', 'sign the image with this GnuPG key (simple signing, kept with it in the store; the first --tag is the name signed)')
@@ -510,7 +512,7 @@ export function buildCommand(program: Command): void {
           contexts[name] = 'url' in c ? { dir: c.url } : c;
         }
         // (Validated for the first platform; each build plans again for its own.)
-        const planOpts = { file, buildArgs, contexts, ...(flags.target ? { target: flags.target } : {}), ...(platform ? { platform: platform.split(',')[0]!.trim() } : {}), ...(flags.from ? { fromOverride: flags.from } : {}) };
+        const planOpts = { file, buildArgs, contexts, ...(flags.skipUnusedStages === false ? { allStages: true } : {}), ...(flags.target ? { target: flags.target } : {}), ...(platform ? { platform: platform.split(',')[0]!.trim() } : {}), ...(flags.from ? { fromOverride: flags.from } : {}) };
         const volumes = await parseVolumes(flags.volume);
         // --env KEY=VALUE, or KEY for this environment's value (empty when it has none, as buildah 1.28 does).
         const envOpts = { env: [] as string[], unset: flags.unsetenv ?? [] };

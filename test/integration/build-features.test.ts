@@ -628,6 +628,15 @@ describe('skiff build features', () => {
     }
   });
 
+  it('--skip-unused-stages: an unused stage is not built (as buildah); with =false it is, and its failure fails the build', async () => {
+    const file = `FROM ${base} AS unused\nRUN exit 3\nFROM ${base}\nCOPY a.txt /a.txt\n`;
+    await build('skip-unused', file, { 'a.txt': 'a\n' });
+    await build('skip-unused', file, { 'a.txt': 'a\n' }, ['--skip-unused-stages=true']);
+    const all = await skiff([...S(), 'build', '--skip-unused-stages=false', path.join(t.dir, 'ctx-skip-unused')]);
+    assert.notEqual(all.code, 0);
+    assert.match(all.stderr, /RUN exit 3/);
+  });
+
   it('--cache-ttl: cached layers made longer ago than the duration are not used; 0 is --no-cache', async () => {
     const file = `FROM ${base}\nCOPY a.txt /a.txt\n`;
     const files = { 'a.txt': 'ttl\n' };

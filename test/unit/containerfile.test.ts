@@ -257,6 +257,10 @@ describe('stage graph', () => {
     assert.deepEqual(p.order, [[4]]);
     assert.deepEqual(planContainerfile(file, { target: 'BUILD' }).order, [[0], [1]]);
   });
+  it('--skip-unused-stages=false (allStages): every stage up to the target, in the same batches', () => {
+    assert.deepEqual(planContainerfile(file, { allStages: true }).order, [[0, 2, 4], [1], [3]]);
+    assert.deepEqual(planContainerfile(file, { allStages: true, target: 'tools' }).order, [[0, 2], [1]]);
+  });
   it('COPY --from an image (not a stage) adds no dependency', () => {
     const p = planContainerfile('FROM a\nCOPY --from=busybox:latest /bin/sh /sh\n');
     assert.deepEqual(p.stages[0]!.dependsOn, []);

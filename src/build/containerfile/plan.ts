@@ -29,6 +29,8 @@ export interface PlanOptions {
    * that before an image, as buildah orders them.
    */
   contexts?: Record<string, NamedContext>;
+  /** buildah's --skip-unused-stages=false: every stage up to the target is built, needed or not. */
+  allStages?: boolean;
 }
 
 export type NamedContext = { image: string } | { dir: string };
@@ -539,7 +541,7 @@ export function planContainerfile(text: string, o: PlanOptions = {}): BuildPlan 
     throw new SkiffError('ERR_BUILD', lines.join('\n'));
   }
   for (const s of stages) s.dependsOn = [...new Set(s.dependsOn)].sort((a, b) => a - b);
-  return { file, stages, target: targetIndex, order: buildOrder(stages, targetIndex), unusedBuildArgs: p.unused() };
+  return { file, stages, target: targetIndex, order: buildOrder(stages, targetIndex, !!o.allStages), unusedBuildArgs: p.unused() };
 }
 
 function parseJsonForm(text: string): Form | undefined {
@@ -573,8 +575,8 @@ function argDecls(p: Planner, ins: RawInstruction, ex: Expander): { name: string
   return out;
 }
 
-/** Stages needed for `target`, in batches: a batch only depends on earlier batches. */
-function buildOrder(stages: Stage[], target: number): number[][] {
+/** Stages needed for `target` (with `all`, every stage up to it), in batches: a batch only depends on earlier ones. */
+function buildOrder(stages: Stage[], target: number, all: boolean): number[][] {
   const need = new Set<number>();
   const visit = (i: number): void => {
     if (need.has(i)) return;
@@ -582,6 +584,7 @@ function buildOrder(stages: Stage[], target: number): number[][] {
     for (const d of stages[i]?.dependsOn ?? []) visit(d);
   };
   visit(target);
+  if (all) for (let i = 0; i < target; i++) visit(i);
   const level = new Map<number, number>();
   const levelOf = (i: number): number => {
     const known = level.get(i);

@@ -46,6 +46,9 @@ export interface BuildOptions {
   container?: ContainerOptions;
   /** --omit-history: the image has no history. */
   omitHistory?: boolean;
+  /** --os-version, --os-feature: the image's required OS version and features (mostly for Windows images). */
+  osVersion?: string;
+  osFeatures?: string[];
   /** --http-proxy=false: RUN does not get the proxy variables skiff was given (default: it does, as buildah's). */
   httpProxy?: boolean;
   /** Proxy build arguments (--build-arg HTTP_PROXY=…, Docker's predefined ones): every RUN has them, unrecorded. */
@@ -1133,11 +1136,36 @@ export class Builder {
     return this.record(st, names, true);
   }
 
+  /**
+   * --os-version replaces the base's `os.version`; --os-feature adds to its `os.features` (`NAME-` takes one off).
+   * Both go right after `os`, where Go's image config struct writes them.
+   */
+  private osFields<T extends Record<string, unknown>>(c: T): T {
+    if (this.o.osVersion === undefined && !this.o.osFeatures?.length) return c;
+    const version = this.o.osVersion ?? (c['os.version'] as string | undefined);
+    let features = [...((c['os.features'] as string[] | undefined) ?? [])];
+    for (const f of this.o.osFeatures ?? []) {
+      if (f.endsWith('-')) features = features.filter((x) => x !== f.slice(0, -1));
+      else if (!features.includes(f)) features.push(f);
+    }
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(c)) {
+      if (k === 'os.version' || k === 'os.features') continue;
+      out[k] = v;
+      if (k === 'os') {
+        if (version) out['os.version'] = version;
+        if (features.length) out['os.features'] = features;
+      }
+    }
+    return out as T;
+  }
+
   /** Write the image a state describes into the store (the final image, or an intermediate one for --cache-to). */
   private async record(st: State, names: string[], final: boolean): Promise<string> {
     const created = this.o.timestamp !== undefined ? rfc3339(this.o.timestamp * 1000) : st.lastCreated ?? rfc3339(Math.floor(Date.now() / 1000) * 1000);
     // (Keys in the order Go's image config struct writes them, as buildah's: created first, history last.)
-    const { created: _created, rootfs: _rootfs, history, ...rest } = structuredClone(st.config);
+    const { created: _created, rootfs: _rootfs, history, ...base } = structuredClone(st.config);
+    const rest = final ? this.osFields(base) : base;
     const config: ImageConfig = { created, ...rest, rootfs: { type: 'layers', diff_ids: st.layers.map((l) => l.diffID) }, ...(history ? { history } : {}) };
     if (final && this.o.labels && Object.keys(this.o.labels).length) config.config = { ...config.config, Labels: { ...(config.config?.Labels ?? {}), ...this.o.labels } };
     // --omit-history: no history at all in the image, as buildah writes it (intermediate cache images keep theirs).

@@ -61,6 +61,8 @@ interface BuildFlags {
   omitHistory?: boolean;
   signBy?: string;
   httpProxy?: boolean;
+  osVersion?: string;
+  osFeature?: string[];
   skipUnusedStages?: boolean;
   cacheTtl?: string;
   env?: string[];
@@ -413,6 +415,8 @@ export function buildCommand(program: Command): void {
     .option('--timings', 'print how long each step took (stderr)')
     .option('--dry-run', 'validate and print the resolved plan as JSON; build nothing')
     .option('--omit-history', 'write no history into the image')
+    .option('--os-version <version>', 'the OS version the image requires (os.version), instead of the base\'s')
+    .option('--os-feature <feature>', 'an OS feature the image requires (os.features), added to the base\'s; FEATURE- removes one (repeatable)', collect)
     .option('--skip-unused-stages [bool]', 'build only the stages the target needs (default true; false builds every stage up to it)', (v: string) => v !== 'false')
     .option('--cache-ttl <duration>', 'use only cached layers made less than this long ago (a Go duration: 30m, 1h30m; 0 is --no-cache)')
     .option('--http-proxy [bool]', 'pass the proxy variables set for skiff (http_proxy, https_proxy, ftp_proxy, no_proxy and upper case) to RUN (default true; never in the image)', (v: string) => v !== 'false')
@@ -642,6 +646,8 @@ export function buildCommand(program: Command): void {
             container: containerOpts,
             ...(flags.omitHistory ? { omitHistory: true } : {}),
             ...(flags.httpProxy === false ? { httpProxy: false } : {}),
+            ...(flags.osVersion !== undefined ? { osVersion: flags.osVersion } : {}),
+            ...(flags.osFeature?.length ? { osFeatures: flags.osFeature } : {}),
             proxyArgs: Object.fromEntries(Object.entries(buildArgs).filter(([k]) => PROXY_ARGS.has(k))),
             ...(signBy ? { sign: signBy } : {}),
             ...(envOpts.env.length ? { env: envOpts.env } : {}),

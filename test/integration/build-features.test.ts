@@ -628,6 +628,19 @@ describe('skiff build features', () => {
     }
   });
 
+  it('--os-version and --os-feature (FEATURE- removes one) in the image config, where buildah puts them', async () => {
+    const flags = ['--os-version', '10.0.17763.1', '--os-feature', 'win32k', '--os-feature', 'extra', '--os-feature', 'extra-', '--os-feature', 'gpu'];
+    const mine = await build('osfields', 'FROM scratch\nCOPY a.txt /a.txt\n', { 'a.txt': 'a\n' }, flags);
+    await ok(run('buildah', [...S(), '--storage-driver', 'overlay', 'bud', '-q', ...flags, '-t', 'localhost/osfields-buildah:1', path.join(t.dir, 'ctx-osfields')]));
+    const theirs = JSON.parse(await ok(skiff(['inspect', '--config', '--raw', `containers-storage:[overlay@${t.dir}/root+${t.dir}/run]localhost/osfields-buildah:1`]))) as Record<string, unknown>;
+    assert.equal(mine.config['os.version'], '10.0.17763.1');
+    assert.deepEqual(mine.config['os.features'], ['win32k', 'gpu']);
+    for (const k of ['os.version', 'os.features']) assert.deepEqual(mine.config[k], theirs[k], k);
+    // (Right after os, as Go writes the struct.)
+    const keys = Object.keys(mine.config);
+    assert.equal(keys[keys.indexOf('os') + 1], 'os.version');
+  });
+
   it('--skip-unused-stages: an unused stage is not built (as buildah); with =false it is, and its failure fails the build', async () => {
     const file = `FROM ${base} AS unused\nRUN exit 3\nFROM ${base}\nCOPY a.txt /a.txt\n`;
     await build('skip-unused', file, { 'a.txt': 'a\n' });

@@ -67,8 +67,9 @@ export async function atomicWriteFile(file: string, data: Buffer | string, mode 
  */
 export async function streamToTempFile(stream: Readable, dir: string, known?: Digest): Promise<{ path: string; digest: Digest; size: number }> {
   const tmp = path.join(dir, `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
+  let out: FileWriter | undefined;
   try {
-    const out = new FileWriter(tmp);
+    out = new FileWriter(tmp);
     if (known) {
       // Nothing to hash: the file stream counts the bytes (one stage less for every chunk to pass).
       await pipeline(stream, out);
@@ -78,6 +79,9 @@ export async function streamToTempFile(stream: Readable, dir: string, known?: Di
     await pipeline(stream, hasher, out);
     return { path: tmp, digest: hasher.digest, size: hasher.size };
   } catch (e) {
+    // A source that fails at once can do so while the file is still being opened: removed before it exists, it
+    // would be created after and stay. So the writer is let finish (it closes what it opened), then it goes.
+    if (out && !out.closed) await new Promise((resolve) => out!.once('close', resolve));
     await fsp.rm(tmp, { force: true });
     throw e;
   }

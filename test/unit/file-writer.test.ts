@@ -1,6 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import fs, { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
@@ -66,5 +67,25 @@ describe('FileWriter', () => {
     await assert.rejects(streamToTempFile(failing, dir), /connection reset/);
     assert.deepEqual(readdirSync(dir).filter((n) => n.startsWith('.tmp-')), []);
     assert.ok(!existsSync(path.join(dir, 'no')));
+  });
+
+  it('streamToTempFile: a source that fails while the file is still being opened leaves no temp file either', async () => {
+    // (The open made slow, as on a busy thread pool: the failure and the removal come before the file exists.)
+    const realOpen = fs.open;
+    (fs as { open: unknown }).open = (...a: unknown[]) => void setTimeout(() => (realOpen as (...x: unknown[]) => void)(...a), 50);
+    syncBuiltinESMExports();
+    try {
+      const failing = new Readable({
+        read() {
+          this.destroy(new Error('gone at once'));
+        },
+      });
+      await assert.rejects(streamToTempFile(failing, dir), /gone at once/);
+    } finally {
+      (fs as { open: unknown }).open = realOpen;
+      syncBuiltinESMExports();
+    }
+    await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(readdirSync(dir).filter((n) => n.startsWith('.tmp-')), []);
   });
 });

@@ -1,4 +1,4 @@
-import { accessSync, existsSync, constants as fsConstants, promises as fsp, readFileSync } from 'node:fs';
+import { accessSync, closeSync, existsSync, constants as fsConstants, openSync, promises as fsp, readFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Command, Option } from 'commander';
@@ -60,6 +60,7 @@ interface BuildFlags {
   volume?: string[];
   omitHistory?: boolean;
   signBy?: string;
+  logfile?: string;
   httpProxy?: boolean;
   osVersion?: string;
   osFeature?: string[];
@@ -375,6 +376,32 @@ function executable(name: string): boolean {
 }
 
 /** `skiff build`: podman build's flags. Today it parses, validates and plans; --dry-run prints the plan as JSON. */
+/**
+ * --logfile FILE, as buildah's: everything the build prints, its RUN steps' output and the image ID included, goes
+ * to FILE instead of standard output and error. The build runs again as a child whose output is that file (RUN's
+ * processes inherit it, as they inherit standard error otherwise); its exit status is the command's.
+ */
+async function buildIntoLogfile(file: string): Promise<void> {
+  const args: string[] = [];
+  const argv = process.argv.slice(2);
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--logfile') i++;
+    else if (!argv[i]!.startsWith('--logfile=')) args.push(argv[i]!);
+  }
+  const fd = openSync(file, 'w', 0o600);
+  try {
+    const { spawn } = await import('node:child_process');
+    const code = await new Promise<number>((resolve, reject) => {
+      const p = spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...args], { stdio: ['inherit', fd, fd] });
+      p.on('error', reject);
+      p.on('close', (c, sig) => resolve(c ?? (sig ? 128 + (os.constants.signals[sig] ?? 0) : 1)));
+    });
+    if (code !== 0) throw new SkiffError('ERR_BUILD', '', { exitCode: code });
+  } finally {
+    closeSync(fd);
+  }
+}
+
 export function buildCommand(program: Command): void {
   program
     .command('build')
@@ -415,6 +442,7 @@ export function buildCommand(program: Command): void {
     .option('--timings', 'print how long each step took (stderr)')
     .option('--dry-run', 'validate and print the resolved plan as JSON; build nothing')
     .option('--omit-history', 'write no history into the image')
+    .option('--logfile <file>', 'write everything the build prints (steps, RUN output, errors, the image ID) to this file instead')
     .option('--os-version <version>', 'the OS version the image requires (os.version), instead of the base\'s')
     .option('--os-feature <feature>', 'an OS feature the image requires (os.features), added to the base\'s; FEATURE- removes one (repeatable)', collect)
     .option('--skip-unused-stages [bool]', 'build only the stages the target needs (default true; false builds every stage up to it)', (v: string) => v !== 'false')
@@ -449,6 +477,7 @@ export function buildCommand(program: Command): void {
     .option('--compress', 'accepted for podman\'s scripts (it only concerns layers written to a dir: destination)')
     .option('--disable-content-trust [bool]', 'accepted for docker\'s scripts (podman ignores it too)')
     .action(async (context: string, flags: BuildFlags, cmd: Command) => {
+      if (flags.logfile !== undefined) return buildIntoLogfile(flags.logfile);
       // Downloaded contexts and Containerfiles (URLs) live in temporary directories until the build is done.
       const temps: string[] = [];
       try {

@@ -628,6 +628,25 @@ describe('skiff build features', () => {
     }
   });
 
+  it('--logfile FILE: every line the build prints, RUN\'s output and the image ID too, goes to the file; a failure\'s status and message as well', async () => {
+    const ctx = path.join(t.dir, 'ctx-logfile');
+    await fsp.mkdir(ctx, { recursive: true });
+    await fsp.writeFile(path.join(ctx, 'Containerfile'), `FROM ${base}\nRUN echo from-run-step\n`);
+    const log = path.join(t.dir, 'build.log');
+    const r = await skiff([...S(), 'build', '--logfile', log, '-t', 'localhost/logged:1', ctx]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual([r.stdout, r.stderr], ['', '']);
+    const text = await fsp.readFile(log, 'utf8');
+    assert.match(text, /STEP 1\/2: FROM /);
+    assert.match(text, /^from-run-step$/m);
+    assert.match(text, /\n[0-9a-f]{64}\n$/);
+    await fsp.writeFile(path.join(ctx, 'Containerfile'), `FROM ${base}\nRUN exit 7\n`);
+    const bad = await skiff([...S(), 'build', `--logfile=${log}`, ctx]);
+    assert.notEqual(bad.code, 0);
+    assert.equal(bad.stderr, '');
+    assert.match(await fsp.readFile(log, 'utf8'), /skiff: .*RUN exit 7/);
+  });
+
   it('--os-version and --os-feature (FEATURE- removes one) in the image config, where buildah puts them', async () => {
     const flags = ['--os-version', '10.0.17763.1', '--os-feature', 'win32k', '--os-feature', 'extra', '--os-feature', 'extra-', '--os-feature', 'gpu'];
     const mine = await build('osfields', 'FROM scratch\nCOPY a.txt /a.txt\n', { 'a.txt': 'a\n' }, flags);

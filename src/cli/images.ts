@@ -178,7 +178,8 @@ export function imagesCommand(program: Command): void {
       };
       const id = (i: Image): string => (flags.trunc === false ? `sha256:${i.id}` : i.id.slice(0, 12));
       // podman's order: stable sorts of the store's order; newest first by default, the rest ascending.
-      const created = (i: Image): number => Date.parse(i.created ?? '') || 0;
+      // (Whole seconds, as podman compares them: images made within one second keep the store's order.)
+      const created = (i: Image): number => Math.floor((Date.parse(i.created ?? '') || 0) / 1000);
       const firstName = (i: Image): [string, string] => nameParts(i.names?.[0] ?? '<none>:<none>');
       const cmp = (a: string | number, b: string | number): number => (a < b ? -1 : a > b ? 1 : 0);
       if (sortBy === 'created') images.sort((a, b) => created(b) - created(a));

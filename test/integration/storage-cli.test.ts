@@ -182,6 +182,18 @@ describe('skiff pull / push / tag / rmi / save / load', () => {
     unmountUnder(theirs);
   });
 
+  it('images made within one second are listed in the store\'s order, as podman lists them (it compares whole seconds)', async () => {
+    const g = ['--root', `${t.dir}/order/root`, '--runroot', `${t.dir}/order/run`];
+    for (const [n, frac] of [['a', '100'], ['b', '900'], ['c', '500']] as const) {
+      await makeLayout(`${t.dir}/order-${n}`, 'x', { ...sampleSpec(60 + n.charCodeAt(0)), created: `2024-01-01T00:00:00.${frac}Z` });
+      await ok(run(process.execPath, [SKIFF, ...g, 'copy', '-q', `oci:${t.dir}/order-${n}:x`, `containers-storage:localhost/order-${n}:1`], { env }));
+    }
+    const mine = await ok(run(process.execPath, [SKIFF, ...g, 'images', '--format', '{{.Repository}}'], { env }));
+    assert.equal(mine, await ok(run('podman', [...g, '--storage-driver', 'overlay', 'images', '--format', '{{.Repository}}'])));
+    assert.equal(mine, 'localhost/order-a\nlocalhost/order-b\nlocalhost/order-c\n');
+    unmountUnder(`${t.dir}/order`);
+  });
+
   it('docker\'s and podman\'s no-op flags are accepted: push and pull --disable-content-trust, rmi --no-prune', async () => {
     const g = ['--root', `${t.dir}/noop/root`, '--runroot', `${t.dir}/noop/run`];
     const rs = (args: string[]) => ok(run(process.execPath, [SKIFF, ...g, ...args], { env }));

@@ -54,6 +54,8 @@ export interface ContainerOptions {
   unmask?: string[];
   /** --security-opt seccomp=: `unconfined`, or a profile file; undefined is the system's default profile. */
   seccompProfile?: string;
+  /** --runtime-flag: global flags for the OCI runtime, without their leading `--` (`log-format=json`, `debug`). */
+  runtimeFlags?: string[];
   /** The seccomp profile in effect (from seccompProfile; OCI runtime only), or what reads it when a RUN first needs it. */
   seccomp?: SeccompProfile | (() => Promise<SeccompProfile | undefined>);
 }
@@ -335,7 +337,8 @@ export async function runStep(s: RunSpec): Promise<string> {
     };
     await fsp.writeFile(path.join(bundle, 'config.json'), configJSON(config));
     const id = `skiff-${process.pid}-${path.basename(s.dir)}`;
-    const r = await exec(s.runtime ?? 'runc', ['run', '--bundle', bundle, id], true);
+    const global = (s.container?.runtimeFlags ?? []).map((f) => `--${f}`);
+    const r = await exec(s.runtime ?? 'runc', [...global, 'run', '--bundle', bundle, id], true);
     if (r.code !== 0) throw new SkiffError('ERR_BUILD', `exit status ${r.code}`);
   } finally {
     await exec('umount', [merged]);

@@ -61,6 +61,7 @@ interface BuildFlags {
   omitHistory?: boolean;
   signBy?: string;
   logfile?: string;
+  runtimeFlag?: string[];
   httpProxy?: boolean;
   osVersion?: string;
   osFeature?: string[];
@@ -180,6 +181,7 @@ function containerOptions(flags: BuildFlags): ContainerOptions {
   if (flags.capAdd?.length) o.capAdd = flags.capAdd.flatMap((c) => c.split(',')).map(capabilityName);
   if (flags.capDrop?.length) o.capDrop = flags.capDrop.flatMap((c) => c.split(',')).map(capabilityName);
   if (flags.shmSize !== undefined) o.shmSize = parseSize(flags.shmSize);
+  if (flags.runtimeFlag?.length) o.runtimeFlags = flags.runtimeFlag.map((f) => f.replace(/^--/, ''));
   for (const u of flags.ulimit ?? []) {
     // podman's TYPE=SOFT[:HARD] (-1 or unlimited: no limit; no HARD: the same as SOFT); `host` is the default here.
     if (u === 'host') continue;
@@ -442,6 +444,7 @@ export function buildCommand(program: Command): void {
     .option('--timings', 'print how long each step took (stderr)')
     .option('--dry-run', 'validate and print the resolved plan as JSON; build nothing')
     .option('--omit-history', 'write no history into the image')
+    .option('--runtime-flag <flag>', 'a global flag for the OCI runtime, without its leading -- (log-format=json, debug; repeatable)', collect)
     .option('--logfile <file>', 'write everything the build prints (steps, RUN output, errors, the image ID) to this file instead')
     .option('--os-version <version>', 'the OS version the image requires (os.version), instead of the base\'s')
     .option('--os-feature <feature>', 'an OS feature the image requires (os.features), added to the base\'s; FEATURE- removes one (repeatable)', collect)

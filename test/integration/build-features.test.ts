@@ -628,6 +628,14 @@ describe('skiff build features', () => {
     }
   });
 
+  it('--runtime-flag: global flags for runc (here its debug log, as JSON, to a file)', async () => {
+    const log = path.join(t.dir, 'runc.log');
+    await build('runtime-flag', `FROM ${base}\nRUN echo ran > /ran\n`, {}, ['--runtime-flag', `log=${log}`, '--runtime-flag', 'log-format=json', '--runtime-flag=--debug']);
+    const lines = (await fsp.readFile(log, 'utf8')).trim().split('\n');
+    assert.ok(lines.length > 0 && lines.every((l) => JSON.parse(l) !== null), lines.slice(0, 3).join('\n'));
+    assert.ok(lines.some((l) => (JSON.parse(l) as { level?: string }).level === 'debug'), 'runc ran with --debug');
+  });
+
   it('--logfile FILE: every line the build prints, RUN\'s output and the image ID too, goes to the file; a failure\'s status and message as well', async () => {
     const ctx = path.join(t.dir, 'ctx-logfile');
     await fsp.mkdir(ctx, { recursive: true });

@@ -54,6 +54,8 @@ export interface ContainerOptions {
   unmask?: string[];
   /** --security-opt seccomp=: `unconfined`, or a profile file; undefined is the system's default profile. */
   seccompProfile?: string;
+  /** --stdin: RUN's standard input is skiff's (default: none). */
+  stdin?: boolean;
   /** --runtime-flag: global flags for the OCI runtime, without their leading `--` (`log-format=json`, `debug`). */
   runtimeFlags?: string[];
   /** The seccomp profile in effect (from seccompProfile; OCI runtime only), or what reads it when a RUN first needs it. */
@@ -231,9 +233,9 @@ export interface OciMount {
 }
 
 /** Run a command; with `inherit` its output goes to our stderr (stdout is for data: the image ID). */
-function exec(cmd: string, args: string[], inherit = false): Promise<{ code: number; err: string }> {
+function exec(cmd: string, args: string[], inherit = false, stdin = false): Promise<{ code: number; err: string }> {
   return new Promise((resolve, reject) => {
-    const p = spawn(cmd, args, { stdio: inherit ? ['ignore', 2, 2] : ['ignore', 'ignore', 'pipe'] });
+    const p = spawn(cmd, args, { stdio: inherit ? [stdin ? 0 : 'ignore', 2, 2] : ['ignore', 'ignore', 'pipe'] });
     let err = '';
     p.stderr?.on('data', (c: Buffer) => (err += c.toString()));
     p.on('error', reject);
@@ -312,7 +314,7 @@ export async function runStep(s: RunSpec): Promise<string> {
       const r = await new Promise<number>((resolve, reject) => {
         // (Limits and no_new_privs are inherited: set on unshare, they hold for the command it runs.)
         const [cmd, ...pre] = [...chrootWrappers(s.container), 'unshare'];
-        const p = spawn(cmd!, [...pre, ...ns, '/bin/sh', '-ec', CHROOT_SCRIPT, 'skiff-chroot', merged, s.cwd, String(uid), String(gid), shm, ...quads, '--', ...s.args], { stdio: ['ignore', 2, 2], env });
+        const p = spawn(cmd!, [...pre, ...ns, '/bin/sh', '-ec', CHROOT_SCRIPT, 'skiff-chroot', merged, s.cwd, String(uid), String(gid), shm, ...quads, '--', ...s.args], { stdio: [s.container?.stdin ? 0 : 'ignore', 2, 2], env });
         p.on('error', reject);
         p.on('close', (code) => resolve(code ?? -1));
       });
@@ -338,7 +340,7 @@ export async function runStep(s: RunSpec): Promise<string> {
     await fsp.writeFile(path.join(bundle, 'config.json'), configJSON(config));
     const id = `skiff-${process.pid}-${path.basename(s.dir)}`;
     const global = (s.container?.runtimeFlags ?? []).map((f) => `--${f}`);
-    const r = await exec(s.runtime ?? 'runc', [...global, 'run', '--bundle', bundle, id], true);
+    const r = await exec(s.runtime ?? 'runc', [...global, 'run', '--bundle', bundle, id], true, !!s.container?.stdin);
     if (r.code !== 0) throw new SkiffError('ERR_BUILD', `exit status ${r.code}`);
   } finally {
     await exec('umount', [merged]);

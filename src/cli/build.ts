@@ -62,6 +62,8 @@ interface BuildFlags {
   signBy?: string;
   logfile?: string;
   runtimeFlag?: string[];
+  stdin?: boolean;
+  identityLabel?: boolean;
   httpProxy?: boolean;
   osVersion?: string;
   osFeature?: string[];
@@ -182,6 +184,7 @@ function containerOptions(flags: BuildFlags): ContainerOptions {
   if (flags.capDrop?.length) o.capDrop = flags.capDrop.flatMap((c) => c.split(',')).map(capabilityName);
   if (flags.shmSize !== undefined) o.shmSize = parseSize(flags.shmSize);
   if (flags.runtimeFlag?.length) o.runtimeFlags = flags.runtimeFlag.map((f) => f.replace(/^--/, ''));
+  if (flags.stdin) o.stdin = true;
   for (const u of flags.ulimit ?? []) {
     // podman's TYPE=SOFT[:HARD] (-1 or unlimited: no limit; no HARD: the same as SOFT); `host` is the default here.
     if (u === 'host') continue;
@@ -444,6 +447,8 @@ export function buildCommand(program: Command): void {
     .option('--timings', 'print how long each step took (stderr)')
     .option('--dry-run', 'validate and print the resolved plan as JSON; build nothing')
     .option('--omit-history', 'write no history into the image')
+    .option('--stdin', 'RUN steps read skiff\'s standard input (default: none)')
+    .option('--identity-label [bool]', 'accepted for podman\'s scripts: skiff adds no builder identity label (buildah\'s io.buildah.version)', (v: string) => v !== 'false')
     .option('--runtime-flag <flag>', 'a global flag for the OCI runtime, without its leading -- (log-format=json, debug; repeatable)', collect)
     .option('--logfile <file>', 'write everything the build prints (steps, RUN output, errors, the image ID) to this file instead')
     .option('--os-version <version>', 'the OS version the image requires (os.version), instead of the base\'s')

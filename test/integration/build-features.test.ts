@@ -628,6 +628,18 @@ describe('skiff build features', () => {
     }
   });
 
+  it('--stdin: RUN reads skiff\'s standard input (without it, none); --identity-label accepted', async () => {
+    const ctx = path.join(t.dir, 'ctx-stdin');
+    await fsp.mkdir(ctx, { recursive: true });
+    await fsp.writeFile(path.join(ctx, 'Containerfile'), `FROM ${base}\nRUN cat > /in\n`);
+    const q = (a: string): string => `'${a.replace(/'/g, "'\\''")}'`;
+    const cmd = (flags: string, tag: string): string => `printf 'piped-in\\n' | ${q(process.execPath)} ${q(SKIFF)} ${S().map(q).join(' ')} build -q --no-cache ${flags} -t localhost/${tag}:1 ${q(ctx)}`;
+    await ok(run('sh', ['-c', cmd('--stdin --identity-label=false', 'stdin')]));
+    hasContent(await flatRef(`containers-storage:[overlay@${t.dir}/root+${t.dir}/run]localhost/stdin:1`), 'in', 'piped-in\n');
+    await ok(run('sh', ['-c', cmd('', 'nostdin')]));
+    hasContent(await flatRef(`containers-storage:[overlay@${t.dir}/root+${t.dir}/run]localhost/nostdin:1`), 'in', '');
+  });
+
   it('--runtime-flag: global flags for runc (here its debug log, as JSON, to a file)', async () => {
     const log = path.join(t.dir, 'runc.log');
     await build('runtime-flag', `FROM ${base}\nRUN echo ran > /ran\n`, {}, ['--runtime-flag', `log=${log}`, '--runtime-flag', 'log-format=json', '--runtime-flag=--debug']);

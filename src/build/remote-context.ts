@@ -42,12 +42,15 @@ export function isRemoteContext(spec: string, what: string): boolean {
  * shallow: the context is the checkout (or SUBDIR of it, which must stay inside), `.git` included.
  */
 async function cloneContext(spec: string, work: string, what: string): Promise<RemoteContext> {
+  // (A token in the URL, https://user:token@host/…, is not repeated in any message.)
+  const redact = (t: string): string => t.replace(/(\w+:\/\/)[^/@\s]+@/g, '$1***@');
+  const shown = redact(spec);
   const hash = spec.indexOf('#');
   let url = hash < 0 ? spec : spec.slice(0, hash);
   const fragment = hash < 0 ? '' : spec.slice(hash + 1);
   const colon = fragment.indexOf(':');
   const ref = colon < 0 ? fragment : fragment.slice(0, colon);
-  const sub = colon < 0 ? '' : safeRelativePath(fragment.slice(colon + 1), `${what}${spec}`);
+  const sub = colon < 0 ? '' : safeRelativePath(fragment.slice(colon + 1), `${what}${shown}`);
   if (url.startsWith('github.com/')) url = `https://${url}`;
   const dir = path.join(work, 'context');
   const args = ['clone', '--quiet', '--depth', '1', '--recurse-submodules', '--shallow-submodules', ...(ref ? ['--branch', ref] : []), '--', url, dir];
@@ -56,16 +59,16 @@ async function cloneContext(spec: string, work: string, what: string): Promise<R
     const p = spawn('git', args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, GIT_TERMINAL_PROMPT: '0' } });
     let err = '';
     p.stderr.on('data', (c: Buffer) => (err += c.toString()));
-    p.on('error', (e) => reject(new SkiffError('ERR_UNSUPPORTED', `${what}${spec}: running git: ${e.message} (git is needed to build from a repository: apt-get install git)`)));
+    p.on('error', (e) => reject(new SkiffError('ERR_UNSUPPORTED', `${what}${shown}: running git: ${e.message} (git is needed to build from a repository: apt-get install git)`)));
     p.on('close', (code) => resolve({ code: code ?? -1, err }));
   });
-  if (r.code !== 0) throw new SkiffError('ERR_BUILD', `${what}${spec}: git clone failed: ${r.err.trim().split('\n').pop() ?? `exit status ${r.code}`}`);
+  if (r.code !== 0) throw new SkiffError('ERR_BUILD', `${what}${shown}: git clone failed: ${redact(r.err.trim().split('\n').pop() ?? `exit status ${r.code}`)}`);
   if (!sub) return { dir };
   // (Inside the checkout, also through the repository's symbolic links.)
   const root = await fsp.realpath(dir);
   const context = await fsp.realpath(path.join(dir, sub)).catch(() => undefined);
   const st = context ? await fsp.stat(context) : undefined;
-  if (!context || !st?.isDirectory() || !(context + path.sep).startsWith(root + path.sep)) throw new SkiffError('ERR_USAGE', `${what}${spec}: ${sub} is not a directory in the repository`);
+  if (!context || !st?.isDirectory() || !(context + path.sep).startsWith(root + path.sep)) throw new SkiffError('ERR_USAGE', `${what}${shown}: ${sub} is not a directory in the repository`);
   return { dir: context };
 }
 

@@ -83,6 +83,11 @@ describe('build from a git repository (git daemon on loopback), against buildah'
       assert.match(r.stderr, re, `${url}: ${r.stderr}`);
       assert.match(r.stderr, new RegExp(url.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')), r.stderr);
     }
+    // A token in the URL is not repeated in the error.
+    const secret = await skiff([...g, 'build', '-q', 'http://user:s3cr3t-token@127.0.0.1:1/private.git']);
+    assert.notEqual(secret.code, 0);
+    assert.match(secret.stderr, /http:\/\/\*\*\*@127\.0\.0\.1:1\/private\.git: git clone failed/);
+    assert.doesNotMatch(secret.stderr, /s3cr3t/);
     const f = await skiff([...g, 'build', '-q', '-f', base, t.dir]);
     assert.notEqual(f.code, 0);
     assert.match(f.stderr, /a Containerfile is a file, not a git repository/);

@@ -7,7 +7,7 @@ import { isFile, readAll, statOf } from '../core/fs.js';
 import { formatPlatform, hostPlatform, parsePlatform } from '../core/platform.js';
 import { fetchContext, isGitContext, isRemoteContext } from '../build/remote-context.js';
 import { download } from '../build/sources.js';
-import { parseDuration, parseIntOption, registryOptions, storageFrom, writeOut, type GlobalOptions } from './common.js';
+import { parseDuration, parseIntOption, registryOptions, storageFrom, storeOf, writeOut, type GlobalOptions } from './common.js';
 import { capabilityName, ULIMITS, type ContainerOptions } from '../build/run.js';
 import type { SeccompProfile } from '../build/seccomp.js';
 import type { SourceOptions } from '../core/image.js';
@@ -380,7 +380,6 @@ function executable(name: string): boolean {
   });
 }
 
-/** `skiff build`: podman build's flags. Today it parses, validates and plans; --dry-run prints the plan as JSON. */
 /**
  * --logfile FILE, as buildah's: everything the build prints, its RUN steps' output and the image ID included, goes
  * to FILE instead of standard output and error. The build runs again as a child whose output is that file (RUN's
@@ -407,6 +406,7 @@ async function buildIntoLogfile(file: string): Promise<void> {
   }
 }
 
+/** `skiff build`: podman build's flags. Today it parses, validates and plans; --dry-run prints the plan as JSON. */
 export function buildCommand(program: Command): void {
   program
     .command('build')
@@ -597,9 +597,8 @@ export function buildCommand(program: Command): void {
         // --sign-by: checked before building (a wrong fingerprint found after the build would waste it).
         let signBy: ((manifest: Buffer, identity: string) => Promise<Buffer>) | undefined;
         if (flags.signBy) {
-          const fpr = flags.signBy;
           if (!flags.tag?.length) throw new SkiffError('ERR_USAGE', '--sign-by: the image needs a name (-t) for the signature to vouch for');
-          signBy = await (await import('./sign.js')).signerFor(fpr);
+          signBy = await (await import('./sign.js')).signerFor(flags.signBy);
         }
         for (const [name, url] of fetchLater) {
           const work = await fsp.mkdtemp(path.join(os.tmpdir(), 'skiff-context-'));
@@ -611,7 +610,7 @@ export function buildCommand(program: Command): void {
         // Everything is valid: now get the base images, and plan again with their ENV known (FROM's ENV is visible
         // to later expansions, as in BuildKit).
         const g = cmd.optsWithGlobals() as GlobalOptions;
-        const { pullIntoStore, storeOf, copyBetween } = await import('./storage.js');
+        const { pullIntoStore, copyBetween } = await import('./storage.js');
         const { Builder } = await import('../build/builder.js');
         const { loadIgnore } = await import('../build/containerfile/ignore.js');
         const store = await storeOf(g);

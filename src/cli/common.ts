@@ -4,6 +4,7 @@ import { parseImageRef } from '../core/ref.js';
 import type { DestinationOptions, ImageDestination, ImageRef, ImageSource, SourceOptions, Transport } from '../core/image.js';
 import type { PlatformChoice } from '../core/platform.js';
 import { transports } from '../../transports/index.js';
+import { defaultStoreLocation, Store } from '../store/store.js';
 
 export interface GlobalOptions {
   debug?: boolean;
@@ -18,6 +19,13 @@ export interface GlobalOptions {
 /** The containers-storage store named by the global --root/--runroot/--storage-driver flags. */
 export function storageFrom(g: GlobalOptions): NonNullable<SourceOptions['storage']> {
   return { ...(g.root ? { root: g.root } : {}), ...(g.runroot ? { runroot: g.runroot } : {}), ...(g.storageDriver ? { driver: g.storageDriver } : {}) };
+}
+
+/** The containers-storage store the global options name (--root, --runroot, --storage-driver), else the default. */
+export async function storeOf(g: GlobalOptions): Promise<Store> {
+  const def = await defaultStoreLocation();
+  const s = storageFrom(g);
+  return new Store({ driver: s.driver ?? def.driver, root: s.root ?? def.root, runroot: s.runroot ?? def.runroot });
 }
 
 export function platformFrom(g: GlobalOptions): PlatformChoice {

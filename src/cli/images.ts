@@ -1,9 +1,9 @@
 import { Command } from 'commander';
 import { minimatch } from 'minimatch';
 import { SkiffError } from '../core/errors.js';
-import { defaultStoreLocation, Store, type Image } from '../store/store.js';
+import type { Image, Store } from '../store/store.js';
 import { rfc3339 } from '../core/config.js';
-import { writeOut, type GlobalOptions } from './common.js';
+import { storeOf, writeOut, type GlobalOptions } from './common.js';
 import { alignTable, compileTable, compileTemplate, GoNil, GoTime, goJSON } from './template.js';
 
 interface Flags {
@@ -159,11 +159,11 @@ export function imagesCommand(program: Command): void {
     .action(async (flags: Flags, cmd: Command) => {
       const sortBy = flags.sort ?? 'created';
       if (!SORTS.includes(sortBy)) throw new SkiffError('ERR_USAGE', `--sort ${JSON.stringify(flags.sort)}: expected one of ${SORTS.join(', ')}`);
-      const g = cmd.optsWithGlobals() as GlobalOptions & { root?: string; runroot?: string; storageDriver?: string };
-      const def = await defaultStoreLocation();
-      const store = new Store({ driver: g.storageDriver ?? def.driver, root: g.root ?? def.root, runroot: g.runroot ?? def.runroot });
+      const store = await storeOf(cmd.optsWithGlobals() as GlobalOptions);
       const all = await store.images();
-      const intermediate = await store.intermediateImages(all);
+      // (Only what hides rows or answers dangling= needs it: it reads nameless images' configs.)
+      const needed = !flags.all || flags.filter?.some((f) => f.startsWith('dangling='));
+      const intermediate = needed ? await store.intermediateImages(all) : new Set<string>();
       const keep = flags.filter?.length ? await imageFilter(store, flags.filter, intermediate) : undefined;
       const images: Image[] = [];
       // (As podman: intermediate images only with -a.)
@@ -322,9 +322,7 @@ export function addHistoryCommand(parent: Command): void {
     .option('-q, --quiet', 'IDs only')
     .action(async (name: string, flags: HistoryFlags, cmd: Command) => {
       const human = flags.human === undefined || flags.human === true || !/^=?(false|0)$/i.test(String(flags.human));
-      const g = cmd.optsWithGlobals() as GlobalOptions & { root?: string; runroot?: string; storageDriver?: string };
-      const def = await defaultStoreLocation();
-      const store = new Store({ driver: g.storageDriver ?? def.driver, root: g.root ?? def.root, runroot: g.runroot ?? def.runroot });
+      const store = await storeOf(cmd.optsWithGlobals() as GlobalOptions);
       const img = (await store.resolveImage(name))?.image;
       if (!img) throw new SkiffError('ERR_IMAGE_NOT_FOUND', `${name}: image not known`, { exitCode: 125 });
       const bytes = await store.bigData(img, `sha256:${img.id}`);
@@ -363,17 +361,20 @@ export function addHistoryCommand(parent: Command): void {
         return;
       }
       const trunc = flags.trunc !== false;
-      const rows = entries.map((e) => ({
-        ID: trunc && e.id.length >= 12 ? e.id.slice(0, 12) : e.id,
-        Created: human ? ago(e.created ?? '0001-01-01T00:00:00Z') : goRFC3339(e.created, false),
-        CreatedSince: human ? ago(e.created ?? '0001-01-01T00:00:00Z') : goRFC3339(e.created, false),
-        // (Whole seconds, as podman's CreatedAt.)
-        CreatedAt: new GoTime(goRFC3339(e.created, false)),
-        CreatedBy: trunc && e.createdBy.length > 45 ? `${e.createdBy.slice(0, 42)}...` : e.createdBy,
-        Size: historySize(e.size),
-        Comment: e.comment,
-        Tags: new GoNil('slice'),
-      }));
+      const rows = entries.map((e) => {
+        const created = human ? ago(e.created ?? '0001-01-01T00:00:00Z') : goRFC3339(e.created, false);
+        return {
+          ID: trunc && e.id.length >= 12 ? e.id.slice(0, 12) : e.id,
+          Created: created,
+          CreatedSince: created,
+          // (Whole seconds, as podman's CreatedAt.)
+          CreatedAt: new GoTime(goRFC3339(e.created, false)),
+          CreatedBy: trunc && e.createdBy.length > 45 ? `${e.createdBy.slice(0, 42)}...` : e.createdBy,
+          Size: historySize(e.size),
+          Comment: e.comment,
+          Tags: new GoNil('slice'),
+        };
+      });
       if (flags.quiet) {
         await writeOut(rows.map((r) => `${r.ID}\n`).join(''));
         return;

@@ -13,8 +13,8 @@ import { isDigest, sha256 } from '../core/digest.js';
 import type { CopyOptions } from '../copy/copy.js';
 import type { Image, Store } from '../store/store.js';
 import { StoreWriter } from '../store/writer.js';
-import { addRegistryFlags, addRetryFlags, hasTransport, openSource, registryOptions, storageFrom, writeOut, type GlobalOptions } from './common.js';
-import { copyBetween, pullIntoStore, storeOf } from './storage.js';
+import { addRegistryFlags, addRetryFlags, hasTransport, openSource, registryOptions, storageFrom, storeOf, writeOut, type GlobalOptions } from './common.js';
+import { copyBetween, pullIntoStore } from './storage.js';
 import { localImageName, parseDockerReference } from '../core/reference.js';
 import { makeProgress } from './progress.js';
 

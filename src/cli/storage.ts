@@ -10,18 +10,12 @@ import type { ImageSource, SourceOptions } from '../core/image.js';
 import { formatDockerReference, localImageName, parseDockerReference, withDefaultTag, type DockerReference } from '../core/reference.js';
 import { copyImage, type CopyOptions } from '../copy/copy.js';
 import { isShortName, loadRegistriesConf, shortNameCandidates } from '../config/registries.js';
-import { defaultStoreLocation, Store } from '../store/store.js';
+import type { Store } from '../store/store.js';
 import { StoreWriter } from '../store/writer.js';
-import { addRegistryFlags, addRetryFlags, hasTransport, openDestination, openSource, type Location, platformFrom, registryOptions, storageFrom, writeOut, type GlobalOptions } from './common.js';
+import { addRegistryFlags, addRetryFlags, hasTransport, openDestination, openSource, type Location, platformFrom, registryOptions, storageFrom, storeOf, writeOut, type GlobalOptions } from './common.js';
 import { addHistoryCommand } from './images.js';
 import { makeProgress } from './progress.js';
 import { parsePlatform } from '../core/platform.js';
-
-export async function storeOf(g: GlobalOptions): Promise<Store> {
-  const def = await defaultStoreLocation();
-  const s = storageFrom(g);
-  return new Store({ driver: s.driver ?? def.driver, root: s.root ?? def.root, runroot: s.runroot ?? def.runroot });
-}
 
 export async function copyBetween(src: Location, dst: Location, o: SourceOptions, copy: CopyOptions): Promise<string> {
   const s = await openSource(src, o);

@@ -173,10 +173,10 @@ export function syncCommand(program: Command): void {
       : await yamlJobs(source, srcOpts);
     if (!jobs.length) throw new SkiffError('ERR_IMAGE_NOT_FOUND', `sync: no images found at ${source}`);
     // --sign-by: the key checked before anything is copied; each signature vouches for that image's registry name.
-    let sign: CopyOptions['sign'];
+    let signer: NonNullable<CopyOptions['sign']>['sign'] | undefined;
     if (typeof flags.signBy === 'string' && !flags.dryRun) {
       if (destKind !== 'docker') throw new SkiffError('ERR_USAGE', '--sign-by: signatures vouch for registry names: it needs --dest docker');
-      sign = { identity: '', sign: await (await import('./sign.js')).signerFor(flags.signBy, typeof flags.signPassphraseFile === 'string' ? flags.signPassphraseFile : undefined) };
+      signer = await (await import('./sign.js')).signerFor(flags.signBy, typeof flags.signPassphraseFile === 'string' ? flags.signPassphraseFile : undefined);
     }
     const quiet = !!flags.quiet;
     const failures: string[] = [];
@@ -211,7 +211,7 @@ export function syncCommand(program: Command): void {
             const o: CopyOptions = { platform, all: !!flags.all };
             if (flags.preserveDigests) o.preserveDigests = true;
             if (flags.removeSignatures) o.removeSignatures = true;
-            if (sign) o.sign = { ...sign, identity: dst.replace(/^docker:\/\//, '') };
+            if (signer) o.sign = { identity: dst.replace(/^docker:\/\//, ''), sign: signer };
             if (flags.format) o.format = flags.format as 'oci' | 'v2s2';
             if (typeof flags.retryTimes === 'number') o.retryTimes = flags.retryTimes;
             if (typeof flags.retryDelay === 'number') o.retryDelayMs = flags.retryDelay;

@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { makeBusyboxLayout } from '../kit/fixtures.js';
 import { makeLayout, makeMultiPlatformLayout, sampleSpec } from '../kit/image.js';
 import { startRegistry, type TestRegistry } from '../kit/registry.js';
-import { ok, run, SKIFF, tempDir, unmountUnder } from '../kit/run.js';
+import { ok, run, SKIFF, tempDir, unmountUnder, type RunResult } from '../kit/run.js';
 import { flatRef } from '../kit/validate.js';
 
 describe('skiff pull / push / tag / rmi / save / load', () => {
@@ -25,6 +25,13 @@ describe('skiff pull / push / tag / rmi / save / load', () => {
     sk = (args) => ok(run(process.execPath, [SKIFF, '--root', `${t.dir}/root`, '--runroot', `${t.dir}/run`, ...args], { env }));
     await ok(run(process.execPath, [SKIFF, 'copy', '-q', `oci:${t.dir}/fixture:busybox`, `docker://${reg.host}/library/bb:1`], { env }));
   });
+  /** localhost/base:1 (the busybox fixture) and an image built on it from `files` (its Containerfile too), in `r`'s store. */
+  const baseAndChild = async (r: (args: string[]) => Promise<RunResult>, ctx: string, files: Record<string, string>, tag: string): Promise<void> => {
+    await fsp.mkdir(ctx, { recursive: true });
+    for (const [name, text] of Object.entries(files)) await fsp.writeFile(path.join(ctx, name), text);
+    await ok(r(['copy', '-q', `oci:${t.dir}/fixture:busybox`, 'containers-storage:localhost/base:1']));
+    await ok(r(['build', '-q', '-t', tag, ctx]));
+  };
   after(async () => {
     await reg.stop();
     unmountUnder(t.dir);
@@ -128,12 +135,7 @@ describe('skiff pull / push / tag / rmi / save / load', () => {
     const theirs = `${t.dir}/prune-podman`;
     const skiffIn = (args: string[]) => run(process.execPath, [SKIFF, '--root', `${mine}/root`, '--runroot', `${mine}/run`, ...args], { env });
     const podmanIn = (args: string[]) => run('podman', ['--root', `${theirs}/root`, '--runroot', `${theirs}/run`, '--storage-driver', 'overlay', ...args]);
-    const ctx = `${t.dir}/prune-ctx`;
-    await fsp.mkdir(ctx, { recursive: true });
-    await fsp.writeFile(`${ctx}/Containerfile`, 'FROM localhost/base:1\nCOPY extra.txt /extra.txt\n');
-    await fsp.writeFile(`${ctx}/extra.txt`, 'extra\n');
-    await ok(skiffIn(['copy', '-q', `oci:${t.dir}/fixture:busybox`, 'containers-storage:localhost/base:1']));
-    await ok(skiffIn(['build', '-q', '-t', 'localhost/child:1', ctx]));
+    await baseAndChild(skiffIn, `${t.dir}/prune-ctx`, { Containerfile: 'FROM localhost/base:1\nCOPY extra.txt /extra.txt\n', 'extra.txt': 'extra\n' }, 'localhost/child:1');
     await ok(skiffIn(['copy', '-q', `oci:${t.dir}/other:o`, 'containers-storage:localhost/lone:1']));
     // The same images (same IDs, the child's layers on the base's) in podman's store.
     for (const n of ['base', 'child', 'lone']) await ok(run('skopeo', ['copy', '-q', `containers-storage:[overlay@${mine}/root+${mine}/run]localhost/${n}:1`, `containers-storage:[overlay@${theirs}/root+${theirs}/run]localhost/${n}:1`]));
@@ -210,11 +212,7 @@ describe('skiff pull / push / tag / rmi / save / load', () => {
     const mine = (args: string[]) => run(process.execPath, [SKIFF, ...g, ...args], { env });
     const theirs = (args: string[]) => run('podman', [...g, '--storage-driver', 'overlay', ...args]);
     const ctx = `${t.dir}/hist-ctx`;
-    await fsp.mkdir(ctx, { recursive: true });
-    await fsp.writeFile(`${ctx}/Containerfile`, 'FROM localhost/base:1\nLABEL a=b\nCOPY e.txt /e.txt\nENV LONG="a value long enough to be cut at forty-five characters in the table"\n');
-    await fsp.writeFile(`${ctx}/e.txt`, 'e\n');
-    await ok(mine(['copy', '-q', `oci:${t.dir}/fixture:busybox`, 'containers-storage:localhost/base:1']));
-    await ok(mine(['build', '-q', '-t', 'localhost/hchild:1', ctx]));
+    await baseAndChild(mine, ctx, { Containerfile: 'FROM localhost/base:1\nLABEL a=b\nCOPY e.txt /e.txt\nENV LONG="a value long enough to be cut at forty-five characters in the table"\n', 'e.txt': 'e\n' }, 'localhost/hchild:1');
     // (buildah records a comment and its own CREATED BY forms.)
     await ok(run('buildah', [...g, '--storage-driver', 'overlay', 'bud', '-q', '--isolation', 'chroot', '-t', 'localhost/hbuildah:1', ctx]));
     const variants = [['-H=false'], ['--human=false', '--no-trunc'], ['-q'], ['-q', '--no-trunc'], ['--format', 'json'], ['--format', '{{.ID}}|{{.CreatedAt}}|{{.Size}}|{{.Comment}}|{{.Tags}}|{{.CreatedBy}}'], ['--format', 'table {{.ID}} {{.Size}}\t{{.CreatedBy}}']];

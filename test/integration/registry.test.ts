@@ -343,6 +343,53 @@ describe('docker:// faults (proxy in front of the real registry)', () => {
     t.cleanup();
   });
 
+  it('an insecure registry is asked over https and plain http at once: the http answer does not wait for the TLS attempt to fail', async () => {
+    // In front of the registry: a TLS ClientHello (first byte 0x16) is held unanswered until a plain GET /v2/ has
+    // arrived on another connection (5 s at most), then closed; plain http goes through. Asked one after the other,
+    // the http probe came only after the TLS attempt had failed.
+    const net = await import('node:net');
+    let tlsPending = 0;
+    let httpWhileTlsPending = false;
+    let release: () => void = () => {};
+    const httpSeen = new Promise<void>((resolve) => (release = resolve));
+    const [rhost, rport] = reg.host.split(':');
+    const server = net.createServer((c) => {
+      c.once('data', (first) => {
+        if (first[0] === 0x16) {
+          tlsPending++;
+          const done = (): void => {
+            if (c.destroyed) return;
+            tlsPending--;
+            c.destroy();
+          };
+          setTimeout(done, 5000).unref();
+          void httpSeen.then(done);
+          return;
+        }
+        if (first.toString('latin1').startsWith('GET /v2/ ')) {
+          if (tlsPending > 0) httpWhileTlsPending = true;
+          release();
+        }
+        const up = net.connect(Number(rport), rhost!, () => {
+          up.write(first);
+          c.pipe(up).pipe(c);
+        });
+        up.on('error', () => c.destroy());
+        c.on('error', () => up.destroy());
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as import('node:net').AddressInfo).port;
+    try {
+      const r = await ok(skiff(['inspect', NOTLS, '--retry-times', '0', '--raw', `docker://127.0.0.1:${port}/f/base:1`]));
+      assert.equal(JSON.parse(r).schemaVersion, 2);
+      assert.ok(httpWhileTlsPending, 'the plain http probe was sent while the TLS attempt was still open');
+    } finally {
+      release();
+      server.close();
+    }
+  });
+
   it('503s and a 500 on blob reads are retried; the copy completes with correct digests', async () => {
     let n = 0;
     proxy.rule = (req) => (req.method === 'GET' && req.url?.includes('/blobs/') && n++ < 3 ? { kind: 'status', status: n === 2 ? 500 : 503 } : undefined);

@@ -1,5 +1,5 @@
 import { createGunzip, constants as zc } from 'node:zlib';
-import { ParallelGzip } from './pgzip.js';
+import { DEFAULT_GZIP_LEVEL, ParallelGzip } from './pgzip.js';
 import type { Readable, Transform } from 'node:stream';
 import { createRequire } from 'node:module';
 import type { Compression } from '../core/media-types.js';
@@ -74,7 +74,7 @@ export function createCompressor(c: Compression, level?: number): Transform | un
       return undefined;
     case 'gzip':
       // Blocks compressed in parallel, incompressible ones stored (what pgzip does for containers/image).
-      return new ParallelGzip(level === undefined || level === zc.Z_DEFAULT_COMPRESSION ? 6 : level);
+      return new ParallelGzip(level === undefined || level === zc.Z_DEFAULT_COMPRESSION ? DEFAULT_GZIP_LEVEL : level);
     case 'zstd':
       return new (loadZstd().CompressStream)({ compressionLevel: level ?? 3 });
   }

@@ -2,8 +2,9 @@
  * Test kit: makes OCI layouts from scratch with plain fs + tar-stream + zlib, independent of skiff's transports,
  * so transport tests have an outside oracle to compare with.
  */
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { promises as fsp } from 'node:fs';
+import { createReadStream, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import * as tar from 'tar-stream';
@@ -170,4 +171,59 @@ export function sampleSpec(seed = 1): ImageSpec {
     ],
     labels: { 'org.example.seed': String(seed) },
   };
+}
+
+/**
+ * An image whose one layer is uncompressed and made of this machine's own files (libraries, programs, documents
+ * under /usr, in path order, up to `bytes`): what real layers hold. The generated layers above are half random,
+ * half one repeated sentence, which any compressor gets through quickly; recompressing real files is where gzip
+ * and zstd speeds differ. (Both tools read the same layer; it differs from machine to machine.)
+ */
+export async function makeRealFilesImage(dir: string, bytes: number): Promise<void> {
+  const files: string[] = [];
+  const seen = new Set<number>();
+  let total = 0;
+  const walk = async (d: string): Promise<void> => {
+    let entries;
+    try {
+      entries = (await fsp.readdir(d, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      if (total >= bytes * 0.99) return;
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) await walk(p);
+      else if (e.isFile()) {
+        const st = await fsp.stat(p).catch(() => undefined);
+        // (Hard links to a file already taken would go into the tar as links, not data.)
+        if (!st || seen.has(st.ino) || total + st.size > bytes) continue;
+        seen.add(st.ino);
+        files.push(p.slice(1));
+        total += st.size;
+      }
+    }
+  };
+  for (const d of ['/usr/lib/x86_64-linux-gnu', '/usr/lib', '/usr/bin', '/usr/share']) await walk(d);
+  await fsp.mkdir(path.join(dir, 'blobs/sha256'), { recursive: true });
+  const list = path.join(dir, 'files');
+  await fsp.writeFile(list, `${files.join('\n')}\n`);
+  const tarFile = path.join(dir, 'layer.tar');
+  const r = spawnSync('tar', ['-cf', tarFile, '-C', '/', '--no-recursion', '-T', list]);
+  if (r.status !== 0) throw new Error(`tar: ${r.stderr}`);
+  await fsp.rm(list);
+  const h = createHash('sha256');
+  for await (const c of createReadStream(tarFile)) h.update(c as Buffer);
+  const d = h.digest('hex');
+  const size = (await fsp.stat(tarFile)).size;
+  await fsp.rename(tarFile, path.join(dir, 'blobs/sha256', d));
+  const put = async (b: Buffer) => {
+    const x = createHash('sha256').update(b).digest('hex');
+    await fsp.writeFile(path.join(dir, 'blobs/sha256', x), b);
+    return { digest: `sha256:${x}`, size: b.length };
+  };
+  const config = await put(Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [`sha256:${d}`] } })));
+  const manifest = await put(Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config }, layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: `sha256:${d}`, size }] })));
+  await fsp.writeFile(path.join(dir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
+  await fsp.writeFile(path.join(dir, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...manifest, annotations: { 'org.opencontainers.image.ref.name': 'bench' } }] }));
 }

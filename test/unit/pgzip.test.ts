@@ -60,6 +60,13 @@ describe('parallel gzip', () => {
     assert.ok(m.length < gzipSync(mixed).length * 1.05, `${m.length} vs zlib ${gzipSync(mixed).length}`);
   });
 
+  it('a block that compresses to little is not held in a block-sized buffer while it waits to be written', async () => {
+    const chunks: Buffer[] = [];
+    await pipeline(Readable.from([Buffer.alloc(BLOCK * 3)]), new ParallelGzip(), new Writable({ write: (c: Buffer, _e, cb) => void (chunks.push(c), cb()) }));
+    assert.ok(gunzipSync(Buffer.concat(chunks)).equals(Buffer.alloc(BLOCK * 3)));
+    for (const c of chunks) assert.ok(c.buffer.byteLength < BLOCK / 2, `a ${c.length}-byte piece keeps ${c.buffer.byteLength} bytes`);
+  });
+
   it('level 0 stores everything; level 9 still round-trips', async () => {
     assert.ok(gunzipSync(await pgzip(text, 0)).equals(text));
     assert.ok((await pgzip(text, 0)).length > text.length);

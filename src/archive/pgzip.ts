@@ -18,10 +18,11 @@ import { constants as zc, crc32, deflateRaw } from 'node:zlib';
 export const DEFAULT_GZIP_LEVEL = 4;
 
 /**
- * Input per block. (512 KiB was tried: ~8 MiB more peak RSS with two layers compressing, and no time gain that
- * held up when measured again alternately.)
+ * Input per block. On a layer of real files (/usr) 256 KiB blocks kept the two CPUs only ~1.6 busy (every block is
+ * a trip through the thread pool and the main thread): 512 KiB, with SLOTS below, 1.14 -> 1.02 s (1 MiB: 0.97 s,
+ * but the bench's generated layers, whose 64 KiB pieces alternate random and text, 4 % slower). Memory: SLOTS.
  */
-export const BLOCK = 256 * 1024;
+export const BLOCK = 512 * 1024;
 const DICT = 32 * 1024;
 /** Blocks are judged in pieces of this size: a piece whose bytes look random is stored, not searched. */
 const PIECE = 16 * 1024;
@@ -54,12 +55,12 @@ function looksIncompressible(piece: Buffer): boolean {
 /**
  * One raw DEFLATE piece, in one thread-pool job: zlib's output buffer (16 KiB unless told) is made big enough for
  * all of it. With the default, every 16 KiB of output went back to the main thread for the next call, so a block
- * took ~6 trips through the pool, each waiting for the main thread: on a layer of real files (/usr) the two CPUs
- * were busy 1.58 of 2, and the copy took 1.21 s where 1.12 s does (below, with 8 blocks in flight).
+ * took ~6 trips through the pool, each waiting for the main thread (real files, level 4: 1.20 -> 1.16 s).
+ * memLevel 9 (a hash table twice zlib's default) takes 7 % less CPU for 0.3 % more output.
  */
 function deflate(data: Buffer, level: number, dictionary: Buffer | undefined, last: boolean): Promise<Buffer> {
   return new Promise((resolve, reject) =>
-    deflateRaw(data, { level, chunkSize: data.length + 4096, ...(dictionary ? { dictionary } : {}), finishFlush: last ? zc.Z_FINISH : zc.Z_SYNC_FLUSH }, (e, out) => {
+    deflateRaw(data, { level, memLevel: 9, chunkSize: data.length + 4096, ...(dictionary ? { dictionary } : {}), finishFlush: last ? zc.Z_FINISH : zc.Z_SYNC_FLUSH }, (e, out) => {
       if (e) reject(e);
       // (The output is a view of that buffer: where it is much smaller, a copy lets the rest go now.)
       else resolve(out.length < out.buffer.byteLength / 2 ? Buffer.from(out) : out);
@@ -111,23 +112,63 @@ function planRuns(data: Buffer): Run[] {
  */
 async function compressBlock(data: Buffer, runs: Run[], level: number, dictionary: Buffer | undefined, last: boolean): Promise<Buffer[]> {
   if (level === 0) return stored(data, last);
-  const out: Buffer[] = [];
-  for (const [i, r] of runs.entries()) {
+  // The runs are deflated at the same time, not one after another: each one's dictionary is input, known now.
+  const parts = runs.map((r, i): Buffer[] | Promise<Buffer> => {
     const final = last && i === runs.length - 1;
     const piece = data.subarray(r.start, r.end);
-    if (r.store) out.push(...stored(piece, final));
-    else {
-      const prev = runs[i - 1];
-      const randomBefore = prev !== undefined && prev.end - prev.start >= DICT;
-      const before = randomBefore ? Buffer.alloc(0) : r.start >= DICT ? data.subarray(r.start - DICT, r.start) : Buffer.concat([dictionary ?? Buffer.alloc(0), data.subarray(0, r.start)]).subarray(-DICT);
-      out.push(await deflate(piece, level, before.length ? before : undefined, final));
-    }
-  }
-  // One buffer per block: a copy of 256 KiB costs less than passing its pieces one by one down the pipeline.
+    if (r.store) return stored(piece, final);
+    const prev = runs[i - 1];
+    const randomBefore = prev !== undefined && prev.end - prev.start >= DICT;
+    const before = randomBefore ? Buffer.alloc(0) : r.start >= DICT ? data.subarray(r.start - DICT, r.start) : Buffer.concat([dictionary ?? Buffer.alloc(0), data.subarray(0, r.start)]).subarray(-DICT);
+    return deflate(piece, level, before.length ? before : undefined, final);
+  });
+  const out = (await Promise.all(parts)).flat();
+  // One buffer per block: a copy costs less than passing its pieces one by one down the pipeline.
   return [out.length === 1 ? out[0]! : Buffer.concat(out)];
 }
 
-/** A gzip compressor stream: up to `parallel` blocks in the thread pool at once, written out in order. */
+/**
+ * Blocks being compressed at once by all the process's compressors together: the CPUs and the memory are shared,
+ * and a copy compresses several layers at the same time (each block holds up to 1 MiB: its input and zlib's
+ * output buffer). 16 keep two CPUs busy on real files and on the bench's layers alike (8: the latter 4 % slower);
+ * before, each stream had 4 of its own, so 4 layers had 16 of 256 KiB. Peak RSS the same (86-94 MiB).
+ */
+const SLOTS = 16;
+let freeSlots = SLOTS;
+const waitingForSlot: (() => void)[] = [];
+
+function acquireSlot(): Promise<void> | undefined {
+  if (freeSlots > 0) {
+    freeSlots--;
+    return undefined;
+  }
+  return new Promise((resolve) => waitingForSlot.push(resolve));
+}
+
+/** Slots no compressor holds (for the tests: none is lost when a stream fails or is destroyed). */
+export function freeGzipSlots(): number {
+  return freeSlots;
+}
+
+function releaseSlot(): void {
+  const next = waitingForSlot.shift();
+  if (next) next();
+  else freeSlots++;
+}
+
+interface Job {
+  settled: Promise<void>;
+  done: boolean;
+  out?: Buffer[];
+  error?: unknown;
+  /** It still holds a slot. */
+  slot: boolean;
+}
+
+/**
+ * A gzip compressor stream: its blocks go to the thread pool as they fill (up to `parallel` of its own, within the
+ * process's SLOTS), and each is written out as soon as it and those before it are done.
+ */
 export class ParallelGzip extends Transform {
   private pending: Buffer[] = [];
   private pendingLen = 0;
@@ -136,15 +177,12 @@ export class ParallelGzip extends Transform {
   private prevTail: Buffer | undefined;
   private prevTailRandom = false;
   private headerSent = false;
-  private readonly inFlight: Promise<Buffer[]>[] = [];
+  private readonly inFlight: Job[] = [];
+  private failed: unknown;
 
-  /**
-   * `parallel`: blocks in the thread pool at once. 8 keeps two CPUs busy where 4 left gaps while the main thread
-   * took each finished block out and handed the next one in (real files, level 4: 1.16 -> 1.12 s; 16: no better).
-   */
   constructor(
     private readonly level = DEFAULT_GZIP_LEVEL,
-    private readonly parallel = 8,
+    private readonly parallel = SLOTS,
   ) {
     super();
   }
@@ -156,7 +194,26 @@ export class ParallelGzip extends Transform {
     this.push(Buffer.from([0x1f, 0x8b, 0x08, 0x00, 0, 0, 0, 0, this.level >= 9 ? 2 : this.level === 1 ? 4 : 0, 0x03]));
   }
 
-  /** Queue a block for compression; when `parallel` are queued, wait for the oldest and write it. */
+  /** Write out the finished blocks at the head of the queue, in order, and give their slots back. */
+  private drain(): void {
+    while (this.inFlight[0]?.done) {
+      const job = this.inFlight.shift()!;
+      if (job.slot) {
+        job.slot = false;
+        releaseSlot();
+      }
+      if (job.error !== undefined) this.failed ??= job.error;
+      else if (!this.destroyed && this.failed === undefined) for (const b of job.out!) this.push(b);
+    }
+  }
+
+  /** Wait for the oldest block (written out by then); a block that failed fails the stream. */
+  private async settleOldest(): Promise<void> {
+    await this.inFlight[0]!.settled;
+    if (this.failed !== undefined) throw this.failed;
+  }
+
+  /** Queue a block for compression, once this stream and the process have room for it. */
   private async block(data: Buffer, last: boolean): Promise<void> {
     this.crc = crc32(data, this.crc);
     this.total += data.length;
@@ -166,11 +223,40 @@ export class ParallelGzip extends Transform {
     const tail = runs.at(-1)!;
     this.prevTailRandom = tail.store && tail.end - tail.start >= DICT;
     this.prevTail = data.length >= DICT ? Buffer.from(data.subarray(data.length - DICT)) : Buffer.concat([this.prevTail ?? Buffer.alloc(0), data]).subarray(-DICT);
-    const job = compressBlock(data, runs, this.level, dict, last);
-    // (Awaited in order below; until then a failure must not count as an unhandled rejection.)
-    job.catch(() => undefined);
+    while (this.inFlight.length >= this.parallel) await this.settleOldest();
+    // (While this waits, this stream's own blocks still finish and give their slots back.)
+    const wait = acquireSlot();
+    if (wait) await wait;
+    if (this.destroyed) {
+      releaseSlot();
+      return;
+    }
+    const job: Job = { settled: Promise.resolve(), done: false, slot: true };
+    job.settled = compressBlock(data, runs, this.level, dict, last).then(
+      (out) => {
+        job.out = out;
+      },
+      (e: unknown) => {
+        job.error = e;
+      },
+    ).then(() => {
+      job.done = true;
+      this.drain();
+    });
     this.inFlight.push(job);
-    while (this.inFlight.length >= this.parallel || (last && this.inFlight.length)) for (const b of await this.inFlight.shift()!) this.push(b);
+    if (last) while (this.inFlight.length) await this.settleOldest();
+    if (this.failed !== undefined) throw this.failed;
+  }
+
+  override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
+    // Blocks still compressing give their slots to other streams now (they finish on their own).
+    for (const job of this.inFlight) {
+      if (job.slot) {
+        job.slot = false;
+        releaseSlot();
+      }
+    }
+    cb(err);
   }
 
   override async _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): Promise<void> {

@@ -5,7 +5,7 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { describe, it } from 'node:test';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { BLOCK, ParallelGzip } from '../../src/archive/pgzip.js';
+import { BLOCK, freeGzipSlots, ParallelGzip } from '../../src/archive/pgzip.js';
 
 async function pgzip(data: Buffer, level = 6, pieces = 3): Promise<Buffer> {
   const out: Buffer[] = [];
@@ -65,6 +65,25 @@ describe('parallel gzip', () => {
     await pipeline(Readable.from([Buffer.alloc(BLOCK * 3)]), new ParallelGzip(), new Writable({ write: (c: Buffer, _e, cb) => void (chunks.push(c), cb()) }));
     assert.ok(gunzipSync(Buffer.concat(chunks)).equals(Buffer.alloc(BLOCK * 3)));
     for (const c of chunks) assert.ok(c.buffer.byteLength < BLOCK / 2, `a ${c.length}-byte piece keeps ${c.buffer.byteLength} bytes`);
+  });
+
+  it('several streams at once share the process\'s blocks in flight; one destroyed part-way gives its slots back', async () => {
+    const free = freeGzipSlots();
+    const big = Buffer.concat(Array.from({ length: 24 }, (_, i) => Buffer.concat([text.subarray(0, BLOCK / 2), rnd.subarray(i * 1000, i * 1000 + BLOCK / 2)])));
+    // One stream is destroyed after its first output, with blocks still compressing.
+    const doomed = new ParallelGzip();
+    const dead = new Promise<void>((resolve) => doomed.once('close', resolve));
+    doomed.once('data', () => doomed.destroy());
+    doomed.on('error', () => undefined);
+    doomed.end(big);
+    // Three more at the same time, all correct.
+    const outs = await Promise.all([0, 1, 2].map(() => pgzip(big, 4, 9)));
+    for (const z of outs) assert.ok(gunzipSync(z).equals(big));
+    await dead;
+    // Every slot is back once the doomed stream's blocks have finished in the pool.
+    for (let i = 0; i < 100 && freeGzipSlots() !== free; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(freeGzipSlots(), free);
+    assert.ok(gunzipSync(await pgzip(big, 4, 5)).equals(big), 'a stream after it runs');
   });
 
   it('level 0 stores everything; level 9 still round-trips', async () => {

@@ -76,6 +76,9 @@ export function createCompressor(c: Compression, level?: number): Transform | un
       // Blocks compressed in parallel, incompressible ones stored (what pgzip does for containers/image).
       return new ParallelGzip(level === undefined || level === zc.Z_DEFAULT_COMPRESSION ? DEFAULT_GZIP_LEVEL : level);
     case 'zstd':
-      return new (loadZstd().CompressStream)({ compressionLevel: level ?? 3 });
+      // On a thread of zstd's own (zstd-napi compresses on the calling thread otherwise: the main one, with all the
+      // hashing and streaming). One worker and 1 MiB jobs whatever the machine, so the same input always gives the
+      // same bytes (zstd's multi-threaded output depends on the job size, not on the number of workers).
+      return new (loadZstd().CompressStream)({ compressionLevel: level ?? 3, nbWorkers: 1, jobSize: 1 << 20 });
   }
 }

@@ -31,3 +31,34 @@ describe('peek', () => {
     assert.equal(detectCompression(Buffer.from('plain')), 'none');
   });
 });
+
+describe('zstd compressor', () => {
+  it('compresses on zstd\'s own thread in 1 MiB jobs: the same input gives the same bytes every time, and zstd(1) reads them', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const { createHash } = await import('node:crypto');
+    const { pipeline } = await import('node:stream/promises');
+    const { createCompressor } = await import('../../src/archive/compression.js');
+    // ~5 MiB, several jobs: text with some pseudo-random runs.
+    let h = createHash('sha256').update('z').digest();
+    const parts: Buffer[] = [];
+    for (let i = 0; i < 80; i++) {
+      parts.push(Buffer.from(`line ${i} of the quick brown fox\n`.repeat(1500)));
+      h = createHash('sha256').update(h).digest();
+      parts.push(Buffer.concat(Array.from({ length: 200 }, (_, j) => createHash('sha256').update(h).update(String(j)).digest())));
+    }
+    const data = Buffer.concat(parts);
+    const once = async (): Promise<Buffer> => {
+      const out: Buffer[] = [];
+      const c = createCompressor('zstd')!;
+      c.on('data', (b: Buffer) => out.push(b));
+      await pipeline(Readable.from([data.subarray(0, 1_000_003), data.subarray(1_000_003)]), c);
+      return Buffer.concat(out);
+    };
+    const [a, b] = await Promise.all([once(), once()]);
+    assert.ok(a.equals(b), 'two runs at once gave different bytes');
+    assert.ok(a.length < data.length / 2);
+    const back = spawnSync('zstd', ['-d', '-c'], { input: a, maxBuffer: 1 << 26 });
+    assert.equal(back.status, 0, back.stderr?.toString());
+    assert.ok(back.stdout.equals(data));
+  });
+});

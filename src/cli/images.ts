@@ -3,8 +3,11 @@ import { minimatch } from 'minimatch';
 import { SkiffError } from '../core/errors.js';
 import type { Image, Store } from '../store/store.js';
 import { rfc3339 } from '../core/config.js';
+import { guessManifestType } from '../core/manifest.js';
+import { MT } from '../core/media-types.js';
+import * as path from 'node:path';
 import { storeOf, writeOut, type GlobalOptions } from './common.js';
-import { alignTable, compileTable, compileTemplate, GoNil, GoTime, goJSON } from './template.js';
+import { alignTable, compileTable, compileTemplate, GoNil, GoStruct, GoTime, goJSON } from './template.js';
 
 interface Flags {
   filter?: string[];
@@ -392,5 +395,161 @@ export function addHistoryCommand(parent: Command): void {
         return;
       }
       await writeOut(alignTable([['ID', 'CREATED', 'CREATED BY', 'SIZE', 'COMMENT'], ...rows.map((r) => [r.ID, r.Created, r.CreatedBy, r.Size, r.Comment])]));
+    });
+}
+
+/** Give `target` a JSON form other than its fields (Go's omitempty), not shown as a field of its own. */
+function withJSON<T extends object>(target: T, json: () => unknown): T {
+  Object.defineProperty(target, 'toJSON', { value: json, enumerable: false });
+  return target;
+}
+
+const IMAGE_CONFIG_FIELDS = ['User', 'ExposedPorts', 'Env', 'Entrypoint', 'Cmd', 'Volumes', 'WorkingDir', 'Labels', 'StopSignal', 'ArgsEscaped'] as const;
+
+/**
+ * An OCI image config's `config` as podman prints it: the fields of the image spec's ImageConfig in its order,
+ * empty ones left out of JSON (Go's omitempty), and in templates every field there, nil lists and maps as Go
+ * prints them.
+ */
+function imageConfigView(c: Record<string, unknown> | undefined): GoStruct {
+  const kinds: Record<string, 'map' | 'slice' | 'string' | 'bool'> = { User: 'string', ExposedPorts: 'map', Env: 'slice', Entrypoint: 'slice', Cmd: 'slice', Volumes: 'map', WorkingDir: 'string', Labels: 'map', StopSignal: 'string', ArgsEscaped: 'bool' };
+  const empty = (v: unknown): boolean => v === undefined || v === null || v === '' || v === false || (Array.isArray(v) ? v.length === 0 : typeof v === 'object' && Object.keys(v).length === 0);
+  const view: Record<string, unknown> = {};
+  for (const f of IMAGE_CONFIG_FIELDS) {
+    const v = c?.[f];
+    const k = kinds[f]!;
+    // (Exposed ports and volumes map to empty structs, which Go prints as {}.)
+    const set = (f === 'ExposedPorts' || f === 'Volumes') && v && typeof v === 'object' ? Object.fromEntries(Object.keys(v).map((key) => [key, new GoStruct({}, {})])) : v;
+    view[f] = set !== undefined && set !== null ? set : k === 'map' || k === 'slice' ? new GoNil(k) : k === 'bool' ? false : '';
+  }
+  return new GoStruct(view, Object.fromEntries(IMAGE_CONFIG_FIELDS.filter((f) => !empty(c?.[f])).map((f) => [f, c![f]])));
+}
+
+/** `name:tag` or `name@digest` -> name. */
+function repoOf(name: string): string {
+  const at = name.indexOf('@');
+  if (at >= 0) return name.slice(0, at);
+  const colon = name.lastIndexOf(':');
+  return colon > name.lastIndexOf('/') ? name.slice(0, colon) : name;
+}
+
+/** What `podman image inspect` prints for one image (containers/common's libimage ImageData, field for field). */
+async function podmanImageData(store: Store, img: Image, images: Image[]): Promise<Record<string, unknown>> {
+  const read = async (key: string): Promise<Record<string, unknown> | undefined> => {
+    const b = await store.bigData(img, key);
+    if (!b) return undefined;
+    try {
+      return JSON.parse(b.toString()) as Record<string, unknown>;
+    } catch {
+      throw new SkiffError('ERR_INVALID_CONFIG', `${img.id}: ${key} is not JSON`);
+    }
+  };
+  const config = (await read(`sha256:${img.id}`)) ?? {};
+  const manifestBytes = (img.digest ? await store.bigData(img, `manifest-${img.digest}`) : undefined) ?? (await store.bigData(img, 'manifest'));
+  const manifest = manifestBytes ? (JSON.parse(manifestBytes.toString()) as { annotations?: Record<string, string> }) : undefined;
+  const manifestType = manifestBytes ? guessManifestType(manifestBytes) : '';
+  const names = img.names ?? [];
+  // The image's digests: its own and every stored manifest's (containers/storage's Digests).
+  const digests = new Set<string>(img.digest ? [img.digest] : []);
+  for (const [k, d] of Object.entries(img['big-data-digests'] ?? {})) if (k === 'manifest' || k.startsWith('manifest-')) digests.add(d);
+  const repoDigests = [...new Set(names.flatMap((n) => [...digests].map((d) => `${repoOf(n)}@${d}`)))].sort();
+  const layers = new Map((await store.layers()).map((l) => [l.id, l]));
+  const chain: string[] = [];
+  for (let id = img.layer; id; id = layers.get(id)?.parent) chain.push(id);
+  // containers/storage's ImageSize: every layer's size and every big-data item's.
+  let size = 0;
+  for (const id of chain) size += layers.get(id)?.['diff-size'] ?? 0;
+  for (const n of img['big-data-names'] ?? []) size += img['big-data-sizes']?.[n] ?? 0;
+  const driverDir = (id: string): string => path.join(store.loc.root, store.loc.driver, id);
+  const graphData: Record<string, string> = {};
+  if (chain.length > 1) graphData.LowerDir = chain.slice(1).map((id) => path.join(driverDir(id), 'diff')).join(':');
+  if (chain.length) {
+    graphData.UpperDir = path.join(driverDir(chain[0]!), 'diff');
+    graphData.WorkDir = path.join(driverDir(chain[0]!), 'work');
+  }
+  const cfg = (config.config ?? {}) as Record<string, unknown>;
+  const docker = manifestType === MT.dockerManifest;
+  const healthcheck = docker ? ((config.container_config as { Healthcheck?: unknown } | undefined)?.Healthcheck ?? (cfg.Healthcheck as unknown) ?? null) : null;
+  const created = typeof config.created === 'string' ? new GoTime(goRFC3339(config.created, true)) : null;
+  // The image spec's History structs: Created, CreatedBy, Author, Comment, EmptyLayer.
+  const history = Array.isArray(config.history)
+    ? (config.history as Record<string, unknown>[]).map((h) => {
+        const created = typeof h.created === 'string' ? goRFC3339(h.created, true) : undefined;
+        const str = (x: unknown): string => (typeof x === 'string' ? x : '');
+        return new GoStruct(
+          { Created: created ? new GoTime(created) : null, CreatedBy: str(h.created_by), Author: str(h.author), Comment: str(h.comment), EmptyLayer: h.empty_layer === true },
+          {
+            ...(created ? { created } : {}),
+            ...(h.created_by ? { created_by: h.created_by } : {}),
+            ...(h.author ? { author: h.author } : {}),
+            ...(h.comment ? { comment: h.comment } : {}),
+            ...(h.empty_layer ? { empty_layer: true } : {}),
+          },
+        );
+      })
+    : null;
+  const parent = await store.parentImage(img, images);
+  const namesHistory = (img as Image & { 'names-history'?: string[] })['names-history'];
+  const labels = cfg.Labels && typeof cfg.Labels === 'object' ? cfg.Labels : null;
+  const rootfs = (config.rootfs ?? {}) as { type?: string; diff_ids?: string[] };
+  const data: Record<string, unknown> = {
+    Id: img.id,
+    Digest: img.digest ?? '',
+    RepoTags: names.filter((n) => !n.includes('@')),
+    RepoDigests: repoDigests,
+    Parent: parent?.id ?? '',
+    Comment: docker && typeof config.comment === 'string' ? config.comment : '',
+    Created: created,
+    Config: imageConfigView(cfg),
+    Version: docker && typeof config.docker_version === 'string' ? config.docker_version : '',
+    Author: typeof config.author === 'string' ? config.author : '',
+    Architecture: typeof config.architecture === 'string' ? config.architecture : '',
+    Os: typeof config.os === 'string' ? config.os : '',
+    Size: size,
+    VirtualSize: size,
+    GraphDriver: new GoStruct({ Name: store.loc.driver, Data: graphData }, { Name: store.loc.driver, Data: graphData }),
+    RootFS: new GoStruct({ Type: rootfs.type ?? '', Layers: rootfs.diff_ids ?? new GoNil('slice') }, { Type: rootfs.type ?? '', Layers: rootfs.diff_ids ?? null }),
+    Labels: labels ?? new GoNil('map'),
+    Annotations: manifest?.annotations ?? {},
+    ManifestType: manifestType,
+    User: typeof cfg.User === 'string' ? cfg.User : '',
+    History: history ?? new GoNil('slice'),
+    NamesHistory: namesHistory ?? new GoNil('slice'),
+    Healthcheck: healthcheck,
+  };
+  return withJSON(data, () => {
+    const { Healthcheck, ...rest } = data;
+    return Healthcheck === null ? rest : data;
+  });
+}
+
+/** `image inspect IMAGE...`: podman's JSON for each image (or a Go template per image); a missing one exits 125. */
+export function addImageInspectCommand(parent: Command): void {
+  parent
+    .command('inspect')
+    .description('Show local images as podman image inspect does (JSON, or --format TEMPLATE per image)')
+    .argument('<images...>', 'NAME or ID')
+    .option('-f, --format <format>', 'json (the default), or a Go template ({{.Id}}, {{.Config.Env}}, {{json .Config}}, ...)')
+    .action(async (names: string[], flags: { format?: string }, cmd: Command) => {
+      const store = await storeOf(cmd.optsWithGlobals() as GlobalOptions);
+      const images = await store.images();
+      const found: Record<string, unknown>[] = [];
+      let missing: string | undefined;
+      for (const name of names) {
+        const img = (await store.resolveImage(name))?.image;
+        if (!img) {
+          missing ??= name;
+          continue;
+        }
+        found.push(await podmanImageData(store, img, images));
+      }
+      if (flags.format && flags.format !== 'json') {
+        const render = compileTemplate(flags.format.replace(/\\t/g, '\t').replace(/\\n/g, '\n'));
+        await writeOut(found.map((d) => `${render(d)}\n`).join(''));
+      } else {
+        // (Go's MarshalIndent with podman's five spaces.)
+        await writeOut(`${found.length ? goJSON(found, 5) : '[]'}\n`);
+      }
+      if (missing !== undefined) throw new SkiffError('ERR_IMAGE_NOT_FOUND', `inspecting object: ${missing}: image not known`, { exitCode: 125 });
     });
 }

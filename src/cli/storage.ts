@@ -13,7 +13,7 @@ import { isShortName, loadRegistriesConf, shortNameCandidates } from '../config/
 import type { Store } from '../store/store.js';
 import { StoreWriter } from '../store/writer.js';
 import { addRegistryFlags, addRetryFlags, hasTransport, openDestination, openSource, type Location, platformFrom, registryOptions, storageFrom, storeOf, writeOut, type GlobalOptions } from './common.js';
-import { addHistoryCommand } from './images.js';
+import { addHistoryCommand, addImageInspectCommand } from './images.js';
 import { makeProgress } from './progress.js';
 import { parsePlatform } from '../core/platform.js';
 
@@ -240,8 +240,9 @@ export function storageCommands(program: Command): void {
   };
   addUntag(program);
 
-  const image = program.command('image').description('Images in local storage: exists, history, prune, untag (podman image)');
+  const image = program.command('image').description('Images in local storage: exists, history, inspect, prune, untag (podman image)');
   addHistoryCommand(image);
+  addImageInspectCommand(image);
   image
     .command('exists')
     .description('Exit 0 when the image is in local storage, 1 when it is not (nothing printed)')

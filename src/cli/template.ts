@@ -305,6 +305,17 @@ export class GoTime {
  * A nil map or slice of a typed field (skopeo's Labels, Env): Go prints it as an empty one (`map[]`, `[]`), while
  * its JSON is `null`; it is false, and empty to len, index and range.
  */
+/**
+ * A Go struct value: its fields (own properties, in the struct's order) for templates, which print it as Go's %v
+ * does (`{v1 v2 …}`), and `json` for {{json}} and JSON output (Go's tags and omitempty).
+ */
+export class GoStruct {
+  constructor(fields: Record<string, unknown>, json: unknown) {
+    Object.assign(this, fields);
+    Object.defineProperty(this, 'toJSON', { value: () => json, enumerable: false });
+  }
+}
+
 export class GoNil {
   constructor(readonly kind: 'map' | 'slice') {}
   toJSON(): null {
@@ -328,6 +339,7 @@ function goType(v: unknown): string {
 function show(v: unknown): string {
   if (v instanceof GoTime) return v.toString();
   if (v instanceof GoNil) return v.kind === 'map' ? 'map[]' : '[]';
+  if (v instanceof GoStruct) return `{${Object.values(v).map(show).join(' ')}}`;
   if (v === undefined) return '<no value>';
   if (v === null) return '<nil>';
   if (Array.isArray(v)) return `[${v.map(show).join(' ')}]`;

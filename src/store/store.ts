@@ -176,6 +176,34 @@ export class Store {
     const out = new Set<string>();
     const nameless = images.filter((i) => !i.names?.length);
     if (!nameless.length) return out;
+    const { isChild, parentOf } = await this.lineage();
+    for (const parent of nameless) {
+      if (!parent.layer) continue;
+      for (const child of images) {
+        if (child === parent || !child.layer || (child.layer !== parent.layer && parentOf.get(child.layer) !== parent.layer)) continue;
+        if (await isChild(parent, child)) {
+          out.add(parent.id);
+          break;
+        }
+      }
+    }
+    return out;
+  }
+
+  /** The image `image` was directly built on, by the rules above (podman inspect's Parent), if it is in the store. */
+  async parentImage(image: Image, images: Image[]): Promise<Image | undefined> {
+    if (!image.layer) return undefined;
+    const { isChild, parentOf } = await this.lineage();
+    const below = parentOf.get(image.layer);
+    for (const parent of images) {
+      if (parent === image || !parent.layer || (parent.layer !== image.layer && parent.layer !== below)) continue;
+      if (await isChild(parent, image)) return parent;
+    }
+    return undefined;
+  }
+
+  /** The layer tree's parent links and libimage's parent-and-child test, with each image's config read once. */
+  private async lineage(): Promise<{ isChild(parent: Image, child: Image): Promise<boolean>; parentOf: Map<string, string | undefined> }> {
     const parentOf = new Map((await this.layers()).map((l) => [l.id, l.parent]));
     type Cfg = { rootfs?: { diff_ids?: string[] }; history?: Record<string, unknown>[] } | undefined;
     const configs = new Map<string, Cfg>();
@@ -203,17 +231,7 @@ export class Store {
       const ch = c.history ?? [];
       return ph.length + 1 === ch.length && ph.every((h, k) => entry(h) === entry(ch[k]!));
     };
-    for (const parent of nameless) {
-      if (!parent.layer) continue;
-      for (const child of images) {
-        if (child === parent || !child.layer || (child.layer !== parent.layer && parentOf.get(child.layer) !== parent.layer)) continue;
-        if (await isChild(parent, child)) {
-          out.add(parent.id);
-          break;
-        }
-      }
-    }
-    return out;
+    return { isChild, parentOf };
   }
 
   /** The manifest list an image holds (podman's `manifest create`), or undefined when it is not a list. */

@@ -227,6 +227,37 @@ describe('skiff pull / push / tag / rmi / save / load', () => {
     unmountUnder(root);
   });
 
+  it('image inspect as podman image inspect on the same store, byte for byte: JSON and templates; skiff and buildah images, a parent, several names, a nameless image; missing exits 125', async () => {
+    const root = `${t.dir}/insp`;
+    const g = ['--root', `${root}/root`, '--runroot', `${root}/run`];
+    const mine = (args: string[]) => run(process.execPath, [SKIFF, ...g, ...args], { env });
+    const theirs = (args: string[]) => run('podman', [...g, '--storage-driver', 'overlay', ...args]);
+    const ctx = `${t.dir}/insp-ctx`;
+    const file = 'FROM localhost/base:1\nENV A=1 B="two words"\nLABEL org.x=y\nCOPY e.txt /e.txt\nWORKDIR /w\nUSER 1000:1000\nEXPOSE 8080/tcp 53/udp\nVOLUME /data\nSTOPSIGNAL SIGTERM\nENTRYPOINT ["/bin/e"]\nCMD ["/a"]\nHEALTHCHECK --interval=5s CMD ["/h"]\n';
+    await baseAndChild(mine, ctx, { Containerfile: file, 'e.txt': 'e\n' }, 'localhost/ichild:1');
+    // A parent and child pair (one step on the base, no name on the parent), and buildah's images, OCI and Docker.
+    await fsp.writeFile(`${ctx}/One`, 'FROM localhost/base:1\nLABEL step=one\n');
+    const parentID = (await ok(mine(['build', '-q', '-f', `${ctx}/One`, ctx]))).trim();
+    await fsp.writeFile(`${ctx}/Two`, `FROM ${parentID}\nCOPY e.txt /two.txt\n`);
+    await ok(mine(['build', '-q', '-t', 'localhost/itwo:1', '-f', `${ctx}/Two`, ctx]));
+    await ok(mine(['tag', 'localhost/ichild:1', 'localhost/another:2']));
+    for (const format of ['oci', 'docker']) await ok(run('buildah', [...g, '--storage-driver', 'overlay', 'bud', '-q', '--isolation', 'chroot', '--format', format, '-t', `localhost/ib-${format}:1`, ctx]));
+    const images = ['localhost/ichild:1', 'localhost/itwo:1', parentID, 'localhost/base:1', 'localhost/ib-oci:1', 'localhost/ib-docker:1'];
+    const mineJSON = await ok(mine(['image', 'inspect', ...images]));
+    assert.equal(mineJSON, await ok(theirs(['image', 'inspect', ...images])));
+    const parsed = JSON.parse(mineJSON) as { Id: string; Parent: string; RepoTags: string[] }[];
+    assert.equal(parsed[1]!.Parent, parentID, 'the child names its parent');
+    assert.deepEqual(parsed[0]!.RepoTags, ['localhost/ichild:1', 'localhost/another:2']);
+    const tpl = '{{.Id}} {{.Created}} {{.RepoTags}} {{.RepoDigests}} {{.Labels}} {{.Config.Env}} {{.Config.ExposedPorts}} {{.Size}} {{.Parent}} {{json .Config}} {{.History}} {{.RootFS}} {{.GraphDriver.Data.UpperDir}} {{.NamesHistory}} {{.Annotations}} {{.ManifestType}}';
+    assert.equal(await ok(mine(['image', 'inspect', '--format', tpl, ...images])), await ok(theirs(['image', 'inspect', '--format', tpl, ...images])));
+    const [m, p] = [await mine(['image', 'inspect', 'localhost/base:1', 'localhost/nope:1']), await theirs(['image', 'inspect', 'localhost/base:1', 'localhost/nope:1'])];
+    assert.equal(m.code, 125);
+    assert.equal(p.code, 125);
+    assert.equal(m.stdout, p.stdout, 'the images found are printed');
+    assert.match(m.stderr, /inspecting object: localhost\/nope:1: image not known/);
+    unmountUnder(root);
+  });
+
   it('save and load round-trip through a docker-archive; podman reads the saved archive', async () => {
     await sk(['save', '-q', '-o', `${t.dir}/saved.tar`, `${reg.host}/library/bb:1`]);
     const r = await run('podman', ['--root', `${t.dir}/proot`, '--runroot', `${t.dir}/prun`, '--storage-driver', 'vfs', 'load', '-i', `${t.dir}/saved.tar`]);

@@ -83,9 +83,24 @@ function buildVolumeShorthand(argv: string[]): string[] {
   return argv.map((a, i) => (i > at && a === '-v' ? '--volume' : a));
 }
 
+/**
+ * podman's `image` group also has the image commands under other names: `image ls` (`list`) is `images`, `image rm`
+ * is `rmi`, and `image build`, `pull`, `push`, `tag`, `save`, `load` are the commands of those names. They run as
+ * those commands, with the same flags.
+ */
+const IMAGE_ALIASES: Record<string, string> = { ls: 'images', list: 'images', rm: 'rmi', build: 'build', pull: 'pull', push: 'push', tag: 'tag', save: 'save', load: 'load' };
+
+function imageAliases(argv: string[]): string[] {
+  if (commandWord(argv) !== 'image') return argv;
+  const at = argv.indexOf('image', 2);
+  const sub = argv[at + 1];
+  const to = sub !== undefined ? IMAGE_ALIASES[sub] : undefined;
+  return to ? [...argv.slice(0, at), to, ...argv.slice(at + 2)] : argv;
+}
+
 export async function main(argv: string[]): Promise<number> {
   enableGcPacing();
-  argv = buildVolumeShorthand(argv);
+  argv = buildVolumeShorthand(imageAliases(argv));
   const program = await makeProgram(argv);
   try {
     await program.parseAsync(argv);

@@ -240,7 +240,7 @@ export function storageCommands(program: Command): void {
   };
   addUntag(program);
 
-  const image = program.command('image').description('Images in local storage: exists, history, inspect, prune, untag (podman image)');
+  const image = program.command('image').description('Images in local storage: exists, history, inspect, prune, untag (podman image); also build, ls (list), load, pull, push, rm, save, tag: the commands images, rmi and the others of those names');
   addHistoryCommand(image);
   addImageInspectCommand(image);
   image

@@ -227,7 +227,7 @@ describe('skiff pull / push / tag / rmi / save / load', () => {
     unmountUnder(root);
   });
 
-  it('image inspect as podman image inspect on the same store, byte for byte: JSON and templates; skiff and buildah images, a parent, several names, a nameless image; missing exits 125', async () => {
+  it('image inspect as podman image inspect on the same store, byte for byte: JSON and templates; skiff and buildah images, a parent, several names, a nameless image; missing exits 125; image ls, tag, rm', async () => {
     const root = `${t.dir}/insp`;
     const g = ['--root', `${root}/root`, '--runroot', `${root}/run`];
     const mine = (args: string[]) => run(process.execPath, [SKIFF, ...g, ...args], { env });
@@ -255,6 +255,13 @@ describe('skiff pull / push / tag / rmi / save / load', () => {
     assert.equal(p.code, 125);
     assert.equal(m.stdout, p.stdout, 'the images found are printed');
     assert.match(m.stderr, /inspecting object: localhost\/nope:1: image not known/);
+    // podman's other names in the image group: image ls/list, tag, rm run images, tag, rmi.
+    await ok(mine(['image', 'tag', 'localhost/base:1', 'localhost/alias:1']));
+    const fields = ['--format', '{{.Repository}}:{{.Tag}} {{.ID}} {{.Size}}'];
+    assert.equal(await ok(mine(['image', 'ls', ...fields])), await ok(theirs(['image', 'ls', ...fields])));
+    assert.equal(await ok(mine(['image', 'list', '-q', '--no-trunc'])), await ok(theirs(['images', '-q', '--no-trunc'])));
+    assert.equal(await ok(mine(['image', 'rm', 'localhost/alias:1'])), 'Untagged: localhost/alias:1\n');
+    assert.equal((await mine(['image', 'exists', 'localhost/alias:1'])).code, 1);
     unmountUnder(root);
   });
 

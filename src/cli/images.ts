@@ -6,7 +6,7 @@ import { rfc3339 } from '../core/config.js';
 import { guessManifestType } from '../core/manifest.js';
 import { MT } from '../core/media-types.js';
 import * as path from 'node:path';
-import { storeOf, writeOut, type GlobalOptions } from './common.js';
+import { parseDuration, storeOf, writeOut, type GlobalOptions } from './common.js';
 import { alignTable, compileTable, compileTemplate, GoNil, GoStruct, GoTime, goJSON } from './template.js';
 
 interface Flags {
@@ -54,16 +54,17 @@ function nameParts(n: string): [string, string] {
 /**
  * podman's `--filter`s: reference=PATTERN (a glob, `*` stopping at `/`, tried on each name in full, familiar
  * (`busybox:latest`) and by its last path component, each with and without the tag: podman 4.3's observed
- * matching), dangling=true|false, label=KEY[=VALUE], before=IMAGE, since=IMAGE, id=PREFIX. Filters of one key
+ * matching), dangling=true|false, label=KEY[=VALUE], label!=KEY[=VALUE], before=IMAGE, since=IMAGE, until=TIME,
+ * id=PREFIX. Filters of one key
  * are alternatives; different keys must all hold. An image matches as a whole: all its names are listed.
  */
-async function imageFilter(store: Store, filters: string[], intermediate: Set<string>): Promise<(img: Image) => Promise<boolean>> {
+export async function imageFilter(store: Store, filters: string[], intermediate: Set<string>): Promise<(img: Image) => Promise<boolean>> {
   const byKey = new Map<string, string[]>();
   for (const f of filters) {
     const eq = f.indexOf('=');
     if (eq <= 0) throw new SkiffError('ERR_USAGE', `--filter ${f}: expected KEY=VALUE`);
     const key = f.slice(0, eq);
-    if (!['reference', 'dangling', 'label', 'before', 'since', 'id'].includes(key)) throw new SkiffError('ERR_USAGE', `--filter ${key}: not a filter skiff knows (reference, dangling, label, before, since, id)`);
+    if (!['reference', 'dangling', 'label', 'label!', 'before', 'since', 'until', 'id'].includes(key)) throw new SkiffError('ERR_USAGE', `--filter ${key}: not a filter skiff knows (reference, dangling, label, label!, before, since, until, id)`);
     byKey.set(key, [...(byKey.get(key) ?? []), f.slice(eq + 1)]);
   }
   const when = async (ref: string, key: string): Promise<number> => {
@@ -72,6 +73,7 @@ async function imageFilter(store: Store, filters: string[], intermediate: Set<st
     return Date.parse(img.created ?? '') || 0;
   };
   const before = await Promise.all((byKey.get('before') ?? []).map((r) => when(r, 'before')));
+  const until = (byKey.get('until') ?? []).map(untilTime);
   const since = await Promise.all((byKey.get('since') ?? []).map((r) => when(r, 'since')));
   for (const d of byKey.get('dangling') ?? []) if (d !== 'true' && d !== 'false') throw new SkiffError('ERR_USAGE', `--filter dangling=${d}: expected true or false`);
   const globs = (byKey.get('reference') ?? []).map((p) => minimatch.makeRe(p, { nobrace: true, noext: true, nonegate: true, nocomment: true, dot: true }));
@@ -97,18 +99,37 @@ async function imageFilter(store: Store, filters: string[], intermediate: Set<st
       any('id', (v) => img.id.startsWith(v.replace(/^sha256:/, ''))),
       before.length ? before.some((t) => created < t) : undefined,
       since.length ? since.some((t) => created > t) : undefined,
+      until.length ? until.some((t) => created < t) : undefined,
     ];
     if (checks.some((c) => c === false)) return false;
-    if (byKey.has('label')) {
+    if (byKey.has('label') || byKey.has('label!')) {
       const labels = await configLabels(store, img);
-      const ok = byKey.get('label')!.some((l) => {
+      const has = (l: string): boolean => {
         const eq = l.indexOf('=');
         return eq < 0 ? Object.hasOwn(labels, l) : labels[l.slice(0, eq)] === l.slice(eq + 1);
-      });
-      if (!ok) return false;
+      };
+      if (byKey.has('label') && !byKey.get('label')!.some(has)) return false;
+      // label!=KEY[=VALUE]: images without that label (or with another value).
+      if (byKey.has('label!') && !byKey.get('label!')!.some((l) => !has(l))) return false;
     }
     return true;
   };
+}
+
+/**
+ * An `until=` filter's time, as containers/common reads it: a Go duration back from now (`24h`, `1h30m`), Unix
+ * seconds, or an RFC 3339 time or date (without a zone: local time).
+ */
+function untilTime(v: string): number {
+  if (/^\d+(\.\d+)?$/.test(v)) return Number(v) * 1000;
+  try {
+    return Date.now() - parseDuration(v);
+  } catch {
+    /* not a duration */
+  }
+  const t = Date.parse(v);
+  if (!Number.isFinite(t)) throw new SkiffError('ERR_USAGE', `--filter until=${v}: expected a duration (24h), Unix seconds or an RFC 3339 time`);
+  return t;
 }
 
 /** How long ago, as podman prints it: go-units' HumanDuration and " ago" (its thresholds and roundings exactly). */

@@ -13,7 +13,7 @@ import { isShortName, loadRegistriesConf, shortNameCandidates } from '../config/
 import type { Store } from '../store/store.js';
 import { StoreWriter } from '../store/writer.js';
 import { addRegistryFlags, addRetryFlags, hasTransport, openDestination, openSource, type Location, platformFrom, registryOptions, storageFrom, storeOf, writeOut, type GlobalOptions } from './common.js';
-import { addHistoryCommand, addImageInspectCommand } from './images.js';
+import { addHistoryCommand, addImageInspectCommand, imageFilter } from './images.js';
 import { makeProgress } from './progress.js';
 import { parsePlatform } from '../core/platform.js';
 
@@ -257,8 +257,11 @@ export function storageCommands(program: Command): void {
     .description('Remove dangling images (no name, no image built on them, no container); with -a every image no container uses. Prints the IDs removed')
     .option('-a, --all', 'remove every image no container uses, not only dangling ones')
     .option('-f, --force', 'do not ask for confirmation')
-    .action(async (flags: { all?: boolean; force?: boolean }, c: Command) => {
+    .option('--filter <filter>', 'only images that also match: until=TIME (24h, an RFC 3339 time), label=KEY[=VALUE], label!=KEY[=VALUE], and the filters of images (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
+    .action(async (flags: { all?: boolean; force?: boolean; filter?: string[] }, c: Command) => {
       const store = await storeOf(c.optsWithGlobals() as GlobalOptions);
+      // (A bad filter is a usage error before anything is asked or removed.)
+      if (flags.filter?.length) await imageFilter(store, flags.filter, new Set());
       if (!flags.force && !(await confirm(flags.all ? 'This command removes all images not used by containers.' : 'This command removes all dangling images.'))) return;
       const w = new StoreWriter(store);
       await w.open();
@@ -266,10 +269,12 @@ export function storageCommands(program: Command): void {
       // As podman: one pass. Dangling images have no name and no image built on them (a nameless parent is
       // intermediate and stays until its child goes); -a takes every image no container uses.
       const images = await store.images();
-      const intermediate = flags.all ? new Set<string>() : await store.intermediateImages(images);
+      const intermediate = flags.all && !flags.filter?.length ? new Set<string>() : await store.intermediateImages(images);
+      const keep = flags.filter?.length ? await imageFilter(store, flags.filter, intermediate) : undefined;
       const inUse = new Set((await store.containers()).map((ct) => ct.image));
       for (const i of images) {
         if (inUse.has(i.id) || (!flags.all && (i.names?.length || intermediate.has(i.id)))) continue;
+        if (keep && !(await keep(i))) continue;
         await w.removeImage(i.id);
         removed.push(i.id);
       }

@@ -227,6 +227,40 @@ describe('skiff pull / push / tag / rmi / save / load', () => {
     unmountUnder(root);
   });
 
+  it('image prune --filter as podman: until=, label=, label!= remove the same images from twin stores; an unknown filter removes nothing', async () => {
+    const mine = `${t.dir}/pf-skiff`;
+    const theirs = `${t.dir}/pf-podman`;
+    const skiffIn = (args: string[]) => run(process.execPath, [SKIFF, '--root', `${mine}/root`, '--runroot', `${mine}/run`, ...args], { env });
+    const podmanIn = (args: string[]) => run('podman', ['--root', `${theirs}/root`, '--runroot', `${theirs}/run`, '--storage-driver', 'overlay', ...args]);
+    const ctx = `${t.dir}/pf-ctx`;
+    await fsp.mkdir(ctx, { recursive: true });
+    await fsp.writeFile(`${ctx}/f`, 'f\n');
+    await fsp.writeFile(`${ctx}/Keep`, 'FROM scratch\nLABEL keep=yes\nCOPY f /f\n');
+    await fsp.writeFile(`${ctx}/Other`, 'FROM scratch\nLABEL keep=no other=1\nCOPY f /g\n');
+    await ok(skiffIn(['build', '-q', '-t', 'localhost/keep:1', '-f', `${ctx}/Keep`, ctx]));
+    await ok(skiffIn(['build', '-q', '-t', 'localhost/other:1', '-f', `${ctx}/Other`, ctx]));
+    // Made in 2024 (the kit's created time).
+    await ok(skiffIn(['copy', '-q', `oci:${t.dir}/other:o`, 'containers-storage:localhost/old:1']));
+    for (const n of ['keep', 'other', 'old']) await ok(run('skopeo', ['copy', '-q', `containers-storage:[overlay@${mine}/root+${mine}/run]localhost/${n}:1`, `containers-storage:[overlay@${theirs}/root+${theirs}/run]localhost/${n}:1`]));
+    const pruned = async (r: typeof skiffIn, args: string[]): Promise<string[]> => (await ok(r(['image', 'prune', '-f', '-a', ...args]))).trim().split('\n').filter(Boolean).sort();
+    const bad = await skiffIn(['image', 'prune', '-f', '-a', '--filter', 'bogus=1']);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /--filter bogus: not a filter/);
+    const bad2 = await skiffIn(['image', 'prune', '-f', '-a', '--filter', 'until=someday']);
+    assert.notEqual(bad2.code, 0);
+    const steps = [['--filter', 'until=2025-01-01T00:00:00Z'], ['--filter', 'until=1000h', '--filter', 'label=keep'], ['--filter', 'label!=keep=yes'], ['--filter', 'label=keep=yes']];
+    const counts: number[] = [];
+    for (const step of steps) {
+      const gone = await pruned(skiffIn, step);
+      assert.deepEqual(gone, await pruned(podmanIn, step), step.join(' '));
+      counts.push(gone.length);
+    }
+    // The 2024 image by date; nothing else is older than 1000 hours; then the one without keep=yes; then the last.
+    assert.deepEqual(counts, [1, 0, 1, 1]);
+    unmountUnder(mine);
+    unmountUnder(theirs);
+  });
+
   it('image inspect as podman image inspect on the same store, byte for byte: JSON and templates; skiff and buildah images, a parent, several names, a nameless image; missing exits 125; image ls, tag, rm', async () => {
     const root = `${t.dir}/insp`;
     const g = ['--root', `${root}/root`, '--runroot', `${root}/run`];

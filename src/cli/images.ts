@@ -6,7 +6,8 @@ import { rfc3339 } from '../core/config.js';
 import { guessManifestType } from '../core/manifest.js';
 import { MT } from '../core/media-types.js';
 import * as path from 'node:path';
-import { parseDuration, storeOf, writeOut, type GlobalOptions } from './common.js';
+import { parseDuration, platformFrom, storeOf, writeOut, type GlobalOptions } from './common.js';
+import { choosePlatform } from '../core/platform.js';
 import { alignTable, compileTable, compileTemplate, GoNil, GoStruct, GoTime, goJSON } from './template.js';
 
 interface Flags {
@@ -552,12 +553,19 @@ export function addImageInspectCommand(parent: Command): void {
     .argument('<images...>', 'NAME or ID')
     .option('-f, --format <format>', 'json (the default), or a Go template ({{.Id}}, {{.Config.Env}}, {{json .Config}}, ...)')
     .action(async (names: string[], flags: { format?: string }, cmd: Command) => {
-      const store = await storeOf(cmd.optsWithGlobals() as GlobalOptions);
+      const globals = cmd.optsWithGlobals() as GlobalOptions;
+      const store = await storeOf(globals);
       const images = await store.images();
       const found: Record<string, unknown>[] = [];
       let missing: string | undefined;
       for (const name of names) {
-        const img = (await store.resolveImage(name))?.image;
+        let img = (await store.resolveImage(name))?.image;
+        // A manifest list stands for its image for this platform, as podman looks images up.
+        const list = img ? await store.listOf(img) : undefined;
+        if (img && list) {
+          const d = choosePlatform(list, platformFrom(globals)).digest;
+          img = images.find((i) => i.digest === d || Object.values(i['big-data-digests'] ?? {}).includes(d));
+        }
         if (!img) {
           missing ??= name;
           continue;

@@ -296,6 +296,11 @@ describe('skiff pull / push / tag / rmi / save / load', () => {
     assert.equal(await ok(mine(['image', 'list', '-q', '--no-trunc'])), await ok(theirs(['images', '-q', '--no-trunc'])));
     assert.equal(await ok(mine(['image', 'rm', 'localhost/alias:1'])), 'Untagged: localhost/alias:1\n');
     assert.equal((await mine(['image', 'exists', 'localhost/alias:1'])).code, 1);
+    // A manifest list stands for its image for this platform, as podman looks it up.
+    await ok(mine(['manifest', 'create', 'localhost/ilist:1', 'containers-storage:localhost/ichild:1']));
+    const listed = await ok(mine(['image', 'inspect', 'localhost/ilist:1']));
+    assert.equal(listed, await ok(theirs(['image', 'inspect', 'localhost/ilist:1'])));
+    assert.equal((JSON.parse(listed) as { Id: string }[])[0]!.Id, parsed[0]!.Id);
     unmountUnder(root);
   });
 

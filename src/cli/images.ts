@@ -347,8 +347,9 @@ export function addHistoryCommand(parent: Command): void {
     .option('-q, --quiet', 'IDs only')
     .action(async (name: string, flags: HistoryFlags, cmd: Command) => {
       const human = flags.human === undefined || flags.human === true || !/^=?(false|0)$/i.test(String(flags.human));
-      const store = await storeOf(cmd.optsWithGlobals() as GlobalOptions);
-      const img = (await store.resolveImage(name))?.image;
+      const globals = cmd.optsWithGlobals() as GlobalOptions;
+      const store = await storeOf(globals);
+      const img = await lookupImage(store, name, globals);
       if (!img) throw new SkiffError('ERR_IMAGE_NOT_FOUND', `${name}: image not known`, { exitCode: 125 });
       const bytes = await store.bigData(img, `sha256:${img.id}`);
       let history: { created?: string; created_by?: string; comment?: string; empty_layer?: boolean }[] = [];
@@ -545,6 +546,18 @@ async function podmanImageData(store: Store, img: Image, images: Image[]): Promi
   });
 }
 
+/**
+ * An image by name or ID as podman looks it up for inspect and history: a manifest list stands for its image for
+ * this platform (--override-arch/os/variant), if that is in the store.
+ */
+async function lookupImage(store: Store, name: string, globals: GlobalOptions, images?: Image[]): Promise<Image | undefined> {
+  const img = (await store.resolveImage(name))?.image;
+  const list = img ? await store.listOf(img) : undefined;
+  if (!img || !list) return img;
+  const d = choosePlatform(list, platformFrom(globals)).digest;
+  return (images ?? (await store.images())).find((i) => i.digest === d || Object.values(i['big-data-digests'] ?? {}).includes(d));
+}
+
 /** `image inspect IMAGE...`: podman's JSON for each image (or a Go template per image); a missing one exits 125. */
 export function addImageInspectCommand(parent: Command): void {
   parent
@@ -559,13 +572,7 @@ export function addImageInspectCommand(parent: Command): void {
       const found: Record<string, unknown>[] = [];
       let missing: string | undefined;
       for (const name of names) {
-        let img = (await store.resolveImage(name))?.image;
-        // A manifest list stands for its image for this platform, as podman looks images up.
-        const list = img ? await store.listOf(img) : undefined;
-        if (img && list) {
-          const d = choosePlatform(list, platformFrom(globals)).digest;
-          img = images.find((i) => i.digest === d || Object.values(i['big-data-digests'] ?? {}).includes(d));
-        }
+        const img = await lookupImage(store, name, globals, images);
         if (!img) {
           missing ??= name;
           continue;

@@ -301,6 +301,10 @@ describe('skiff pull / push / tag / rmi / save / load', () => {
     const listed = await ok(mine(['image', 'inspect', 'localhost/ilist:1']));
     assert.equal(listed, await ok(theirs(['image', 'inspect', 'localhost/ilist:1'])));
     assert.equal((JSON.parse(listed) as { Id: string }[])[0]!.Id, parsed[0]!.Id);
+    // history too (it printed nothing: a list has no config of its own).
+    const hist = ['history', '-H=false', '--no-trunc', 'localhost/ilist:1'];
+    assert.equal(await ok(mine(hist)), await ok(theirs(hist)));
+    assert.match(await ok(mine(hist)), /HEALTHCHECK/);
     unmountUnder(root);
   });
 

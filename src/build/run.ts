@@ -54,12 +54,25 @@ export interface ContainerOptions {
   unmask?: string[];
   /** --security-opt seccomp=: `unconfined`, or a profile file; undefined is the system's default profile. */
   seccompProfile?: string;
+  /** --device: host device nodes in RUN's /dev (the node at `container`, with cgroup access `perms`, rwm). */
+  devices?: Device[];
   /** --stdin: RUN's standard input is skiff's (default: none). */
   stdin?: boolean;
   /** --runtime-flag: global flags for the OCI runtime, without their leading `--` (`log-format=json`, `debug`). */
   runtimeFlags?: string[];
   /** The seccomp profile in effect (from seccompProfile; OCI runtime only), or what reads it when a RUN first needs it. */
   seccomp?: SeccompProfile | (() => Promise<SeccompProfile | undefined>);
+}
+
+export interface Device {
+  host: string;
+  container: string;
+  perms: string;
+  /** From the host node: character or block, its numbers and mode. */
+  type: 'c' | 'b';
+  major: number;
+  minor: number;
+  mode: number;
 }
 
 export interface Ulimit {
@@ -95,6 +108,18 @@ export function rlimits(o: ContainerOptions | undefined): { type: string; soft: 
 /** The OCI config as JSON, unlimited rlimits spelled 18446744073709551615. */
 export function configJSON(config: unknown): string {
   return JSON.stringify(config).replaceAll(`"${INFINITY_MARK}"`, '18446744073709551615');
+}
+
+/**
+ * --device in the OCI config: each node in linux.devices (the runtime makes it, or binds the host's in a user
+ * namespace, where nodes cannot be made) and allowed in the device cgroup with its permissions.
+ */
+function ociDevices(o: ContainerOptions | undefined): { devices?: unknown[]; resources?: unknown } {
+  if (!o?.devices?.length) return {};
+  return {
+    devices: o.devices.map((d) => ({ path: d.container, type: d.type, major: d.major, minor: d.minor, fileMode: d.mode, uid: 0, gid: 0 })),
+    resources: { devices: o.devices.map((d) => ({ allow: true, type: d.type, major: d.major, minor: d.minor, access: d.perms })) },
+  };
 }
 
 /** util-linux's prlimit and setpriv before a command: --ulimit and no-new-privileges without an OCI runtime. */
@@ -308,6 +333,8 @@ export async function runStep(s: RunSpec): Promise<string> {
     mounts.push(...(await networkFiles(s.dir, s.container)));
     mounts.push(...(s.mounts ?? []));
     if (s.isolation === 'chroot') {
+      // (No runtime to make device nodes: the host's are bound in, as a rootless runtime does.)
+      for (const d of s.container?.devices ?? []) mounts.push({ destination: d.container, type: 'bind', source: d.host, options: ['bind', d.perms.includes('w') ? 'rw' : 'ro'] });
       const quads = (mounts as OciMount[]).filter((x) => x.type === 'bind' || (x.type === 'tmpfs' && !x.destination.startsWith('/dev'))).filter((x) => x.destination !== '/sys').flatMap((x) => [x.type, x.source, x.destination, x.type === 'tmpfs' ? (x.options ?? []).join(',') || 'mode=1777' : x.options?.includes('ro') ? 'ro' : 'rw']);
       const ns = ['--pid', '--fork', '--mount', '--uts', '--ipc', ...(s.network === 'none' ? ['--net'] : []), '--propagation', 'private'];
       const env = Object.fromEntries(s.env.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
@@ -335,7 +362,7 @@ export async function runStep(s: RunSpec): Promise<string> {
       root: { path: merged, readonly: false },
       hostname: 'skiff-build',
       mounts,
-      linux: { namespaces, ...maskedPaths(s.container), ...(seccomp ? { seccomp: ociSeccomp(seccomp, caps) } : {}) },
+      linux: { namespaces, ...maskedPaths(s.container), ...(seccomp ? { seccomp: ociSeccomp(seccomp, caps) } : {}), ...ociDevices(s.container) },
     };
     await fsp.writeFile(path.join(bundle, 'config.json'), configJSON(config));
     const id = `skiff-${process.pid}-${path.basename(s.dir)}`;

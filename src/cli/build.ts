@@ -1,4 +1,4 @@
-import { accessSync, closeSync, existsSync, constants as fsConstants, openSync, promises as fsp, readFileSync } from 'node:fs';
+import { accessSync, closeSync, existsSync, constants as fsConstants, openSync, promises as fsp, readFileSync, statSync, type Stats } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Command, Option } from 'commander';
@@ -8,7 +8,7 @@ import { formatPlatform, hostPlatform, parsePlatform } from '../core/platform.js
 import { fetchContext, isGitContext, isRemoteContext } from '../build/remote-context.js';
 import { download } from '../build/sources.js';
 import { parseDuration, parseIntOption, registryOptions, storageFrom, storeOf, writeOut, type GlobalOptions } from './common.js';
-import { capabilityName, ULIMITS, type ContainerOptions } from '../build/run.js';
+import { capabilityName, ULIMITS, type ContainerOptions, type Device } from '../build/run.js';
 import type { SeccompProfile } from '../build/seccomp.js';
 import type { SourceOptions } from '../core/image.js';
 import type { CopyOptions } from '../copy/copy.js';
@@ -55,6 +55,7 @@ interface BuildFlags {
   capAdd?: string[];
   capDrop?: string[];
   shmSize?: string;
+  device?: string[];
   retry?: number;
   retryDelay?: number;
   volume?: string[];
@@ -163,6 +164,38 @@ function parseSize(v: string): number {
   return Math.floor(n);
 }
 
+/**
+ * podman's --device HOST[:CONTAINER][:PERMISSIONS]: a host device node (character or block) in RUN's /dev, at its
+ * own path or CONTAINER, with cgroup permissions from r, w and m (default rwm).
+ */
+function parseDevice(spec: string): Device {
+  const parts = spec.split(':');
+  const bad = (why: string): SkiffError => new SkiffError('ERR_USAGE', `--device ${JSON.stringify(spec)}: ${why}`);
+  if (parts.length > 3 || !parts[0]) throw bad('expected HOST[:CONTAINER][:PERMISSIONS]');
+  const host = parts[0];
+  let container = host;
+  let perms = 'rwm';
+  if (parts.length === 3) [container, perms] = [parts[1]!, parts[2]!];
+  else if (parts.length === 2) {
+    if (/^[rwm]+$/.test(parts[1]!)) perms = parts[1]!;
+    else container = parts[1]!;
+  }
+  if (!path.isAbsolute(host) || !path.isAbsolute(container)) throw bad('paths must be absolute');
+  if (!/^[rwm]{1,3}$/.test(perms) || new Set(perms).size !== perms.length) throw bad(`permissions ${JSON.stringify(perms)}: some of r, w, m`);
+  let st: Stats;
+  try {
+    st = statSync(host);
+  } catch (e) {
+    throw bad((e as Error).message);
+  }
+  if (!st.isCharacterDevice() && !st.isBlockDevice()) throw bad('not a device node');
+  // (Linux's dev_t: 12 bits of major, 20 of minor, split as glibc's gnu_dev_major/minor read them.)
+  const rdev = BigInt(st.rdev);
+  const major = Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn));
+  const minor = Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn));
+  return { host, container, perms, type: st.isCharacterDevice() ? 'c' : 'b', major, minor, mode: st.mode & 0o7777 };
+}
+
 /** The RUN container flags, checked before anything is built. */
 function containerOptions(flags: BuildFlags): ContainerOptions {
   const o: ContainerOptions = {};
@@ -183,6 +216,7 @@ function containerOptions(flags: BuildFlags): ContainerOptions {
   if (flags.capAdd?.length) o.capAdd = flags.capAdd.flatMap((c) => c.split(',')).map(capabilityName);
   if (flags.capDrop?.length) o.capDrop = flags.capDrop.flatMap((c) => c.split(',')).map(capabilityName);
   if (flags.shmSize !== undefined) o.shmSize = parseSize(flags.shmSize);
+  for (const spec of flags.device ?? []) (o.devices ??= []).push(parseDevice(spec));
   if (flags.runtimeFlag?.length) o.runtimeFlags = flags.runtimeFlag.map((f) => f.replace(/^--/, ''));
   if (flags.stdin) o.stdin = true;
   for (const u of flags.ulimit ?? []) {
@@ -477,6 +511,7 @@ export function buildCommand(program: Command): void {
     .option('--ulimit <type=soft[:hard]>', 'a resource limit for RUN, as podman: nofile=1024:2048, nproc=-1 (repeatable)', collect)
     .option('--security-opt <option>', 'RUN\'s container: no-new-privileges, apparmor=, mask=, unmask=; label=disable and seccomp=unconfined are accepted (repeatable)', collect)
     .option('--shm-size <size>', 'size of /dev/shm in RUN (e.g. 64m, 1g; default 64m)')
+    .option('--device <host[:container][:perms]>', 'a host device node in RUN\'s /dev, as podman: /dev/fuse, /dev/null:/dev/mine:r (repeatable)', collect)
     .option('--retry <n>', 'retries of a failed base image pull (default 3)', parseIntOption('--retry'))
     .option('--retry-delay <duration>', 'first retry delay, doubled each time (default 1s)', parseDuration)
     .option('--rm [bool]', 'accepted for docker\'s and podman\'s scripts: skiff keeps no build containers')

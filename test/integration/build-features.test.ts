@@ -280,6 +280,31 @@ describe('skiff build features', () => {
     }
   });
 
+  it('--device: host device nodes in RUN\'s /dev, at their own path or another, under runc and chroot; bad values refused before building', async () => {
+    const file = `FROM ${base}\nRUN ls -l /dev/mynull /dev/full > /devs.txt; echo hi > /dev/mynull && echo wrote >> /devs.txt; head -c 4 /dev/mine | wc -c >> /devs.txt\n`;
+    const ctx = path.join(t.dir, 'ctx-device');
+    await fsp.mkdir(ctx, { recursive: true });
+    await fsp.writeFile(path.join(ctx, 'Containerfile'), file);
+    for (const isolation of ['oci', 'chroot']) {
+      const out = path.join(t.dir, `device-${isolation}`);
+      await ok(skiff([...S(), 'build', '-q', '--no-cache', '--isolation', isolation, '--device', '/dev/null:/dev/mynull', '--device', '/dev/zero:/dev/mine:r', '--device', '/dev/full', '--output', `type=local,dest=${out}`, ctx]));
+      const seen = await fsp.readFile(path.join(out, 'devs.txt'), 'utf8');
+      assert.match(seen, /^c\S+\s.*\s1,\s+7 .*\/dev\/full$/m, isolation);
+      assert.match(seen, /^c\S+\s.*\s1,\s+3 .*\/dev\/mynull$/m, isolation);
+      assert.match(seen, /^wrote\n4\n$/m, isolation);
+    }
+    for (const [flags, msg] of [
+      [['--device', '/nonexistent/dev'], /--device "\/nonexistent\/dev": ENOENT/],
+      [['--device', '/etc/passwd'], /not a device node/],
+      [['--device', '/dev/null:relative'], /paths must be absolute/],
+      [['--device', '/dev/null:/dev/x:rwx'], /permissions "rwx"/],
+    ] as const) {
+      const r = await skiff([...S(), 'build', '-q', ...flags, ctx]);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, msg);
+    }
+  });
+
   it('--ulimit and --security-opt (no-new-privileges, mask, unmask, label=disable, seccomp=unconfined) under runc and chroot; bad values refused before building', async () => {
     const file = [
       `FROM ${base}`,

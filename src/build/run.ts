@@ -54,6 +54,11 @@ export interface ContainerOptions {
   unmask?: string[];
   /** --security-opt seccomp=: `unconfined`, or a profile file; undefined is the system's default profile. */
   seccompProfile?: string;
+  /**
+   * --pid, --ipc, --uts, --cgroupns: `host` shares skiff's namespace, a path joins that one (OCI runtime only);
+   * unset (or `private`) is a new one (for cgroup: none, as before).
+   */
+  namespaces?: Partial<Record<'pid' | 'ipc' | 'uts' | 'cgroup', 'private' | 'host' | string>>;
   /** --device: host device nodes in RUN's /dev (the node at `container`, with cgroup access `perms`, rwm). */
   devices?: Device[];
   /** --stdin: RUN's standard input is skiff's (default: none). */
@@ -223,19 +228,19 @@ async function networkFiles(dir: string, o: ContainerOptions | undefined): Promi
  * chroot isolation (buildah's `--isolation chroot`): new pid/mount/uts/ipc (and network, for `none`) namespaces,
  * /proc, a /dev of the host's basic nodes, /sys read-only, hosts and resolv.conf, the step's mounts, then
  * `unshare --root --wd --setuid --setgid` runs the command. Arguments: merged dir, cwd, uid, gid, /dev/shm size,
- * mount quads (type source destination ro|rw|options), `--`, the command. (--cap-add/--cap-drop need the runtime.)
+ * the host namespaces shared (P pid, U uts, I ipc; `-` none), mount quads (type source destination ro|rw|options), `--`, the command. (--cap-add/--cap-drop need the runtime.)
  */
 const CHROOT_SCRIPT = `
-M=$1; W=$2; U=$3; G=$4; SHM=$5; shift 5
+M=$1; W=$2; U=$3; G=$4; SHM=$5; HOSTNS=$6; shift 6
 CP=$PATH; PATH=/usr/sbin:/usr/bin:/sbin:/bin
 UNSHARE=$(command -v unshare)
-hostname skiff-build
+case $HOSTNS in *U*) ;; *) hostname skiff-build ;; esac
 mkdir -p "$M/proc" "$M/dev" "$M/sys"
-mount -t proc proc "$M/proc"
+case $HOSTNS in *P*) mount --rbind /proc "$M/proc" ;; *) mount -t proc proc "$M/proc" ;; esac
 mount -t tmpfs -o nosuid,mode=755,size=65536k tmpfs "$M/dev"
 for n in null zero full random urandom tty; do touch "$M/dev/$n"; mount --bind "/dev/$n" "$M/dev/$n"; done
 mkdir -p "$M/dev/shm" "$M/dev/pts"
-mount -t tmpfs -o nosuid,nodev,noexec,mode=1777,size=$SHM shm "$M/dev/shm"
+case $HOSTNS in *I*) mount --rbind /dev/shm "$M/dev/shm" ;; *) mount -t tmpfs -o nosuid,nodev,noexec,mode=1777,size=$SHM shm "$M/dev/shm" ;; esac
 ln -s /proc/self/fd "$M/dev/fd"; ln -s /proc/self/fd/0 "$M/dev/stdin"; ln -s /proc/self/fd/1 "$M/dev/stdout"; ln -s /proc/self/fd/2 "$M/dev/stderr"
 mount --rbind /sys "$M/sys"; mount -o remount,bind,ro "$M/sys" 2>/dev/null || true
 while [ "$1" != "--" ]; do
@@ -336,19 +341,31 @@ export async function runStep(s: RunSpec): Promise<string> {
       // (No runtime to make device nodes: the host's are bound in, as a rootless runtime does.)
       for (const d of s.container?.devices ?? []) mounts.push({ destination: d.container, type: 'bind', source: d.host, options: ['bind', d.perms.includes('w') ? 'rw' : 'ro'] });
       const quads = (mounts as OciMount[]).filter((x) => x.type === 'bind' || (x.type === 'tmpfs' && !x.destination.startsWith('/dev'))).filter((x) => x.destination !== '/sys').flatMap((x) => [x.type, x.source, x.destination, x.type === 'tmpfs' ? (x.options ?? []).join(',') || 'mode=1777' : x.options?.includes('ro') ? 'ro' : 'rw']);
-      const ns = ['--pid', '--fork', '--mount', '--uts', '--ipc', ...(s.network === 'none' ? ['--net'] : []), '--propagation', 'private'];
+      const shared = s.container?.namespaces ?? {};
+      const ns = [...(shared.pid === 'host' ? [] : ['--pid', '--fork']), '--mount', ...(shared.uts === 'host' ? [] : ['--uts']), ...(shared.ipc === 'host' ? [] : ['--ipc']), ...(shared.cgroup === 'private' ? ['--cgroup'] : []), ...(s.network === 'none' ? ['--net'] : []), '--propagation', 'private'];
+      const flags = `${shared.pid === 'host' ? 'P' : ''}${shared.uts === 'host' ? 'U' : ''}${shared.ipc === 'host' ? 'I' : ''}` || '-';
       const env = Object.fromEntries(s.env.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
       const r = await new Promise<number>((resolve, reject) => {
         // (Limits and no_new_privs are inherited: set on unshare, they hold for the command it runs.)
         const [cmd, ...pre] = [...chrootWrappers(s.container), 'unshare'];
-        const p = spawn(cmd!, [...pre, ...ns, '/bin/sh', '-ec', CHROOT_SCRIPT, 'skiff-chroot', merged, s.cwd, String(uid), String(gid), shm, ...quads, '--', ...s.args], { stdio: [s.container?.stdin ? 0 : 'ignore', 2, 2], env });
+        const p = spawn(cmd!, [...pre, ...ns, '/bin/sh', '-ec', CHROOT_SCRIPT, 'skiff-chroot', merged, s.cwd, String(uid), String(gid), shm, flags, ...quads, '--', ...s.args], { stdio: [s.container?.stdin ? 0 : 'ignore', 2, 2], env });
         p.on('error', reject);
         p.on('close', (code) => resolve(code ?? -1));
       });
       if (r !== 0) throw new SkiffError('ERR_BUILD', `exit status ${r}`);
       return upper;
     }
-    const namespaces = [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, ...(s.network === 'none' ? [{ type: 'network' }] : [])];
+    const ns = s.container?.namespaces ?? {};
+    const joined = (type: 'pid' | 'ipc' | 'uts' | 'cgroup', byDefault: boolean): { type: string; path?: string }[] => {
+      const v = ns[type];
+      if (v === 'host' || (v === undefined && !byDefault)) return [];
+      return v && v !== 'private' ? [{ type, path: v }] : [{ type }];
+    };
+    const namespaces = [...joined('pid', true), ...joined('ipc', true), ...joined('uts', true), ...joined('cgroup', false), { type: 'mount' }, ...(s.network === 'none' ? [{ type: 'network' }] : [])];
+    // The host's PID namespace: its /proc, bound (a new proc mount needs a PID namespace of the user namespace's
+    // own when rootless); the host's IPC namespace: its /dev/shm.
+    if (ns.pid === 'host') mounts.splice(mounts.findIndex((x) => x.destination === '/proc'), 1, { destination: '/proc', type: 'bind', source: '/proc', options: ['rbind', 'nosuid', 'noexec', 'nodev'] });
+    if (ns.ipc === 'host') mounts.splice(mounts.findIndex((x) => x.destination === '/dev/shm'), 1, { destination: '/dev/shm', type: 'bind', source: '/dev/shm', options: ['rbind', 'nosuid', 'noexec', 'nodev'] });
     const caps = capabilities(s.container);
     const seccomp = typeof s.container?.seccomp === 'function' ? await s.container.seccomp() : s.container?.seccomp;
     const config = {
@@ -360,7 +377,8 @@ export async function runStep(s: RunSpec): Promise<string> {
         ...(s.container?.apparmor ? { apparmorProfile: s.container.apparmor } : {}),
       },
       root: { path: merged, readonly: false },
-      hostname: 'skiff-build',
+      // (A hostname needs a UTS namespace of the container's own.)
+      ...(ns.uts === undefined || ns.uts === 'private' ? { hostname: 'skiff-build' } : {}),
       mounts,
       linux: { namespaces, ...maskedPaths(s.container), ...(seccomp ? { seccomp: ociSeccomp(seccomp, caps) } : {}), ...ociDevices(s.container) },
     };

@@ -56,6 +56,10 @@ interface BuildFlags {
   capDrop?: string[];
   shmSize?: string;
   device?: string[];
+  pid?: string;
+  ipc?: string;
+  uts?: string;
+  cgroupns?: string;
   retry?: number;
   retryDelay?: number;
   volume?: string[];
@@ -217,6 +221,14 @@ function containerOptions(flags: BuildFlags): ContainerOptions {
   if (flags.capDrop?.length) o.capDrop = flags.capDrop.flatMap((c) => c.split(',')).map(capabilityName);
   if (flags.shmSize !== undefined) o.shmSize = parseSize(flags.shmSize);
   for (const spec of flags.device ?? []) (o.devices ??= []).push(parseDevice(spec));
+  for (const [flag, type] of [['pid', 'pid'], ['ipc', 'ipc'], ['uts', 'uts'], ['cgroupns', 'cgroup']] as const) {
+    const v = flags[flag];
+    if (v === undefined) continue;
+    // podman's values: private (a new namespace), host (skiff's own), or the path of one to join (not for cgroupns).
+    if (v !== 'private' && v !== 'host' && (type === 'cgroup' || !path.isAbsolute(v))) throw new SkiffError('ERR_USAGE', `--${flag} ${JSON.stringify(v)}: expected private, host${type === 'cgroup' ? '' : ' or the path of a namespace to join'}`);
+    if (path.isAbsolute(v) && !existsSync(v)) throw new SkiffError('ERR_USAGE', `--${flag} ${v}: no such namespace file`);
+    (o.namespaces ??= {})[type] = v;
+  }
   if (flags.runtimeFlag?.length) o.runtimeFlags = flags.runtimeFlag.map((f) => f.replace(/^--/, ''));
   if (flags.stdin) o.stdin = true;
   for (const u of flags.ulimit ?? []) {
@@ -511,6 +523,10 @@ export function buildCommand(program: Command): void {
     .option('--ulimit <type=soft[:hard]>', 'a resource limit for RUN, as podman: nofile=1024:2048, nproc=-1 (repeatable)', collect)
     .option('--security-opt <option>', 'RUN\'s container: no-new-privileges, apparmor=, mask=, unmask=; label=disable and seccomp=unconfined are accepted (repeatable)', collect)
     .option('--shm-size <size>', 'size of /dev/shm in RUN (e.g. 64m, 1g; default 64m)')
+    .option('--pid <mode>', 'RUN\'s PID namespace: private (default), host, or the path of one to join')
+    .option('--ipc <mode>', 'RUN\'s IPC namespace: private (default), host, or the path of one to join')
+    .option('--uts <mode>', 'RUN\'s UTS namespace (hostname): private (default), host, or the path of one to join')
+    .option('--cgroupns <mode>', 'RUN\'s cgroup namespace: host (default) or private')
     .option('--device <host[:container][:perms]>', 'a host device node in RUN\'s /dev, as podman: /dev/fuse, /dev/null:/dev/mine:r (repeatable)', collect)
     .option('--retry <n>', 'retries of a failed base image pull (default 3)', parseIntOption('--retry'))
     .option('--retry-delay <duration>', 'first retry delay, doubled each time (default 1s)', parseDuration)
@@ -607,6 +623,9 @@ export function buildCommand(program: Command): void {
             process.stderr.write(`skiff: warning: no OCI runtime (${flags.runtime ?? 'runc'}) found: RUN steps use --isolation chroot\n`);
             isolation = 'chroot';
           }
+        }
+        for (const [k, v] of Object.entries(containerOpts.namespaces ?? {})) {
+          if (isolation === 'chroot' && path.isAbsolute(v)) throw new SkiffError('ERR_USAGE', `--${k === 'cgroup' ? 'cgroupns' : k} ${v}: joining a namespace needs the OCI runtime, not --isolation chroot`);
         }
         const output = flags.output !== undefined ? parseOutput(flags.output) : undefined;
         if (output?.type === 'docker' && !output.dest && !flags.tag?.length) throw new SkiffError('ERR_USAGE', '--output type=docker loads the image into the Docker daemon under its -t name: give -t (or dest=FILE for a docker-archive)');

@@ -4,6 +4,7 @@
  * RUN --mount (bind, cache, tmpfs, secret), ADD of archives and URLs, COPY wildcards, --exclude, --parents, heredocs.
  */
 import { strict as assert } from 'node:assert';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -273,6 +274,56 @@ describe('skiff build features', () => {
       [['--add-host', 'nocolon'], /--add-host "nocolon": expected HOST:IP/],
       [['--cap-add', 'nonsense'], /unknown capability "nonsense"/],
       [['--shm-size', 'lots'], /--shm-size "lots"/],
+    ] as const) {
+      const r = await skiff([...S(), 'build', '-q', ...flags, ctx]);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, msg);
+    }
+  });
+
+  it('--pid, --ipc, --uts, --cgroupns: private by default, the host\'s with host, a namespace joined by path (runc); the host keeps its hostname; bad values refused', async () => {
+    const file = `FROM ${base}\nRUN hostname > /h.txt; readlink /proc/self/ns/ipc > /ipc.txt; readlink /proc/self/ns/pid > /pid.txt; readlink /proc/self/ns/uts > /uts.txt; readlink /proc/self/ns/cgroup > /cg.txt\n`;
+    const ctx = path.join(t.dir, 'ctx-ns');
+    await fsp.mkdir(ctx, { recursive: true });
+    await fsp.writeFile(path.join(ctx, 'Containerfile'), file);
+    const mine = async (type: string): Promise<string> => fsp.readlink(`/proc/self/ns/${type}`);
+    const hostname = (await run('hostname', [])).stdout.trim();
+    const seen = async (flags: string[], isolation: string): Promise<Record<string, string>> => {
+      const out = path.join(t.dir, `ns-${isolation}-${flags.length}`);
+      await fsp.rm(out, { recursive: true, force: true });
+      await ok(skiff([...S(), 'build', '-q', '--no-cache', '--isolation', isolation, ...flags, '--output', `type=local,dest=${out}`, ctx]));
+      const r = async (f: string): Promise<string> => (await fsp.readFile(path.join(out, f), 'utf8')).trim();
+      return { h: await r('h.txt'), ipc: await r('ipc.txt'), pid: await r('pid.txt'), cg: await r('cg.txt') };
+    };
+    for (const isolation of ['oci', 'chroot']) {
+      const own = await seen([], isolation);
+      assert.equal(own.h, 'skiff-build', isolation);
+      assert.notEqual(own.ipc, await mine('ipc'));
+      assert.notEqual(own.pid, await mine('pid'));
+      assert.equal(own.cg, await mine('cgroup'), 'the cgroup namespace is shared by default');
+      const host = await seen(['--pid', 'host', '--ipc', 'host', '--uts', 'host', '--cgroupns', 'private'], isolation);
+      assert.deepEqual([host.h, host.ipc, host.pid], [hostname, await mine('ipc'), await mine('pid')], isolation);
+      assert.notEqual(host.cg, await mine('cgroup'));
+      assert.equal((await run('hostname', [])).stdout.trim(), hostname, 'the host\'s hostname is left alone');
+    }
+    // Joining a namespace by path: another process's IPC namespace.
+    const holder = spawn('unshare', ['--ipc', 'sleep', '60'], { stdio: 'ignore' });
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      const target = await fsp.readlink(`/proc/${holder.pid}/ns/ipc`);
+      assert.notEqual(target, await mine('ipc'));
+      const joined = await seen(['--ipc', `/proc/${holder.pid}/ns/ipc`], 'oci');
+      assert.equal(joined.ipc, target);
+      const refused = await skiff([...S(), 'build', '-q', '--isolation', 'chroot', '--ipc', `/proc/${holder.pid}/ns/ipc`, ctx]);
+      assert.equal(refused.code, 1);
+      assert.match(refused.stderr, /joining a namespace needs the OCI runtime/);
+    } finally {
+      holder.kill();
+    }
+    for (const [flags, msg] of [
+      [['--pid', 'sideways'], /--pid "sideways": expected private, host or the path/],
+      [['--cgroupns', '/proc/self/ns/cgroup'], /--cgroupns "\/proc\/self\/ns\/cgroup": expected private, host/],
+      [['--uts', '/nonexistent/ns'], /no such namespace file/],
     ] as const) {
       const r = await skiff([...S(), 'build', '-q', ...flags, ctx]);
       assert.equal(r.code, 1);

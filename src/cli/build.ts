@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { accessSync, closeSync, existsSync, constants as fsConstants, openSync, promises as fsp, readFileSync, statSync, type Stats } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -56,6 +57,7 @@ interface BuildFlags {
   capDrop?: string[];
   shmSize?: string;
   device?: string[];
+  cppFlag?: string[];
   pid?: string;
   ipc?: string;
   uts?: string;
@@ -390,6 +392,32 @@ async function readBuildArgFiles(files: string[]): Promise<Record<string, string
   return out;
 }
 
+/**
+ * buildah's Containerfile.in: `cpp -E -iquote CONTEXT -traditional -undef`, then BUILDAH_CPPFLAGS and --cpp-flag,
+ * the file on its standard input (its #include "…" found in the context). cpp's line markers are comments.
+ */
+function preprocess(file: string, text: string, context: string, flags: string[]): { text: string; where(line: number): string } {
+  const extra = process.env.BUILDAH_CPPFLAGS ? process.env.BUILDAH_CPPFLAGS.split(/\s+/).filter(Boolean) : [];
+  const r = spawnSync('cpp', ['-E', '-iquote', context, '-traditional', '-undef', ...extra, ...flags, '-'], { input: text, encoding: 'utf8', maxBuffer: 1 << 26 });
+  if (r.error) throw new SkiffError('ERR_USAGE', `${file}: preprocessing it needs cpp (the C preprocessor): ${r.error.message}`);
+  if (r.status !== 0) throw new SkiffError('ERR_USAGE', `preprocessing ${file}: ${r.stderr.trim().replace(/^<stdin>:/gm, `${file}:`)}`);
+  // Where each output line came from, by cpp's line markers (`# LINE "FILE" FLAGS`): errors name that place.
+  const origin: string[] = [];
+  let name = file;
+  let next = 1;
+  for (const line of r.stdout.split('\n')) {
+    const m = /^# (\d+) "((?:[^"\\]|\\.)*)"/.exec(line);
+    if (m) {
+      next = Number(m[1]);
+      name = m[2] === '<stdin>' ? file : m[2]!;
+      origin.push('');
+      continue;
+    }
+    origin.push(`${name}:${next++}`);
+  }
+  return { text: r.stdout, where: (n) => origin[n - 1] || `${file} (after cpp, line ${n})` };
+}
+
 /** A Containerfile given as `-f -`. */
 async function readStdin(): Promise<string> {
   if (process.stdin.isTTY) throw new SkiffError('ERR_USAGE', '-f -: the Containerfile is read from standard input, which is a terminal: pipe it in');
@@ -523,6 +551,7 @@ export function buildCommand(program: Command): void {
     .option('--ulimit <type=soft[:hard]>', 'a resource limit for RUN, as podman: nofile=1024:2048, nproc=-1 (repeatable)', collect)
     .option('--security-opt <option>', 'RUN\'s container: no-new-privileges, apparmor=, mask=, unmask=; label=disable and seccomp=unconfined are accepted (repeatable)', collect)
     .option('--shm-size <size>', 'size of /dev/shm in RUN (e.g. 64m, 1g; default 64m)')
+    .option('--cpp-flag <flag>', 'a flag for cpp, which preprocesses a Containerfile named *.in (repeatable; also BUILDAH_CPPFLAGS)', collect)
     .option('--pid <mode>', 'RUN\'s PID namespace: private (default), host, or the path of one to join')
     .option('--ipc <mode>', 'RUN\'s IPC namespace: private (default), host, or the path of one to join')
     .option('--uts <mode>', 'RUN\'s UTS namespace (hostname): private (default), host, or the path of one to join')
@@ -563,7 +592,10 @@ export function buildCommand(program: Command): void {
         const file = fromStdin ? '-' : locateContainerfile(context, given);
         if (!statOf(context)?.isDirectory()) throw new SkiffError('ERR_USAGE', `build context ${context}: no such directory`);
         const buildArgs = parseBuildArgs(flags.buildArg ?? [], await readBuildArgFiles(flags.buildArgFile ?? []));
-        const text = fromStdin ? await readStdin() : readFileSync(file, 'utf8');
+        const raw = fromStdin ? await readStdin() : readFileSync(file, 'utf8');
+        // A Containerfile whose name ends in .in goes through the C preprocessor first, as buildah does it.
+        const cpp = file.endsWith('.in') ? preprocess(file, raw, context, flags.cppFlag ?? []) : undefined;
+        const text = cpp?.text ?? raw;
         const ignoreAnchor = fromStdin ? undefined : file;
         const secrets = await readSecrets(flags.secret);
         if (flags.jobs !== undefined && !/^\d+$/.test(flags.jobs)) throw new SkiffError('ERR_USAGE', `--jobs ${flags.jobs}: expected a number (0: no limit)`);
@@ -632,7 +664,14 @@ export function buildCommand(program: Command): void {
         // The front end (dockerfile-ast and friends) is loaded only when building.
         const { planContainerfile, PROXY_ARGS } = await import('../build/containerfile/plan.js');
         const { findIgnoreFile } = await import('../build/containerfile/ignore.js');
-        const plan = planContainerfile(text, planOpts);
+        let plan: ReturnType<typeof planContainerfile>;
+        try {
+          plan = planContainerfile(text, planOpts);
+        } catch (e) {
+          // (Lines of the preprocessed text, named as the lines of the file they came from.)
+          if (cpp && e instanceof SkiffError) e.message = e.message.split(`${file}:`).map((part, i) => (i === 0 ? part : part.replace(/^(\d+):/, (_m, n: string) => `${cpp.where(Number(n))}:`))).join('');
+          throw e;
+        }
         if (flags.ignorefile && !existsSync(flags.ignorefile)) throw new SkiffError('ERR_USAGE', `--ignorefile ${flags.ignorefile}: no such file`);
         const ignorefile = findIgnoreFile(context, ignoreAnchor, flags.ignorefile);
         for (const a of plan.unusedBuildArgs) process.stderr.write(`skiff: warning: build argument ${a} was not consumed by any ARG\n`);

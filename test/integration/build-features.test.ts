@@ -281,6 +281,36 @@ describe('skiff build features', () => {
     }
   });
 
+  it('a Containerfile named *.in goes through cpp as buildah\'s does (#include from the context, #define, --cpp-flag): the same config as buildah\'s; errors name the included file\'s lines', async () => {
+    const ctx = path.join(t.dir, 'ctx-cpp');
+    await fsp.mkdir(ctx, { recursive: true });
+    await fsp.writeFile(path.join(ctx, 'common.h'), 'FROM scratch\nLABEL common=yes\nENV FROM_INCLUDE=1\n');
+    await fsp.writeFile(path.join(ctx, 'Containerfile.in'), '#include "common.h"\n#define GREETING hello\nLABEL greeting=GREETING\n#ifdef EXTRA\nLABEL extra=on\n#endif\nCOPY common.h /c.h\n');
+    const file = path.join(ctx, 'Containerfile.in');
+    await ok(skiff([...S(), 'build', '-q', '-t', 'localhost/cpp:1', '-f', file, '--cpp-flag=-DEXTRA', ctx]));
+    await ok(run('buildah', [...S(), '--storage-driver', 'overlay', 'bud', '-q', '--isolation', 'chroot', '-t', 'localhost/cppb:1', '-f', file, '--cpp-flag=-DEXTRA', ctx]));
+    const config = async (name: string): Promise<{ Env?: string[]; Labels?: Record<string, string> }> => JSON.parse((await ok(skiff([...S(), 'inspect', '--config', '--raw', `containers-storage:${name}`])))).config;
+    const mine = await config('localhost/cpp:1');
+    const theirs = await config('localhost/cppb:1');
+    delete theirs.Labels?.['io.buildah.version'];
+    assert.deepEqual(mine.Labels, { common: 'yes', extra: 'on', greeting: 'hello' });
+    assert.deepEqual([mine.Env, mine.Labels], [theirs.Env, theirs.Labels]);
+    // Without the flag, no extra label.
+    const plain = await ok(skiff([...S(), 'build', '-q', '-f', file, ctx]));
+    assert.equal((await config(plain.trim())).Labels?.extra, undefined);
+    // Errors: a bad line in the included file and in the .in file, each named where it is; cpp's own errors.
+    await fsp.writeFile(path.join(ctx, 'bad.h'), 'FROM scratch\nLABEL a=b\nBOGUS x\n');
+    await fsp.writeFile(path.join(ctx, 'Bad.in'), '#include "bad.h"\nLABEL c=d\nFROBNICATE\n');
+    const bad = await skiff([...S(), 'build', '-q', '-f', path.join(ctx, 'Bad.in'), ctx]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /bad\.h:3: unknown instruction: BOGUS/);
+    assert.match(bad.stderr, /Bad\.in:3: unknown instruction: FROBNICATE/);
+    await fsp.writeFile(path.join(ctx, 'Worse.in'), '#if\nFROM scratch\n');
+    const worse = await skiff([...S(), 'build', '-q', '-f', path.join(ctx, 'Worse.in'), ctx]);
+    assert.equal(worse.code, 1);
+    assert.match(worse.stderr, /preprocessing .*Worse\.in: .*Worse\.in:1: error: #if with no expression/);
+  });
+
   it('--pid, --ipc, --uts, --cgroupns: private by default, the host\'s with host, a namespace joined by path (runc); the host keeps its hostname; bad values refused', async () => {
     const file = `FROM ${base}\nRUN hostname > /h.txt; readlink /proc/self/ns/ipc > /ipc.txt; readlink /proc/self/ns/pid > /pid.txt; readlink /proc/self/ns/uts > /uts.txt; readlink /proc/self/ns/cgroup > /cg.txt\n`;
     const ctx = path.join(t.dir, 'ctx-ns');

@@ -26,7 +26,7 @@ import { IgnoreMatcher, parseIgnoreFile } from './containerfile/ignore.js';
 import { download, expandSource, isArchive, resolveInRoot, unpackArchive, type Download } from './sources.js';
 import type { BuildPlan, Step } from './containerfile/plan.js';
 import { squashTar, upperDirTar } from './diff.js';
-import { forwardSocket, mountLayersReadOnly, probeRuntime, runStep, type ContainerOptions, type OciMount } from './run.js';
+import { cgroupLimitsApply, forwardSocket, mountLayersReadOnly, probeRuntime, runStep, type ContainerOptions, type OciMount } from './run.js';
 import { isRootless } from '../store/userns.js';
 
 /** Files up to this size are read in one go when building a COPY layer. */
@@ -1017,8 +1017,9 @@ export class Builder {
       // (The default seccomp profile is the runtime's to apply: under chroot isolation RUN has none, as before;
       // a profile asked for by name is worth a warning.)
       const namedSeccomp = c?.seccompProfile !== undefined && c.seccompProfile !== 'unconfined';
-      const lost = [c?.capAdd?.length || c?.capDrop?.length ? '--cap-add/--cap-drop' : '', c?.apparmor ? 'apparmor=' : '', c?.mask?.length || c?.unmask?.length ? 'mask=/unmask=' : '', namedSeccomp ? 'seccomp=' : '', c?.runtimeFlags?.length ? '--runtime-flag' : ''].filter(Boolean);
+      const lost = [c?.capAdd?.length || c?.capDrop?.length ? '--cap-add/--cap-drop' : '', c?.apparmor ? 'apparmor=' : '', c?.mask?.length || c?.unmask?.length ? 'mask=/unmask=' : '', namedSeccomp ? 'seccomp=' : '', c?.runtimeFlags?.length ? '--runtime-flag' : '', c?.resources || c?.cgroupParent ? 'cgroup limits (--memory, --cpu-*, --cpuset-*, --cgroup-parent)' : ''].filter(Boolean);
       if (r.isolation === 'chroot' && lost.length) this.warn(`skiff: warning: ${lost.join(', ')} need an OCI runtime: not applied with chroot isolation`);
+      else if (r.isolation === 'oci' && (c?.resources || c?.cgroupParent) && !cgroupLimitsApply()) this.warn('skiff: warning: cgroup limits (--memory, --cpu-*, --cpuset-*, --cgroup-parent) are not applied: an unprivileged user has no cgroups of its own on cgroups v1 (podman ignores them too)');
       return r;
     })();
     return this.isolation;

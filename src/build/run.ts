@@ -4,7 +4,7 @@
  * an unprivileged user (then the overlay is mounted with `userxattr`).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { promises as fsp } from 'node:fs';
+import { existsSync, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { SkiffError } from '../core/errors.js';
 import { isRootless } from '../store/userns.js';
@@ -59,6 +59,13 @@ export interface ContainerOptions {
    * unset (or `private`) is a new one (for cgroup: none, as before).
    */
   namespaces?: Partial<Record<'pid' | 'ipc' | 'uts' | 'cgroup', 'private' | 'host' | string>>;
+  /**
+   * podman build's cgroup limits for RUN (OCI runtime only): -m/--memory and --memory-swap in bytes (-1: no limit
+   * on swap), -c/--cpu-shares, --cpu-period and --cpu-quota (µs), --cpuset-cpus and --cpuset-mems, and the
+   * --cgroup-parent RUN's cgroup is made under.
+   */
+  resources?: { memory?: number; memorySwap?: number; cpuShares?: number; cpuPeriod?: number; cpuQuota?: number; cpusetCpus?: string; cpusetMems?: string };
+  cgroupParent?: string;
   /** --device: host device nodes in RUN's /dev (the node at `container`, with cgroup access `perms`, rwm). */
   devices?: Device[];
   /** --stdin: RUN's standard input is skiff's (default: none). */
@@ -119,11 +126,38 @@ export function configJSON(config: unknown): string {
  * --device in the OCI config: each node in linux.devices (the runtime makes it, or binds the host's in a user
  * namespace, where nodes cannot be made) and allowed in the device cgroup with its permissions.
  */
-function ociDevices(o: ContainerOptions | undefined): { devices?: unknown[]; resources?: unknown } {
+function ociDevices(o: ContainerOptions | undefined): { devices?: unknown[]; resources?: Record<string, unknown> } {
   if (!o?.devices?.length) return {};
   return {
     devices: o.devices.map((d) => ({ path: d.container, type: d.type, major: d.major, minor: d.minor, fileMode: d.mode, uid: 0, gid: 0 })),
     resources: { devices: o.devices.map((d) => ({ allow: true, type: d.type, major: d.major, minor: d.minor, access: d.perms })) },
+  };
+}
+
+/**
+ * Can RUN's cgroup limits be applied? As root, yes; an unprivileged user's only through cgroups v2 (delegated to
+ * the user); on cgroups v1 podman ignores them with a warning, and so does skiff (the builder warns).
+ */
+export function cgroupLimitsApply(): boolean {
+  return !isRootless() || existsSync('/sys/fs/cgroup/cgroup.controllers');
+}
+
+/** The OCI config's linux.resources: the device rules above and the cgroup limits. */
+function ociResources(o: ContainerOptions | undefined): { devices?: unknown[]; resources?: Record<string, unknown> } {
+  const dev = ociDevices(o);
+  const r = o?.resources;
+  if (!r || !cgroupLimitsApply()) return dev;
+  const memory = { ...(r.memory !== undefined ? { limit: r.memory } : {}), ...(r.memorySwap !== undefined ? { swap: r.memorySwap } : {}) };
+  const cpu = {
+    ...(r.cpuShares !== undefined ? { shares: r.cpuShares } : {}),
+    ...(r.cpuQuota !== undefined ? { quota: r.cpuQuota } : {}),
+    ...(r.cpuPeriod !== undefined ? { period: r.cpuPeriod } : {}),
+    ...(r.cpusetCpus !== undefined ? { cpus: r.cpusetCpus } : {}),
+    ...(r.cpusetMems !== undefined ? { mems: r.cpusetMems } : {}),
+  };
+  return {
+    ...dev,
+    resources: { ...(dev.resources ?? {}), ...(Object.keys(memory).length ? { memory } : {}), ...(Object.keys(cpu).length ? { cpu } : {}) },
   };
 }
 
@@ -380,7 +414,13 @@ export async function runStep(s: RunSpec): Promise<string> {
       // (A hostname needs a UTS namespace of the container's own.)
       ...(ns.uts === undefined || ns.uts === 'private' ? { hostname: 'skiff-build' } : {}),
       mounts,
-      linux: { namespaces, ...maskedPaths(s.container), ...(seccomp ? { seccomp: ociSeccomp(seccomp, caps) } : {}), ...ociDevices(s.container) },
+      linux: {
+        namespaces,
+        ...maskedPaths(s.container),
+        ...(seccomp ? { seccomp: ociSeccomp(seccomp, caps) } : {}),
+        ...ociResources(s.container),
+        ...(s.container?.cgroupParent && cgroupLimitsApply() ? { cgroupsPath: path.posix.join('/', s.container.cgroupParent, `skiff-${process.pid}-${path.basename(s.dir)}`) } : {}),
+      },
     };
     await fsp.writeFile(path.join(bundle, 'config.json'), configJSON(config));
     const id = `skiff-${process.pid}-${path.basename(s.dir)}`;

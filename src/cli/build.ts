@@ -58,6 +58,14 @@ interface BuildFlags {
   shmSize?: string;
   device?: string[];
   cppFlag?: string[];
+  memory?: string;
+  memorySwap?: string;
+  cpuShares?: string;
+  cpuPeriod?: string;
+  cpuQuota?: string;
+  cpusetCpus?: string;
+  cpusetMems?: string;
+  cgroupParent?: string;
   pid?: string;
   ipc?: string;
   uts?: string;
@@ -163,11 +171,40 @@ async function parseVolumes(specs: string[] | undefined): Promise<{ source: stri
 }
 
 /** podman's --shm-size: a number and an optional unit b, k, m or g (powers of 1024; none is bytes). */
-function parseSize(v: string): number {
+function parseSize(v: string, flag = '--shm-size'): number {
   const m = /^(\d+(?:\.\d+)?)([bkmg])?$/i.exec(v.trim());
   const n = m ? Number(m[1]) * 1024 ** 'bkmg'.indexOf((m[2] ?? 'b').toLowerCase()) : NaN;
-  if (!(n > 0)) throw new SkiffError('ERR_USAGE', `--shm-size ${JSON.stringify(v)}: expected a size such as 64m or 1g`);
+  if (!(n > 0)) throw new SkiffError('ERR_USAGE', `${flag} ${JSON.stringify(v)}: expected a size such as 64m or 1g`);
   return Math.floor(n);
+}
+
+/** podman's cgroup limit flags for RUN, checked before building. */
+function resourceOptions(flags: BuildFlags, o: ContainerOptions): void {
+  const r: NonNullable<ContainerOptions['resources']> = {};
+  const int = (flag: string, v: string, min: number): number => {
+    if (!/^-?\d+$/.test(v) || Number(v) < min) throw new SkiffError('ERR_USAGE', `${flag} ${JSON.stringify(v)}: expected a whole number${min > 0 ? ` of at least ${min}` : ''}`);
+    return Number(v);
+  };
+  const cpuset = (flag: string, v: string): string => {
+    if (!/^\d+(-\d+)?(,\d+(-\d+)?)*$/.test(v)) throw new SkiffError('ERR_USAGE', `${flag} ${JSON.stringify(v)}: expected a list such as 0-3 or 0,2`);
+    return v;
+  };
+  if (flags.memory !== undefined) r.memory = parseSize(flags.memory, '--memory');
+  if (flags.memorySwap !== undefined) {
+    r.memorySwap = flags.memorySwap === '-1' ? -1 : parseSize(flags.memorySwap, '--memory-swap');
+    if (r.memory === undefined) throw new SkiffError('ERR_USAGE', '--memory-swap needs --memory');
+    if (r.memorySwap !== -1 && r.memorySwap < r.memory) throw new SkiffError('ERR_USAGE', '--memory-swap is memory and swap together: it cannot be less than --memory');
+  }
+  if (flags.cpuShares !== undefined) r.cpuShares = int('--cpu-shares', flags.cpuShares, 2);
+  if (flags.cpuPeriod !== undefined) r.cpuPeriod = int('--cpu-period', flags.cpuPeriod, 1000);
+  if (flags.cpuQuota !== undefined) r.cpuQuota = int('--cpu-quota', flags.cpuQuota, 1000);
+  if (flags.cpusetCpus !== undefined) r.cpusetCpus = cpuset('--cpuset-cpus', flags.cpusetCpus);
+  if (flags.cpusetMems !== undefined) r.cpusetMems = cpuset('--cpuset-mems', flags.cpusetMems);
+  if (Object.keys(r).length) o.resources = r;
+  if (flags.cgroupParent !== undefined) {
+    if (!/^[A-Za-z0-9_./-]+$/.test(flags.cgroupParent) || flags.cgroupParent.split('/').includes('..')) throw new SkiffError('ERR_USAGE', `--cgroup-parent ${JSON.stringify(flags.cgroupParent)}: expected a cgroup path such as /skiff`);
+    o.cgroupParent = flags.cgroupParent;
+  }
 }
 
 /**
@@ -223,6 +260,7 @@ function containerOptions(flags: BuildFlags): ContainerOptions {
   if (flags.capDrop?.length) o.capDrop = flags.capDrop.flatMap((c) => c.split(',')).map(capabilityName);
   if (flags.shmSize !== undefined) o.shmSize = parseSize(flags.shmSize);
   for (const spec of flags.device ?? []) (o.devices ??= []).push(parseDevice(spec));
+  resourceOptions(flags, o);
   for (const [flag, type] of [['pid', 'pid'], ['ipc', 'ipc'], ['uts', 'uts'], ['cgroupns', 'cgroup']] as const) {
     const v = flags[flag];
     if (v === undefined) continue;
@@ -551,6 +589,14 @@ export function buildCommand(program: Command): void {
     .option('--ulimit <type=soft[:hard]>', 'a resource limit for RUN, as podman: nofile=1024:2048, nproc=-1 (repeatable)', collect)
     .option('--security-opt <option>', 'RUN\'s container: no-new-privileges, apparmor=, mask=, unmask=; label=disable and seccomp=unconfined are accepted (repeatable)', collect)
     .option('--shm-size <size>', 'size of /dev/shm in RUN (e.g. 64m, 1g; default 64m)')
+    .option('-m, --memory <limit>', 'memory limit for RUN (e.g. 512m, 2g; cgroups, OCI runtime)')
+    .option('--memory-swap <limit>', 'memory and swap together for RUN (-1: no limit on swap)')
+    .option('-c, --cpu-shares <shares>', 'CPU shares (relative weight) for RUN')
+    .option('--cpu-period <us>', 'CPU CFS period for RUN, in microseconds')
+    .option('--cpu-quota <us>', 'CPU CFS quota for RUN, in microseconds per period')
+    .option('--cpuset-cpus <cpus>', 'CPUs RUN may use (0-3, 0,2)')
+    .option('--cpuset-mems <nodes>', 'memory nodes RUN may use (0-3, 0,1)')
+    .option('--cgroup-parent <path>', 'the cgroup RUN\'s cgroup is made under')
     .option('--cpp-flag <flag>', 'a flag for cpp, which preprocesses a Containerfile named *.in (repeatable; also BUILDAH_CPPFLAGS)', collect)
     .option('--pid <mode>', 'RUN\'s PID namespace: private (default), host, or the path of one to join')
     .option('--ipc <mode>', 'RUN\'s IPC namespace: private (default), host, or the path of one to join')

@@ -311,6 +311,45 @@ describe('skiff build features', () => {
     assert.match(worse.stderr, /preprocessing .*Worse\.in: .*Worse\.in:1: error: #if with no expression/);
   });
 
+  it('cgroup limits for RUN (--memory, --memory-swap, --cpu-shares, --cpu-period, --cpu-quota, --cpuset-cpus, --cgroup-parent): set on RUN\'s cgroup under runc, a warning under chroot; bad values refused', async () => {
+    const script = [
+      'if [ -f /sys/fs/cgroup/cgroup.controllers ]; then P=$(sed -n "s/^0:://p" /proc/self/cgroup); echo $P > /path.txt; cat /sys/fs/cgroup$P/memory.max > /mem.txt; cat /sys/fs/cgroup$P/cpuset.cpus > /cpus.txt; cat /sys/fs/cgroup$P/cpu.max > /quota.txt;',
+      'else M=$(sed -n "s/^[0-9]*:memory://p" /proc/self/cgroup); echo $M > /path.txt; cat /sys/fs/cgroup/memory$M/memory.limit_in_bytes > /mem.txt; S=$(sed -n "s/^[0-9]*:cpuset://p" /proc/self/cgroup); cat /sys/fs/cgroup/cpuset$S/cpuset.cpus > /cpus.txt;',
+      'C=$(sed -n "s/^[0-9]*:\\(cpu,cpuacct\\|cpu\\)://p" /proc/self/cgroup); cat /sys/fs/cgroup/cpu$C/cpu.shares > /shares.txt; cat /sys/fs/cgroup/cpu$C/cpu.cfs_quota_us /sys/fs/cgroup/cpu$C/cpu.cfs_period_us > /quota.txt; fi',
+    ].join(' ');
+    const ctx = path.join(t.dir, 'ctx-limits');
+    await fsp.mkdir(ctx, { recursive: true });
+    await fsp.writeFile(path.join(ctx, 'Containerfile'), `FROM ${base}\nRUN ${script}\n`);
+    const out = path.join(t.dir, 'limits-out');
+    const limits = ['--memory', '64m', '--memory-swap', '128m', '--cpu-shares', '512', '--cpu-period', '100000', '--cpu-quota', '50000', '--cpuset-cpus', '0', '--cgroup-parent', 'skiff-test-parent'];
+    await ok(skiff([...S(), 'build', '-q', '--no-cache', ...limits, '--output', `type=local,dest=${out}`, ctx]));
+    const read = async (f: string): Promise<string> => (await fsp.readFile(path.join(out, f), 'utf8')).trim();
+    assert.match(await read('path.txt'), /\/skiff-test-parent\/skiff-/);
+    assert.equal(await read('mem.txt'), '67108864');
+    assert.equal(await read('cpus.txt'), '0');
+    if ((await read('quota.txt')).includes(' ')) assert.equal(await read('quota.txt'), '50000 100000');
+    else {
+      assert.equal(await read('quota.txt'), '50000\n100000');
+      assert.equal(await read('shares.txt'), '512');
+    }
+    // chroot isolation has no runtime to set them: said, not silently dropped.
+    const chroot = await skiff([...S(), 'build', '-q', '--no-cache', '--isolation', 'chroot', '--memory', '64m', '--output', `type=local,dest=${out}-chroot`, ctx]);
+    assert.equal(chroot.code, 0, chroot.stderr);
+    assert.match(chroot.stderr, /cgroup limits .* need an OCI runtime: not applied with chroot isolation/);
+    for (const [flags, msg] of [
+      [['--memory', 'lots'], /--memory "lots": expected a size/],
+      [['--memory-swap', '1g'], /--memory-swap needs --memory/],
+      [['--memory', '1g', '--memory-swap', '512m'], /cannot be less than --memory/],
+      [['--cpu-shares', '1'], /--cpu-shares "1": expected a whole number of at least 2/],
+      [['--cpuset-cpus', 'all'], /--cpuset-cpus "all": expected a list/],
+      [['--cgroup-parent', '../x'], /--cgroup-parent "..\/x"/],
+    ] as const) {
+      const r = await skiff([...S(), 'build', '-q', ...flags, ctx]);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, msg);
+    }
+  });
+
   it('--pid, --ipc, --uts, --cgroupns: private by default, the host\'s with host, a namespace joined by path (runc); the host keeps its hostname; bad values refused', async () => {
     const file = `FROM ${base}\nRUN hostname > /h.txt; readlink /proc/self/ns/ipc > /ipc.txt; readlink /proc/self/ns/pid > /pid.txt; readlink /proc/self/ns/uts > /uts.txt; readlink /proc/self/ns/cgroup > /cg.txt\n`;
     const ctx = path.join(t.dir, 'ctx-ns');

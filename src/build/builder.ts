@@ -1017,7 +1017,7 @@ export class Builder {
       // (The default seccomp profile is the runtime's to apply: under chroot isolation RUN has none, as before;
       // a profile asked for by name is worth a warning.)
       const namedSeccomp = c?.seccompProfile !== undefined && c.seccompProfile !== 'unconfined';
-      const lost = [c?.capAdd?.length || c?.capDrop?.length ? '--cap-add/--cap-drop' : '', c?.apparmor ? 'apparmor=' : '', c?.mask?.length || c?.unmask?.length ? 'mask=/unmask=' : '', namedSeccomp ? 'seccomp=' : '', c?.runtimeFlags?.length ? '--runtime-flag' : '', c?.resources || c?.cgroupParent ? 'cgroup limits (--memory, --cpu-*, --cpuset-*, --cgroup-parent)' : ''].filter(Boolean);
+      const lost = [c?.capAdd?.length || c?.capDrop?.length ? '--cap-add/--cap-drop' : '', c?.apparmor ? 'apparmor=' : '', c?.mask?.length || c?.unmask?.length ? 'mask=/unmask=' : '', namedSeccomp ? 'seccomp=' : '', c?.runtimeFlags?.length ? '--runtime-flag' : '', c?.resources || c?.cgroupParent ? 'cgroup limits (--memory, --cpu-*, --cpuset-*, --cgroup-parent)' : '', c?.hooks?.length ? '--hooks-dir' : ''].filter(Boolean);
       if (r.isolation === 'chroot' && lost.length) this.warn(`skiff: warning: ${lost.join(', ')} need an OCI runtime: not applied with chroot isolation`);
       else if (r.isolation === 'oci' && (c?.resources || c?.cgroupParent) && !cgroupLimitsApply()) this.warn('skiff: warning: cgroup limits (--memory, --cpu-*, --cpuset-*, --cgroup-parent) are not applied: an unprivileged user has no cgroups of its own on cgroups v1 (podman ignores them too)');
       return r;

@@ -66,6 +66,8 @@ export interface ContainerOptions {
    */
   resources?: { memory?: number; memorySwap?: number; cpuShares?: number; cpuPeriod?: number; cpuQuota?: number; cpusetCpus?: string; cpusetMems?: string };
   cgroupParent?: string;
+  /** --hooks-dir: OCI hooks (oci-hooks(5)) from these directories, later ones masking earlier files of the same name. */
+  hooks?: OciHook[];
   /** --device: host device nodes in RUN's /dev (the node at `container`, with cgroup access `perms`, rwm). */
   devices?: Device[];
   /** --stdin: RUN's standard input is skiff's (default: none). */
@@ -74,6 +76,34 @@ export interface ContainerOptions {
   runtimeFlags?: string[];
   /** The seccomp profile in effect (from seccompProfile; OCI runtime only), or what reads it when a RUN first needs it. */
   seccomp?: SeccompProfile | (() => Promise<SeccompProfile | undefined>);
+}
+
+/** One oci-hooks(5) 1.0.0 file: the hook, when it applies (every condition given must match), its stages. */
+export interface OciHook {
+  file: string;
+  hook: { path: string; args?: string[]; env?: string[]; timeout?: number };
+  when: { always?: boolean; annotations?: Record<string, string>; commands?: string[]; hasBindMounts?: boolean };
+  stages: string[];
+}
+
+export const HOOK_STAGES = ['prestart', 'createRuntime', 'createContainer', 'startContainer', 'poststart', 'poststop'];
+
+/** The hooks that apply to a RUN container, by stage, in file-name order (oci-hooks(5)). */
+function ociHooks(hooks: OciHook[] | undefined, args: string[], mounts: OciMount[]): Record<string, unknown[]> | undefined {
+  if (!hooks?.length) return undefined;
+  const out: Record<string, unknown[]> = {};
+  for (const h of [...hooks].sort((a, b) => (path.basename(a.file) < path.basename(b.file) ? -1 : 1))) {
+    const w = h.when;
+    const checks: boolean[] = [];
+    if (w.always !== undefined) checks.push(w.always);
+    // (RUN's containers carry no annotations: a hook that asks for one does not apply.)
+    if (w.annotations && Object.keys(w.annotations).length) checks.push(false);
+    if (w.commands?.length) checks.push(w.commands.some((re) => new RegExp(re).test(args[0] ?? '')));
+    if (w.hasBindMounts !== undefined) checks.push(w.hasBindMounts === mounts.some((m) => m.type === 'bind'));
+    if (!checks.length || checks.some((c) => !c)) continue;
+    for (const stage of h.stages) (out[stage] ??= []).push({ path: h.hook.path, ...(h.hook.args ? { args: h.hook.args } : {}), ...(h.hook.env ? { env: h.hook.env } : {}), ...(h.hook.timeout !== undefined ? { timeout: h.hook.timeout } : {}) });
+  }
+  return Object.keys(out).length ? out : undefined;
 }
 
 export interface Device {
@@ -411,6 +441,7 @@ export async function runStep(s: RunSpec): Promise<string> {
         ...(s.container?.apparmor ? { apparmorProfile: s.container.apparmor } : {}),
       },
       root: { path: merged, readonly: false },
+      ...(ociHooks(s.container?.hooks, s.args, mounts) ? { hooks: ociHooks(s.container?.hooks, s.args, mounts) } : {}),
       // (A hostname needs a UTS namespace of the container's own.)
       ...(ns.uts === undefined || ns.uts === 'private' ? { hostname: 'skiff-build' } : {}),
       mounts,

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { accessSync, closeSync, existsSync, constants as fsConstants, openSync, promises as fsp, readFileSync, statSync, type Stats } from 'node:fs';
+import { accessSync, closeSync, existsSync, constants as fsConstants, openSync, promises as fsp, readdirSync, readFileSync, statSync, type Stats } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Command, Option } from 'commander';
@@ -9,7 +9,7 @@ import { formatPlatform, hostPlatform, parsePlatform } from '../core/platform.js
 import { fetchContext, isGitContext, isRemoteContext } from '../build/remote-context.js';
 import { download } from '../build/sources.js';
 import { parseDuration, parseIntOption, registryOptions, storageFrom, storeOf, writeOut, type GlobalOptions } from './common.js';
-import { capabilityName, ULIMITS, type ContainerOptions, type Device } from '../build/run.js';
+import { capabilityName, HOOK_STAGES, ULIMITS, type ContainerOptions, type Device, type OciHook } from '../build/run.js';
 import type { SeccompProfile } from '../build/seccomp.js';
 import type { SourceOptions } from '../core/image.js';
 import type { CopyOptions } from '../copy/copy.js';
@@ -66,6 +66,7 @@ interface BuildFlags {
   cpusetCpus?: string;
   cpusetMems?: string;
   cgroupParent?: string;
+  hooksDir?: string[];
   pid?: string;
   ipc?: string;
   uts?: string;
@@ -178,6 +179,45 @@ function parseSize(v: string, flag = '--shm-size'): number {
   return Math.floor(n);
 }
 
+/**
+ * --hooks-dir DIR…: the oci-hooks(5) files (*.json, version 1.0.0) in each, a later directory's file masking an
+ * earlier one of the same name; each checked now (a bad one stops the build before anything is pulled).
+ */
+function loadHooks(dirs: string[]): OciHook[] {
+  const byName = new Map<string, OciHook>();
+  for (const dir of dirs) {
+    let names: string[];
+    try {
+      names = readdirSync(dir).filter((n) => n.endsWith('.json'));
+    } catch (e) {
+      throw new SkiffError('ERR_USAGE', `--hooks-dir ${dir}: ${(e as Error).message}`);
+    }
+    for (const n of names) {
+      const file = path.join(dir, n);
+      const bad = (why: string): SkiffError => new SkiffError('ERR_USAGE', `hook ${file}: ${why}`);
+      let h: Partial<OciHook> & { version?: string };
+      try {
+        h = JSON.parse(readFileSync(file, 'utf8')) as typeof h;
+      } catch (e) {
+        throw bad((e as Error).message);
+      }
+      if (h.version !== '1.0.0') throw bad(`version ${JSON.stringify(h.version)}: only 1.0.0 is read`);
+      if (!h.hook || typeof h.hook.path !== 'string' || !path.isAbsolute(h.hook.path)) throw bad('hook.path must be an absolute path');
+      if (!h.when || !['always', 'annotations', 'commands', 'hasBindMounts'].some((k) => (h.when as Record<string, unknown>)[k] !== undefined)) throw bad('when needs one of always, annotations, commands, hasBindMounts');
+      for (const re of h.when.commands ?? []) {
+        try {
+          new RegExp(re);
+        } catch {
+          throw bad(`when.commands: ${JSON.stringify(re)} is not a regular expression`);
+        }
+      }
+      if (!Array.isArray(h.stages) || !h.stages.length || h.stages.some((st) => !HOOK_STAGES.includes(st))) throw bad(`stages must be some of ${HOOK_STAGES.join(', ')}`);
+      byName.set(n, { file, hook: h.hook, when: h.when, stages: h.stages });
+    }
+  }
+  return [...byName.values()];
+}
+
 /** podman's cgroup limit flags for RUN, checked before building. */
 function resourceOptions(flags: BuildFlags, o: ContainerOptions): void {
   const r: NonNullable<ContainerOptions['resources']> = {};
@@ -261,6 +301,7 @@ function containerOptions(flags: BuildFlags): ContainerOptions {
   if (flags.shmSize !== undefined) o.shmSize = parseSize(flags.shmSize);
   for (const spec of flags.device ?? []) (o.devices ??= []).push(parseDevice(spec));
   resourceOptions(flags, o);
+  if (flags.hooksDir?.length) o.hooks = loadHooks(flags.hooksDir);
   for (const [flag, type] of [['pid', 'pid'], ['ipc', 'ipc'], ['uts', 'uts'], ['cgroupns', 'cgroup']] as const) {
     const v = flags[flag];
     if (v === undefined) continue;
@@ -597,6 +638,7 @@ export function buildCommand(program: Command): void {
     .option('--cpuset-cpus <cpus>', 'CPUs RUN may use (0-3, 0,2)')
     .option('--cpuset-mems <nodes>', 'memory nodes RUN may use (0-3, 0,1)')
     .option('--cgroup-parent <path>', 'the cgroup RUN\'s cgroup is made under')
+    .option('--hooks-dir <dir>', 'OCI hooks (oci-hooks(5) JSON files) for RUN\'s containers (repeatable; later directories win)', collect)
     .option('--cpp-flag <flag>', 'a flag for cpp, which preprocesses a Containerfile named *.in (repeatable; also BUILDAH_CPPFLAGS)', collect)
     .option('--pid <mode>', 'RUN\'s PID namespace: private (default), host, or the path of one to join')
     .option('--ipc <mode>', 'RUN\'s IPC namespace: private (default), host, or the path of one to join')

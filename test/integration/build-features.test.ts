@@ -311,6 +311,44 @@ describe('skiff build features', () => {
     assert.match(worse.stderr, /preprocessing .*Worse\.in: .*Worse\.in:1: error: #if with no expression/);
   });
 
+  it('--hooks-dir: oci-hooks(5) files run at their stages when their conditions hold (always, commands), a later directory masking a file of the same name; bad hook files refused before building', async () => {
+    const dir = path.join(t.dir, 'hooks');
+    await fsp.mkdir(path.join(dir, 'd1'), { recursive: true });
+    await fsp.mkdir(path.join(dir, 'd2'), { recursive: true });
+    const script = path.join(dir, 'hook.sh');
+    await fsp.writeFile(script, `#!/bin/sh\ncat > ${dir}/state-$1.json\n`, { mode: 0o755 });
+    const hook = (name: string, when: object, stages: string[]) => JSON.stringify({ version: '1.0.0', hook: { path: script, args: ['hook.sh', name] }, when, stages });
+    await fsp.writeFile(path.join(dir, 'd1', '01-always.json'), hook('always', { always: true }, ['prestart']));
+    await fsp.writeFile(path.join(dir, 'd1', '02-never.json'), hook('never', { commands: ['^/nomatch$'] }, ['prestart']));
+    await fsp.writeFile(path.join(dir, 'd1', '03-masked.json'), hook('masked', { always: true }, ['poststop']));
+    await fsp.writeFile(path.join(dir, 'd2', '03-masked.json'), hook('override', { always: true, commands: ['^/bin/sh$'] }, ['poststop']));
+    const ctx = path.join(t.dir, 'ctx-hooks');
+    await fsp.mkdir(ctx, { recursive: true });
+    await fsp.writeFile(path.join(ctx, 'Containerfile'), `FROM ${base}\nRUN true\n`);
+    await ok(skiff([...S(), 'build', '-q', '--no-cache', '--hooks-dir', path.join(dir, 'd1'), '--hooks-dir', path.join(dir, 'd2'), ctx]));
+    const ran = (await fsp.readdir(dir)).filter((n) => n.startsWith('state-')).sort();
+    assert.deepEqual(ran, ['state-always.json', 'state-override.json']);
+    // The runtime hands each hook the container's state.
+    assert.match(await fsp.readFile(path.join(dir, 'state-always.json'), 'utf8'), /"status":"creating"/);
+    // Under chroot there is no runtime to run them: said.
+    const chroot = await skiff([...S(), 'build', '-q', '--no-cache', '--isolation', 'chroot', '--hooks-dir', path.join(dir, 'd1'), ctx]);
+    assert.equal(chroot.code, 0, chroot.stderr);
+    assert.match(chroot.stderr, /--hooks-dir need an OCI runtime/);
+    await fsp.mkdir(path.join(dir, 'bad'));
+    for (const [text, msg] of [
+      ['{', /hook .*bad\/x\.json: /],
+      [JSON.stringify({ version: '0.1.0', hook: { path: script }, when: { always: true }, stages: ['prestart'] }), /only 1\.0\.0 is read/],
+      [JSON.stringify({ version: '1.0.0', hook: { path: 'relative' }, when: { always: true }, stages: ['prestart'] }), /hook\.path must be an absolute path/],
+      [JSON.stringify({ version: '1.0.0', hook: { path: script }, when: {}, stages: ['prestart'] }), /when needs one of/],
+      [JSON.stringify({ version: '1.0.0', hook: { path: script }, when: { always: true }, stages: ['sometime'] }), /stages must be some of/],
+    ] as const) {
+      await fsp.writeFile(path.join(dir, 'bad', 'x.json'), text);
+      const r = await skiff([...S(), 'build', '-q', '--hooks-dir', path.join(dir, 'bad'), ctx]);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, msg);
+    }
+  });
+
   it('cgroup limits for RUN (--memory, --memory-swap, --cpu-shares, --cpu-period, --cpu-quota, --cpuset-cpus, --cgroup-parent): set on RUN\'s cgroup under runc, a warning under chroot; bad values refused', async () => {
     const script = [
       'if [ -f /sys/fs/cgroup/cgroup.controllers ]; then P=$(sed -n "s/^0:://p" /proc/self/cgroup); echo $P > /path.txt; cat /sys/fs/cgroup$P/memory.max > /mem.txt; cat /sys/fs/cgroup$P/cpuset.cpus > /cpus.txt; cat /sys/fs/cgroup$P/cpu.max > /quota.txt;',

@@ -67,6 +67,7 @@ interface BuildFlags {
   cpusetMems?: string;
   cgroupParent?: string;
   hooksDir?: string[];
+  allPlatforms?: boolean;
   pid?: string;
   ipc?: string;
   uts?: string;
@@ -638,6 +639,7 @@ export function buildCommand(program: Command): void {
     .option('--cpuset-cpus <cpus>', 'CPUs RUN may use (0-3, 0,2)')
     .option('--cpuset-mems <nodes>', 'memory nodes RUN may use (0-3, 0,1)')
     .option('--cgroup-parent <path>', 'the cgroup RUN\'s cgroup is made under')
+    .option('--all-platforms', 'build for every platform the base images are all available for (with --manifest)')
     .option('--hooks-dir <dir>', 'OCI hooks (oci-hooks(5) JSON files) for RUN\'s containers (repeatable; later directories win)', collect)
     .option('--cpp-flag <flag>', 'a flag for cpp, which preprocesses a Containerfile named *.in (repeatable; also BUILDAH_CPPFLAGS)', collect)
     .option('--pid <mode>', 'RUN\'s PID namespace: private (default), host, or the path of one to join')
@@ -893,6 +895,21 @@ export function buildCommand(program: Command): void {
           });
           return builder.build();
         };
+        if (flags.allPlatforms) {
+          // podman's --all-platforms: every platform all the base images are available for (scratch says nothing).
+          if (platform) throw new SkiffError('ERR_USAGE', '--all-platforms and --platform (or --os/--arch/--variant) cannot be used together');
+          if (!flags.manifest) throw new SkiffError('ERR_USAGE', '--all-platforms builds one image per platform: give --manifest LIST to gather them in');
+          const { imagePlatforms } = await import('./storage.js');
+          let common: string[] | undefined;
+          for (const st of plan.stages) {
+            if (st.from.stage !== undefined || st.from.image === 'scratch' || st.from.platform) continue;
+            const these = await imagePlatforms(st.from.image, regOpts);
+            common = common ? common.filter((x) => these.includes(x)) : these;
+          }
+          if (!common) throw new SkiffError('ERR_USAGE', '--all-platforms: no base image to take platforms from (scratch has none): use --platform');
+          if (!common.length) throw new SkiffError('ERR_USAGE', '--all-platforms: the base images have no platform in common');
+          platform = common.join(',');
+        }
         const platforms = platform ? platform.split(',').map((x) => x.trim()) : [undefined];
         if (platforms.length > 1) {
           // podman's multi-platform build: one image per platform, gathered in the --manifest list; its ID is printed.

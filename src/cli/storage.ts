@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Command, Option } from 'commander';
 import { SkiffError } from '../core/errors.js';
-import { FileWriter } from '../core/fs.js';
+import { FileWriter, readAll } from '../core/fs.js';
 import type { ImageSource, SourceOptions } from '../core/image.js';
 import { formatDockerReference, localImageName, parseDockerReference, withDefaultTag, type DockerReference } from '../core/reference.js';
 import { copyImage, type CopyOptions } from '../copy/copy.js';
@@ -80,6 +80,35 @@ export async function pullIntoStore(image: string, o: SourceOptions, g: GlobalOp
     try {
       await copyBetween(`docker://${cand}`, `containers-storage:${storeName(cand)}`, o, { platform: o.platform ?? platformFrom(g), ...(progress ? { progress } : {}), ...(removeSignatures ? { removeSignatures } : {}) });
       return await imageId(await storeOf(g), storeName(cand));
+    } catch (e) {
+      last = e;
+      if (candidates.length === 1 || (e instanceof SkiffError && e.code !== 'ERR_MANIFEST_UNKNOWN' && e.code !== 'ERR_IMAGE_NOT_FOUND' && e.code !== 'ERR_NETWORK')) throw e;
+    }
+  }
+  throw last;
+}
+
+/**
+ * The platforms a registry image is available for (`os/arch[/variant]`): each of its index's (attestation
+ * entries, os `unknown`, left out), or its one image's. Short names are resolved as for pull.
+ */
+export async function imagePlatforms(image: string, o: SourceOptions): Promise<string[]> {
+  const candidates = await pullCandidates(image, false);
+  let last: unknown;
+  for (const cand of candidates) {
+    try {
+      const src = await openSource(`docker://${cand}`, o);
+      try {
+        const { parseManifest } = await import('../core/manifest.js');
+        const top = await src.getManifest();
+        const m = parseManifest(top.bytes, top.mediaType);
+        const fmt = (p: { os?: string; architecture?: string; variant?: string }): string => `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ''}`;
+        if (m.kind === 'index') return [...new Set(m.manifests.filter((d) => d.platform?.os && d.platform.architecture && d.platform.os !== 'unknown').map((d) => fmt(d.platform!)))];
+        const cfg = JSON.parse((await readAll(await src.getBlob(m.config))).toString()) as { os?: string; architecture?: string; variant?: string };
+        return [fmt(cfg)];
+      } finally {
+        await src.close();
+      }
     } catch (e) {
       last = e;
       if (candidates.length === 1 || (e instanceof SkiffError && e.code !== 'ERR_MANIFEST_UNKNOWN' && e.code !== 'ERR_IMAGE_NOT_FOUND' && e.code !== 'ERR_NETWORK')) throw e;

@@ -970,7 +970,7 @@ describe('skiff build features', () => {
     }
   });
 
-  it('--platform builds for that platform: its base from a multi-platform index (a local image for another platform is not used), FROM scratch\'s config; several platforms gather in --manifest', async () => {
+  it('--platform builds for that platform: its base from a multi-platform index (a local image for another platform is not used), FROM scratch\'s config; several platforms gather in --manifest; --all-platforms takes the base\'s', async () => {
     const reg = await startRegistry();
     try {
       const mp = path.join(t.dir, 'mp-layout');
@@ -995,6 +995,21 @@ describe('skiff build features', () => {
       assert.deepEqual(listed.manifests.map((m) => m.platform.architecture), ['amd64', 'arm64']);
       const listId = JSON.parse(await fsp.readFile(`${t.dir}/root/overlay-images/images.json`, 'utf8')).find((i: { names?: string[] }) => i.names?.includes('localhost/plat-list:1')).id as string;
       assert.equal(multi.stdout, `${listId}\n`);
+      // --all-platforms: the platforms the base is available for, found in its index (podman's), into the list.
+      const all = await skiff([...S(), 'build', '-q', ...tls, '--all-platforms', '--manifest', 'localhost/plat-all:1', ctx]);
+      assert.equal(all.code, 0, all.stderr);
+      const allListed = JSON.parse(await ok(skiff([...S(), 'manifest', 'inspect', 'localhost/plat-all:1']))) as { manifests: { platform: { architecture: string; variant?: string } }[] };
+      assert.deepEqual(allListed.manifests.map((m) => `${m.platform.architecture}${m.platform.variant ? `/${m.platform.variant}` : ''}`), ['amd64', 'arm64/v8']);
+      const scratchCtx = path.join(t.dir, 'ctx-plat-scratch');
+      for (const [flags, dir, msg] of [
+        [['--all-platforms'], ctx, /give --manifest LIST/],
+        [['--all-platforms', '--platform', 'linux/amd64', '--manifest', 'localhost/x:1'], ctx, /--all-platforms and --platform/],
+        [['--all-platforms', '--manifest', 'localhost/x:1'], scratchCtx, /no base image to take platforms from/],
+      ] as const) {
+        const r = await skiff([...S(), 'build', '-q', ...tls, ...flags, dir]);
+        assert.equal(r.code, 1, r.stderr);
+        assert.match(r.stderr, msg);
+      }
       for (const [flags, msg] of [[['--platform', 'linux/amd64,linux/arm64'], /several platforms need --manifest/], [['--platform', 'linux/amd64,linux/arm64', '--manifest', 'localhost/x:1', '-t', 'localhost/y:1'], /name the list with --manifest, not -t/], [['--platform', 'linux'], /--platform "linux": expected OS\/ARCH/]] as const) {
         const r = await skiff([...S(), 'build', ...flags, ctx]);
         assert.equal(r.code, 1, r.stderr);

@@ -19,6 +19,7 @@ interface Flags {
   noheading?: boolean;
   sort?: string;
   all?: boolean;
+  history?: boolean;
 }
 
 const SORTS = ['created', 'id', 'repository', 'size', 'tag'];
@@ -181,6 +182,7 @@ export function imagesCommand(program: Command): void {
     .option('-a, --all', 'every image, intermediate ones too (nameless images another image is built on)')
     .option('-n, --noheading', 'no header row')
     .option('--sort <key>', 'created (newest first, the default), id, repository, size or tag')
+    .option('--history', 'a HISTORY column: the names each image has had, newest first (podman\'s)')
     .action(async (flags: Flags, cmd: Command) => {
       const sortBy = flags.sort ?? 'created';
       if (!SORTS.includes(sortBy)) throw new SkiffError('ERR_USAGE', `--sort ${JSON.stringify(flags.sort)}: expected one of ${SORTS.join(', ')}`);
@@ -274,6 +276,7 @@ export function imagesCommand(program: Command): void {
           VirtualSize: size(i),
           // (A nil slice in podman's template data: [] printed, null in json.)
           Names: i.names?.length ? i.names : new GoNil('slice'),
+          History: (i as Image & { 'names-history'?: string[] })['names-history']?.join(', ') ?? '',
         };
       }));
       // (Each name is a row: sorted by repository or tag, the rows are, not the images.)
@@ -283,7 +286,7 @@ export function imagesCommand(program: Command): void {
       if (flags.format) {
         // (podman reads \t and \n in a format as a tab and a newline: `--format 'table {{.ID}}\t{{.Size}}'`.)
         const format = flags.format.replace(/\\t/g, '\t').replace(/\\n/g, '\n');
-        const titles = { ID: 'IMAGE ID', Id: 'IMAGE ID', Repository: 'REPOSITORY', Tag: 'TAG', Digest: 'DIGEST', Created: 'CREATED', CreatedSince: 'CREATED', CreatedAt: 'CREATED AT', Size: 'SIZE', VirtualSize: 'SIZE', Names: 'NAMES' };
+        const titles = { ID: 'IMAGE ID', Id: 'IMAGE ID', Repository: 'REPOSITORY', Tag: 'TAG', Digest: 'DIGEST', Created: 'CREATED', CreatedSince: 'CREATED', CreatedAt: 'CREATED AT', Size: 'SIZE', VirtualSize: 'SIZE', Names: 'NAMES', History: 'HISTORY' };
         const table = compileTable(format, titles);
         if (table) {
           await writeOut(alignTable([...(heading ? [table.header] : []), ...rowsOf.map(table.row)]));
@@ -294,8 +297,8 @@ export function imagesCommand(program: Command): void {
         await writeOut(rowsOf.map((r) => `${render(r)}\n`).join(''));
         return;
       }
-      const rows: string[][] = [['REPOSITORY', 'TAG', ...(flags.digests ? ['DIGEST'] : []), 'IMAGE ID', 'CREATED', 'SIZE']];
-      for (const r of rowsOf) rows.push([r.Repository, r.Tag, ...(flags.digests ? [r.Digest] : []), r.ID, r.CreatedSince, r.Size]);
+      const rows: string[][] = [['REPOSITORY', 'TAG', ...(flags.digests ? ['DIGEST'] : []), 'IMAGE ID', 'CREATED', 'SIZE', ...(flags.history ? ['HISTORY'] : [])]];
+      for (const r of rowsOf) rows.push([r.Repository, r.Tag, ...(flags.digests ? [r.Digest] : []), r.ID, r.CreatedSince, r.Size, ...(flags.history ? [r.History || '<none>'] : [])]);
       // (Columns are as wide as with the header: podman's tabwriter sees the header either way.)
       const text = alignTable(rows);
       await writeOut(heading ? text : text.slice(text.indexOf('\n') + 1));

@@ -296,6 +296,12 @@ describe('skiff pull / push / tag / rmi / save / load', () => {
     assert.equal(await ok(mine(['image', 'list', '-q', '--no-trunc'])), await ok(theirs(['images', '-q', '--no-trunc'])));
     assert.equal(await ok(mine(['image', 'rm', 'localhost/alias:1'])), 'Untagged: localhost/alias:1\n');
     assert.equal((await mine(['image', 'exists', 'localhost/alias:1'])).code, 1);
+    // images --history: the names each image has had (the base had alias:1 for a while).
+    const hist1 = ['images', '--history', '--format', '{{.Repository}}:{{.Tag}} {{.History}}|'];
+    assert.equal(await ok(mine(hist1)), await ok(theirs(hist1)));
+    const table = await ok(mine(['images', '--history']));
+    assert.match(table.split('\n')[0]!, /SIZE\s+HISTORY$/);
+    assert.match(table, /^localhost\/base\s.*\slocalhost\/base:1, localhost\/alias:1$/m);
     // A manifest list stands for its image for this platform, as podman looks it up.
     await ok(mine(['manifest', 'create', 'localhost/ilist:1', 'containers-storage:localhost/ichild:1']));
     const listed = await ok(mine(['image', 'inspect', 'localhost/ilist:1']));

@@ -78,6 +78,7 @@ interface BuildFlags {
   omitHistory?: boolean;
   signBy?: string;
   logfile?: string;
+  logsplit?: boolean;
   runtimeFlag?: string[];
   stdin?: boolean;
   identityLabel?: boolean;
@@ -539,13 +540,19 @@ function executable(name: string): boolean {
  * to FILE instead of standard output and error. The build runs again as a child whose output is that file (RUN's
  * processes inherit it, as they inherit standard error otherwise); its exit status is the command's.
  */
-async function buildIntoLogfile(file: string): Promise<void> {
+async function buildIntoLogfile(file: string, extra: string[] = [], drop: string[] = []): Promise<void> {
   const args: string[] = [];
   const argv = process.argv.slice(2);
+  // (--logfile FILE or --logfile=FILE, and the flags in `drop` likewise: --platform takes a value, --logsplit none.)
+  const valued = new Set(['--logfile', '--platform']);
   for (let i = 0; i < argv.length; i++) {
-    if (argv[i] === '--logfile') i++;
-    else if (!argv[i]!.startsWith('--logfile=')) args.push(argv[i]!);
+    const a = argv[i]!;
+    const name = a.includes('=') ? a.slice(0, a.indexOf('=')) : a;
+    if (name === '--logfile' || drop.includes(name)) {
+      if (!a.includes('=') && valued.has(name)) i++;
+    } else args.push(a);
   }
+  args.push(...extra);
   const fd = openSync(file, 'w', 0o600);
   try {
     const { spawn } = await import('node:child_process');
@@ -605,6 +612,7 @@ export function buildCommand(program: Command): void {
     .option('--identity-label [bool]', 'accepted for podman\'s scripts: skiff adds no builder identity label (buildah\'s io.buildah.version)', (v: string) => v !== 'false')
     .option('--runtime-flag <flag>', 'a global flag for the OCI runtime, without its leading -- (log-format=json, debug; repeatable)', collect)
     .option('--logfile <file>', 'write everything the build prints (steps, RUN output, errors, the image ID) to this file instead')
+    .option('--logsplit', 'with --logfile and --platform: one log per platform, FILE_OS_ARCH (buildah\'s)')
     .option('--os-version <version>', 'the OS version the image requires (os.version), instead of the base\'s')
     .option('--os-feature <feature>', 'an OS feature the image requires (os.features), added to the base\'s; FEATURE- removes one (repeatable)', collect)
     .option('--skip-unused-stages [bool]', 'build only the stages the target needs (default true; false builds every stage up to it)', (v: string) => v !== 'false')
@@ -655,6 +663,19 @@ export function buildCommand(program: Command): void {
     .option('--compress', 'accepted for podman\'s scripts (it only concerns layers written to a dir: destination)')
     .option('--disable-content-trust [bool]', 'accepted for docker\'s scripts (podman ignores it too)')
     .action(async (context: string, flags: BuildFlags, cmd: Command) => {
+      if (flags.logsplit) {
+        // buildah's --logsplit: one build per --platform, each logged to LOGFILE_OS_ARCH.
+        if (flags.logfile === undefined) throw new SkiffError('ERR_USAGE', '--logsplit splits the --logfile: give --logfile FILE');
+        if (!flags.platform) throw new SkiffError('ERR_USAGE', '--logsplit splits the log per platform: give --platform (one or several, comma-separated)');
+        const platforms = flags.platform.split(',').map((x) => x.trim());
+        for (const p of platforms) if (!/^[a-z0-9_]+\/[a-z0-9_]+(\/[a-z0-9_.]+)?$/.test(p)) throw new SkiffError('ERR_USAGE', `--platform ${JSON.stringify(p)}: expected OS/ARCH[/VARIANT]`);
+        if (platforms.length > 1 && !flags.manifest) throw new SkiffError('ERR_USAGE', `--platform ${flags.platform}: several platforms need --manifest LIST to gather the images in`);
+        for (const p of platforms) {
+          const [pos, parch] = p.split('/');
+          await buildIntoLogfile(`${flags.logfile}_${pos}_${parch}`, ['--platform', p], ['--platform', '--logsplit']);
+        }
+        return;
+      }
       if (flags.logfile !== undefined) return buildIntoLogfile(flags.logfile);
       // Downloaded contexts and Containerfiles (URLs) live in temporary directories until the build is done.
       const temps: string[] = [];

@@ -831,7 +831,7 @@ describe('skiff build features', () => {
     assert.ok(lines.some((l) => (JSON.parse(l) as { level?: string }).level === 'debug'), 'runc ran with --debug');
   });
 
-  it('--logfile FILE: every line the build prints, RUN\'s output and the image ID too, goes to the file; a failure\'s status and message as well', async () => {
+  it('--logfile FILE: every line the build prints, RUN\'s output and the image ID too, goes to the file; a failure\'s status and message as well; --logsplit one file per platform', async () => {
     const ctx = path.join(t.dir, 'ctx-logfile');
     await fsp.mkdir(ctx, { recursive: true });
     await fsp.writeFile(path.join(ctx, 'Containerfile'), `FROM ${base}\nRUN echo from-run-step\n`);
@@ -848,6 +848,19 @@ describe('skiff build features', () => {
     assert.notEqual(bad.code, 0);
     assert.equal(bad.stderr, '');
     assert.match(await fsp.readFile(log, 'utf8'), /skiff: .*RUN exit 7/);
+    // --logsplit: one log per platform, FILE_OS_ARCH, each image in the --manifest list.
+    await fsp.writeFile(path.join(ctx, 'Containerfile'), 'FROM scratch\nCOPY Containerfile /c\n');
+    const split = await skiff([...S(), 'build', '--platform', 'linux/amd64,linux/arm64/v8', '--manifest', 'localhost/logsplit:1', '--logfile', log, '--logsplit', ctx]);
+    assert.equal(split.code, 0, split.stderr);
+    assert.deepEqual([split.stdout, split.stderr], ['', '']);
+    for (const arch of ['amd64', 'arm64']) assert.match(await fsp.readFile(`${log}_linux_${arch}`, 'utf8'), /STEP 2\/2: COPY Containerfile \/c\n(.*\n)*[0-9a-f]{64}\n$/);
+    const listed = JSON.parse(await ok(skiff([...S(), 'manifest', 'inspect', 'localhost/logsplit:1']))) as { manifests: { platform: { architecture: string } }[] };
+    assert.deepEqual(listed.manifests.map((m) => m.platform.architecture), ['amd64', 'arm64']);
+    for (const [flags, msg] of [[['--logsplit', '--logfile', log], /give --platform/], [['--logsplit', '--platform', 'linux/amd64'], /give --logfile FILE/]] as const) {
+      const r = await skiff([...S(), 'build', ...flags, ctx]);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, msg);
+    }
   });
 
   it('--os-version and --os-feature (FEATURE- removes one) in the image config, where buildah puts them', async () => {

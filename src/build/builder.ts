@@ -32,6 +32,9 @@ import { isRootless } from '../store/userns.js';
 /** Files up to this size are read in one go when building a COPY layer. */
 const SMALL_FILE = 256 * 1024;
 
+/** The flags of RUN's cgroup limits, as the warnings name them. */
+const CGROUP_LIMITS = 'cgroup limits (--memory, --cpu-*, --cpuset-*, --cgroup-parent)';
+
 /** What buildah passes to RUN from its own environment (containers/common's config.ProxyEnv). */
 const PROXY_ENV = ['http_proxy', 'https_proxy', 'ftp_proxy', 'no_proxy', 'HTTP_PROXY', 'HTTPS_PROXY', 'FTP_PROXY', 'NO_PROXY'];
 
@@ -1017,9 +1020,9 @@ export class Builder {
       // (The default seccomp profile is the runtime's to apply: under chroot isolation RUN has none, as before;
       // a profile asked for by name is worth a warning.)
       const namedSeccomp = c?.seccompProfile !== undefined && c.seccompProfile !== 'unconfined';
-      const lost = [c?.capAdd?.length || c?.capDrop?.length ? '--cap-add/--cap-drop' : '', c?.apparmor ? 'apparmor=' : '', c?.mask?.length || c?.unmask?.length ? 'mask=/unmask=' : '', namedSeccomp ? 'seccomp=' : '', c?.runtimeFlags?.length ? '--runtime-flag' : '', c?.resources || c?.cgroupParent ? 'cgroup limits (--memory, --cpu-*, --cpuset-*, --cgroup-parent)' : '', c?.hooks?.length ? '--hooks-dir' : ''].filter(Boolean);
+      const lost = [c?.capAdd?.length || c?.capDrop?.length ? '--cap-add/--cap-drop' : '', c?.apparmor ? 'apparmor=' : '', c?.mask?.length || c?.unmask?.length ? 'mask=/unmask=' : '', namedSeccomp ? 'seccomp=' : '', c?.runtimeFlags?.length ? '--runtime-flag' : '', c?.resources || c?.cgroupParent ? CGROUP_LIMITS : '', c?.hooks?.length ? '--hooks-dir' : ''].filter(Boolean);
       if (r.isolation === 'chroot' && lost.length) this.warn(`skiff: warning: ${lost.join(', ')} need an OCI runtime: not applied with chroot isolation`);
-      else if (r.isolation === 'oci' && (c?.resources || c?.cgroupParent) && !cgroupLimitsApply()) this.warn('skiff: warning: cgroup limits (--memory, --cpu-*, --cpuset-*, --cgroup-parent) are not applied: an unprivileged user has no cgroups of its own on cgroups v1 (podman ignores them too)');
+      else if (r.isolation === 'oci' && (c?.resources || c?.cgroupParent) && !cgroupLimitsApply()) this.warn(`skiff: warning: ${CGROUP_LIMITS} are not applied: an unprivileged user has no cgroups of its own on cgroups v1 (podman ignores them too)`);
       return r;
     })();
     return this.isolation;

@@ -432,6 +432,8 @@ export async function runStep(s: RunSpec): Promise<string> {
     if (ns.ipc === 'host') mounts.splice(mounts.findIndex((x) => x.destination === '/dev/shm'), 1, { destination: '/dev/shm', type: 'bind', source: '/dev/shm', options: ['rbind', 'nosuid', 'noexec', 'nodev'] });
     const caps = capabilities(s.container);
     const seccomp = typeof s.container?.seccomp === 'function' ? await s.container.seccomp() : s.container?.seccomp;
+    const hooks = ociHooks(s.container?.hooks, s.args, mounts);
+    const id = `skiff-${process.pid}-${path.basename(s.dir)}`;
     const config = {
       ociVersion: '1.0.2',
       process: {
@@ -441,7 +443,7 @@ export async function runStep(s: RunSpec): Promise<string> {
         ...(s.container?.apparmor ? { apparmorProfile: s.container.apparmor } : {}),
       },
       root: { path: merged, readonly: false },
-      ...(ociHooks(s.container?.hooks, s.args, mounts) ? { hooks: ociHooks(s.container?.hooks, s.args, mounts) } : {}),
+      ...(hooks ? { hooks } : {}),
       // (A hostname needs a UTS namespace of the container's own.)
       ...(ns.uts === undefined || ns.uts === 'private' ? { hostname: 'skiff-build' } : {}),
       mounts,
@@ -450,11 +452,10 @@ export async function runStep(s: RunSpec): Promise<string> {
         ...maskedPaths(s.container),
         ...(seccomp ? { seccomp: ociSeccomp(seccomp, caps) } : {}),
         ...ociResources(s.container),
-        ...(s.container?.cgroupParent && cgroupLimitsApply() ? { cgroupsPath: path.posix.join('/', s.container.cgroupParent, `skiff-${process.pid}-${path.basename(s.dir)}`) } : {}),
+        ...(s.container?.cgroupParent && cgroupLimitsApply() ? { cgroupsPath: path.posix.join('/', s.container.cgroupParent, id) } : {}),
       },
     };
     await fsp.writeFile(path.join(bundle, 'config.json'), configJSON(config));
-    const id = `skiff-${process.pid}-${path.basename(s.dir)}`;
     const global = (s.container?.runtimeFlags ?? []).map((f) => `--${f}`);
     const r = await exec(s.runtime ?? 'runc', [...global, 'run', '--bundle', bundle, id], true, !!s.container?.stdin);
     if (r.code !== 0) throw new SkiffError('ERR_BUILD', `exit status ${r.code}`);

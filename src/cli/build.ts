@@ -181,6 +181,15 @@ function parseSize(v: string, flag = '--shm-size'): number {
   return Math.floor(n);
 }
 
+/** --platform's comma-separated OS/ARCH[/VARIANT] list, each checked. */
+function platformList(spec: string): string[] {
+  return spec.split(',').map((raw) => {
+    const p = raw.trim();
+    if (!/^[a-z0-9_]+\/[a-z0-9_]+(\/[a-z0-9_.]+)?$/.test(p)) throw new SkiffError('ERR_USAGE', `--platform ${JSON.stringify(raw)}: expected OS/ARCH[/VARIANT]`);
+    return p;
+  });
+}
+
 /**
  * --hooks-dir DIR…: the oci-hooks(5) files (*.json, version 1.0.0) in each, a later directory's file masking an
  * earlier one of the same name; each checked now (a bad one stops the build before anything is pulled).
@@ -667,8 +676,7 @@ export function buildCommand(program: Command): void {
         // buildah's --logsplit: one build per --platform, each logged to LOGFILE_OS_ARCH.
         if (flags.logfile === undefined) throw new SkiffError('ERR_USAGE', '--logsplit splits the --logfile: give --logfile FILE');
         if (!flags.platform) throw new SkiffError('ERR_USAGE', '--logsplit splits the log per platform: give --platform (one or several, comma-separated)');
-        const platforms = flags.platform.split(',').map((x) => x.trim());
-        for (const p of platforms) if (!/^[a-z0-9_]+\/[a-z0-9_]+(\/[a-z0-9_.]+)?$/.test(p)) throw new SkiffError('ERR_USAGE', `--platform ${JSON.stringify(p)}: expected OS/ARCH[/VARIANT]`);
+        const platforms = platformList(flags.platform);
         if (platforms.length > 1 && !flags.manifest) throw new SkiffError('ERR_USAGE', `--platform ${flags.platform}: several platforms need --manifest LIST to gather the images in`);
         for (const p of platforms) {
           const [pos, parch] = p.split('/');
@@ -735,9 +743,7 @@ export function buildCommand(program: Command): void {
           const h = hostPlatform();
           platform = `${flags.os ?? h.os}/${flags.arch ?? h.architecture}${flags.variant ? `/${flags.variant}` : ''}`;
         }
-        for (const p of platform?.split(',') ?? []) {
-          if (!/^[a-z0-9_]+\/[a-z0-9_]+(\/[a-z0-9_.]+)?$/.test(p.trim())) throw new SkiffError('ERR_USAGE', `--platform ${JSON.stringify(p)}: expected OS/ARCH[/VARIANT]`);
-        }
+        if (platform) platformList(platform);
         // What both plans (before and after the bases are known) are made with.
         // (A URL context is fetched once the Containerfile is known to be valid; until then it plans as a directory.)
         const fetchLater = new Map<string, string>();

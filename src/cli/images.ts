@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { minimatch } from 'minimatch';
 import { SkiffError } from '../core/errors.js';
-import type { Image, Store } from '../store/store.js';
+import { imageSize, type Image, type Layer, type Store } from '../store/store.js';
 import { rfc3339 } from '../core/config.js';
 import { guessManifestType } from '../core/manifest.js';
 import { MT } from '../core/media-types.js';
@@ -196,13 +196,7 @@ export function imagesCommand(program: Command): void {
       // (As podman: intermediate images only with -a.)
       for (const i of all) if ((flags.all || !intermediate.has(i.id)) && (!keep || (await keep(i)))) images.push(i);
       const layers = new Map((await store.layers()).map((l) => [l.id, l]));
-      // As containers/storage's ImageSize (what podman shows): the layers' uncompressed sizes and the image's big
-      // data (config, manifests).
-      const size = (img: Image): number => {
-        let n = Object.values(img['big-data-sizes'] ?? {}).reduce((a, b) => a + b, 0);
-        for (let id = img.layer; id; id = layers.get(id)?.parent) n += layers.get(id)?.['diff-size'] ?? 0;
-        return n;
-      };
+      const size = (img: Image): number => imageSize(img, layers);
       const id = (i: Image): string => (flags.trunc === false ? `sha256:${i.id}` : i.id.slice(0, 12));
       // podman's order: stable sorts of the store's order; newest first by default, the rest ascending.
       // (Whole seconds, as podman compares them: images made within one second keep the store's order.)
@@ -227,7 +221,7 @@ export function imagesCommand(program: Command): void {
           // (Read once per image, whatever number of entries its names make.)
           const l = await configLabels(store, i);
           const labels = Object.keys(l).length ? l : null;
-          const history = (i as Image & { 'names-history'?: string[] })['names-history'];
+          const history = i['names-history'];
           const bytes = size(i);
           const entry = {
             Id: i.id,
@@ -276,7 +270,7 @@ export function imagesCommand(program: Command): void {
           VirtualSize: size(i),
           // (A nil slice in podman's template data: [] printed, null in json.)
           Names: i.names?.length ? i.names : new GoNil('slice'),
-          History: (i as Image & { 'names-history'?: string[] })['names-history']?.join(', ') ?? '',
+          History: i['names-history']?.join(', ') ?? '',
         };
       }));
       // (Each name is a row: sorted by repository or tag, the rows are, not the images.)
@@ -451,16 +445,8 @@ function imageConfigView(c: Record<string, unknown> | undefined): GoStruct {
   return new GoStruct(view, Object.fromEntries(IMAGE_CONFIG_FIELDS.filter((f) => !empty(c?.[f])).map((f) => [f, c![f]])));
 }
 
-/** `name:tag` or `name@digest` -> name. */
-function repoOf(name: string): string {
-  const at = name.indexOf('@');
-  if (at >= 0) return name.slice(0, at);
-  const colon = name.lastIndexOf(':');
-  return colon > name.lastIndexOf('/') ? name.slice(0, colon) : name;
-}
-
 /** What `podman image inspect` prints for one image (containers/common's libimage ImageData, field for field). */
-async function podmanImageData(store: Store, img: Image, images: Image[]): Promise<Record<string, unknown>> {
+async function podmanImageData(store: Store, img: Image, images: Image[], layers: Map<string, Layer>): Promise<Record<string, unknown>> {
   const read = async (key: string): Promise<Record<string, unknown> | undefined> => {
     const b = await store.bigData(img, key);
     if (!b) return undefined;
@@ -478,14 +464,10 @@ async function podmanImageData(store: Store, img: Image, images: Image[]): Promi
   // The image's digests: its own and every stored manifest's (containers/storage's Digests).
   const digests = new Set<string>(img.digest ? [img.digest] : []);
   for (const [k, d] of Object.entries(img['big-data-digests'] ?? {})) if (k === 'manifest' || k.startsWith('manifest-')) digests.add(d);
-  const repoDigests = [...new Set(names.flatMap((n) => [...digests].map((d) => `${repoOf(n)}@${d}`)))].sort();
-  const layers = new Map((await store.layers()).map((l) => [l.id, l]));
+  const repoDigests = [...new Set(names.flatMap((n) => [...digests].map((d) => `${nameParts(n)[0]}@${d}`)))].sort();
   const chain: string[] = [];
   for (let id = img.layer; id; id = layers.get(id)?.parent) chain.push(id);
-  // containers/storage's ImageSize: every layer's size and every big-data item's.
-  let size = 0;
-  for (const id of chain) size += layers.get(id)?.['diff-size'] ?? 0;
-  for (const n of img['big-data-names'] ?? []) size += img['big-data-sizes']?.[n] ?? 0;
+  const size = imageSize(img, layers);
   const driverDir = (id: string): string => path.join(store.loc.root, store.loc.driver, id);
   const graphData: Record<string, string> = {};
   if (chain.length > 1) graphData.LowerDir = chain.slice(1).map((id) => path.join(driverDir(id), 'diff')).join(':');
@@ -515,7 +497,7 @@ async function podmanImageData(store: Store, img: Image, images: Image[]): Promi
       })
     : null;
   const parent = await store.parentImage(img, images);
-  const namesHistory = (img as Image & { 'names-history'?: string[] })['names-history'];
+  const namesHistory = img['names-history'];
   const labels = cfg.Labels && typeof cfg.Labels === 'object' ? cfg.Labels : null;
   const rootfs = (config.rootfs ?? {}) as { type?: string; diff_ids?: string[] };
   const data: Record<string, unknown> = {
@@ -572,6 +554,7 @@ export function addImageInspectCommand(parent: Command): void {
       const globals = cmd.optsWithGlobals() as GlobalOptions;
       const store = await storeOf(globals);
       const images = await store.images();
+      const layers = new Map((await store.layers()).map((l) => [l.id, l]));
       const found: Record<string, unknown>[] = [];
       let missing: string | undefined;
       for (const name of names) {
@@ -580,7 +563,7 @@ export function addImageInspectCommand(parent: Command): void {
           missing ??= name;
           continue;
         }
-        found.push(await podmanImageData(store, img, images));
+        found.push(await podmanImageData(store, img, images, layers));
       }
       if (flags.format && flags.format !== 'json') {
         const render = compileTemplate(flags.format.replace(/\\t/g, '\t').replace(/\\n/g, '\n'));

@@ -61,31 +61,41 @@ async function imageId(store: Store, name: string): Promise<string> {
   return img.id;
 }
 
-/**
- * Pull `image` into the store: short names through registries.conf (each candidate in turn), `docker://` and
- * qualified names as they are. Resolves with the image ID.
- */
 /** The references an image name may mean: itself, or for a short name the registries.conf candidates in order. */
 async function pullCandidates(image: string, interactive: boolean): Promise<string[]> {
   const raw = image.replace(/^docker:\/\//, '');
   return image.startsWith('docker://') || !isShortName(raw) ? [raw] : shortNameCandidates(raw, await loadRegistriesConf(), interactive);
 }
 
-export async function pullIntoStore(image: string, o: SourceOptions, g: GlobalOptions, quiet: boolean, removeSignatures = false): Promise<string> {
-  const candidates = await pullCandidates(image, !!process.stdin.isTTY && !!process.stderr.isTTY);
-  const progress = makeProgress(quiet);
+/**
+ * `attempt` on each candidate reference in turn until one works: the next is tried only where this one is not
+ * there or not reachable (another failure is the answer); the last failure is thrown.
+ */
+async function firstCandidate<T>(candidates: string[], attempt: (cand: string) => Promise<T>): Promise<T> {
   let last: unknown;
   for (const cand of candidates) {
-    if (!quiet) process.stderr.write(`Trying to pull ${cand}...\n`);
     try {
-      await copyBetween(`docker://${cand}`, `containers-storage:${storeName(cand)}`, o, { platform: o.platform ?? platformFrom(g), ...(progress ? { progress } : {}), ...(removeSignatures ? { removeSignatures } : {}) });
-      return await imageId(await storeOf(g), storeName(cand));
+      return await attempt(cand);
     } catch (e) {
       last = e;
       if (candidates.length === 1 || (e instanceof SkiffError && e.code !== 'ERR_MANIFEST_UNKNOWN' && e.code !== 'ERR_IMAGE_NOT_FOUND' && e.code !== 'ERR_NETWORK')) throw e;
     }
   }
   throw last;
+}
+
+/**
+ * Pull `image` into the store: short names through registries.conf (each candidate in turn), `docker://` and
+ * qualified names as they are. Resolves with the image ID.
+ */
+export async function pullIntoStore(image: string, o: SourceOptions, g: GlobalOptions, quiet: boolean, removeSignatures = false): Promise<string> {
+  const candidates = await pullCandidates(image, !!process.stdin.isTTY && !!process.stderr.isTTY);
+  const progress = makeProgress(quiet);
+  return firstCandidate(candidates, async (cand) => {
+    if (!quiet) process.stderr.write(`Trying to pull ${cand}...\n`);
+    await copyBetween(`docker://${cand}`, `containers-storage:${storeName(cand)}`, o, { platform: o.platform ?? platformFrom(g), ...(progress ? { progress } : {}), ...(removeSignatures ? { removeSignatures } : {}) });
+    return imageId(await storeOf(g), storeName(cand));
+  });
 }
 
 /**
@@ -93,28 +103,20 @@ export async function pullIntoStore(image: string, o: SourceOptions, g: GlobalOp
  * entries, os `unknown`, left out), or its one image's. Short names are resolved as for pull.
  */
 export async function imagePlatforms(image: string, o: SourceOptions): Promise<string[]> {
-  const candidates = await pullCandidates(image, false);
-  let last: unknown;
-  for (const cand of candidates) {
+  return firstCandidate(await pullCandidates(image, false), async (cand) => {
+    const src = await openSource(`docker://${cand}`, o);
     try {
-      const src = await openSource(`docker://${cand}`, o);
-      try {
-        const { parseManifest } = await import('../core/manifest.js');
-        const top = await src.getManifest();
-        const m = parseManifest(top.bytes, top.mediaType);
-        const fmt = (p: { os?: string; architecture?: string; variant?: string }): string => `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ''}`;
-        if (m.kind === 'index') return [...new Set(m.manifests.filter((d) => d.platform?.os && d.platform.architecture && d.platform.os !== 'unknown').map((d) => fmt(d.platform!)))];
-        const cfg = JSON.parse((await readAll(await src.getBlob(m.config))).toString()) as { os?: string; architecture?: string; variant?: string };
-        return [fmt(cfg)];
-      } finally {
-        await src.close();
-      }
-    } catch (e) {
-      last = e;
-      if (candidates.length === 1 || (e instanceof SkiffError && e.code !== 'ERR_MANIFEST_UNKNOWN' && e.code !== 'ERR_IMAGE_NOT_FOUND' && e.code !== 'ERR_NETWORK')) throw e;
+      const { parseManifest } = await import('../core/manifest.js');
+      const top = await src.getManifest();
+      const m = parseManifest(top.bytes, top.mediaType);
+      const fmt = (p: { os?: string; architecture?: string; variant?: string }): string => `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ''}`;
+      if (m.kind === 'index') return [...new Set(m.manifests.filter((d) => d.platform?.os && d.platform.architecture && d.platform.os !== 'unknown').map((d) => fmt(d.platform!)))];
+      const cfg = JSON.parse((await readAll(await src.getBlob(m.config))).toString()) as { os?: string; architecture?: string; variant?: string };
+      return [fmt(cfg)];
+    } finally {
+      await src.close();
     }
-  }
-  throw last;
+  });
 }
 
 /**

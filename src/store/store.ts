@@ -45,6 +45,18 @@ export interface Image {
   'big-data-sizes'?: Record<string, number>;
   'big-data-digests'?: Record<string, Digest>;
   created?: string;
+  /** Every name the image has had, newest first (containers/storage's NamesHistory). */
+  'names-history'?: string[];
+}
+
+/**
+ * containers/storage's ImageSize (what podman shows): the uncompressed sizes of the image's layers and the sizes of
+ * its big data (config, manifests). `layers`: the store's layers by ID.
+ */
+export function imageSize(img: Image, layers: Map<string, Layer>): number {
+  let n = Object.values(img['big-data-sizes'] ?? {}).reduce((a, b) => a + b, 0);
+  for (let id = img.layer; id; id = layers.get(id)?.parent) n += layers.get(id)?.['diff-size'] ?? 0;
+  return n;
 }
 
 /** Where the store is: storage.conf (XDG config, /etc/containers, /usr/share/containers), else the defaults. */

@@ -294,10 +294,9 @@ export class StoreWriter {
    * name, in order, moved to the front (so the newest comes first, and no name twice).
    */
   private static setNames(img: Image, names: string[]): void {
-    const h = img as Image & { 'names-history'?: string[] };
-    let history = h['names-history'] ?? [];
+    let history = img['names-history'] ?? [];
     for (const n of names) history = [n, ...history.filter((x) => x !== n)];
-    h['names-history'] = history;
+    img['names-history'] = history;
     // (c/storage leaves an empty list out of images.json.)
     if (names.length) img.names = names;
     else delete img.names;

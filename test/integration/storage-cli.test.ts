@@ -32,6 +32,11 @@ describe('skiff pull / push / tag / rmi / save / load', () => {
     await ok(r(['copy', '-q', `oci:${t.dir}/fixture:busybox`, 'containers-storage:localhost/base:1']));
     await ok(r(['build', '-q', '-t', tag, ctx]));
   };
+  /** skiff and podman on one store under `root` (and the flags that name it). */
+  const oneStore = (root: string) => {
+    const g = ['--root', `${root}/root`, '--runroot', `${root}/run`];
+    return { g, mine: (args: string[]) => run(process.execPath, [SKIFF, ...g, ...args], { env }), theirs: (args: string[]) => run('podman', [...g, '--storage-driver', 'overlay', ...args]) };
+  };
   after(async () => {
     await reg.stop();
     unmountUnder(t.dir);
@@ -208,9 +213,7 @@ describe('skiff pull / push / tag / rmi / save / load', () => {
 
   it('history as podman on the same store: table, --no-trunc, -H=false, -q, json, templates; images built by skiff and by buildah', async () => {
     const root = `${t.dir}/hist`;
-    const g = ['--root', `${root}/root`, '--runroot', `${root}/run`];
-    const mine = (args: string[]) => run(process.execPath, [SKIFF, ...g, ...args], { env });
-    const theirs = (args: string[]) => run('podman', [...g, '--storage-driver', 'overlay', ...args]);
+    const { g, mine, theirs } = oneStore(root);
     const ctx = `${t.dir}/hist-ctx`;
     await baseAndChild(mine, ctx, { Containerfile: 'FROM localhost/base:1\nLABEL a=b\nCOPY e.txt /e.txt\nENV LONG="a value long enough to be cut at forty-five characters in the table"\n', 'e.txt': 'e\n' }, 'localhost/hchild:1');
     // (buildah records a comment and its own CREATED BY forms.)
@@ -263,9 +266,7 @@ describe('skiff pull / push / tag / rmi / save / load', () => {
 
   it('image inspect as podman image inspect on the same store, byte for byte: JSON and templates; skiff and buildah images, a parent, several names, a nameless image; missing exits 125; image ls, tag, rm', async () => {
     const root = `${t.dir}/insp`;
-    const g = ['--root', `${root}/root`, '--runroot', `${root}/run`];
-    const mine = (args: string[]) => run(process.execPath, [SKIFF, ...g, ...args], { env });
-    const theirs = (args: string[]) => run('podman', [...g, '--storage-driver', 'overlay', ...args]);
+    const { g, mine, theirs } = oneStore(root);
     const ctx = `${t.dir}/insp-ctx`;
     const file = 'FROM localhost/base:1\nENV A=1 B="two words"\nLABEL org.x=y\nCOPY e.txt /e.txt\nWORKDIR /w\nUSER 1000:1000\nEXPOSE 8080/tcp 53/udp\nVOLUME /data\nSTOPSIGNAL SIGTERM\nENTRYPOINT ["/bin/e"]\nCMD ["/a"]\nHEALTHCHECK --interval=5s CMD ["/h"]\n';
     await baseAndChild(mine, ctx, { Containerfile: file, 'e.txt': 'e\n' }, 'localhost/ichild:1');

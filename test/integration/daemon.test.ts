@@ -101,13 +101,14 @@ describe('docker-daemon via podman system service', () => {
     await assert.rejects(fsp.stat(`${t.dir}/missing`));
   });
 
-  it('a daemon whose /_ping sends no API-Version: the version comes from /version, and every request uses it', async () => {
+  it('a daemon whose /_ping sends no API-Version: the version comes from /version, and every request uses it; over unix and plain tcp', async () => {
     // A proxy in front of podman's socket (fault injection on the real daemon): /_ping loses its API-Version header,
     // /version says 1.40; what skiff then asks for is recorded.
     const proxySock = `${t.dir}/apiver.sock`;
     const seen: string[] = [];
     const proxy = createServer((req, res) => {
       seen.push(`${req.method} ${req.url}`);
+      if (req.method === 'GET' && /\/get$/.test(req.url ?? '')) seen.push(`  Host: ${req.headers.host}`);
       const up = httpRequest({ socketPath: sock, method: req.method, path: req.url, headers: req.headers }, (ur) => {
         const headers = { ...ur.headers };
         if (req.url === '/_ping') delete headers['api-version'];
@@ -127,16 +128,24 @@ describe('docker-daemon via podman system service', () => {
       req.pipe(up);
     });
     await new Promise<void>((r) => proxy.listen(proxySock, r));
+    // The same proxy over tcp: a daemon at tcp://HOST:PORT without TLS.
+    const tcpProxy = createServer((req, res) => proxy.emit('request', req, res));
+    await new Promise<void>((r) => tcpProxy.listen(0, '127.0.0.1', r));
+    const tcpHost = `tcp://127.0.0.1:${(tcpProxy.address() as { port: number }).port}`;
     try {
       await ok(skiff(['copy', '-q', '--dest-daemon-host', `unix://${proxySock}`, `oci:${t.dir}/fixture:busybox`, 'docker-daemon:localhost/apiver:1']));
       await ok(skiff(['copy', '-q', '--src-daemon-host', `unix://${proxySock}`, 'docker-daemon:localhost/apiver:1', `oci:${t.dir}/apiver-back:x`]));
       assert.deepEqual(await flat(`oci:${t.dir}/apiver-back:x`), fixtureFlat);
+      await ok(skiff(['copy', '-q', '--src-daemon-host', tcpHost, 'docker-daemon:localhost/apiver:1', `oci:${t.dir}/apiver-tcp:x`]));
+      assert.deepEqual(await flat(`oci:${t.dir}/apiver-tcp:x`), fixtureFlat);
       assert.ok(seen.includes('GET /version'), seen.join('\n'));
-      const api = seen.filter((l) => !/ \/(_ping|version)$/.test(l));
+      assert.ok(seen.includes(`  Host: ${tcpHost.slice(6)}`), seen.join('\n'));
+      const api = seen.filter((l) => !/ \/(_ping|version)$/.test(l) && !l.startsWith('  Host'));
       assert.ok(api.length >= 3, seen.join('\n'));
       for (const l of api) assert.match(l, / \/v1\.40\//, seen.join('\n'));
     } finally {
       proxy.close();
+      tcpProxy.close();
     }
   });
 

@@ -14,6 +14,7 @@ import type { BlobInfo, DestinationCaps, DestinationOptions, ImageDestination, I
 import { parseManifest, type Descriptor, type ImageManifest, type RawManifest } from '../../src/core/manifest.js';
 import { formatDockerReference, withDefaultTag, type DockerReference } from '../../src/core/reference.js';
 import { ArchiveSource, DockerArchiveRef } from '../docker-archive/index.js';
+import { getToFile, type PlainTarget } from './get-to-file.js';
 import { DaemonRef, parseDaemonSpec } from './ref.js';
 
 export { DaemonRef };
@@ -28,6 +29,8 @@ interface Conn {
   base: string;
   host: string;
   request: (method: string, p: string, body?: Readable, headers?: Record<string, string>) => Promise<import('undici').Dispatcher.ResponseData>;
+  /** GET `p` into `file`; any status but 200 comes with its body's text and leaves the file empty. */
+  download: (p: string, file: string) => Promise<{ status: number; errorText?: string }>;
   close: () => Promise<void>;
 }
 
@@ -37,9 +40,12 @@ async function connectDaemon(o: SourceOptions): Promise<Conn> {
   const host = daemonHost(o);
   let agent: InstanceType<typeof Agent>;
   let origin: string;
+  // Where the large export can be read without undici (get-to-file.ts): a connection without TLS.
+  let plain: PlainTarget | undefined;
   if (host.startsWith('unix://')) {
     agent = new Agent({ connect: { socketPath: host.slice(7) } });
     origin = 'http://localhost';
+    plain = { path: host.slice(7) };
   } else if (host.startsWith('tcp://') || host.startsWith('http://') || host.startsWith('https://')) {
     const tlsOn = host.startsWith('https://') || (process.env.DOCKER_TLS_VERIFY !== undefined && process.env.DOCKER_TLS_VERIFY !== '' && process.env.DOCKER_TLS_VERIFY !== '0');
     const certPath = process.env.DOCKER_CERT_PATH ?? path.join(os.homedir(), '.docker');
@@ -51,15 +57,48 @@ async function connectDaemon(o: SourceOptions): Promise<Conn> {
     }
     agent = new Agent({ connect });
     origin = `${tlsOn ? 'https' : 'http'}://${host.replace(/^\w+:\/\//, '')}`;
+    if (!tlsOn) {
+      const u = new URL(origin);
+      plain = { host: u.hostname.replace(/^\[|\]$/g, ''), port: Number(u.port || 80) };
+    }
   } else {
     throw new SkiffError('ERR_INVALID_REFERENCE', `daemon host ${JSON.stringify(host)}: expected unix:///path or tcp://host:port`);
   }
+  const unreachable = (e: unknown): SkiffError => {
+    const err = e as { code?: string; message?: string };
+    return new SkiffError('ERR_NETWORK', `cannot connect to the Docker daemon at ${host}: ${err.code ?? err.message} (is it running?)`, { cause: e, retryable: false });
+  };
   const call = async (method: string, p: string, body?: Readable, headers?: Record<string, string>) => {
     try {
       return await request(`${origin}${p}`, { method: method as 'GET', dispatcher: agent, ...(body ? { body } : {}), ...(headers ? { headers } : {}), headersTimeout: 0, bodyTimeout: 0 });
     } catch (e) {
-      const err = e as { code?: string; message?: string };
-      throw new SkiffError('ERR_NETWORK', `cannot connect to the Docker daemon at ${host}: ${err.code ?? err.message} (is it running?)`, { cause: e, retryable: false });
+      throw unreachable(e);
+    }
+  };
+  // Plain downloads in flight, dropped when the connection is closed.
+  const downloads = new Set<AbortController>();
+  const download = async (p: string, file: string): Promise<{ status: number; errorText?: string }> => {
+    if (!plain) {
+      const res = await call('GET', p);
+      if (res.statusCode !== 200) return { status: res.statusCode, errorText: await res.body.text().catch(() => '') };
+      // (Chunks written are garbage that V8 would let pile up: collection is paced by the bytes, as for blobs.)
+      res.body.on('data', (c: Buffer) => paced(c.length));
+      // (Socket-sized chunks gathered into 1 MiB writes, as blobs are written: 1.32 -> 1.22 s for the bench image.)
+      await pipeline(res.body, new FileWriter(file));
+      return { status: 200 };
+    }
+    const stop = new AbortController();
+    downloads.add(stop);
+    try {
+      const r = await getToFile(plain, new URL(origin).host, p, file, stop.signal);
+      return r.errorBody ? { status: r.status, errorText: r.errorBody.toString('utf8') } : { status: r.status };
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      // A daemon that is not there; any other failure (cut short, a write error) says what it was.
+      if (code === 'ENOENT' || code === 'ECONNREFUSED' || code === 'EACCES') throw unreachable(e);
+      throw new SkiffError('ERR_NETWORK', `reading from the Docker daemon at ${host}: ${(e as Error).message}`, { cause: e, retryable: false });
+    } finally {
+      downloads.delete(stop);
     }
   };
   // API version: the server's, capped at 1.41 (what skiff speaks): from /_ping's API-Version header, else (a
@@ -75,18 +114,31 @@ async function connectDaemon(o: SourceOptions): Promise<Conn> {
     if (typeof server !== 'string') server = undefined;
   }
   const version = server && /^1\.\d+$/.test(server) && Number(server.split('.')[1]) < 41 ? server : '1.41';
-  return { base: `/v${version}`, host, request: (m, p, b, h) => call(m, `/v${version}${p}`, b, h), close: () => agent.destroy() };
+  return {
+    base: `/v${version}`,
+    host,
+    request: (m, p, b, h) => call(m, `/v${version}${p}`, b, h),
+    download: (p, file) => download(`/v${version}${p}`, file),
+    close: () => {
+      for (const d of downloads) d.abort();
+      return agent.destroy();
+    },
+  };
 }
 
 async function daemonError(res: import('undici').Dispatcher.ResponseData, what: string): Promise<SkiffError> {
+  return errorOf(res.statusCode, await res.body.text().catch(() => ''), what);
+}
+
+/** The daemon's error answer (`{"message": …}`) as an error; 404 is a missing image. */
+function errorOf(status: number, text: string, what: string): SkiffError {
   let msg = '';
   try {
-    const body = (await res.body.json()) as { message?: string };
-    msg = body.message ?? '';
+    msg = (JSON.parse(text) as { message?: string }).message ?? '';
   } catch {
     /* no JSON */
   }
-  return new SkiffError(res.statusCode === 404 ? 'ERR_IMAGE_NOT_FOUND' : 'ERR_REGISTRY', `${what}: ${msg || `HTTP ${res.statusCode}`}`);
+  return new SkiffError(status === 404 ? 'ERR_IMAGE_NOT_FOUND' : 'ERR_REGISTRY', `${what}: ${msg || `HTTP ${status}`}`);
 }
 
 /**
@@ -101,18 +153,14 @@ async function openDaemonSource(ref: DaemonRef, o: SourceOptions): Promise<Image
     // its time before the first byte (podman writes the whole export to a file of its own first), and the
     // inspect's round trip (~14 ms with podman) need not come before that. An inspect that fails wins; closing
     // the connection then drops the export.
-    const exporting = conn.request('GET', `/images/${ref.apiName}/get`);
+    const file = path.join(dir, 'image.tar');
+    const exporting = conn.download(`/images/${ref.apiName}/get`, file);
     exporting.catch(() => undefined);
     const inspect = await conn.request('GET', `/images/${ref.apiName}/json`);
     if (inspect.statusCode !== 200) throw await daemonError(inspect, `${ref}`);
     await inspect.body.dump();
     const res = await exporting;
-    if (res.statusCode !== 200) throw await daemonError(res, `exporting ${ref}`);
-    const file = path.join(dir, 'image.tar');
-    // (Chunks written are garbage that V8 would let pile up: collection is paced by the bytes, as for blobs.)
-    res.body.on('data', (c: Buffer) => paced(c.length));
-    // (Socket-sized chunks gathered into 1 MiB writes, as blobs are written: 1.32 -> 1.22 s for the bench image.)
-    await pipeline(res.body, new FileWriter(file));
+    if (res.status !== 200) throw errorOf(res.status, res.errorText ?? '', `exporting ${ref}`);
     const inner = await ArchiveSource.open(new DockerArchiveRef(file, ref.named ? withDefaultTag(ref.named) : undefined, ref.named ? undefined : 0));
     return {
       ref,

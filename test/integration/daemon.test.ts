@@ -3,6 +3,7 @@
  * API these machines run: both directions, flattened filesystems compared, DOCKER_HOST, and the failure modes.
  */
 import { strict as assert } from 'node:assert';
+import { spawn } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import { createServer, request as httpRequest } from 'node:http';
 import { after, before, describe, it } from 'node:test';
@@ -146,6 +147,53 @@ describe('docker-daemon via podman system service', () => {
     } finally {
       proxy.close();
       tcpProxy.close();
+    }
+  });
+
+  it('Ctrl-C while the export arrives: exit 130 at once, the spooled export removed, nothing at the destination', async () => {
+    // A proxy in front of podman (fault injection on the real daemon) whose export sends a start and then stalls:
+    // without the interrupt reaching the download, skiff waited for an end that never comes.
+    const stallSock = `${t.dir}/stall.sock`;
+    const proxy = createServer((req, res) => {
+      if (req.method === 'GET' && /\/get$/.test(req.url ?? '')) {
+        res.writeHead(200, { 'content-type': 'application/x-tar' });
+        res.write(Buffer.alloc(3 << 20));
+        return;
+      }
+      const up = httpRequest({ socketPath: sock, method: req.method, path: req.url, headers: req.headers }, (ur) => {
+        res.writeHead(ur.statusCode ?? 502, ur.headers);
+        ur.pipe(res);
+      });
+      req.pipe(up);
+    });
+    await new Promise<void>((r) => proxy.listen(stallSock, r));
+    const tmp = `${t.dir}/int-tmp`;
+    await fsp.mkdir(tmp);
+    try {
+      await ok(skiff(['copy', '-q', '--dest-daemon-host', `unix://${sock}`, `oci:${t.dir}/fixture:busybox`, 'docker-daemon:localhost/int:1']));
+      const child = spawn(process.execPath, [SKIFF, 'copy', '-q', '--src-daemon-host', `unix://${stallSock}`, 'docker-daemon:localhost/int:1', `oci:${t.dir}/int-out:x`], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, TMPDIR: tmp } });
+      let stderr = '';
+      child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+      // Interrupted once the export has started landing in the spool file.
+      const spooling = async (): Promise<boolean> => {
+        for (const d of await fsp.readdir(tmp)) if ((await fsp.stat(`${tmp}/${d}/image.tar`).catch(() => undefined))?.size) return true;
+        return false;
+      };
+      for (let i = 0; i < 400 && !(await spooling()); i++) await new Promise((r) => setTimeout(r, 25));
+      assert.ok(await spooling(), 'the export started arriving');
+      const exited = new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+      const t0 = Date.now();
+      child.kill('SIGINT');
+      const timeout = new Promise<'hung'>((r) => setTimeout(() => r('hung'), 10_000).unref());
+      const code = await Promise.race([exited, timeout]);
+      if (code === 'hung') child.kill('SIGKILL');
+      assert.equal(code, 130, stderr);
+      assert.ok(Date.now() - t0 < 5000, `exited ${Date.now() - t0} ms after the interrupt`);
+      assert.match(stderr, /interrupted/);
+      assert.deepEqual(await fsp.readdir(tmp), []);
+      assert.deepEqual((await fsp.readdir(t.dir)).filter((n) => n.includes('int-out')), []);
+    } finally {
+      proxy.close();
     }
   });
 

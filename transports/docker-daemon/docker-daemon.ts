@@ -30,7 +30,7 @@ interface Conn {
   host: string;
   request: (method: string, p: string, body?: Readable, headers?: Record<string, string>) => Promise<import('undici').Dispatcher.ResponseData>;
   /** GET `p` into `file`; any status but 200 comes with its body's text and leaves the file empty. */
-  download: (p: string, file: string) => Promise<{ status: number; errorText?: string }>;
+  download: (p: string, file: string, signal?: AbortSignal) => Promise<{ status: number; errorText?: string }>;
   close: () => Promise<void>;
 }
 
@@ -68,18 +68,19 @@ async function connectDaemon(o: SourceOptions): Promise<Conn> {
     const err = e as { code?: string; message?: string };
     return new SkiffError('ERR_NETWORK', `cannot connect to the Docker daemon at ${host}: ${err.code ?? err.message} (is it running?)`, { cause: e, retryable: false });
   };
-  const call = async (method: string, p: string, body?: Readable, headers?: Record<string, string>) => {
+  const call = async (method: string, p: string, body?: Readable, headers?: Record<string, string>, signal?: AbortSignal) => {
     try {
-      return await request(`${origin}${p}`, { method: method as 'GET', dispatcher: agent, ...(body ? { body } : {}), ...(headers ? { headers } : {}), headersTimeout: 0, bodyTimeout: 0 });
+      return await request(`${origin}${p}`, { method: method as 'GET', dispatcher: agent, ...(body ? { body } : {}), ...(headers ? { headers } : {}), ...(signal ? { signal } : {}), headersTimeout: 0, bodyTimeout: 0 });
     } catch (e) {
+      if (signal?.aborted) throw e;
       throw unreachable(e);
     }
   };
   // Plain downloads in flight, dropped when the connection is closed.
   const downloads = new Set<AbortController>();
-  const download = async (p: string, file: string): Promise<{ status: number; errorText?: string }> => {
+  const download = async (p: string, file: string, signal?: AbortSignal): Promise<{ status: number; errorText?: string }> => {
     if (!plain) {
-      const res = await call('GET', p);
+      const res = await call('GET', p, undefined, undefined, signal);
       if (res.statusCode !== 200) return { status: res.statusCode, errorText: await res.body.text().catch(() => '') };
       // (Chunks written are garbage that V8 would let pile up: collection is paced by the bytes, as for blobs.)
       res.body.on('data', (c: Buffer) => paced(c.length));
@@ -90,9 +91,10 @@ async function connectDaemon(o: SourceOptions): Promise<Conn> {
     const stop = new AbortController();
     downloads.add(stop);
     try {
-      const r = await getToFile(plain, new URL(origin).host, p, file, stop.signal);
+      const r = await getToFile(plain, new URL(origin).host, p, file, signal ? AbortSignal.any([stop.signal, signal]) : stop.signal);
       return r.errorBody ? { status: r.status, errorText: r.errorBody.toString('utf8') } : { status: r.status };
     } catch (e) {
+      if (signal?.aborted) throw e;
       const code = (e as { code?: string }).code;
       // A daemon that is not there; any other failure (cut short, a write error) says what it was.
       if (code === 'ENOENT' || code === 'ECONNREFUSED' || code === 'EACCES') throw unreachable(e);
@@ -118,7 +120,7 @@ async function connectDaemon(o: SourceOptions): Promise<Conn> {
     base: `/v${version}`,
     host,
     request: (m, p, b, h) => call(m, `/v${version}${p}`, b, h),
-    download: (p, file) => download(`/v${version}${p}`, file),
+    download: (p, file, signal) => download(`/v${version}${p}`, file, signal),
     close: () => {
       for (const d of downloads) d.abort();
       return agent.destroy();
@@ -154,7 +156,8 @@ async function openDaemonSource(ref: DaemonRef, o: SourceOptions): Promise<Image
     // inspect's round trip (~14 ms with podman) need not come before that. An inspect that fails wins; closing
     // the connection then drops the export.
     const file = path.join(dir, 'image.tar');
-    const exporting = conn.download(`/images/${ref.apiName}/get`, file);
+    // (Interrupting the command stops the export at once: it can be gigabytes, all before the copy proper begins.)
+    const exporting = conn.download(`/images/${ref.apiName}/get`, file, o.signal);
     exporting.catch(() => undefined);
     const inspect = await conn.request('GET', `/images/${ref.apiName}/json`);
     if (inspect.statusCode !== 200) throw await daemonError(inspect, `${ref}`);
@@ -175,6 +178,7 @@ async function openDaemonSource(ref: DaemonRef, o: SourceOptions): Promise<Image
   } catch (e) {
     await fsp.rm(dir, { recursive: true, force: true });
     await conn.close();
+    if (o.signal?.aborted) throw new SkiffError('ERR_ABORTED', `reading ${ref}: interrupted`, { cause: e });
     throw e;
   }
 }

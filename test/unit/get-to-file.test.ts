@@ -122,6 +122,12 @@ describe('getToFile (the daemon export reader)', () => {
     await assert.rejects(p, /stopped by the test/);
   });
 
+  it('fails on a write error (a full disk), after the writes in flight are done', async () => {
+    const body = randomBytes(6 << 20);
+    const { target } = await serve(Buffer.concat([head('200 OK', ['Transfer-Encoding: chunked']), chunked(body, [65536])]));
+    await assert.rejects(getToFile(target, 'localhost', '/get', '/dev/full'), (e: NodeJS.ErrnoException) => e.code === 'ENOSPC');
+  });
+
   it('names a socket nobody listens on (ENOENT)', async () => {
     await assert.rejects(getToFile({ path: path.join(dir, 'nobody') }, 'localhost', '/get', path.join(dir, 'x')), (e: NodeJS.ErrnoException) => e.code === 'ENOENT');
   });

@@ -40,17 +40,6 @@ export function getToFile(target: PlainTarget, hostHeader: string, requestPath: 
     let fd: number | undefined;
     let socket: Socket | undefined;
     let settled = false;
-    const fail = (e: Error): void => {
-      if (settled) return;
-      settled = true;
-      socket?.destroy();
-      if (fd !== undefined) close(fd, () => reject(e));
-      else reject(e);
-    };
-    const onAbort = (): void => fail(signal!.reason instanceof Error ? signal!.reason : new Error('aborted'));
-    if (signal?.aborted) return onAbort();
-    signal?.addEventListener('abort', onAbort, { once: true });
-
     // Reading state.
     let cur: Buffer = Buffer.allocUnsafe(BATCH);
     let used = 0;
@@ -59,6 +48,31 @@ export function getToFile(target: PlainTarget, hostHeader: string, requestPath: 
     let offset = 0;
     let writing = 0;
     let paused = false;
+    let failure: Error | undefined;
+
+    /**
+     * After a failure the file is closed once no write is in flight (a write still queued in the thread pool would
+     * otherwise go to whatever file reuses the descriptor), then the promise rejects.
+     */
+    const release = (): void => {
+      if (!failure || writing) return;
+      const e = failure;
+      failure = undefined;
+      if (fd !== undefined) close(fd, () => reject(e));
+      else reject(e);
+    };
+    const fail = (e: Error): void => {
+      if (settled) return;
+      settled = true;
+      failure = e;
+      signal?.removeEventListener('abort', onAbort);
+      socket?.destroy();
+      release();
+    };
+    const onAbort = (): void => fail(signal!.reason instanceof Error ? signal!.reason : new Error('aborted'));
+    if (signal?.aborted) return onAbort();
+    signal?.addEventListener('abort', onAbort, { once: true });
+
     // Response state.
     let head: Buffer[] | undefined = [];
     let headBytes = 0;
@@ -79,10 +93,10 @@ export function getToFile(target: PlainTarget, hostHeader: string, requestPath: 
     };
 
     /** Write `bufs` at `at`, all of it (a short write continues where it stopped), then call `done`. */
-    const writeAll = (bufs: Buffer[], at: number, done: () => void): void => {
+    const writeAll = (bufs: Buffer[], at: number, done: (e?: Error) => void): void => {
       writev(fd!, bufs, at, (e, n) => {
-        if (e) return fail(e);
-        if (n === 0) return fail(new Error(`writing ${file}: no progress`));
+        if (e) return done(e);
+        if (n === 0) return done(new Error(`writing ${file}: no progress`));
         let rest = n;
         while (rest > 0 && bufs.length) {
           const b = bufs[0]!;
@@ -113,13 +127,15 @@ export function getToFile(target: PlainTarget, hostHeader: string, requestPath: 
       const at = offset;
       for (const b of bufs) offset += b.length;
       writing++;
-      writeAll(bufs, at, () => {
+      writeAll(bufs, at, (e) => {
         writing--;
+        if (e) fail(e);
         free.push(batch);
-        if (paused && writing < MAX_WRITES) {
+        if (paused && !settled && writing < MAX_WRITES) {
           paused = false;
           socket!.resume();
         }
+        release();
         finish();
       });
     };

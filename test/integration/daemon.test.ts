@@ -150,7 +150,7 @@ describe('docker-daemon via podman system service', () => {
     }
   });
 
-  it('Ctrl-C while the export arrives: exit 130 at once, the spooled export removed, nothing at the destination', async () => {
+  it('Ctrl-C while the export arrives: exit 130 at once, the spooled export removed, nothing at the destination; a stalled export is given up after SKIFF_READ_TIMEOUT', async () => {
     // A proxy in front of podman (fault injection on the real daemon) whose export sends a start and then stalls:
     // without the interrupt reaching the download, skiff waited for an end that never comes.
     const stallSock = `${t.dir}/stall.sock`;
@@ -190,6 +190,20 @@ describe('docker-daemon via podman system service', () => {
       assert.equal(code, 130, stderr);
       assert.ok(Date.now() - t0 < 5000, `exited ${Date.now() - t0} ms after the interrupt`);
       assert.match(stderr, /interrupted/);
+      assert.deepEqual(await fsp.readdir(tmp), []);
+      assert.deepEqual((await fsp.readdir(t.dir)).filter((n) => n.includes('int-out')), []);
+      // Left alone, a stalled export is given up after SKIFF_READ_TIMEOUT, the same way.
+      const started = Date.now();
+      const left = spawn(process.execPath, [SKIFF, 'copy', '-q', '--src-daemon-host', `unix://${stallSock}`, 'docker-daemon:localhost/int:1', `oci:${t.dir}/int-out:x`], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, TMPDIR: tmp, SKIFF_READ_TIMEOUT: '1' } });
+      const stalled = { code: null as number | null | 'hung', stderr: '' };
+      left.stderr!.on('data', (c: Buffer) => (stalled.stderr += c.toString()));
+      // (Killed if it hangs, so that a regression fails here instead of holding the suite forever.)
+      const guard = setTimeout(() => left.kill('SIGKILL'), 15_000);
+      stalled.code = await new Promise<number | null>((r) => left.on('exit', (c) => r(c)));
+      clearTimeout(guard);
+      assert.equal(stalled.code, 1, stalled.stderr);
+      assert.match(stalled.stderr, /reading from the Docker daemon at unix:\/\/.*stall\.sock: nothing received for 1 s/);
+      assert.ok(Date.now() - started < 8000, `gave up after ${Date.now() - started} ms`);
       assert.deepEqual(await fsp.readdir(tmp), []);
       assert.deepEqual((await fsp.readdir(t.dir)).filter((n) => n.includes('int-out')), []);
     } finally {

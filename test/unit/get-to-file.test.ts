@@ -117,9 +117,28 @@ describe('getToFile (the daemon export reader)', () => {
     await assert.rejects(getToFile(junk.target, 'localhost', '/get', path.join(dir, 'junk')), /not an HTTP response/);
     const stall = await serve(head('200 OK', ['Transfer-Encoding: chunked']), { keepOpen: true });
     const stop = new AbortController();
-    const p = getToFile(stall.target, 'localhost', '/get', path.join(dir, 'stall'), stop.signal);
+    const p = getToFile(stall.target, 'localhost', '/get', path.join(dir, 'stall'), { signal: stop.signal });
     setTimeout(() => stop.abort(new Error('stopped by the test')), 50);
     await assert.rejects(p, /stopped by the test/);
+  });
+
+  it('gives up an answer that stops coming for idleMs, but waits as long as it takes for the answer to begin', async () => {
+    const stalled = await serve(Buffer.concat([head('200 OK', ['Transfer-Encoding: chunked']), Buffer.from('4\r\nabcd\r\n')]), { keepOpen: true });
+    const t0 = Date.now();
+    await assert.rejects(getToFile(stalled.target, 'localhost', '/get', path.join(dir, 'idle'), { idleMs: 300 }), /nothing received for 0\.3 s/);
+    assert.ok(Date.now() - t0 < 3000);
+    // A server that takes longer than idleMs before it answers at all is waited for.
+    const body = randomBytes(1000);
+    const answer = Buffer.concat([head('200 OK', [`Content-Length: ${body.length}`]), body]);
+    const server = createServer((sock) => {
+      sock.once('data', () => setTimeout(() => sock.end(answer), 600));
+      sock.on('error', () => undefined);
+    });
+    const sockPath = path.join(dir, 'late.sock');
+    await new Promise<void>((r) => server.listen(sockPath, r));
+    after(() => server.close());
+    assert.deepEqual(await getToFile({ path: sockPath }, 'localhost', '/get', path.join(dir, 'late'), { idleMs: 300 }), { status: 200 });
+    assert.ok(readFileSync(path.join(dir, 'late')).equals(body));
   });
 
   it('fails on a write error (a full disk), after the writes in flight are done', async () => {

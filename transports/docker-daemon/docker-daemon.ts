@@ -36,7 +36,8 @@ interface Conn {
 
 /** Connect to the Engine API over a unix socket or tcp (TLS from DOCKER_CERT_PATH when DOCKER_TLS_VERIFY is set). */
 async function connectDaemon(o: SourceOptions): Promise<Conn> {
-  const { Agent, request } = await import('../http.js');
+  const { Agent, readTimeoutMs, request } = await import('../http.js');
+  const idleMs = readTimeoutMs();
   const host = daemonHost(o);
   let agent: InstanceType<typeof Agent>;
   let origin: string;
@@ -68,9 +69,11 @@ async function connectDaemon(o: SourceOptions): Promise<Conn> {
     const err = e as { code?: string; message?: string };
     return new SkiffError('ERR_NETWORK', `cannot connect to the Docker daemon at ${host}: ${err.code ?? err.message} (is it running?)`, { cause: e, retryable: false });
   };
+  // No limit on the wait for an answer (a daemon prepares a whole export before its first byte), nor on a request
+  // body (a load is fed as the copy goes); a body that stops coming in for SKIFF_READ_TIMEOUT is given up.
   const call = async (method: string, p: string, body?: Readable, headers?: Record<string, string>, signal?: AbortSignal) => {
     try {
-      return await request(`${origin}${p}`, { method: method as 'GET', dispatcher: agent, ...(body ? { body } : {}), ...(headers ? { headers } : {}), ...(signal ? { signal } : {}), headersTimeout: 0, bodyTimeout: 0 });
+      return await request(`${origin}${p}`, { method: method as 'GET', dispatcher: agent, ...(body ? { body } : {}), ...(headers ? { headers } : {}), ...(signal ? { signal } : {}), headersTimeout: 0, bodyTimeout: idleMs });
     } catch (e) {
       if (signal?.aborted) throw e;
       throw unreachable(e);
@@ -91,7 +94,7 @@ async function connectDaemon(o: SourceOptions): Promise<Conn> {
     const stop = new AbortController();
     downloads.add(stop);
     try {
-      const r = await getToFile(plain, new URL(origin).host, p, file, signal ? AbortSignal.any([stop.signal, signal]) : stop.signal);
+      const r = await getToFile(plain, new URL(origin).host, p, file, { signal: signal ? AbortSignal.any([stop.signal, signal]) : stop.signal, idleMs });
       return r.errorBody ? { status: r.status, errorText: r.errorBody.toString('utf8') } : { status: r.status };
     } catch (e) {
       if (signal?.aborted) throw e;

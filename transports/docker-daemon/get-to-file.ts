@@ -32,10 +32,12 @@ type BodyState = 'size' | 'data' | 'data-end' | 'trailer' | 'length' | 'to-close
 
 /**
  * GET `requestPath` from `target` (Host header `hostHeader`) and write a 200's body into `file` (created or
- * truncated). Resolves once the whole body is written; rejects on a connection, protocol or write error, or a
- * body cut short. `signal` destroys the connection.
+ * truncated). Resolves once the whole body is written; rejects on a connection, protocol or write error, a body
+ * cut short, or, once the answer has begun, nothing received for `idleMs` (no limit before it: a daemon can take
+ * minutes to prepare an export). `signal` destroys the connection.
  */
-export function getToFile(target: PlainTarget, hostHeader: string, requestPath: string, file: string, signal?: AbortSignal): Promise<GetResult> {
+export function getToFile(target: PlainTarget, hostHeader: string, requestPath: string, file: string, o: { signal?: AbortSignal; idleMs?: number } = {}): Promise<GetResult> {
+  const { signal, idleMs } = o;
   return new Promise<GetResult>((resolve, reject) => {
     let fd: number | undefined;
     let socket: Socket | undefined;
@@ -133,6 +135,7 @@ export function getToFile(target: PlainTarget, hostHeader: string, requestPath: 
         free.push(batch);
         if (paused && !settled && writing < MAX_WRITES) {
           paused = false;
+          if (idleMs) socket!.setTimeout(idleMs);
           socket!.resume();
         }
         release();
@@ -249,6 +252,7 @@ export function getToFile(target: PlainTarget, hostHeader: string, requestPath: 
       } else body = 'to-close';
       if (status !== 200) errorBody = [];
       head = undefined;
+      if (idleMs) socket!.setTimeout(idleMs);
       return bodyStart;
     };
 
@@ -272,7 +276,9 @@ export function getToFile(target: PlainTarget, hostHeader: string, requestPath: 
       }
       if (BATCH - used < MIN_READ) nextBatch();
       if (writing >= MAX_WRITES) {
+        // (Waiting on the disk is not the daemon's silence.)
         paused = true;
+        if (idleMs) socket!.setTimeout(0);
         return false;
       }
       return true;
@@ -284,6 +290,7 @@ export function getToFile(target: PlainTarget, hostHeader: string, requestPath: 
       if (settled) return close(fd, () => undefined);
       socket = connect({ ...target, onread: { buffer: () => cur.subarray(used), callback: onData } });
       socket.on('error', (err) => fail(err));
+      socket.on('timeout', () => fail(new Error(`nothing received for ${idleMs! / 1000} s in the middle of the answer to GET ${requestPath}`)));
       socket.on('end', () => {
         if (head || body === 'done') return;
         if (body === 'to-close') {

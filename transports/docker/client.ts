@@ -1,5 +1,5 @@
 import type { Dispatcher } from 'undici';
-import { Agent, request } from '../http.js';
+import { Agent, readTimeoutMs, request } from '../http.js';
 import { Transform, type Readable } from 'node:stream';
 import { SkiffError, type ErrorCode } from '../../src/core/errors.js';
 import type { Credentials } from '../../src/config/auth-file.js';
@@ -75,19 +75,6 @@ function watchUpload(body: Readable, ms: number): { body: Readable; signal: Abor
   noted.on('close', stop);
   timer = setTimeout(check, ms);
   return { body: body.pipe(noted), signal: ac.signal, stop };
-}
-
-/**
- * How long a response may send nothing before its connection counts as dropped: then the request is retried, and a
- * blob read resumes with a Range request from the byte it reached. `SKIFF_READ_TIMEOUT` seconds, default 30 (a
- * registry that hangs mid-blob is noticed in half a minute, not never).
- */
-export function readTimeoutMs(): number {
-  const v = process.env.SKIFF_READ_TIMEOUT;
-  if (v === undefined || v === '') return 30_000;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0) throw new SkiffError('ERR_USAGE', `SKIFF_READ_TIMEOUT=${JSON.stringify(v)}: expected a number of seconds`);
-  return n * 1000;
 }
 
 function networkError(what: string, e: unknown): SkiffError {

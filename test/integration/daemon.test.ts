@@ -8,6 +8,7 @@ import { promises as fsp } from 'node:fs';
 import { createServer, request as httpRequest } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { makeBusyboxLayout } from '../kit/fixtures.js';
+import { makeLayout, pseudoRandom } from '../kit/image.js';
 import { ok, run, skiff, SKIFF, tempDir } from '../kit/run.js';
 import { flatRef as flat, type Flat } from '../kit/validate.js';
 import { startPodmanService, type PodmanService } from '../kit/podman.js';
@@ -206,6 +207,42 @@ describe('docker-daemon via podman system service', () => {
       assert.ok(Date.now() - started < 8000, `gave up after ${Date.now() - started} ms`);
       assert.deepEqual(await fsp.readdir(tmp), []);
       assert.deepEqual((await fsp.readdir(t.dir)).filter((n) => n.includes('int-out')), []);
+    } finally {
+      proxy.close();
+    }
+  });
+
+  it('a daemon that stops taking a load: given up after SKIFF_READ_TIMEOUT, nothing loaded', async () => {
+    // A proxy that takes the load request and then reads nothing more of it (fault injection in front of podman).
+    const stuckSock = `${t.dir}/stuck.sock`;
+    const proxy = createServer((req, res) => {
+      if (req.method === 'POST' && /\/images\/load/.test(req.url ?? '')) {
+        req.pause();
+        return;
+      }
+      const up = httpRequest({ socketPath: sock, method: req.method, path: req.url, headers: req.headers }, (ur) => {
+        res.writeHead(ur.statusCode ?? 502, ur.headers);
+        ur.pipe(res);
+      });
+      req.pipe(up);
+    });
+    await new Promise<void>((r) => proxy.listen(stuckSock, r));
+    const big = `${t.dir}/stuck-src`;
+    await makeLayout(big, 'img', { layers: [{ files: [{ path: 'f', content: pseudoRandom(8 << 20, 7) }] }] });
+    try {
+      const started = Date.now();
+      const child = spawn(process.execPath, [SKIFF, 'copy', '-q', '--dest-daemon-host', `unix://${stuckSock}`, `oci:${big}:img`, 'docker-daemon:localhost/stuck:1'], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, SKIFF_READ_TIMEOUT: '1' } });
+      let stderr = '';
+      child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+      // (Killed if it hangs, so that a regression fails here instead of holding the suite forever.)
+      const guard = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+      clearTimeout(guard);
+      assert.equal(code, 1, stderr);
+      assert.match(stderr, /it took nothing for 1 s/);
+      assert.ok(Date.now() - started < 10_000, `gave up after ${Date.now() - started} ms`);
+      const images = await run('podman', [...svc.storeFlags, 'images', '--format', '{{.Repository}}:{{.Tag}}']);
+      assert.doesNotMatch(images.stdout, /stuck/);
     } finally {
       proxy.close();
     }

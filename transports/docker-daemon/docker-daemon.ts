@@ -29,6 +29,8 @@ interface Conn {
   base: string;
   host: string;
   request: (method: string, p: string, body?: Readable, headers?: Record<string, string>) => Promise<import('undici').Dispatcher.ResponseData>;
+  /** How long a body may stall (SKIFF_READ_TIMEOUT), in either direction. */
+  idleMs: number;
   /** GET `p` into `file`; any status but 200 comes with its body's text and leaves the file empty. */
   download: (p: string, file: string, signal?: AbortSignal) => Promise<{ status: number; errorText?: string }>;
   close: () => Promise<void>;
@@ -122,6 +124,7 @@ async function connectDaemon(o: SourceOptions): Promise<Conn> {
   return {
     base: `/v${version}`,
     host,
+    idleMs,
     request: (m, p, b, h) => call(m, `/v${version}${p}`, b, h),
     download: (p, file, signal) => download(`/v${version}${p}`, file, signal),
     close: () => {
@@ -236,10 +239,25 @@ class DaemonDestination implements ImageDestination {
     return `${digestHex(d)}.${isConfig ? 'json' : 'tar'}`;
   }
 
-  /** Write bytes into the request body, waiting while the daemon is behind. */
+  /**
+   * Write bytes into the request body, waiting while the daemon is behind; a daemon that takes nothing for
+   * SKIFF_READ_TIMEOUT (connection open) fails the load, which undici, timing reads only, would wait on forever.
+   */
   private async write(b: Buffer): Promise<void> {
     if (this.body.destroyed) throw new SkiffError('ERR_DESTINATION', `loading ${this.ref}: the daemon closed the connection`);
-    if (!this.body.write(b)) await once(this.body, 'drain');
+    if (this.body.write(b)) return;
+    const stop = new AbortController();
+    const timer = setTimeout(() => stop.abort(), this.conn.idleMs);
+    try {
+      await once(this.body, 'drain', { signal: stop.signal });
+    } catch (e) {
+      if (!stop.signal.aborted) throw e;
+      const err = new SkiffError('ERR_DESTINATION', `loading ${this.ref} into the daemon at ${this.conn.host}: it took nothing for ${this.conn.idleMs / 1000} s`);
+      this.body.destroy(err);
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** One tar member of `size` bytes from `data`; a wrong length fails (the request is then abandoned). */

@@ -84,25 +84,25 @@ async function connectDaemon(o: SourceOptions): Promise<Conn> {
   // Plain downloads in flight, dropped when the connection is closed.
   const downloads = new Set<AbortController>();
   const download = async (p: string, file: string, signal?: AbortSignal): Promise<{ status: number; errorText?: string }> => {
-    if (!plain) {
-      const res = await call('GET', p, undefined, undefined, signal);
+    const stop = new AbortController();
+    downloads.add(stop);
+    const both = signal ? AbortSignal.any([stop.signal, signal]) : stop.signal;
+    try {
+      if (plain) {
+        const r = await getToFile(plain, new URL(origin).host, p, file, { signal: both, idleMs });
+        return r.errorBody ? { status: r.status, errorText: r.errorBody.toString('utf8') } : { status: r.status };
+      }
+      const res = await call('GET', p, undefined, undefined, both);
       if (res.statusCode !== 200) return { status: res.statusCode, errorText: await res.body.text().catch(() => '') };
       // (Chunks written are garbage that V8 would let pile up: collection is paced by the bytes, as for blobs.)
       res.body.on('data', (c: Buffer) => paced(c.length));
       // (Socket-sized chunks gathered into 1 MiB writes, as blobs are written: 1.32 -> 1.22 s for the bench image.)
       await pipeline(res.body, new FileWriter(file));
       return { status: 200 };
-    }
-    const stop = new AbortController();
-    downloads.add(stop);
-    try {
-      const r = await getToFile(plain, new URL(origin).host, p, file, { signal: signal ? AbortSignal.any([stop.signal, signal]) : stop.signal, idleMs });
-      return r.errorBody ? { status: r.status, errorText: r.errorBody.toString('utf8') } : { status: r.status };
     } catch (e) {
-      if (signal?.aborted) throw e;
-      const code = (e as { code?: string }).code;
-      // A daemon that is not there; any other failure (cut short, a write error) says what it was.
-      if (code === 'ENOENT' || code === 'ECONNREFUSED' || code === 'EACCES') throw unreachable(e);
+      if (signal?.aborted || e instanceof SkiffError) throw e;
+      // A daemon that is not there; any other failure (cut short, stalled, a write error) says what it was.
+      if ((e as { syscall?: string }).syscall === 'connect') throw unreachable(e);
       throw new SkiffError('ERR_NETWORK', `reading from the Docker daemon at ${host}: ${(e as Error).message}`, { cause: e, retryable: false });
     } finally {
       downloads.delete(stop);

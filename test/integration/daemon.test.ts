@@ -3,9 +3,10 @@
  * API these machines run: both directions, flattened filesystems compared, DOCKER_HOST, and the failure modes.
  */
 import { strict as assert } from 'node:assert';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import { createServer, request as httpRequest } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { after, before, describe, it } from 'node:test';
 import { makeBusyboxLayout } from '../kit/fixtures.js';
 import { makeLayout, pseudoRandom } from '../kit/image.js';
@@ -243,6 +244,55 @@ describe('docker-daemon via podman system service', () => {
       assert.ok(Date.now() - started < 10_000, `gave up after ${Date.now() - started} ms`);
       const images = await run('podman', [...svc.storeFlags, 'images', '--format', '{{.Repository}}:{{.Tag}}']);
       assert.doesNotMatch(images.stdout, /stuck/);
+    } finally {
+      proxy.close();
+    }
+  });
+
+  it('a daemon at tcp:// with DOCKER_TLS_VERIFY and DOCKER_CERT_PATH: both directions over mutual TLS', async () => {
+    // podman serves only plain sockets: in front of it, a TLS proxy that wants a client certificate, as a Docker
+    // daemon with --tlsverify does. Its certificate is its own CA (ca.pem); the client's is in cert.pem/key.pem.
+    const certs = `${t.dir}/docker-certs`;
+    await fsp.mkdir(certs);
+    const openssl = (args: string[]): void => {
+      const r = spawnSync('openssl', args, { encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+    };
+    openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', `${t.dir}/server.key`, '-out', `${certs}/ca.pem`]);
+    openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=skiff-client', '-keyout', `${certs}/key.pem`, '-out', `${certs}/cert.pem`]);
+    const clients: string[] = [];
+    const proxy = createHttpsServer({ key: await fsp.readFile(`${t.dir}/server.key`), cert: await fsp.readFile(`${certs}/ca.pem`), ca: await fsp.readFile(`${certs}/cert.pem`), requestCert: true, rejectUnauthorized: true }, (req, res) => {
+      clients.push(`${(req.socket as import('node:tls').TLSSocket).getPeerCertificate().subject?.CN} ${req.method} ${req.url}`);
+      const up = httpRequest({ socketPath: sock, method: req.method, path: req.url, headers: req.headers }, (ur) => {
+        res.writeHead(ur.statusCode ?? 502, ur.headers);
+        ur.pipe(res);
+      });
+      req.pipe(up);
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    const host = `tcp://127.0.0.1:${(proxy.address() as { port: number }).port}`;
+    const env = { ...process.env, DOCKER_HOST: host, DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: certs };
+    try {
+      const load = await run(process.execPath, [SKIFF, 'copy', '-q', `oci:${t.dir}/fixture:busybox`, 'docker-daemon:localhost/tls:1'], { env });
+      assert.equal(load.code, 0, load.stderr);
+      const save = await run(process.execPath, [SKIFF, 'copy', '-q', 'docker-daemon:localhost/tls:1', `oci:${t.dir}/tls-back:x`], { env });
+      assert.equal(save.code, 0, save.stderr);
+      assert.deepEqual(await flat(`oci:${t.dir}/tls-back:x`), fixtureFlat);
+      assert.ok(clients.some((c) => /^skiff-client POST \/v[\d.]+\/images\/load/.test(c)), clients.join('\n'));
+      assert.ok(clients.some((c) => /^skiff-client GET \/v[\d.]+\/images\/.*\/get$/.test(c)), clients.join('\n'));
+      // A client certificate the daemon does not trust: it refuses the connection, and the error says where to look.
+      openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=stranger', '-keyout', `${certs}/key.pem`, '-out', `${certs}/cert.pem`]);
+      const refused = await run(process.execPath, [SKIFF, 'copy', '-q', 'docker-daemon:localhost/tls:1', `oci:${t.dir}/tls-no:x`], { env });
+      assert.equal(refused.code, 1, refused.stderr);
+      assert.match(refused.stderr, new RegExp(`cannot connect to the Docker daemon at ${host.replace(/[.]/g, '\\.')}: .*DOCKER_CERT_PATH`));
+      // A DOCKER_CERT_PATH without the files: said before anything is sent.
+      await fsp.rm(`${certs}/cert.pem`);
+      const before = clients.length;
+      const missing = await run(process.execPath, [SKIFF, 'copy', '-q', 'docker-daemon:localhost/tls:1', `oci:${t.dir}/tls-no:x`], { env });
+      assert.notEqual(missing.code, 0);
+      assert.match(missing.stderr, /DOCKER_TLS_VERIFY is set: cannot read .*cert\.pem \(ENOENT\)/);
+      assert.equal(clients.length, before, 'nothing was sent to the daemon');
+      assert.deepEqual((await fsp.readdir(t.dir)).filter((n) => n.startsWith('tls-no')), []);
     } finally {
       proxy.close();
     }

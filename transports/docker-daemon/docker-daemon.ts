@@ -54,7 +54,13 @@ async function connectDaemon(o: SourceOptions): Promise<Conn> {
     const certPath = process.env.DOCKER_CERT_PATH ?? path.join(os.homedir(), '.docker');
     const connect: Record<string, unknown> = {};
     if (tlsOn) {
-      const read = (f: string) => fsp.readFile(path.join(certPath, f), 'utf8').catch(() => undefined);
+      // Files missing from a DOCKER_CERT_PATH given are an error, as for the docker command; under the default
+      // ~/.docker they are optional (the system's CAs, no client certificate).
+      const read = (f: string) =>
+        fsp.readFile(path.join(certPath, f), 'utf8').catch((e: NodeJS.ErrnoException) => {
+          if (process.env.DOCKER_CERT_PATH) throw new SkiffError('ERR_USAGE', `DOCKER_TLS_VERIFY is set: cannot read ${path.join(certPath, f)} (${e.code ?? e.message})`);
+          return undefined;
+        });
       const [ca, cert, key] = await Promise.all([read('ca.pem'), read('cert.pem'), read('key.pem')]);
       Object.assign(connect, { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}) });
     }
@@ -69,7 +75,9 @@ async function connectDaemon(o: SourceOptions): Promise<Conn> {
   }
   const unreachable = (e: unknown): SkiffError => {
     const err = e as { code?: string; message?: string };
-    return new SkiffError('ERR_NETWORK', `cannot connect to the Docker daemon at ${host}: ${err.code ?? err.message} (is it running?)`, { cause: e, retryable: false });
+    const what = [err.code, err.message].filter(Boolean).join(': ');
+    const hint = origin.startsWith('https:') ? 'is it running, and do its certificates and those in DOCKER_CERT_PATH match?' : 'is it running?';
+    return new SkiffError('ERR_NETWORK', `cannot connect to the Docker daemon at ${host}: ${what} (${hint})`, { cause: e, retryable: false });
   };
   // No limit on the wait for an answer (a daemon prepares a whole export before its first byte), nor on a request
   // body (a load is fed as the copy goes); a body that stops coming in for SKIFF_READ_TIMEOUT is given up.

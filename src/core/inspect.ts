@@ -3,6 +3,7 @@ import { sha256, verifyBuffer } from './digest.js';
 import { parseConfig, rfc3339, sortedKeys, type ImageConfig } from './config.js';
 import type { ImageSource } from './image.js';
 import { parseManifest, type ImageManifest } from './manifest.js';
+import { MT } from './media-types.js';
 import { choosePlatform, type PlatformChoice } from './platform.js';
 import { readAll } from './fs.js';
 import { SkiffError } from './errors.js';
@@ -49,8 +50,9 @@ export async function inspectImage(src: ImageSource, opts: { platform?: Platform
     ...(opts.name ? { Name: opts.name } : {}),
     Digest: topDigest,
     RepoTags: opts.repoTags ?? (src.repoTags ? await src.repoTags() : []),
-    // (As skopeo prints it: Go's RFC 3339, whatever the config's own spelling.)
-    Created: config.created !== undefined ? rfc3339(config.created) : null,
+    // (As skopeo prints it: Go's RFC 3339, whatever the config's own spelling. Without one, skopeo reads a Docker
+    // image's config into a Go time that is then zero, an OCI one's into a pointer that is then nil.)
+    Created: config.created !== undefined ? rfc3339(config.created) : manifest.mediaType === MT.dockerManifest ? '0001-01-01T00:00:00Z' : null,
     DockerVersion: config.docker_version ?? '',
     Labels: config.config?.Labels ? sortedKeys(config.config.Labels) : null,
     Architecture: config.architecture,

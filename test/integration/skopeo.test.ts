@@ -7,7 +7,7 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { makeBusyboxLayout } from '../kit/fixtures.js';
-import { makeRealFilesImage } from '../kit/image.js';
+import { makeLayout, makeRealFilesImage } from '../kit/image.js';
 import { ok, run, skiff, tempDir } from '../kit/run.js';
 import { flattenImage, validateImage, withRef as withSource, type Flat } from '../kit/validate.js';
 
@@ -108,6 +108,20 @@ describe('interop with skopeo', () => {
     await withSource(`oci:${t.dir}/real-skiff:x`, (s) => validateImage(s));
     await skopeo('copy', '-q', `oci:${t.dir}/real-skiff:x`, `dir:${t.dir}/real-back`);
     await fsp.rm(src, { recursive: true });
+  });
+
+  it('inspect of images whose config has no created: Created as skopeo prints it, OCI (null) and Docker (Go\'s zero time)', async () => {
+    await makeLayout(`${t.dir}/nocreated`, 'x', { created: null, layers: [{ files: [{ path: 'f', content: Buffer.from('x') }] }] });
+    // The Docker form made by skopeo (its OCI layouts hold OCI manifests only).
+    await skopeo('copy', '-q', '--format', 'v2s2', `oci:${t.dir}/nocreated:x`, `dir:${t.dir}/nocreated-v2s2`);
+    for (const [ref, want] of [[`oci:${t.dir}/nocreated:x`, null], [`dir:${t.dir}/nocreated-v2s2`, '0001-01-01T00:00:00Z']] as const) {
+      assert.equal(JSON.parse(await ok(skiff(['inspect', '--config', '--raw', ref]))).created, undefined);
+      const mine = JSON.parse(await ok(skiff(['inspect', ref])));
+      const theirs = JSON.parse(await skopeo('inspect', ref));
+      assert.deepEqual(mine.Created, theirs.Created, ref);
+      assert.equal(mine.Created, want, ref);
+      assert.equal(await ok(skiff(['inspect', '--format', '{{.Created}}', ref])), await skopeo('inspect', '--format', '{{.Created}}', ref));
+    }
   });
 
   it('inspect --format renders skopeo\'s templates byte for byte', async () => {

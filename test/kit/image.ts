@@ -33,7 +33,7 @@ export interface ImageSpec {
   /** Manifest flavour: OCI (default) or Docker v2s2. */
   docker?: boolean;
   /** The config's created time (default 2024-01-01T00:00:00Z). */
-  created?: string;
+  created?: string | null;
 }
 
 export const hash = (b: Buffer | string): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
@@ -104,7 +104,8 @@ export async function writeImageBlobs(dir: string, spec: ImageSpec): Promise<{ m
   const platform: Record<string, string> = { architecture: spec.architecture ?? 'amd64', os: spec.os ?? 'linux' };
   if (spec.variant) platform.variant = spec.variant;
   const config = Buffer.from(JSON.stringify({
-    created: spec.created ?? '2024-01-01T00:00:00Z',
+    // (null: no created at all, as some images have.)
+    ...(spec.created === null ? {} : { created: spec.created ?? '2024-01-01T00:00:00Z' }),
     ...platform,
     config: { Env: spec.env ?? ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], Cmd: ['/bin/sh'], ...(spec.labels ? { Labels: spec.labels } : {}) },
     rootfs: { type: 'layers', diff_ids: diffIDs },

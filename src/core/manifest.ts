@@ -133,26 +133,48 @@ export function manifestDigest(bytes: Buffer): Digest {
   return sha256(bytes);
 }
 
-function descriptorJSON(d: Descriptor): Record<string, unknown> {
-  // Field order as containers/image marshals them, so converted manifests look familiar.
+/** Platform keys in the order containers/image's structs marshal them (others, which Go would drop, after). */
+const PLATFORM_ORDER = ['architecture', 'os', 'os.version', 'os.features', 'variant', 'features'];
+
+function platformJSON(p: Record<string, unknown>): Record<string, unknown> {
+  const o: Record<string, unknown> = {};
+  for (const k of PLATFORM_ORDER) if (p[k] !== undefined) o[k] = p[k];
+  for (const [k, v] of Object.entries(p)) if (!(k in o)) o[k] = v;
+  return o;
+}
+
+/**
+ * A descriptor in the field order containers/image marshals it, so that a manifest skiff writes is byte for byte
+ * the one skopeo writes for the same change, digest included: OCI's mediaType, digest, size, urls, annotations,
+ * platform, artifactType; Docker's (v2s2 and its lists) mediaType, size, digest, urls, platform, which has no
+ * annotations (c/image drops them converting to Docker, as its struct has no such field).
+ */
+function descriptorJSON(d: Descriptor, docker: boolean): Record<string, unknown> {
+  if (docker) {
+    const o: Record<string, unknown> = { mediaType: d.mediaType, size: d.size, digest: d.digest };
+    if (d.urls?.length) o.urls = d.urls;
+    if (d.platform) o.platform = platformJSON(d.platform as unknown as Record<string, unknown>);
+    return o;
+  }
   const o: Record<string, unknown> = { mediaType: d.mediaType, digest: d.digest, size: d.size };
   if (d.urls?.length) o.urls = d.urls;
   if (d.annotations && Object.keys(d.annotations).length) o.annotations = d.annotations;
-  if (d.platform) o.platform = d.platform;
+  if (d.platform) o.platform = platformJSON(d.platform as unknown as Record<string, unknown>);
   if (d.artifactType) o.artifactType = d.artifactType;
   return o;
 }
 
 /** Serialise a manifest (compact JSON, c/image field order). */
 export function serializeManifest(m: Manifest): Buffer {
+  const docker = m.mediaType === MT.dockerManifest || m.mediaType === MT.dockerList;
   const o: Record<string, unknown> = { schemaVersion: 2, mediaType: m.mediaType };
   if (m.kind === 'image') {
-    o.config = descriptorJSON(m.config);
-    o.layers = m.layers.map(descriptorJSON);
+    o.config = descriptorJSON(m.config, docker);
+    o.layers = m.layers.map((l) => descriptorJSON(l, docker));
   } else {
-    o.manifests = m.manifests.map(descriptorJSON);
+    o.manifests = m.manifests.map((d) => descriptorJSON(d, docker));
   }
-  if (m.annotations && Object.keys(m.annotations).length) o.annotations = m.annotations;
+  if (!docker && m.annotations && Object.keys(m.annotations).length) o.annotations = m.annotations;
   return Buffer.from(JSON.stringify(o));
 }
 

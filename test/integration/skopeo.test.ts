@@ -7,7 +7,7 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { makeBusyboxLayout } from '../kit/fixtures.js';
-import { makeLayout, makeRealFilesImage } from '../kit/image.js';
+import { makeLayout, makeMultiPlatformLayout, makeRealFilesImage } from '../kit/image.js';
 import { ok, run, skiff, tempDir } from '../kit/run.js';
 import { flattenImage, validateImage, withRef as withSource, type Flat } from '../kit/validate.js';
 
@@ -108,6 +108,21 @@ describe('interop with skopeo', () => {
     await withSource(`oci:${t.dir}/real-skiff:x`, (s) => validateImage(s));
     await skopeo('copy', '-q', `oci:${t.dir}/real-skiff:x`, `dir:${t.dir}/real-back`);
     await fsp.rm(src, { recursive: true });
+  });
+
+  it('conversions to Docker v2s2 write skopeo\'s bytes: the same manifests and lists, digests included', async () => {
+    // A two-platform index: the whole list, and the host's image alone.
+    await makeMultiPlatformLayout(`${t.dir}/conv`, 'multi', [
+      { architecture: 'amd64', os: 'linux', layers: [{ files: [{ path: 'a', content: Buffer.from('amd64') }] }] },
+      { architecture: 'arm64', os: 'linux', variant: 'v8', layers: [{ files: [{ path: 'a', content: Buffer.from('arm64') }] }] },
+    ]);
+    for (const [args, name] of [[['--all'], 'list'], [[], 'one']] as const) {
+      await skopeo('copy', '-q', ...args, '--format', 'v2s2', `oci:${t.dir}/conv:multi`, `dir:${t.dir}/conv-sk-${name}`);
+      await ok(skiff(['copy', '-q', ...args, '--format', 'v2s2', `oci:${t.dir}/conv:multi`, `dir:${t.dir}/conv-mine-${name}`]));
+      const files = (await fsp.readdir(`${t.dir}/conv-sk-${name}`)).filter((f) => f.endsWith('manifest.json')).sort();
+      assert.deepEqual((await fsp.readdir(`${t.dir}/conv-mine-${name}`)).filter((f) => f.endsWith('manifest.json')).sort(), files);
+      for (const f of files) assert.equal(await fsp.readFile(`${t.dir}/conv-mine-${name}/${f}`, 'utf8'), await fsp.readFile(`${t.dir}/conv-sk-${name}/${f}`, 'utf8'), `${name}: ${f}`);
+    }
   });
 
   it('inspect of images whose config has no created: Created as skopeo prints it, OCI (null) and Docker (Go\'s zero time)', async () => {

@@ -28,6 +28,9 @@ export function tarHeader(name: string, size: number, kind: Kind = 'file', mode 
   h.write(kind === 'dir' ? '5' : kind === 'symlink' ? '2' : '0', 156, 'latin1');
   h.write(linkname, 157, 'utf8');
   h.write('ustar\u000000', 257, 'latin1');
+  // Device numbers written as zeros, not left empty, as Go's archive/tar writes them (c/image's archives).
+  oct(0, 8, 329);
+  oct(0, 8, 337);
   let sum = 0;
   for (const b of h) sum += b;
   h.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'latin1');
@@ -135,8 +138,8 @@ export class TarAppender {
     return buf;
   }
 
-  async appendEntry(name: string, kind: 'dir' | 'symlink', linkname = ''): Promise<void> {
-    await this.at(tarHeader(name, 0, kind, kind === 'dir' ? 0o755 : 0o777, linkname), this.pos);
+  async appendEntry(name: string, kind: 'dir' | 'symlink', linkname = '', mode = kind === 'dir' ? 0o755 : 0o777): Promise<void> {
+    await this.at(tarHeader(name, 0, kind, mode, linkname), this.pos);
     this.pos += 512;
   }
 

@@ -125,6 +125,14 @@ describe('interop with skopeo', () => {
     }
   });
 
+  it('docker-archive: the archive skiff writes is skopeo\'s byte for byte (legacy layer dirs, IDs, repositories)', async () => {
+    await makeLayout(`${t.dir}/da-src`, 'x', { labels: { 'org.example.html': 'a <b> & c' }, layers: [0, 1, 2].map((i) => ({ files: [{ path: `f${i}`, content: Buffer.from(`layer ${i}`) }] })) });
+    const tags = ['--additional-tag', 'localhost/other:2', '--additional-tag', 'example.com/a/b:c'];
+    await skopeo('copy', '-q', ...tags, `oci:${t.dir}/da-src:x`, `docker-archive:${t.dir}/da-sk.tar:localhost/main:1`);
+    await ok(skiff(['copy', '-q', ...tags, `oci:${t.dir}/da-src:x`, `docker-archive:${t.dir}/da-mine.tar:localhost/main:1`]));
+    assert.ok((await fsp.readFile(`${t.dir}/da-mine.tar`)).equals(await fsp.readFile(`${t.dir}/da-sk.tar`)));
+  });
+
   it('inspect of images whose config has no created: Created as skopeo prints it, OCI (null) and Docker (Go\'s zero time)', async () => {
     await makeLayout(`${t.dir}/nocreated`, 'x', { created: null, layers: [{ files: [{ path: 'f', content: Buffer.from('x') }] }] });
     // The Docker form made by skopeo (its OCI layouts hold OCI manifests only).

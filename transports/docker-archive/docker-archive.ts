@@ -13,6 +13,7 @@ import { formatDockerReference, parseDockerReference, withDefaultTag, type Docke
 import { detectCompression, peek } from '../../src/archive/compression.js';
 import { TarTree } from '../../src/archive/tar-index.js';
 import { TarAppender } from '../../src/archive/tar-append.js';
+import { legacyLayers, repositoriesJSON } from './legacy.js';
 import { DockerArchiveRef, parseDockerArchiveSpec } from './ref.js';
 
 export { DockerArchiveRef };
@@ -285,24 +286,19 @@ export class ArchiveDestination implements ImageDestination {
       this.spooled.delete(d);
       await fsp.rm(sp.file, { force: true });
     }
-    const config = JSON.parse((configBytes ?? (await this.readMember(this.inTar.get(m.config.digest)))).toString()) as Record<string, unknown>;
+    const config = configBytes ?? (await this.readMember(this.inTar.get(m.config.digest)));
     const layerNames = m.layers.map((l) => this.inTar.get(l.digest) ?? this.memberName(l.digest, false));
-    // Legacy v1 metadata (docker load before 1.10 and some tools read it): one dir per layer, chained by parent.
+    // Legacy v1 metadata (docker load before 1.10 and some tools read it): one dir per layer, chained by parent,
+    // written as containers/image writes it (legacy.ts), so the archive is skopeo's byte for byte.
     let parent = '';
-    for (const [i, l] of m.layers.entries()) {
-      const last = i === m.layers.length - 1;
-      const id = digestHex(sha256(`${parent}\n${l.digest}${last ? `\n${m.config.digest}` : ''}`));
-      if (!this.legacyDirs.has(id)) {
-        this.legacyDirs.add(id);
-        const json: Record<string, unknown> = last
-          ? { id, ...(parent ? { parent } : {}), created: config.created, architecture: config.architecture, os: config.os, config: config.config ?? {} }
-          : { id, ...(parent ? { parent } : {}), created: '1970-01-01T00:00:00Z', container_config: { Cmd: null } };
-        await this.tar.appendEntry(`${id}/`, 'dir');
-        await this.tar.appendData(`${id}/VERSION`, Buffer.from('1.0'));
-        await this.tar.appendData(`${id}/json`, Buffer.from(JSON.stringify(json)));
-        await this.tar.appendEntry(`${id}/layer.tar`, 'symlink', `../${layerNames[i]}`);
+    for (const [i, legacy] of legacyLayers(m.layers.map((l) => l.digest), config).entries()) {
+      if (!this.legacyDirs.has(legacy.id)) {
+        this.legacyDirs.add(legacy.id);
+        await this.tar.appendEntry(`${legacy.id}/layer.tar`, 'symlink', `../${layerNames[i]}`, 0);
+        await this.tar.appendData(`${legacy.id}/VERSION`, Buffer.from('1.0'));
+        await this.tar.appendData(`${legacy.id}/json`, legacy.json);
       }
-      parent = id;
+      parent = legacy.id;
     }
     const cfgName = this.inTar.get(m.config.digest) ?? this.memberName(m.config.digest, true);
     this.entries.push({ Config: cfgName, RepoTags: tags.map((t) => formatDockerReference(t)), Layers: layerNames });
@@ -317,7 +313,7 @@ export class ArchiveDestination implements ImageDestination {
   /** Write manifest.json (every recorded image) and move the archive into place. */
   async finish(): Promise<void> {
     await this.tar.appendData('manifest.json', Buffer.from(JSON.stringify(this.entries)));
-    if (Object.keys(this.repositories).length) await this.tar.appendData('repositories', Buffer.from(JSON.stringify(this.repositories)));
+    if (Object.keys(this.repositories).length) await this.tar.appendData('repositories', repositoriesJSON(this.repositories));
     await this.tar.finish();
     await fsp.rename(this.tar.file, this.ref.path);
     this.committed = true;

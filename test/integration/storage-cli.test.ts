@@ -315,8 +315,12 @@ describe('skiff pull / push / tag / rmi / save / load', () => {
     unmountUnder(root);
   });
 
-  it('save and load round-trip through a docker-archive; podman reads the saved archive', async () => {
+  it('save and load round-trip through a docker-archive; podman reads the saved archive, and saves the same bytes', async () => {
     await sk(['save', '-q', '-o', `${t.dir}/saved.tar`, `${reg.host}/library/bb:1`]);
+    // podman saves the same image from the same store into the same bytes (both write as containers/image does).
+    const same = await run('podman', ['--root', `${t.dir}/root`, '--runroot', `${t.dir}/run`, '--storage-driver', 'overlay', 'save', '-q', '-o', `${t.dir}/podman-saved.tar`, `${reg.host}/library/bb:1`]);
+    assert.equal(same.code, 0, same.stderr);
+    assert.ok((await fsp.readFile(`${t.dir}/saved.tar`)).equals(await fsp.readFile(`${t.dir}/podman-saved.tar`)));
     const r = await run('podman', ['--root', `${t.dir}/proot`, '--runroot', `${t.dir}/prun`, '--storage-driver', 'vfs', 'load', '-i', `${t.dir}/saved.tar`]);
     assert.equal(r.code, 0, r.stderr);
     await sk(['rmi', `${reg.host}/library/bb:1`]);

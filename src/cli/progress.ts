@@ -21,8 +21,8 @@ export class LineProgress implements ProgressSink {
     this.out.write(`Copying ${kind === 'config' ? 'config' : 'blob'} ${shortDigest(d.digest)} (${human(d.size)})\n`);
   }
   blobAdvance(): void {}
-  blobDone(d: Descriptor, how: 'copied' | 'skipped'): void {
-    this.out.write(`Copying blob ${shortDigest(d.digest)} ${how === 'skipped' ? 'skipped: already exists' : 'done'}\n`);
+  blobDone(d: Descriptor, how: 'copied' | 'skipped', kind: 'layer' | 'config'): void {
+    this.out.write(`Copying ${kind === 'config' ? 'config' : 'blob'} ${shortDigest(d.digest)} ${how === 'skipped' ? 'skipped: already exists' : 'done'}\n`);
   }
   manifest(digest: Digest): void {
     this.out.write(`Writing manifest ${digest} to image destination\n`);
@@ -58,8 +58,8 @@ export class BarProgress implements ProgressSink {
     this.bar(d, 'blob').done += n;
     this.schedule();
   }
-  blobDone(d: Descriptor, how: 'copied' | 'skipped'): void {
-    const b = this.bar(d, 'blob');
+  blobDone(d: Descriptor, how: 'copied' | 'skipped', kind: 'layer' | 'config'): void {
+    const b = this.bar(d, kind === 'config' ? 'config' : 'blob');
     b.state = how === 'skipped' ? 'skipped' : 'done';
     b.done = b.total;
     this.schedule();

@@ -16,7 +16,7 @@ import { planImage, planIndex, type CopyPlan, type ImagePlan, type LayerAction, 
 export interface ProgressSink {
   blobStart(desc: Descriptor, kind: 'layer' | 'config'): void;
   blobAdvance(desc: Descriptor, bytes: number): void;
-  blobDone(desc: Descriptor, how: 'copied' | 'skipped'): void;
+  blobDone(desc: Descriptor, how: 'copied' | 'skipped', kind: 'layer' | 'config'): void;
   manifest(digest: Digest): void;
 }
 
@@ -134,7 +134,7 @@ async function copyBlob(
 ): Promise<BlobResult> {
   const declared = layerCompressionOf(desc.mediaType) ?? 'none';
   if (action === 'keep' && (await dest.hasBlob(desc, src.ref))) {
-    o.progress?.blobDone(desc, 'skipped');
+    o.progress?.blobDone(desc, 'skipped', kind);
     return { digest: desc.digest, size: desc.size, compression: declared };
   }
   o.signal?.throwIfAborted();
@@ -172,7 +172,7 @@ async function copyBlob(
     out.destroy();
     throw e;
   }
-  o.progress?.blobDone(desc, 'copied');
+  o.progress?.blobDone(desc, 'copied', kind);
   return { ...put, compression: action === 'keep' ? declared : action };
 }
 

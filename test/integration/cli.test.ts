@@ -134,6 +134,11 @@ describe('skiff CLI', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, '');
     assert.match(r.stderr, /Copying blob [0-9a-f]{12} .*\n/);
+    // The config's lines say config, its last one too (it said "Copying blob … done").
+    const config = /Copying config ([0-9a-f]{12}) \(/.exec(r.stderr)?.[1];
+    assert.ok(config, r.stderr);
+    assert.match(r.stderr, new RegExp(`Copying config ${config} done\n`));
+    assert.doesNotMatch(r.stderr, new RegExp(`Copying blob ${config}`));
     assert.match(r.stderr, /Writing manifest sha256:/);
     assert.doesNotMatch(r.stderr, /\x1b\[/);
   });

@@ -100,6 +100,12 @@ export interface BlobInfo {
   digest?: Digest;
   size?: number;
   isConfig: boolean;
+  /**
+   * The blob's place in its image as containers/image writes blobs one at a time: the layers by index, then the
+   * config. Blobs arrive in whatever order they finish; a destination that keeps them in sequence (docker-archive)
+   * puts them in this order.
+   */
+  order?: number;
   /** Aborted when the copy gives up on this blob (another blob failed): stop writing it, promptly. */
   signal?: AbortSignal;
 }

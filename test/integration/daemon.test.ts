@@ -48,6 +48,13 @@ describe('docker-daemon via podman system service', () => {
     const sk = await run('skopeo', ['copy', '-q', '--src-daemon-host', `unix://${sock}`, 'docker-daemon:localhost/app:1', `oci:${t.dir}/sk:x`]);
     assert.equal(sk.code, 0, sk.stderr);
     assert.deepEqual(await flat(`oci:${t.dir}/sk:x`), fixtureFlat);
+    // Into a docker-archive, both write the same bytes: blobs in the manifest's order (the export is a local file by
+    // then), not as they finish (a small config before a large layer).
+    await makeLayout(`${t.dir}/two`, 'img', { layers: [3, 4].map((seed) => ({ files: [{ path: `big${seed}`, content: pseudoRandom(6 << 20, seed) }] })) });
+    await ok(skiff(['copy', '-q', '--dest-daemon-host', `unix://${sock}`, `oci:${t.dir}/two:img`, 'docker-daemon:localhost/two:1']));
+    await ok(run('skopeo', ['copy', '-q', '--src-daemon-host', `unix://${sock}`, 'docker-daemon:localhost/two:1', `docker-archive:${t.dir}/two-sk.tar:localhost/two:1`]));
+    await ok(skiff(['copy', '-q', '--src-daemon-host', `unix://${sock}`, 'docker-daemon:localhost/two:1', `docker-archive:${t.dir}/two-mine.tar:localhost/two:1`]));
+    assert.ok((await fsp.readFile(`${t.dir}/two-mine.tar`)).equals(await fsp.readFile(`${t.dir}/two-sk.tar`)));
   });
 
   it('reads what skopeo loaded, by name and by image ID, with DOCKER_HOST', async () => {

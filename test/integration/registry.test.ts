@@ -48,6 +48,15 @@ describe('docker:// with the real registry', () => {
     assert.deepEqual(await flat(`oci:${t.dir}/pulled-by-skopeo:x`), fixtureFlat);
   });
 
+  it('registry -> docker-archive: skiff writes skopeo\'s bytes, blobs in the manifest\'s order whatever order they arrive in', async () => {
+    // Two large layers and a small config: fetched at once, the config and the second layer finish in no set order.
+    await makeLayout(`${t.dir}/da`, 'img', { layers: [5, 6].map((seed) => ({ files: [{ path: `f${seed}`, content: randomBytes(6 << 20) }] })) });
+    await skopeo('copy', '-q', '--dest-tls-verify=false', `oci:${t.dir}/da:img`, `docker://${reg.host}/app/da:1`);
+    await skopeo('copy', '-q', '--src-tls-verify=false', `docker://${reg.host}/app/da:1`, `docker-archive:${t.dir}/da-sk.tar:localhost/da:1`);
+    await ok(skiff(['copy', '-q', '--src-tls-verify=false', `docker://${reg.host}/app/da:1`, `docker-archive:${t.dir}/da-mine.tar:localhost/da:1`]));
+    assert.ok((await fsp.readFile(`${t.dir}/da-mine.tar`)).equals(await fsp.readFile(`${t.dir}/da-sk.tar`)));
+  });
+
   it('skopeo pushes, skiff pulls; inspect, inspect --raw and list-tags match skopeo\'s', async () => {
     await skopeo('copy', '-q', '--dest-tls-verify=false', fixture, `docker://${reg.host}/app/two:a`);
     await skopeo('copy', '-q', '--dest-tls-verify=false', fixture, `docker://${reg.host}/app/two:b`);

@@ -201,6 +201,9 @@ export class ArchiveDestination implements ImageDestination {
   private readonly spooled = new Map<Digest, { file: string; size: number; isConfig: boolean }>();
   /** Is the member being written now a small one (worth waiting for)? */
   private smallInTar = false;
+  /** For blobs whose order is known (BlobInfo.order): the next one's, and spooled ones by theirs. */
+  private next = 0;
+  private readonly waitingAt = new Map<number, Digest>();
   /** manifest.json and `repositories` so far (images recorded), and the legacy layer dirs written. */
   private readonly entries: ArchiveEntry[] = [];
   private readonly repositories: Record<string, Record<string, string>> = {};
@@ -234,18 +237,56 @@ export class ArchiveDestination implements ImageDestination {
   }
 
   async putBlob(stream: Readable, info: BlobInfo): Promise<{ digest: Digest; size: number }> {
+    if (info.order !== undefined) return this.putInOrder(stream, info, info.order);
     // A small member (the config) finishes in moments: wait for it rather than spool a large layer to disk and
     // copy it into the tar again later.
     while (this.tar.busy && this.smallInTar) await this.tar.idle();
     if (!this.tar.busy) {
       this.smallInTar = info.size !== undefined && info.size < 1024 * 1024;
-      const got = await this.tar.appendStream(stream, (digest, size) => {
-        checkBlob(info, { digest, size }, String(this.ref));
-        return this.memberName(digest, info.isConfig);
-      }, info.digest);
-      this.inTar.set(got.digest, this.memberName(got.digest, info.isConfig));
+      return this.appendDirect(stream, info);
+    }
+    return this.spool(stream, info);
+  }
+
+  /**
+   * Blobs whose place is known go into the tar in that order (containers/image's: layers, then the config), so the
+   * archive is the same whatever order they finish in: the next one streams straight in, any other waits in a
+   * spool file and follows as soon as those before it are in.
+   */
+  private async putInOrder(stream: Readable, info: BlobInfo, order: number): Promise<{ digest: Digest; size: number }> {
+    while (order === this.next && this.tar.busy) await this.tar.idle();
+    if (order === this.next) {
+      const got = await this.appendDirect(stream, info);
+      this.next++;
+      await this.drainInOrder();
       return got;
     }
+    const got = await this.spool(stream, info);
+    this.waitingAt.set(order, got.digest);
+    await this.drainInOrder();
+    return got;
+  }
+
+  /** Append the spooled blobs that are next in order (each one's turn may have come while it was spooled). */
+  private async drainInOrder(): Promise<void> {
+    while (!this.tar.busy && this.waitingAt.has(this.next)) {
+      const d = this.waitingAt.get(this.next)!;
+      this.waitingAt.delete(this.next);
+      this.next++;
+      await this.appendSpooled(d);
+    }
+  }
+
+  private async appendDirect(stream: Readable, info: BlobInfo): Promise<{ digest: Digest; size: number }> {
+    const got = await this.tar.appendStream(stream, (digest, size) => {
+      checkBlob(info, { digest, size }, String(this.ref));
+      return this.memberName(digest, info.isConfig);
+    }, info.digest);
+    this.inTar.set(got.digest, this.memberName(got.digest, info.isConfig));
+    return got;
+  }
+
+  private async spool(stream: Readable, info: BlobInfo): Promise<{ digest: Digest; size: number }> {
     const t = await streamToTempFile(stream, this.stage, info.digest);
     try {
       checkBlob(info, t, String(this.ref));
@@ -255,6 +296,16 @@ export class ArchiveDestination implements ImageDestination {
     }
     this.spooled.set(t.digest, { file: t.path, size: t.size, isConfig: info.isConfig });
     return { digest: t.digest, size: t.size };
+  }
+
+  /** Move a spooled blob into the tar. */
+  private async appendSpooled(d: Digest): Promise<void> {
+    const sp = this.spooled.get(d);
+    if (!sp) return;
+    this.spooled.delete(d);
+    await this.tar.appendFile(this.memberName(d, sp.isConfig), sp.file, sp.size);
+    this.inTar.set(d, this.memberName(d, sp.isConfig));
+    await fsp.rm(sp.file, { force: true });
   }
 
   async putManifest(m: RawManifest, instance?: Digest): Promise<void> {
@@ -280,12 +331,14 @@ export class ArchiveDestination implements ImageDestination {
     this.manifest = undefined;
     // The config is small: read it before finishing the tar (TarTree needs end blocks, so keep a copy now).
     const configBytes = this.spooled.has(m.config.digest) ? await fsp.readFile(this.spooled.get(m.config.digest)!.file) : undefined;
-    for (const [d, sp] of this.spooled) {
-      await this.tar.appendFile(this.memberName(d, sp.isConfig), sp.file, sp.size);
-      this.inTar.set(d, this.memberName(d, sp.isConfig));
-      this.spooled.delete(d);
-      await fsp.rm(sp.file, { force: true });
-    }
+    // Blobs that waited in spool files go in in the manifest's order, layers then the config, as c/image writes
+    // them (it copies one blob at a time, in that order), not in the order they happened to finish.
+    const order = [...m.layers.map((l) => l.digest), m.config.digest];
+    const rank = (d: Digest): number => (order.includes(d) ? order.indexOf(d) : order.length);
+    for (const d of [...this.spooled.keys()].sort((a, b) => rank(a) - rank(b))) await this.appendSpooled(d);
+    // (A further image of the archive counts its blobs from the start again.)
+    this.next = 0;
+    this.waitingAt.clear();
     const config = configBytes ?? (await this.readMember(this.inTar.get(m.config.digest)));
     const layerNames = m.layers.map((l) => this.inTar.get(l.digest) ?? this.memberName(l.digest, false));
     // Legacy v1 metadata (docker load before 1.10 and some tools read it): one dir per layer, chained by parent,

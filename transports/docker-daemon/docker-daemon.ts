@@ -181,6 +181,9 @@ async function openDaemonSource(ref: DaemonRef, o: SourceOptions): Promise<Image
     const inner = await ArchiveSource.open(new DockerArchiveRef(file, ref.named ? withDefaultTag(ref.named) : undefined, ref.named ? undefined : 0));
     return {
       ref,
+      // (Read from the spooled export by then: a sequential destination gets the blobs one after another, in the
+      // manifest's order, as from a docker-archive file: the same archive as skopeo writes.)
+      local: true,
       getManifest: (instance?: Digest) => inner.getManifest(instance),
       getBlob: (d: Descriptor) => inner.getBlob(d),
       close: async () => {

@@ -341,6 +341,10 @@ describe('skiff pull / push / tag / rmi / save / load', () => {
     await sk(['save', '-q', '-m', '-o', `${t.dir}/multi.tar`, 'localhost/multi-a:1', 'localhost/multi-b:1', 'localhost/multi-a:2']);
     const entries = await tags(`${t.dir}/multi.tar`);
     assert.deepEqual(entries.map((e) => e.RepoTags), [['localhost/multi-a:1', 'localhost/multi-a:2'], ['localhost/multi-b:1']]);
+    // podman save -m of the same images from the same store: the same bytes.
+    const pm = await run('podman', ['--root', `${t.dir}/root`, '--runroot', `${t.dir}/run`, '--storage-driver', 'overlay', 'save', '-q', '-m', '-o', `${t.dir}/podman-multi.tar`, 'localhost/multi-a:1', 'localhost/multi-b:1', 'localhost/multi-a:2']);
+    assert.equal(pm.code, 0, pm.stderr);
+    assert.ok((await fsp.readFile(`${t.dir}/multi.tar`)).equals(await fsp.readFile(`${t.dir}/podman-multi.tar`)));
     // podman loads both images with every name.
     const pflags = ['--root', `${t.dir}/pmulti`, '--runroot', `${t.dir}/pmultirun`, '--storage-driver', 'vfs'];
     const pl = await run('podman', [...pflags, 'load', '-i', `${t.dir}/multi.tar`]);

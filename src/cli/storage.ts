@@ -6,7 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import { Command, Option } from 'commander';
 import { SkiffError } from '../core/errors.js';
 import { FileWriter, readAll } from '../core/fs.js';
-import type { ImageSource, SourceOptions } from '../core/image.js';
+import type { DestinationOptions, ImageSource, SourceOptions } from '../core/image.js';
 import { formatDockerReference, localImageName, parseDockerReference, withDefaultTag, type DockerReference } from '../core/reference.js';
 import { copyImage, type CopyOptions } from '../copy/copy.js';
 import { isShortName, loadRegistriesConf, shortNameCandidates } from '../config/registries.js';
@@ -17,10 +17,10 @@ import { addHistoryCommand, addImageInspectCommand, imageFilter } from './images
 import { makeProgress } from './progress.js';
 import { parsePlatform } from '../core/platform.js';
 
-export async function copyBetween(src: Location, dst: Location, o: SourceOptions, copy: CopyOptions): Promise<string> {
+export async function copyBetween(src: Location, dst: Location, o: SourceOptions, copy: CopyOptions, destOpts: DestinationOptions = o): Promise<string> {
   const s = await openSource(src, o);
   try {
-    const d = await openDestination(dst, o);
+    const d = await openDestination(dst, destOpts);
     try {
       return (await copyImage(s, d, copy)).digest;
     } finally {
@@ -366,10 +366,17 @@ export function storageCommands(program: Command): void {
     .description('Save images from local storage to an archive (docker-archive: further names are tags of the first image, or with -m further images)')
     .argument('<images...>', 'NAMEs or IDs')
     .option('-o, --output <file>', 'archive to write (default: standard output, unless it is a terminal)')
-    .addOption(new Option('--format <format>', 'docker-archive or oci-archive').choices(['docker-archive', 'oci-archive']).default('docker-archive'))
+    .addOption(new Option('--format <format>', 'docker-archive, oci-archive, oci-dir (an OCI layout directory) or docker-dir (a dir: directory, Docker v2s2 manifest)').choices(['docker-archive', 'oci-archive', 'oci-dir', 'docker-dir']).default('docker-archive'))
     .option('-m, --multi-image-archive', 'docker-archive: each name is an image, all in one archive')
+    .option('--compress', 'docker-dir: compress the layers (gzip; by default they are saved as stored, uncompressed)')
+    .option('--uncompressed', 'oci-dir: keep the layers uncompressed (by default they are gzip-compressed)')
     .option('-q, --quiet', 'no progress')
-    .action(async (images: string[], flags: { output?: string; format: string; multiImageArchive?: boolean; quiet?: boolean }, c: Command) => {
+    .action(async (images: string[], flags: SaveFlags, c: Command) => {
+      if ((flags.format === 'oci-dir' || flags.format === 'docker-dir') && flags.output === undefined) {
+        throw new SkiffError('ERR_USAGE', `--format ${flags.format} writes a directory: give it with -o DIR`);
+      }
+      if (flags.compress && flags.format !== 'docker-dir') throw new SkiffError('ERR_USAGE', '--compress is for --format docker-dir (the other formats decide their layers\' compression)');
+      if (flags.uncompressed && flags.format !== 'oci-dir') throw new SkiffError('ERR_USAGE', '--uncompressed is for --format oci-dir');
       if (flags.output === undefined) {
         // To standard output, as podman: the archive is made whole first (a failure then sends nothing).
         if (process.stdout.isTTY) throw new SkiffError('ERR_USAGE', 'refusing to write an archive to a terminal: give -o FILE or redirect the output');
@@ -403,8 +410,17 @@ export function storageCommands(program: Command): void {
 
 }
 
-/** `save` into a file: see the command. */
-async function saveImages(images: string[], flags: { output: string; format: string; multiImageArchive?: boolean; quiet?: boolean }, c: Command): Promise<void> {
+interface SaveFlags {
+  output?: string;
+  format: string;
+  multiImageArchive?: boolean;
+  compress?: boolean;
+  uncompressed?: boolean;
+  quiet?: boolean;
+}
+
+/** `save` into a file or directory: see the command. */
+async function saveImages(images: string[], flags: SaveFlags & { output: string }, c: Command): Promise<void> {
   const g = c.optsWithGlobals() as GlobalOptions;
   const store = await storeOf(g);
   // As podman: without -m, the names after the first are further tags of the first image.
@@ -427,12 +443,23 @@ async function saveImages(images: string[], flags: { output: string; format: str
   // (An archive keeps no signatures: saving a signed image writes it without them, as podman save does.)
   const copy: CopyOptions = { removeSignatures: true, ...(progress ? { progress } : {}) };
   const o: SourceOptions = { storage: storageFrom(g) };
-  if (flags.format === 'oci-archive') {
-    if (images.length > 1) throw new SkiffError('ERR_USAGE', 'an oci-archive holds one image under one name: give one (or use --format docker-archive, with -m for several images)');
+  if (flags.format !== 'docker-archive') {
+    if (images.length > 1) throw new SkiffError('ERR_USAGE', `--format ${flags.format} holds one image under one name: give one (or use --format docker-archive, with -m for several images)`);
     const name = found[0]!.tags[0];
-    const { ociArchiveTransport } = await import('../../transports/oci-archive/index.js');
+    const from = `containers-storage:${found[0]!.id}`;
     const { OciRef } = await import('../../transports/oci/ref.js');
-    await copyBetween(`containers-storage:${found[0]!.id}`, { transport: ociArchiveTransport, ref: new OciRef(flags.output, name ? formatDockerReference(name) : undefined, 'oci-archive') }, o, copy);
+    if (flags.format === 'oci-archive') {
+      const { ociArchiveTransport } = await import('../../transports/oci-archive/index.js');
+      await copyBetween(from, { transport: ociArchiveTransport, ref: new OciRef(flags.output, name ? formatDockerReference(name) : undefined, 'oci-archive') }, o, copy);
+    } else if (flags.format === 'oci-dir') {
+      // An OCI layout, as podman writes it: the image under its full name, layers gzip-compressed unless told not.
+      const { ociTransport } = await import('../../transports/oci/index.js');
+      await copyBetween(from, { transport: ociTransport, ref: new OciRef(flags.output, name ? formatDockerReference(name) : undefined) }, o, copy, { ...o, ...(flags.uncompressed ? { acceptUncompressedLayers: true } : {}) });
+    } else {
+      // A dir: directory with a Docker v2s2 manifest; layers as stored (uncompressed) unless --compress.
+      const { dirTransport, DirRef } = await import('../../transports/dir/index.js');
+      await copyBetween(from, { transport: dirTransport, ref: new DirRef(flags.output) }, o, { ...copy, format: 'v2s2', ...(flags.compress ? { compressFormat: 'gzip' as const } : {}) });
+    }
     return;
   }
   const { MultiImageArchive } = await import('../../transports/docker-archive/index.js');

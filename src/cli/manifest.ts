@@ -178,28 +178,43 @@ async function addAll(store: Store, list: IndexManifest, instances: Record<strin
 export function manifestCommands(program: Command): void {
   const manifest = program.command('manifest').description('Make, inspect and push manifest lists kept in local storage (podman manifest)');
 
-  manifest
+  const create = manifest
     .command('create')
     .description('Create a manifest list, with the given images in it; prints its ID')
     .argument('<list>', 'name of the list')
     .argument('[images...]', 'images to add (containers-storage:NAME or a registry reference)')
-    .action(async (name: string, images: string[], _f: unknown, c: Command) => {
-      const g = c.optsWithGlobals() as GlobalOptions;
-      const store = await storeOf(g);
-      const listName = localImageName(name);
-      const taken = await store.findImage(listName);
-      if (taken && taken.names?.includes(listName)) throw new SkiffError('ERR_USAGE', `creating image to hold manifest list: image name "${listName}" is already associated with image "${taken.id}": that name is already in use`);
-      const o: SourceOptions = { storage: storageFrom(g) };
-      let list: IndexManifest = { kind: 'index', mediaType: MT.ociIndex, manifests: [] };
-      const instances: Record<string, string> = {};
-      for (const arg of images) {
-        const { image, source } = await resolveInstance(store, arg, o, g, true);
-        list = await addInstance(store, list, image, arg, {});
-        instances[list.manifests.at(-1)!.digest] = source;
+    .option('--all', 'a registry image that is a multi-platform index: add every image of it (each pulled into the store)')
+    .option('--amend', 'a list of that name exists already: add the images to it (its ID is printed)')
+    .option('-q, --quiet', 'no progress when pulling');
+  addRetryFlags(create);
+  addRegistryFlags(create, '');
+  create.action(async (name: string, images: string[], flags: { all?: boolean; amend?: boolean; quiet?: boolean } & Record<string, unknown>, c: Command) => {
+    const g = c.optsWithGlobals() as GlobalOptions;
+    const store = await storeOf(g);
+    const listName = localImageName(name);
+    const taken = await store.findImage(listName);
+    let target: { image: Parameters<typeof saveList>[1]; list: IndexManifest; instances: Record<string, string> } | undefined;
+    if (taken && taken.names?.includes(listName)) {
+      // As podman: --amend works on the list of that name; a name taken otherwise is an error either way.
+      if (!flags.amend) throw new SkiffError('ERR_USAGE', `creating image to hold manifest list: image name "${listName}" is already associated with image "${taken.id}": that name is already in use`);
+      if (!(await store.listOf(taken))) throw new SkiffError('ERR_USAGE', `--amend: ${listName} is an image, not a manifest list`);
+      target = await findList(store, listName);
+    }
+    const o: SourceOptions = { ...registryOptions(flags, ''), storage: storageFrom(g) };
+    let list: IndexManifest = target?.list ?? { kind: 'index', mediaType: MT.ociIndex, manifests: [] };
+    let instances: Record<string, string> = { ...(target?.instances ?? {}) };
+    for (const arg of images) {
+      if (flags.all && !arg.startsWith('containers-storage:') && (!hasTransport(arg) || arg.startsWith('docker://'))) {
+        ({ list, instances } = await addAll(store, list, instances, arg, flags, g));
+        continue;
       }
-      const img = await saveList(store, { name: listName }, list, instances);
-      await writeOut(`${img.id}\n`);
-    });
+      const { image, source } = await resolveInstance(store, arg, o, g, true);
+      list = await addInstance(store, list, image, arg, {});
+      instances[list.manifests.at(-1)!.digest] = source;
+    }
+    const img = await saveList(store, target?.image ?? { name: listName }, list, instances);
+    await writeOut(`${img.id}\n`);
+  });
 
   const add = manifest
     .command('add')
@@ -209,6 +224,7 @@ export function manifestCommands(program: Command): void {
     .option('-q, --quiet', 'no progress when pulling')
     .option('--all', 'a registry image that is a multi-platform index: add every image of it (each pulled into the store)');
   addPlatformFlags(add, ' for it (default: its config\'s)');
+  addRetryFlags(add);
   addRegistryFlags(add, '');
   add.action(async (name: string, arg: string, flags: AddFlags & Record<string, unknown>, c: Command) => {
     const g = c.optsWithGlobals() as GlobalOptions;
@@ -329,6 +345,10 @@ export function manifestCommands(program: Command): void {
     .addOption(new Option('-f, --format <format>', 'oci or v2s2').choices(['oci', 'v2s2']))
     .option('--rm', 'remove the list from local storage after the push')
     .option('--digestfile <file>', 'write the pushed list\'s digest here')
+    .addOption(new Option('--compression-format <format>', 'compression of the pushed layers (default gzip)').choices(['gzip', 'zstd']))
+    .option('--remove-signatures', 'push without the images\' signatures')
+    .option('--sign-by <fingerprint>', 'sign the pushed list with this GnuPG key (simple signing, for the registry name pushed to)')
+    .option('--sign-passphrase-file <file>', 'the key\'s passphrase, from this file')
     .option('-q, --quiet', 'no progress');
   addRetryFlags(push);
   addRegistryFlags(push, '');
@@ -339,9 +359,22 @@ export function manifestCommands(program: Command): void {
     const { image } = await findList(store, listName);
     const target = dest ?? `docker://${listName}`;
     const progress = makeProgress(!!flags.quiet);
-    const copy: CopyOptions = { all: true, ...(flags.format ? { format: flags.format as 'oci' | 'v2s2' } : {}), ...(progress ? { progress } : {}) };
+    const copy: CopyOptions = {
+      all: true,
+      ...(flags.format ? { format: flags.format as 'oci' | 'v2s2' } : {}),
+      ...(flags.compressionFormat ? { compressFormat: flags.compressionFormat as 'gzip' | 'zstd' } : {}),
+      ...(flags.removeSignatures ? { removeSignatures: true } : {}),
+      ...(progress ? { progress } : {}),
+    };
     const o: SourceOptions = { ...registryOptions(flags, ''), storage: storageFrom(g) };
-    const digest = await copyBetween(`containers-storage:${image.id}`, hasTransport(target) ? target : `docker://${target}`, o, copy);
+    const destination = hasTransport(target) ? target : `docker://${target}`;
+    if (typeof flags.signBy === 'string') {
+      // (As podman manifest push: the signature, of the list, vouches for the registry name pushed to.)
+      if (!destination.startsWith('docker://')) throw new SkiffError('ERR_USAGE', `--sign-by: ${destination} names no registry image for the signature to vouch for (push to docker://…)`);
+      const sign = await (await import('./sign.js')).signerFor(flags.signBy, typeof flags.signPassphraseFile === 'string' ? flags.signPassphraseFile : undefined);
+      copy.sign = { identity: destination.slice('docker://'.length), sign };
+    }
+    const digest = await copyBetween(`containers-storage:${image.id}`, destination, o, copy);
     if (typeof flags.digestfile === 'string') await (await import('node:fs/promises')).writeFile(flags.digestfile, digest);
     if (flags.rm) {
       const w = new StoreWriter(store);

@@ -554,6 +554,29 @@ describe('skiff pull / push / tag / rmi / save / load', () => {
     const conflict = await run(process.execPath, [SKIFF, '--root', `${t.dir}/root`, '--runroot', `${t.dir}/run`, 'manifest', 'add', '--all', '--arch', 'arm64', 'localhost/allplist:1', `${reg.host}/m/multi:1`], { env });
     assert.equal(conflict.code, 1);
     assert.match(conflict.stderr, /--all adds every image with the platform its index gives/);
+    // create --all: the same as create, then add --all.
+    await sk(['manifest', 'create', '-q', '--all', '--tls-verify=false', 'localhost/callplist:1', `${reg.host}/m/multi:1`]);
+    assert.deepEqual((JSON.parse(await sk(['manifest', 'inspect', 'localhost/callplist:1'])) as Entries).manifests.map((m) => [m.digest, m.platform]), remote.manifests.map((m) => [m.digest, m.platform]));
+    // create --amend: adds to the list of that name (its ID printed again), as podman's; without it, refused as above.
+    const amended = (await sk(['manifest', 'create', 'localhost/amlist:1', 'containers-storage:localhost/m-bb:1'])).trim();
+    assert.equal((await sk(['manifest', 'create', '--amend', 'localhost/amlist:1', 'containers-storage:localhost/m-other:1'])).trim(), amended);
+    await podman(['manifest', 'create', 'localhost/pamlist:1', 'containers-storage:localhost/m-bb:1']);
+    await podman(['manifest', 'create', '--amend', 'localhost/pamlist:1', 'containers-storage:localhost/m-other:1']);
+    assert.equal(await sk(['manifest', 'inspect', 'localhost/amlist:1']), await podman(['manifest', 'inspect', 'localhost/pamlist:1']));
+    assert.equal((JSON.parse(await sk(['manifest', 'inspect', 'localhost/amlist:1'])) as Entries).manifests.length, 2);
+    const amendImage = await run(process.execPath, [SKIFF, '--root', `${t.dir}/root`, '--runroot', `${t.dir}/run`, 'manifest', 'create', '--amend', 'localhost/m-bb:1'], { env });
+    assert.equal(amendImage.code, 1);
+    assert.match(amendImage.stderr, /--amend: localhost\/m-bb:1 is an image, not a manifest list/);
+    // push --compression-format zstd (and --remove-signatures, accepted): the pushed images' layers are zstd.
+    await sk(['manifest', 'push', '-q', '--tls-verify=false', '--compression-format', 'zstd', '--remove-signatures', 'localhost/amlist:1', `docker://${reg.host}/m/zlist:1`]);
+    const zlist = JSON.parse(await ok(run('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/m/zlist:1`]))) as Entries;
+    for (const m of zlist.manifests) {
+      const inst = JSON.parse(await ok(run('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/m/zlist@${m.digest}`]))) as { layers: { mediaType: string }[] };
+      assert.ok(inst.layers.every((l) => l.mediaType.endsWith('+zstd')), JSON.stringify(inst.layers));
+    }
+    // add --authfile is taken (podman's flag), as on every registry command.
+    await fsp.writeFile(`${t.dir}/empty-auth.json`, '{"auths":{}}');
+    await sk(['manifest', 'add', '-q', '--authfile', `${t.dir}/empty-auth.json`, '--tls-verify=false', '--arch', 'arm64', '--variant', 'v8', 'localhost/amlist:1', `${reg.host}/m/multi:1`]);
     // rm: the list goes, its images stay.
     assert.equal(await sk(['manifest', 'rm', 'localhost/mlist:1']), `Untagged: localhost/mlist:1\nDeleted: ${id}\n`);
     assert.ok((await sk(['images', '--format', '{{.Repository}}'])).includes('localhost/m-other'));

@@ -182,6 +182,12 @@ describe('standalone-sign / standalone-verify (GnuPG simple signing) against sko
       await ok(sk([...store, '--registries.d', rd, 'push', '-q', '--tls-verify=false', '--sign-by', fpr, 'localhost/topush:1', `docker://${reg.host}/signed/pushed:1`]));
       await ok(skopeo(['--registries.d', rd, 'copy', '-q', '--src-tls-verify=false', `docker://${reg.host}/signed/pushed:1`, `dir:${t.dir}/pushed-by-skiff`]));
       assert.match(await ok(skopeo(['standalone-verify', path.join(t.dir, 'pushed-by-skiff', 'manifest.json'), `${reg.host}/signed/pushed:1`, fpr, path.join(t.dir, 'pushed-by-skiff', 'signature-1')])), /^Signature verified/);
+      // manifest push --sign-by: the pushed list signed for the name pushed to; skopeo copies it with the signature
+      // (--all) and verifies it.
+      await ok(sk([...store, 'manifest', 'create', 'localhost/signlist:1', 'containers-storage:localhost/topush:1']));
+      await ok(sk([...store, '--registries.d', rd, 'manifest', 'push', '-q', '--tls-verify=false', '--sign-by', fpr, 'localhost/signlist:1', `docker://${reg.host}/signed/list:1`]));
+      await ok(skopeo(['--registries.d', rd, 'copy', '-q', '--all', '--src-tls-verify=false', `docker://${reg.host}/signed/list:1`, `dir:${t.dir}/list-by-skiff`]));
+      assert.match(await ok(skopeo(['standalone-verify', path.join(t.dir, 'list-by-skiff', 'manifest.json'), `${reg.host}/signed/list:1`, fpr, path.join(t.dir, 'list-by-skiff', 'signature-1')])), /^Signature verified/);
       const noKey = await sk([...store, 'push', '-q', '--tls-verify=false', '--sign-by', 'F'.repeat(40), 'localhost/topush:1', `docker://${reg.host}/signed/nokey:1`]);
       assert.notEqual(noKey.code, 0);
       assert.match(noKey.stderr, /no such secret key/);

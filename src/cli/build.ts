@@ -8,7 +8,7 @@ import { isFile, readAll, statOf } from '../core/fs.js';
 import { formatPlatform, hostPlatform, parsePlatform } from '../core/platform.js';
 import { fetchContext, isGitContext, isRemoteContext } from '../build/remote-context.js';
 import { download } from '../build/sources.js';
-import { parseDuration, parseIntOption, registryOptions, storageFrom, storeOf, writeOut, type GlobalOptions } from './common.js';
+import { parseDuration, parseIntOption, podmanRegistryOptions, storageFrom, storeOf, writeOut, type GlobalOptions } from './common.js';
 import { capabilityName, HOOK_STAGES, ULIMITS, type ContainerOptions, type Device, type OciHook } from '../build/run.js';
 import type { SeccompProfile } from '../build/seccomp.js';
 import type { SourceOptions } from '../core/image.js';
@@ -824,7 +824,7 @@ export function buildCommand(program: Command): void {
         const { Builder } = await import('../build/builder.js');
         const { loadIgnore } = await import('../build/containerfile/ignore.js');
         const store = await storeOf(g);
-        const regOpts = { ...registryOptions({ ...(flags as unknown as Record<string, unknown>), retryTimes: flags.retry, retryDelay: flags.retryDelay }, ''), storage: storageFrom(g) };
+        const regOpts = { ...podmanRegistryOptions({ ...(flags as unknown as Record<string, unknown>), retryTimes: flags.retry, retryDelay: flags.retryDelay }), storage: storageFrom(g) };
         const bases = new Map<string, string>();
         /** One build for one target platform (undefined: the host's); resolves with the image ID. */
         const buildFor = async (target: string | undefined): Promise<string> => {

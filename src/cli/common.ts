@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { Command } from 'commander';
 import { SkiffError } from '../core/errors.js';
 import { parseImageRef } from '../core/ref.js';
@@ -95,6 +96,16 @@ export function addRegistryFlags(cmd: Command, prefix: '' | 'src' | 'dest', o: {
 }
 
 const camel = (s: string): string => s.replace(/-(\w)/g, (_, c: string) => c.toUpperCase());
+
+/**
+ * registryOptions for podman's commands (pull, push, build, manifest): podman refuses an --authfile that does not
+ * exist (skopeo, whose commands use registryOptions, reads it as empty), with its exit status 125.
+ */
+export function podmanRegistryOptions(flags: Record<string, unknown>): SourceOptions {
+  const file = flags.authfile;
+  if (typeof file === 'string' && !existsSync(file)) throw new SkiffError('ERR_USAGE', `--authfile ${file}: no such file`, { exitCode: 125 });
+  return registryOptions(flags, '');
+}
 
 /** SourceOptions from the flags addRegistryFlags added (plus the shared --authfile, --retry-times, --retry-delay). */
 export function registryOptions(flags: Record<string, unknown>, prefix: '' | 'src' | 'dest'): SourceOptions {

@@ -13,7 +13,7 @@ import { isDigest, sha256 } from '../core/digest.js';
 import type { CopyOptions } from '../copy/copy.js';
 import type { Image, Store } from '../store/store.js';
 import { StoreWriter } from '../store/writer.js';
-import { addRegistryFlags, addRetryFlags, hasTransport, openSource, registryOptions, storageFrom, storeOf, writeOut, type GlobalOptions } from './common.js';
+import { addRegistryFlags, addRetryFlags, hasTransport, podmanRegistryOptions, openSource, storageFrom, storeOf, writeOut, type GlobalOptions } from './common.js';
 import { copyBetween, pullIntoStore } from './storage.js';
 import { localImageName, parseDockerReference } from '../core/reference.js';
 import { makeProgress } from './progress.js';
@@ -147,7 +147,7 @@ async function addAll(store: Store, list: IndexManifest, instances: Record<strin
   if (arg.startsWith('containers-storage:') || (hasTransport(arg) && !arg.startsWith('docker://'))) throw new SkiffError('ERR_USAGE', `--all: ${arg}: --all takes an image of a registry (docker://REF)`);
   if (flags.arch || flags.os || flags.variant || flags.osVersion) throw new SkiffError('ERR_USAGE', '--all adds every image with the platform its index gives: --arch, --os, --variant and --os-version do not go with it');
   const ref = arg.replace(/^docker:\/\//, '');
-  const o: SourceOptions = { ...registryOptions(flags, ''), storage: storageFrom(g) };
+  const o: SourceOptions = { ...podmanRegistryOptions(flags), storage: storageFrom(g) };
   const src = await openSource(`docker://${ref}`, o);
   let top;
   try {
@@ -200,7 +200,7 @@ export function manifestCommands(program: Command): void {
       if (!(await store.listOf(taken))) throw new SkiffError('ERR_USAGE', `--amend: ${listName} is an image, not a manifest list`);
       target = await findList(store, listName);
     }
-    const o: SourceOptions = { ...registryOptions(flags, ''), storage: storageFrom(g) };
+    const o: SourceOptions = { ...podmanRegistryOptions(flags), storage: storageFrom(g) };
     let list: IndexManifest = target?.list ?? { kind: 'index', mediaType: MT.ociIndex, manifests: [] };
     let instances: Record<string, string> = { ...(target?.instances ?? {}) };
     for (const arg of images) {
@@ -238,7 +238,7 @@ export function manifestCommands(program: Command): void {
     }
     // From a multi-platform registry image, the instance --os/--arch/--variant name (the host's otherwise), as podman adds.
     const choice = { ...(flags.os ? { os: flags.os } : {}), ...(flags.arch ? { architecture: flags.arch } : {}), ...(flags.variant ? { variant: flags.variant } : {}) };
-    const o: SourceOptions = { ...registryOptions(flags, ''), storage: storageFrom(g), ...(Object.keys(choice).length ? { platform: choice } : {}) };
+    const o: SourceOptions = { ...podmanRegistryOptions(flags), storage: storageFrom(g), ...(Object.keys(choice).length ? { platform: choice } : {}) };
     const { image, source } = await resolveInstance(store, arg, o, g, !!flags.quiet);
     const next = await addInstance(store, list, image, arg, flags);
     await saveList(store, listImage, next, { ...instances, [next.manifests.at(-1)!.digest]: source });
@@ -366,7 +366,7 @@ export function manifestCommands(program: Command): void {
       ...(flags.removeSignatures ? { removeSignatures: true } : {}),
       ...(progress ? { progress } : {}),
     };
-    const o: SourceOptions = { ...registryOptions(flags, ''), storage: storageFrom(g) };
+    const o: SourceOptions = { ...podmanRegistryOptions(flags), storage: storageFrom(g) };
     const destination = hasTransport(target) ? target : `docker://${target}`;
     if (typeof flags.signBy === 'string') {
       // (As podman manifest push: the signature, of the list, vouches for the registry name pushed to.)

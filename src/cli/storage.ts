@@ -12,7 +12,7 @@ import { copyImage, type CopyOptions } from '../copy/copy.js';
 import { isShortName, loadRegistriesConf, shortNameCandidates } from '../config/registries.js';
 import type { Store } from '../store/store.js';
 import { StoreWriter } from '../store/writer.js';
-import { addRegistryFlags, addRetryFlags, hasTransport, openDestination, openSource, type Location, platformFrom, registryOptions, storageFrom, storeOf, writeOut, type GlobalOptions } from './common.js';
+import { addRegistryFlags, addRetryFlags, hasTransport, podmanRegistryOptions, openDestination, openSource, type Location, platformFrom, storageFrom, storeOf, writeOut, type GlobalOptions } from './common.js';
 import { addHistoryCommand, addImageInspectCommand, imageFilter } from './images.js';
 import { makeProgress } from './progress.js';
 import { parsePlatform } from '../core/platform.js';
@@ -163,7 +163,7 @@ export function storageCommands(program: Command): void {
     if (typeof flags.os === 'string') platform.os = flags.os;
     if (typeof flags.arch === 'string') platform.architecture = flags.arch;
     if (typeof flags.variant === 'string') platform.variant = flags.variant;
-    const o: SourceOptions = { ...registryOptions(flags, ''), platform, storage: storageFrom(g) };
+    const o: SourceOptions = { ...podmanRegistryOptions(flags), platform, storage: storageFrom(g) };
     if (!flags.allTags) {
       await writeOut(`${await pullIntoStore(image, o, g, !!flags.quiet, !!flags.removeSignatures)}\n`);
       return;
@@ -217,7 +217,7 @@ export function storageCommands(program: Command): void {
   addRegistryFlags(push, '');
   push.action(async (image: string, dest: string | undefined, flags: Record<string, unknown>, c: Command) => {
     const g = c.optsWithGlobals() as GlobalOptions;
-    const o: SourceOptions = { ...registryOptions(flags, ''), storage: storageFrom(g) };
+    const o: SourceOptions = { ...podmanRegistryOptions(flags), storage: storageFrom(g) };
     const target = dest ?? `docker://${storeName(image)}`;
     const progress = makeProgress(!!flags.quiet);
     const level = flags.compressionLevel === undefined ? undefined : Number(flags.compressionLevel);

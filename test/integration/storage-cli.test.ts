@@ -45,6 +45,10 @@ describe('skiff pull / push / tag / rmi / save / load', () => {
   });
 
   it('pull resolves a short name through registries.conf and prints the image ID', async () => {
+    // An --authfile that does not exist is refused, as podman refuses it (exit 125); skopeo's commands read it as empty.
+    const noAuth = await run(process.execPath, [SKIFF, '--root', `${t.dir}/root`, '--runroot', `${t.dir}/run`, 'pull', '-q', '--authfile', `${t.dir}/missing-auth.json`, 'library/bb:1'], { env });
+    assert.equal(noAuth.code, 125, noAuth.stderr);
+    assert.match(noAuth.stderr, /--authfile .*missing-auth\.json: no such file/);
     const id = (await sk(['pull', '-q', 'library/bb:1'])).trim();
     assert.match(id, /^[0-9a-f]{64}$/);
     assert.match(await sk(['images']), new RegExp(`${reg.host.replace(/\./g, '\\.')}/library/bb\\s+1\\s+${id.slice(0, 12)}`));

@@ -184,11 +184,10 @@ export function manifestCommands(program: Command): void {
     .argument('<list>', 'name of the list')
     .argument('[images...]', 'images to add (containers-storage:NAME or a registry reference)')
     .option('--all', 'a registry image that is a multi-platform index: add every image of it (each pulled into the store)')
-    .option('--amend', 'a list of that name exists already: add the images to it (its ID is printed)')
-    .option('-q, --quiet', 'no progress when pulling');
+    .option('--amend', 'a list of that name exists already: add the images to it (its ID is printed)');
   addRetryFlags(create);
   addRegistryFlags(create, '');
-  create.action(async (name: string, images: string[], flags: { all?: boolean; amend?: boolean; quiet?: boolean } & Record<string, unknown>, c: Command) => {
+  create.action(async (name: string, images: string[], flags: { all?: boolean; amend?: boolean } & Record<string, unknown>, c: Command) => {
     const g = c.optsWithGlobals() as GlobalOptions;
     const store = await storeOf(g);
     const listName = localImageName(name);
@@ -205,7 +204,8 @@ export function manifestCommands(program: Command): void {
     let instances: Record<string, string> = { ...(target?.instances ?? {}) };
     for (const arg of images) {
       if (flags.all && !arg.startsWith('containers-storage:') && (!hasTransport(arg) || arg.startsWith('docker://'))) {
-        ({ list, instances } = await addAll(store, list, instances, arg, flags, g));
+        // (Quietly, as every pull of create: its output is the list's ID.)
+        ({ list, instances } = await addAll(store, list, instances, arg, { ...flags, quiet: true }, g));
         continue;
       }
       const { image, source } = await resolveInstance(store, arg, o, g, true);

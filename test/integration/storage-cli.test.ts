@@ -559,7 +559,7 @@ describe('skiff pull / push / tag / rmi / save / load', () => {
     assert.equal(conflict.code, 1);
     assert.match(conflict.stderr, /--all adds every image with the platform its index gives/);
     // create --all: the same as create, then add --all.
-    await sk(['manifest', 'create', '-q', '--all', '--tls-verify=false', 'localhost/callplist:1', `${reg.host}/m/multi:1`]);
+    await sk(['manifest', 'create', '--all', '--tls-verify=false', 'localhost/callplist:1', `${reg.host}/m/multi:1`]);
     assert.deepEqual((JSON.parse(await sk(['manifest', 'inspect', 'localhost/callplist:1'])) as Entries).manifests.map((m) => [m.digest, m.platform]), remote.manifests.map((m) => [m.digest, m.platform]));
     // create --amend: adds to the list of that name (its ID printed again), as podman's; without it, refused as above.
     const amended = (await sk(['manifest', 'create', 'localhost/amlist:1', 'containers-storage:localhost/m-bb:1'])).trim();

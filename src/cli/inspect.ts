@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { readConfig, resolveImage, inspectImage } from '../core/inspect.js';
+import { inspectedManifest, readConfig, resolveImage, inspectImage } from '../core/inspect.js';
 import { SkiffError } from '../core/errors.js';
 import { compileTemplate, GoNil, GoTime, goJSON } from './template.js';
 import { rfc3339, sortConfigMaps, type ContainerConfig } from '../core/config.js';
@@ -48,7 +48,7 @@ export function inspectCommand(program: Command): void {
     const src = await openSource(image, { platform, storage: storageFrom(g), ...registryOptions(flags as unknown as Record<string, unknown>, '') });
     try {
       if (flags.raw && !flags.config) {
-        await writeOut((await src.getManifest()).bytes);
+        await writeOut((await inspectedManifest(src)).bytes);
         return;
       }
       if (flags.config) {

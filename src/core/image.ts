@@ -59,6 +59,12 @@ export interface ImageSource {
   /** The top-level manifest, or an instance of an index by digest, with bytes exactly as stored. */
   getManifest(instance?: Digest): Promise<RawManifest>;
   /**
+   * The image's manifest as it was stored, where the source describes the image otherwise for copying
+   * (containers-storage gives uncompressed layers, so its copy manifest is made anew): what `inspect` shows, as
+   * skopeo shows it. Undefined where the two are the same.
+   */
+  storedManifest?(): Promise<RawManifest | undefined>;
+  /**
    * A stream of the blob's stored bytes. Not verified: the caller checks digest and size (the copy engine does).
    * Caller must consume or destroy the stream. Missing blob: ERR_BLOB_UNKNOWN.
    */

@@ -2,7 +2,7 @@ import type { Digest } from './digest.js';
 import { sha256, verifyBuffer } from './digest.js';
 import { parseConfig, rfc3339, sortedKeys, type ImageConfig } from './config.js';
 import type { ImageSource } from './image.js';
-import { parseManifest, type ImageManifest } from './manifest.js';
+import { parseManifest, type ImageManifest, type RawManifest } from './manifest.js';
 import { MT } from './media-types.js';
 import { choosePlatform, type PlatformChoice } from './platform.js';
 import { readAll } from './fs.js';
@@ -24,9 +24,15 @@ export interface InspectOutput {
   Env: string[] | null;
 }
 
+/** The manifest `inspect` shows: the stored one where a source keeps one apart (see ImageSource.storedManifest). */
+export async function inspectedManifest(src: ImageSource): Promise<RawManifest> {
+  return (await src.storedManifest?.()) ?? (await src.getManifest());
+}
+
 /** The image manifest for the chosen platform (the manifest itself when it is not an index). */
-export async function resolveImage(src: ImageSource, platform?: PlatformChoice): Promise<{ topDigest: Digest; manifest: ImageManifest }> {
-  const top = await src.getManifest();
+export async function resolveImage(src: ImageSource, platform?: PlatformChoice, o: { stored?: boolean } = {}): Promise<{ topDigest: Digest; manifest: ImageManifest }> {
+  // (For inspect, the stored manifest where the source keeps one apart; for reading blobs, the source's own.)
+  const top = o.stored ? await inspectedManifest(src) : await src.getManifest();
   const parsed = parseManifest(top.bytes, top.mediaType);
   if (parsed.kind === 'image') return { topDigest: sha256(top.bytes), manifest: parsed };
   const chosen = choosePlatform(parsed, platform);
@@ -44,7 +50,7 @@ export async function readConfig(src: ImageSource, m: ImageManifest): Promise<{ 
 }
 
 export async function inspectImage(src: ImageSource, opts: { platform?: PlatformChoice; name?: string; repoTags?: string[] } = {}): Promise<InspectOutput> {
-  const { topDigest, manifest } = await resolveImage(src, opts.platform);
+  const { topDigest, manifest } = await resolveImage(src, opts.platform, { stored: true });
   const { config } = await readConfig(src, manifest);
   const out: InspectOutput = {
     ...(opts.name ? { Name: opts.name } : {}),

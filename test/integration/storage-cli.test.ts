@@ -50,6 +50,13 @@ describe('skiff pull / push / tag / rmi / save / load', () => {
     assert.equal(noAuth.code, 125, noAuth.stderr);
     assert.match(noAuth.stderr, /--authfile .*missing-auth\.json: no such file/);
     const id = (await sk(['pull', '-q', 'library/bb:1'])).trim();
+    // inspect of the pulled image shows the manifest it was pulled with, as skopeo does (its Digest is the one
+    // podman lists), not the one a copy out of the store is described by (layers uncompressed).
+    const stored = `containers-storage:[overlay@${t.dir}/root+${t.dir}/run]${reg.host}/library/bb:1`;
+    assert.equal(await sk(['inspect', '--raw', stored]), await ok(run('skopeo', ['inspect', '--raw', stored])));
+    const mineInspect = JSON.parse(await sk(['inspect', stored])) as Record<string, unknown>;
+    const theirsInspect = JSON.parse(await ok(run('skopeo', ['inspect', stored]))) as Record<string, unknown>;
+    for (const k of Object.keys(theirsInspect)) assert.deepEqual(mineInspect[k], theirsInspect[k], k);
     assert.match(id, /^[0-9a-f]{64}$/);
     assert.match(await sk(['images']), new RegExp(`${reg.host.replace(/\./g, '\\.')}/library/bb\\s+1\\s+${id.slice(0, 12)}`));
     assert.deepEqual(await flatRef(`containers-storage:[overlay@${t.dir}/root+${t.dir}/run]${reg.host}/library/bb:1`), await flatRef(`oci:${t.dir}/fixture:busybox`));

@@ -117,6 +117,19 @@ class StorageSource implements ImageSource {
     return new StorageSource(ref, store, image, { bytes: serializeManifest(index), mediaType: list.mediaType }, described);
   }
 
+  /** The manifest the image was stored with (an image's, not a list's), as skopeo inspect shows it. */
+  async storedManifest(): Promise<RawManifest | undefined> {
+    if (this.described.size !== 1 || (await this.store.listOf(this.image))) return undefined;
+    const bytes = await this.store.bigData(this.image, 'manifest');
+    if (!bytes) return undefined;
+    try {
+      const m = parseManifest(bytes);
+      return m.kind === 'image' ? { bytes, mediaType: m.mediaType } : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
   async getManifest(instance?: Digest): Promise<RawManifest> {
     if (!instance) return this.top;
     const d = this.described.get(instance);

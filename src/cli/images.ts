@@ -225,7 +225,8 @@ export function imagesCommand(program: Command): void {
           const bytes = size(i);
           const entry = {
             Id: i.id,
-            ParentId: '',
+            // (The image this one is built on, as podman's image inspect finds its Parent.)
+            ParentId: (await store.parentImage(i, all))?.id ?? '',
             RepoTags: null,
             // (One per repository: two tags of one repository are one repo digest.)
             RepoDigests: [...new Set((i.names ?? []).map((n) => `${n.replace(/:[^:/]+$/, '')}@${i.digest ?? ''}`))],

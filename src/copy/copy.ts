@@ -133,7 +133,7 @@ async function copyBlob(
   diffID: Digest | undefined, o: CopyOptions, data?: Buffer, order?: number,
 ): Promise<BlobResult> {
   const declared = layerCompressionOf(desc.mediaType) ?? 'none';
-  if (action === 'keep' && (await dest.hasBlob(desc, src.ref))) {
+  if (action === 'keep' && (await dest.hasBlob(desc, src.ref, order))) {
     o.progress?.blobDone(desc, 'skipped', kind);
     return { digest: desc.digest, size: desc.size, compression: declared };
   }

@@ -122,9 +122,10 @@ export interface ImageDestination {
   readonly caps: DestinationCaps;
   /**
    * Does the destination already hold this blob (so the copy can skip it)? `from` is the copy's source: a
-   * destination may make the blob available cheaply from it (a registry's cross-repository mount).
+   * destination may make the blob available cheaply from it (a registry's cross-repository mount). `order` is the
+   * blob's place in its image, as in BlobInfo: a skipped blob's turn has passed.
    */
-  hasBlob(desc: Descriptor, from?: ImageRef): Promise<boolean>;
+  hasBlob(desc: Descriptor, from?: ImageRef, order?: number): Promise<boolean>;
   /** Store a blob from a stream; returns what was stored. Rejects (storing nothing) if the stream errors. */
   putBlob(stream: Readable, info: BlobInfo): Promise<{ digest: Digest; size: number }>;
   /** Store a manifest: `instance` is set for an image inside an index, absent for the top-level manifest. */

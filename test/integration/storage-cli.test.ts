@@ -352,10 +352,19 @@ describe('skiff pull / push / tag / rmi / save / load', () => {
     await sk(['save', '-q', '-m', '-o', `${t.dir}/multi.tar`, 'localhost/multi-a:1', 'localhost/multi-b:1', 'localhost/multi-a:2']);
     const entries = await tags(`${t.dir}/multi.tar`);
     assert.deepEqual(entries.map((e) => e.RepoTags), [['localhost/multi-a:1', 'localhost/multi-a:2'], ['localhost/multi-b:1']]);
-    // podman save -m of the same images from the same store: the same bytes.
+    // podman save -m of the same images from the same store: the same bytes; with an image that shares its base
+    // layer with one before it too (that layer is in the archive once, and the rest follows in order).
     const pm = await run('podman', ['--root', `${t.dir}/root`, '--runroot', `${t.dir}/run`, '--storage-driver', 'overlay', 'save', '-q', '-m', '-o', `${t.dir}/podman-multi.tar`, 'localhost/multi-a:1', 'localhost/multi-b:1', 'localhost/multi-a:2']);
     assert.equal(pm.code, 0, pm.stderr);
     assert.ok((await fsp.readFile(`${t.dir}/multi.tar`)).equals(await fsp.readFile(`${t.dir}/podman-multi.tar`)));
+    const childCtx = path.join(t.dir, 'multi-child');
+    await fsp.mkdir(childCtx);
+    await fsp.writeFile(path.join(childCtx, 'Containerfile'), 'FROM localhost/multi-a:1\nCOPY Containerfile /cf\n');
+    await sk(['build', '-q', '-t', 'localhost/multi-c:1', childCtx]);
+    await sk(['save', '-q', '-m', '-o', `${t.dir}/shared.tar`, 'localhost/multi-a:1', 'localhost/multi-c:1']);
+    const ps = await run('podman', ['--root', `${t.dir}/root`, '--runroot', `${t.dir}/run`, '--storage-driver', 'overlay', 'save', '-q', '-m', '-o', `${t.dir}/podman-shared.tar`, 'localhost/multi-a:1', 'localhost/multi-c:1']);
+    assert.equal(ps.code, 0, ps.stderr);
+    assert.ok((await fsp.readFile(`${t.dir}/shared.tar`)).equals(await fsp.readFile(`${t.dir}/podman-shared.tar`)));
     // podman loads both images with every name.
     const pflags = ['--root', `${t.dir}/pmulti`, '--runroot', `${t.dir}/pmultirun`, '--storage-driver', 'vfs'];
     const pl = await run('podman', [...pflags, 'load', '-i', `${t.dir}/multi.tar`]);

@@ -204,6 +204,8 @@ export class ArchiveDestination implements ImageDestination {
   /** For blobs whose order is known (BlobInfo.order): the next one's, and spooled ones by theirs. */
   private next = 0;
   private readonly waitingAt = new Map<number, Digest>();
+  /** Places whose blob the archive holds already (skipped). */
+  private readonly presentAt = new Set<number>();
   /** manifest.json and `repositories` so far (images recorded), and the legacy layer dirs written. */
   private readonly entries: ArchiveEntry[] = [];
   private readonly repositories: Record<string, Record<string, string>> = {};
@@ -228,8 +230,14 @@ export class ArchiveDestination implements ImageDestination {
     return new ArchiveDestination(ref, stage, await TarAppender.create(`${stage}.tar`));
   }
 
-  async hasBlob(desc: Descriptor): Promise<boolean> {
-    return this.inTar.has(desc.digest) || this.spooled.has(desc.digest);
+  async hasBlob(desc: Descriptor, _from?: unknown, order?: number): Promise<boolean> {
+    const has = this.inTar.has(desc.digest) || this.spooled.has(desc.digest);
+    // (A blob already in, shared with an image before: its turn is taken, the ones after it need not wait for it.)
+    if (has && order !== undefined) {
+      this.presentAt.add(order);
+      await this.drainInOrder();
+    }
+    return has;
   }
 
   private memberName(d: Digest, isConfig: boolean): string {
@@ -269,7 +277,12 @@ export class ArchiveDestination implements ImageDestination {
 
   /** Append the spooled blobs that are next in order (each one's turn may have come while it was spooled). */
   private async drainInOrder(): Promise<void> {
-    while (!this.tar.busy && this.waitingAt.has(this.next)) {
+    for (;;) {
+      if (this.presentAt.delete(this.next)) {
+        this.next++;
+        continue;
+      }
+      if (this.tar.busy || !this.waitingAt.has(this.next)) return;
       const d = this.waitingAt.get(this.next)!;
       this.waitingAt.delete(this.next);
       this.next++;
@@ -339,6 +352,7 @@ export class ArchiveDestination implements ImageDestination {
     // (A further image of the archive counts its blobs from the start again.)
     this.next = 0;
     this.waitingAt.clear();
+    this.presentAt.clear();
     const config = configBytes ?? (await this.readMember(this.inTar.get(m.config.digest)));
     const layerNames = m.layers.map((l) => this.inTar.get(l.digest) ?? this.memberName(l.digest, false));
     // Legacy v1 metadata (docker load before 1.10 and some tools read it): one dir per layer, chained by parent,
@@ -404,7 +418,7 @@ export class MultiImageArchive {
     return {
       ref: d.ref,
       caps: d.caps,
-      hasBlob: (desc) => d.hasBlob(desc),
+      hasBlob: (desc, from, order) => d.hasBlob(desc, from, order),
       putBlob: (stream, info) => d.putBlob(stream, info),
       putManifest: (m, instance) => d.putManifest(m, instance),
       commit: () => d.recordImage(tags),

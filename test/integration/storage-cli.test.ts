@@ -360,7 +360,8 @@ describe('skiff pull / push / tag / rmi / save / load', () => {
     const childCtx = path.join(t.dir, 'multi-child');
     await fsp.mkdir(childCtx);
     await fsp.writeFile(path.join(childCtx, 'Containerfile'), 'FROM localhost/multi-a:1\nCOPY Containerfile /cf\n');
-    await sk(['build', '-q', '-t', 'localhost/multi-c:1', childCtx]);
+    // (A fixed creation time, as the other images have: a later test compares "N seconds ago" with podman's.)
+    await sk(['build', '-q', '--timestamp', '1704067200', '-t', 'localhost/multi-c:1', childCtx]);
     await sk(['save', '-q', '-m', '-o', `${t.dir}/shared.tar`, 'localhost/multi-a:1', 'localhost/multi-c:1']);
     const ps = await run('podman', ['--root', `${t.dir}/root`, '--runroot', `${t.dir}/run`, '--storage-driver', 'overlay', 'save', '-q', '-m', '-o', `${t.dir}/podman-shared.tar`, 'localhost/multi-a:1', 'localhost/multi-c:1']);
     assert.equal(ps.code, 0, ps.stderr);

@@ -60,6 +60,17 @@ export async function signerFor(fingerprint: string, passphraseFile?: string): P
 }
 
 /**
+ * push's and manifest push's --sign-by: a signer for what goes to `destination`, the signature vouching for the
+ * registry name pushed to (as podman signs); undefined without --sign-by. Refused for a destination that is no
+ * registry image, and for a key gpg cannot sign with, before anything is pushed.
+ */
+export async function pushSigner(destination: string, signBy: unknown, passphraseFile: unknown): Promise<{ identity: string; sign(manifest: Buffer, identity: string): Promise<Buffer> } | undefined> {
+  if (typeof signBy !== 'string') return undefined;
+  if (!destination.startsWith('docker://')) throw new SkiffError('ERR_USAGE', `--sign-by: ${destination} names no registry image for the signature to vouch for (push to docker://…)`);
+  return { identity: destination.slice('docker://'.length), sign: await signerFor(signBy, typeof passphraseFile === 'string' ? passphraseFile : undefined) };
+}
+
+/**
  * Check a signature as containers/image does: made by `fingerprint` (a key in the keyring), of the simple-signing
  * type, for this manifest's digest and this reference. Resolves with the manifest digest.
  */

@@ -230,11 +230,10 @@ export function storageCommands(program: Command): void {
       ...(flags.removeSignatures ? { removeSignatures: true } : {}),
     };
     const destination = hasTransport(target) ? target : `docker://${target}`;
-    if (typeof flags.signBy === 'string') {
+    if (flags.signBy !== undefined) {
       // (As podman push: the signature vouches for the registry name pushed to; the key is checked before pushing.)
-      if (!destination.startsWith('docker://')) throw new SkiffError('ERR_USAGE', `--sign-by: ${destination} names no registry image for the signature to vouch for (push to docker://…)`);
-      const sign = await (await import('./sign.js')).signerFor(flags.signBy, typeof flags.signPassphraseFile === 'string' ? flags.signPassphraseFile : undefined);
-      copy.sign = { identity: destination.slice('docker://'.length), sign };
+      const sign = await (await import('./sign.js')).pushSigner(destination, flags.signBy, flags.signPassphraseFile);
+      if (sign) copy.sign = sign;
     }
     const digest = await copyBetween(`containers-storage:${image}`, destination, o, copy);
     if (typeof flags.digestfile === 'string') await (await import('node:fs/promises')).writeFile(flags.digestfile, digest);

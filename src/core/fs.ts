@@ -180,32 +180,43 @@ export class FileWriter extends Writable {
     this.fd = undefined;
   }
 
-  /** Write what is pending, all of it: a short write (a full disk on the way to ENOSPC) continues where it stopped. */
+  /** Write what is pending, all of it. */
   private flush(cb: (e?: Error | null) => void): void {
-    let bufs = this.pending;
+    const bufs = this.pending;
+    const bytes = this.pendingBytes;
     this.pending = [];
     this.pendingBytes = 0;
-    const next = (): void => {
-      if (!bufs.length) return cb();
-      writev(this.fd!, bufs, (e, written) => {
-        if (e) return cb(e);
-        if (written === 0) return cb(new Error(`writing ${this.file}: no progress`));
-        this.bytesWritten += written;
-        while (written > 0 && bufs.length) {
-          const b = bufs[0]!;
-          if (written >= b.length) {
-            written -= b.length;
-            bufs.shift();
-          } else {
-            bufs[0] = b.subarray(written);
-            written = 0;
-          }
-        }
-        next();
-      });
-    };
-    next();
+    writevAll(this.fd!, bufs, null, this.file, (e) => {
+      if (!e) this.bytesWritten += bytes;
+      cb(e);
+    });
   }
+}
+
+/**
+ * writev all of `bufs`, at `position` (null: at the file's offset): a short write (a full disk on the way to
+ * ENOSPC) continues where it stopped. Takes `bufs` over (it is consumed).
+ */
+export function writevAll(fd: number, bufs: Buffer[], position: number | null, file: string, done: (e?: Error) => void): void {
+  // (Nothing to write is done at once: writev would write 0 bytes, which below means no progress.)
+  if (bufs.every((b) => b.length === 0)) return done();
+  writev(fd, bufs, position, (e, written) => {
+    if (e) return done(e);
+    if (written === 0) return done(new Error(`writing ${file}: no progress`));
+    let rest = written;
+    while (rest > 0 && bufs.length) {
+      const b = bufs[0]!;
+      if (rest >= b.length) {
+        rest -= b.length;
+        bufs.shift();
+      } else {
+        bufs[0] = b.subarray(rest);
+        rest = 0;
+      }
+    }
+    if (bufs.length) writevAll(fd, bufs, position === null ? null : position + written, file, done);
+    else done();
+  });
 }
 
 /**

@@ -5,7 +5,7 @@
 import { strict as assert } from 'node:assert';
 import { spawn, spawnSync } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
-import { createServer, request as httpRequest } from 'node:http';
+import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { after, before, describe, it } from 'node:test';
 import { makeBusyboxLayout } from '../kit/fixtures.js';
@@ -31,6 +31,14 @@ describe('docker-daemon via podman system service', () => {
     await svc.stop();
     t.cleanup();
   });
+  /** For the fault-injecting proxies below: pass a request on to podman's socket as it is, and its answer back. */
+  const forward = (req: IncomingMessage, res: ServerResponse): void => {
+    const up = httpRequest({ socketPath: sock, method: req.method, path: req.url, headers: req.headers }, (ur) => {
+      res.writeHead(ur.statusCode ?? 502, ur.headers);
+      ur.pipe(res);
+    });
+    req.pipe(up);
+  };
 
   it('skiff loads an image into the daemon; podman lists it; skiff and skopeo read it back identical', async () => {
     const r = await skiff(['copy', '-q', '--dest-daemon-host', `unix://${sock}`, `oci:${t.dir}/fixture:busybox`, 'docker-daemon:localhost/app:1']);
@@ -169,11 +177,7 @@ describe('docker-daemon via podman system service', () => {
         res.write(Buffer.alloc(3 << 20));
         return;
       }
-      const up = httpRequest({ socketPath: sock, method: req.method, path: req.url, headers: req.headers }, (ur) => {
-        res.writeHead(ur.statusCode ?? 502, ur.headers);
-        ur.pipe(res);
-      });
-      req.pipe(up);
+      forward(req, res);
     });
     await new Promise<void>((r) => proxy.listen(stallSock, r));
     const tmp = `${t.dir}/int-tmp`;
@@ -228,11 +232,7 @@ describe('docker-daemon via podman system service', () => {
         req.pause();
         return;
       }
-      const up = httpRequest({ socketPath: sock, method: req.method, path: req.url, headers: req.headers }, (ur) => {
-        res.writeHead(ur.statusCode ?? 502, ur.headers);
-        ur.pipe(res);
-      });
-      req.pipe(up);
+      forward(req, res);
     });
     await new Promise<void>((r) => proxy.listen(stuckSock, r));
     const big = `${t.dir}/stuck-src`;
@@ -270,11 +270,7 @@ describe('docker-daemon via podman system service', () => {
     const clients: string[] = [];
     const proxy = createHttpsServer({ key: await fsp.readFile(`${t.dir}/server.key`), cert: await fsp.readFile(`${certs}/ca.pem`), ca: await fsp.readFile(`${certs}/cert.pem`), requestCert: true, rejectUnauthorized: true }, (req, res) => {
       clients.push(`${(req.socket as import('node:tls').TLSSocket).getPeerCertificate().subject?.CN} ${req.method} ${req.url}`);
-      const up = httpRequest({ socketPath: sock, method: req.method, path: req.url, headers: req.headers }, (ur) => {
-        res.writeHead(ur.statusCode ?? 502, ur.headers);
-        ur.pipe(res);
-      });
-      req.pipe(up);
+      forward(req, res);
     });
     await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
     const host = `tcp://127.0.0.1:${(proxy.address() as { port: number }).port}`;

@@ -119,7 +119,8 @@ class StorageSource implements ImageSource {
 
   /** The manifest the image was stored with (an image's, not a list's), as skopeo inspect shows it. */
   async storedManifest(): Promise<RawManifest | undefined> {
-    if (this.described.size !== 1 || (await this.store.listOf(this.image))) return undefined;
+    // (A list's top manifest is the index made in open(): nothing stored apart to show.)
+    if (this.top.mediaType === MT.ociIndex || this.top.mediaType === MT.dockerList) return undefined;
     const bytes = await this.store.bigData(this.image, 'manifest');
     if (!bytes) return undefined;
     try {

@@ -8,8 +8,9 @@
  *
  * Everything else (TLS daemons, the small API calls) stays with undici.
  */
-import { close, open, writev } from 'node:fs';
+import { close, open } from 'node:fs';
 import { connect, type Socket } from 'node:net';
+import { writevAll } from '../../src/core/fs.js';
 
 /** Where to connect: a unix socket path, or a tcp host and port. */
 export type PlainTarget = { path: string } | { host: string; port: number };
@@ -94,27 +95,6 @@ export function getToFile(target: PlainTarget, hostHeader: string, requestPath: 
       close(fd!, (e) => (e ? reject(e) : resolve(result)));
     };
 
-    /** Write `bufs` at `at`, all of it (a short write continues where it stopped), then call `done`. */
-    const writeAll = (bufs: Buffer[], at: number, done: (e?: Error) => void): void => {
-      writev(fd!, bufs, at, (e, n) => {
-        if (e) return done(e);
-        if (n === 0) return done(new Error(`writing ${file}: no progress`));
-        let rest = n;
-        while (rest > 0 && bufs.length) {
-          const b = bufs[0]!;
-          if (rest >= b.length) {
-            rest -= b.length;
-            bufs.shift();
-          } else {
-            bufs[0] = b.subarray(rest);
-            rest = 0;
-          }
-        }
-        if (bufs.length) writeAll(bufs, at + n, done);
-        else done();
-      });
-    };
-
     /** Write out what the current batch holds and read into another one. */
     const nextBatch = (): void => {
       const batch = cur;
@@ -129,7 +109,7 @@ export function getToFile(target: PlainTarget, hostHeader: string, requestPath: 
       const at = offset;
       for (const b of bufs) offset += b.length;
       writing++;
-      writeAll(bufs, at, (e) => {
+      writevAll(fd!, bufs, at, file, (e) => {
         writing--;
         if (e) fail(e);
         free.push(batch);

@@ -4,7 +4,6 @@
  * start-up; its Agent and request modules alone load in ~20 ms. (Pinned by package-lock; the tests exercise both.)
  */
 import type { Dispatcher } from 'undici';
-import { SkiffError } from '../src/core/errors.js';
 // Static imports, so the bundle (scripts/bundle.mjs) includes them: this module itself is loaded only when needed.
 import AgentClass from 'undici/lib/dispatcher/agent.js';
 import apiRequest from 'undici/lib/api/api-request.js';
@@ -20,18 +19,4 @@ export function request(url: string | URL, opts: RequestOptions): Promise<Dispat
   const { dispatcher, ...rest } = opts;
   if (!dispatcher) throw new Error(`internal error: a request to ${u.origin} without an HTTP agent`);
   return apiRequest.call(dispatcher, { ...rest, origin: u.origin, path: u.search ? `${u.pathname}${u.search}` : u.pathname, method: opts.method ?? (opts.body ? 'PUT' : 'GET') });
-}
-
-/**
- * How long a response may send nothing once it has begun before its connection counts as dropped (a registry's
- * request is then retried, and a blob read resumes with a Range request from the byte it reached; a daemon's export
- * fails). `SKIFF_READ_TIMEOUT` seconds, default 30: a registry or daemon that hangs mid-blob is noticed in half a
- * minute, not never.
- */
-export function readTimeoutMs(): number {
-  const v = process.env.SKIFF_READ_TIMEOUT;
-  if (v === undefined || v === '') return 30_000;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0) throw new SkiffError('ERR_USAGE', `SKIFF_READ_TIMEOUT=${JSON.stringify(v)}: expected a number of seconds`);
-  return n * 1000;
 }

@@ -167,6 +167,39 @@ describe('docker-daemon via podman system service', () => {
     }
   });
 
+  it('a daemon that no longer serves old API versions (as Docker 29: API 1.52, minimum 1.44): save and load speak its version', async () => {
+    // A proxy in front of podman (fault injection on the real daemon) that answers as Docker 29 does: /_ping says
+    // API-Version 1.52, and a request for a version below 1.44 gets Docker's 400. skiff asked for 1.41 whatever the
+    // daemon said, and could do nothing with such a daemon.
+    const proxySock = `${t.dir}/docker29.sock`;
+    const seen: string[] = [];
+    const proxy = createServer((req, res) => {
+      seen.push(`${req.method} ${req.url}`);
+      const m = /^\/v1\.(\d+)\//.exec(req.url ?? '');
+      if (m && Number(m[1]) < 44) {
+        res.writeHead(400, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ message: `client version 1.${m[1]} is too old. Minimum supported API version is 1.44, please upgrade your client to a newer version` }));
+        return;
+      }
+      const up = httpRequest({ socketPath: sock, method: req.method, path: req.url, headers: req.headers }, (ur) => {
+        res.writeHead(ur.statusCode ?? 502, { ...ur.headers, ...(req.url === '/_ping' ? { 'api-version': '1.52' } : {}) });
+        ur.pipe(res);
+      });
+      req.pipe(up);
+    });
+    await new Promise<void>((r) => proxy.listen(proxySock, r));
+    try {
+      await ok(skiff(['copy', '-q', '--dest-daemon-host', `unix://${proxySock}`, `oci:${t.dir}/fixture:busybox`, 'docker-daemon:localhost/docker29:1']));
+      await ok(skiff(['copy', '-q', '--src-daemon-host', `unix://${proxySock}`, 'docker-daemon:localhost/docker29:1', `oci:${t.dir}/docker29-back:x`]));
+      assert.deepEqual(await flat(`oci:${t.dir}/docker29-back:x`), fixtureFlat);
+      const api = seen.filter((l) => !l.endsWith(' /_ping'));
+      assert.ok(api.some((l) => l.endsWith('/get')) && api.some((l) => l.includes('/images/load')), seen.join('\n'));
+      for (const l of api) assert.match(l, / \/v1\.52\//, seen.join('\n'));
+    } finally {
+      proxy.close();
+    }
+  });
+
   it('Ctrl-C while the export arrives: exit 130 at once, the spooled export removed, nothing at the destination; a stalled export is given up after SKIFF_READ_TIMEOUT', async () => {
     // A proxy in front of podman (fault injection on the real daemon) whose export sends a start and then stalls:
     // without the interrupt reaching the download, skiff waited for an end that never comes.

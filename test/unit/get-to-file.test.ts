@@ -5,7 +5,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { getToFile } from '../../transports/docker-daemon/get-to-file.js';
+import { getHead, getToFile } from '../../transports/docker-daemon/get-to-file.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'skiff-get-to-file-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -149,5 +149,32 @@ describe('getToFile (the daemon export reader)', () => {
 
   it('names a socket nobody listens on (ENOENT)', async () => {
     await assert.rejects(getToFile({ path: path.join(dir, 'nobody') }, 'localhost', '/get', path.join(dir, 'x')), (e: NodeJS.ErrnoException) => e.code === 'ENOENT');
+  });
+});
+
+describe('getHead (the daemon ping)', () => {
+  it('reads status and headers split across reads, after an interim 100, leaving the body unread', async () => {
+    const body = Buffer.from('OK');
+    const answer = Buffer.concat([Buffer.from('HTTP/1.1 100 Continue\r\n\r\n'), head('200 OK', ['API-Version: 1.52', 'Docker-Experimental: false', `Content-Length: ${body.length}`]), body]);
+    const { target, requests } = await serve(answer, { piece: 5, keepOpen: true });
+    const r = await getHead(target, 'localhost', '/_ping');
+    assert.equal(r.status, 200);
+    assert.equal(r.headers['api-version'], '1.52');
+    assert.equal(r.headers['docker-experimental'], 'false');
+    assert.match(requests[0]!, /^GET \/_ping HTTP\/1\.1\r\nHost: localhost\r\n/);
+    const notFound = await serve(head('404 Not Found', ['Content-Length: 0']), { tcp: true });
+    assert.equal((await getHead(notFound.target, '127.0.0.1:1', '/_ping')).status, 404);
+  });
+
+  it('fails on a non-HTTP answer, a connection closed before the head, silence past timeoutMs, and no listener', async () => {
+    const junk = await serve(Buffer.from('SSH-2.0-OpenSSH\r\n\r\n'));
+    await assert.rejects(getHead(junk.target, 'localhost', '/_ping'), /not an HTTP response/);
+    const cut = await serve(Buffer.from('HTTP/1.1 200 OK\r\nAPI-Ver'));
+    await assert.rejects(getHead(cut.target, 'localhost', '/_ping'), /closed before the answer/);
+    const silent = await serve(Buffer.alloc(0), { keepOpen: true });
+    const t0 = Date.now();
+    await assert.rejects(getHead(silent.target, 'localhost', '/_ping', { timeoutMs: 200 }), /no answer to GET \/_ping in 0\.2 s/);
+    assert.ok(Date.now() - t0 < 3000);
+    await assert.rejects(getHead({ path: path.join(dir, 'nobody') }, 'localhost', '/_ping'), (e: NodeJS.ErrnoException) => e.code === 'ENOENT' && e.syscall === 'connect');
   });
 });

@@ -14,7 +14,8 @@ import type { BlobInfo, DestinationCaps, DestinationOptions, ImageDestination, I
 import { parseManifest, type Descriptor, type ImageManifest, type RawManifest } from '../../src/core/manifest.js';
 import { formatDockerReference, withDefaultTag, type DockerReference } from '../../src/core/reference.js';
 import { ArchiveSource, DockerArchiveRef } from '../docker-archive/index.js';
-import { getToFile, type PlainTarget } from './get-to-file.js';
+import { getHead, getToFile, type HeadResult, type PlainTarget } from './get-to-file.js';
+import { readTimeoutMs } from '../read-timeout.js';
 import { DaemonRef, parseDaemonSpec } from './ref.js';
 
 export { DaemonRef };
@@ -31,28 +32,34 @@ interface Conn {
   request: (method: string, p: string, body?: Readable, headers?: Record<string, string>) => Promise<import('undici').Dispatcher.ResponseData>;
   /** How long a body may stall (SKIFF_READ_TIMEOUT), in either direction. */
   idleMs: number;
-  /** GET `p` into `file`; any status but 200 comes with its body's text and leaves the file empty. */
-  download: (p: string, file: string, signal?: AbortSignal) => Promise<{ status: number; errorText?: string }>;
+  /**
+   * GET `p` into `file`; any status but 200 comes with its body's text and leaves the file empty. `onSent`: called
+   * once the request is out.
+   */
+  download: (p: string, file: string, signal?: AbortSignal, onSent?: () => void) => Promise<{ status: number; errorText?: string }>;
   close: () => Promise<void>;
 }
 
-/** Connect to the Engine API over a unix socket or tcp (TLS from DOCKER_CERT_PATH when DOCKER_TLS_VERIFY is set). */
+/**
+ * Connect to the Engine API over a unix socket or tcp (TLS from DOCKER_CERT_PATH when DOCKER_TLS_VERIFY is set).
+ * undici, for the small API calls and TLS, is loaded once a call needs it: on a plain connection the ping and the
+ * export are read by get-to-file.ts, and a save asks for its export before undici is even loaded.
+ */
 async function connectDaemon(o: SourceOptions): Promise<Conn> {
-  const { Agent, readTimeoutMs, request } = await import('../http.js');
   const idleMs = readTimeoutMs();
   const host = daemonHost(o);
-  let agent: InstanceType<typeof Agent>;
+  let connect: Record<string, unknown>;
   let origin: string;
-  // Where the large export can be read without undici (get-to-file.ts): a connection without TLS.
+  // Where the ping and the large export can be read without undici (get-to-file.ts): a connection without TLS.
   let plain: PlainTarget | undefined;
   if (host.startsWith('unix://')) {
-    agent = new Agent({ connect: { socketPath: host.slice(7) } });
+    connect = { socketPath: host.slice(7) };
     origin = 'http://localhost';
     plain = { path: host.slice(7) };
   } else if (host.startsWith('tcp://') || host.startsWith('http://') || host.startsWith('https://')) {
     const tlsOn = host.startsWith('https://') || (process.env.DOCKER_TLS_VERIFY !== undefined && process.env.DOCKER_TLS_VERIFY !== '' && process.env.DOCKER_TLS_VERIFY !== '0');
     const certPath = process.env.DOCKER_CERT_PATH ?? path.join(os.homedir(), '.docker');
-    const connect: Record<string, unknown> = {};
+    connect = {};
     if (tlsOn) {
       // Files missing from a DOCKER_CERT_PATH given are an error, as for the docker command; under the default
       // ~/.docker they are optional (the system's CAs, no client certificate).
@@ -64,7 +71,6 @@ async function connectDaemon(o: SourceOptions): Promise<Conn> {
       const [ca, cert, key] = await Promise.all([read('ca.pem'), read('cert.pem'), read('key.pem')]);
       Object.assign(connect, { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}) });
     }
-    agent = new Agent({ connect });
     origin = `${tlsOn ? 'https' : 'http'}://${host.replace(/^\w+:\/\//, '')}`;
     if (!tlsOn) {
       const u = new URL(origin);
@@ -73,15 +79,19 @@ async function connectDaemon(o: SourceOptions): Promise<Conn> {
   } else {
     throw new SkiffError('ERR_INVALID_REFERENCE', `daemon host ${JSON.stringify(host)}: expected unix:///path or tcp://host:port`);
   }
+  const hostHeader = new URL(origin).host;
   const unreachable = (e: unknown): SkiffError => {
     const err = e as { code?: string; message?: string };
     const what = [err.code, err.message].filter(Boolean).join(': ');
     const hint = origin.startsWith('https:') ? 'is it running, and do its certificates and those in DOCKER_CERT_PATH match?' : 'is it running?';
     return new SkiffError('ERR_NETWORK', `cannot connect to the Docker daemon at ${host}: ${what} (${hint})`, { cause: e, retryable: false });
   };
+  let http: Promise<{ agent: import('../http.js').Agent; request: typeof import('../http.js').request }> | undefined;
+  const undici = () => (http ??= import('../http.js').then(({ Agent, request }) => ({ agent: new Agent({ connect }), request })));
   // No limit on the wait for an answer (a daemon prepares a whole export before its first byte), nor on a request
   // body (a load is fed as the copy goes); a body that stops coming in for SKIFF_READ_TIMEOUT is given up.
   const call = async (method: string, p: string, body?: Readable, headers?: Record<string, string>, signal?: AbortSignal) => {
+    const { agent, request } = await undici();
     try {
       return await request(`${origin}${p}`, { method: method as 'GET', dispatcher: agent, ...(body ? { body } : {}), ...(headers ? { headers } : {}), ...(signal ? { signal } : {}), headersTimeout: 0, bodyTimeout: idleMs });
     } catch (e) {
@@ -91,15 +101,16 @@ async function connectDaemon(o: SourceOptions): Promise<Conn> {
   };
   // Plain downloads in flight, dropped when the connection is closed.
   const downloads = new Set<AbortController>();
-  const download = async (p: string, file: string, signal?: AbortSignal): Promise<{ status: number; errorText?: string }> => {
+  const download = async (p: string, file: string, signal?: AbortSignal, onSent?: () => void): Promise<{ status: number; errorText?: string }> => {
     const stop = new AbortController();
     downloads.add(stop);
     const both = signal ? AbortSignal.any([stop.signal, signal]) : stop.signal;
     try {
       if (plain) {
-        const r = await getToFile(plain, new URL(origin).host, p, file, { signal: both, idleMs });
+        const r = await getToFile(plain, hostHeader, p, file, { signal: both, idleMs, ...(onSent ? { onSent } : {}) });
         return r.errorBody ? { status: r.status, errorText: r.errorBody.toString('utf8') } : { status: r.status };
       }
+      onSent?.();
       const res = await call('GET', p, undefined, undefined, both);
       if (res.statusCode !== 200) return { status: res.statusCode, errorText: await res.body.text().catch(() => '') };
       // (Chunks written are garbage that V8 would let pile up: collection is paced by the bytes, as for blobs.)
@@ -116,28 +127,42 @@ async function connectDaemon(o: SourceOptions): Promise<Conn> {
       downloads.delete(stop);
     }
   };
-  // API version: the server's, capped at 1.41 (what skiff speaks): from /_ping's API-Version header, else (a
-  // daemon that does not send it) from /version's ApiVersion.
-  const ping = await call('GET', '/_ping');
-  await ping.body.dump();
-  const v = ping.headers['api-version'];
-  let server = Array.isArray(v) ? v[0] : v;
+  // The API version: the daemon's own, from /_ping's API-Version header, else (a daemon that does not send it) from
+  // /version's ApiVersion. skiff's few requests (ping, version, image inspect, export, load) mean the same in every
+  // version since 1.24, and a version of skiff's choosing can be one the daemon no longer serves: Docker 29 refuses
+  // anything below 1.44, and skiff, which asked for 1.41, could not talk to it at all.
+  let server: string | undefined;
+  if (plain) {
+    let head: HeadResult;
+    try {
+      head = await getHead(plain, hostHeader, '/_ping', { timeoutMs: idleMs });
+    } catch (e) {
+      throw (e as { syscall?: string }).syscall === 'connect' ? unreachable(e) : new SkiffError('ERR_NETWORK', `the Docker daemon at ${host}: ${(e as Error).message}`, { cause: e, retryable: false });
+    }
+    server = head.headers['api-version'];
+  } else {
+    const ping = await call('GET', '/_ping');
+    await ping.body.dump();
+    const v = ping.headers['api-version'];
+    server = Array.isArray(v) ? v[0] : v;
+  }
   if (!server) {
     const res = await call('GET', '/version');
     if (res.statusCode === 200) server = ((await res.body.json().catch(() => ({}))) as { ApiVersion?: unknown }).ApiVersion as string | undefined;
     else await res.body.dump();
     if (typeof server !== 'string') server = undefined;
   }
-  const version = server && /^1\.\d+$/.test(server) && Number(server.split('.')[1]) < 41 ? server : '1.41';
+  // (A daemon that says neither: 1.41, which Docker 20.10 to 28 and podman speak.)
+  const version = server && /^1\.\d{1,3}$/.test(server) ? server : '1.41';
   return {
     base: `/v${version}`,
     host,
     idleMs,
     request: (m, p, b, h) => call(m, `/v${version}${p}`, b, h),
-    download: (p, file, signal) => download(`/v${version}${p}`, file, signal),
-    close: () => {
+    download: (p, file, signal, onSent) => download(`/v${version}${p}`, file, signal, onSent),
+    close: async () => {
       for (const d of downloads) d.abort();
-      return agent.destroy();
+      if (http) await (await http).agent.destroy();
     },
   };
 }
@@ -171,8 +196,12 @@ async function openDaemonSource(ref: DaemonRef, o: SourceOptions): Promise<Image
     // the connection then drops the export.
     const file = path.join(dir, 'image.tar');
     // (Interrupting the command stops the export at once: it can be gigabytes, all before the copy proper begins.)
-    const exporting = conn.download(`/images/${ref.apiName}/get`, file, o.signal);
+    let sent!: () => void;
+    const requested = new Promise<void>((r) => (sent = r));
+    const exporting = conn.download(`/images/${ref.apiName}/get`, file, o.signal, sent);
     exporting.catch(() => undefined);
+    // (The inspect waits until the export's request is out: it loads undici, ~6 ms the request would wait for.)
+    await Promise.race([requested, exporting]);
     const inspect = await conn.request('GET', `/images/${ref.apiName}/json`);
     if (inspect.statusCode !== 200) throw await daemonError(inspect, `${ref}`);
     await inspect.body.dump();

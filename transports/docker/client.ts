@@ -1,5 +1,6 @@
 import type { Dispatcher } from 'undici';
-import { Agent, readTimeoutMs, request } from '../http.js';
+import { Agent, request } from '../http.js';
+import { readTimeoutMs } from '../read-timeout.js';
 import { Transform, type Readable } from 'node:stream';
 import { SkiffError, type ErrorCode } from '../../src/core/errors.js';
 import type { Credentials } from '../../src/config/auth-file.js';

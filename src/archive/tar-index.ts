@@ -113,6 +113,12 @@ export class TarTree implements FileTree {
     return this.lookup(p)?.size;
   }
 
+  /** Where a member's bytes lie in the archive file (links followed). */
+  range(p: string): { offset: number; size: number } | undefined {
+    const m = this.lookup(p);
+    return m && { offset: m.offset, size: m.size };
+  }
+
   async open(p: string): Promise<Readable> {
     const m = this.lookup(p);
     if (!m) throw new SkiffError('ERR_BLOB_UNKNOWN', `${this.location}: no member ${p}`);

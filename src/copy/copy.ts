@@ -1,5 +1,5 @@
 import { addAbortSignal, pipeline, Readable, Transform, type TransformCallback } from 'node:stream';
-import { STAGE_BUFFER, Verifier, sha256, verifyBuffer, type Digest } from '../core/digest.js';
+import { STAGE_BUFFER, Verifier, VerdictGate, sha256, verifyBuffer, type Digest } from '../core/digest.js';
 import { SkiffError, isRetryableError, wrapError } from '../core/errors.js';
 import type { ImageDestination, ImageSource } from '../core/image.js';
 import { readConfig } from '../core/inspect.js';
@@ -144,7 +144,8 @@ async function copyBlob(
   if (o.signal) addAbortSignal(o.signal, raw);
   // (No progress sink, no counting stage: every stage costs each chunk a trip through the stream machinery.)
   const progress = o.progress;
-  const stages: (Readable | Transform)[] = [raw, ...(progress ? [new Counter((n) => progress.blobAdvance(desc, n))] : []), new Verifier(desc.digest, desc.size, `blob ${desc.digest}`)];
+  const stages: (Readable | Transform)[] = [raw, ...(progress ? [new Counter((n) => progress.blobAdvance(desc, n))] : [])];
+  const check = stages.length;
   // What the output is already verified to be: the destination then counts bytes instead of hashing them again.
   let known: { digest: Digest; size?: number } | undefined = { digest: desc.digest, size: desc.size };
   if (action !== 'keep') {
@@ -162,6 +163,10 @@ async function copyBlob(
       if (c) stages.push(c);
     }
   }
+  // The blob is checked as it streams, or by its source (on a thread of its own), whose verdict is asked for only
+  // now: nothing before the pipeline is made may throw and leave it unheard.
+  const verdict = data ? undefined : src.verifyBlob?.(desc, o.signal);
+  stages.splice(check, 0, verdict ? new VerdictGate(verdict) : new Verifier(desc.digest, desc.size, `blob ${desc.digest}`));
   const out = (pipeline as unknown as (...s: unknown[]) => Readable)(...stages, () => undefined);
   let put: { digest: Digest; size: number };
   try {

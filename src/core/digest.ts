@@ -139,6 +139,40 @@ export class Verifier extends Transform {
   }
 }
 
+/**
+ * The engine's stage for a blob its source checks itself (ImageSource.verifyBlob): bytes pass as they are, and the
+ * stream ends only once the source's verdict is in; a failing verdict fails the stream at once, so the destination
+ * never commits a blob that did not match.
+ */
+export class VerdictGate extends Transform {
+  private settled = false;
+  private failed: Error | undefined;
+  private waitingFlush: TransformCallback | undefined;
+  constructor(verdict: Promise<void>) {
+    super(STAGE_BUFFER);
+    verdict.then(
+      () => {
+        this.settled = true;
+        this.waitingFlush?.();
+      },
+      (e: Error) => {
+        this.settled = true;
+        this.failed = e;
+        if (this.waitingFlush) this.waitingFlush(e);
+        else this.destroy(e);
+      },
+    );
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    paced(chunk.length);
+    cb(null, chunk);
+  }
+  override _flush(cb: TransformCallback): void {
+    if (this.settled) cb(this.failed);
+    else this.waitingFlush = cb;
+  }
+}
+
 /** Check a buffer against a digest (and size), throwing the same errors a Verifier would. */
 export function verifyBuffer(buf: Buffer, expected: Digest, expectedSize: number | undefined, what: string): void {
   if (expectedSize !== undefined && buf.length !== expectedSize) {

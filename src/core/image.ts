@@ -70,6 +70,13 @@ export interface ImageSource {
    */
   getBlob(desc: Descriptor): Promise<Readable>;
   /**
+   * Where the source checks a blob's digest and size itself, off the thread that copies it (a file of its own
+   * hashed on a thread of its own): the verdict on the bytes getBlob streams, rejecting with ERR_DIGEST_MISMATCH or
+   * ERR_SIZE_MISMATCH. The engine then holds the blob's end until the verdict is in instead of hashing the bytes
+   * itself. `signal`: the copy gave up, the verdict is not wanted. Undefined: the engine checks the blob.
+   */
+  verifyBlob?(desc: Descriptor, signal?: AbortSignal): Promise<void> | undefined;
+  /**
    * Signatures (containers-signature(5) blobs) of the top-level manifest, or of an instance of the index, and the
    * digest of the manifest they sign: the one getManifest gives, except where the source describes the image anew
    * (containers-storage), when copying it as described would invalidate them. Absent: the source keeps none.

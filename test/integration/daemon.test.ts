@@ -167,6 +167,42 @@ describe('docker-daemon via podman system service', () => {
     }
   });
 
+  it('an export corrupted on the way (a byte of a layer flipped): digest mismatch, exit 1, nothing at the destination', async () => {
+    // A proxy in front of podman (fault injection on the real daemon) flips one byte 100 KB into the export, inside
+    // the first layer (busybox's, ~1 MB: its digest is checked on skiff's hashing thread, hash-worker.ts).
+    const badSock = `${t.dir}/flip.sock`;
+    const proxy = createServer((req, res) => {
+      if (!(req.method === 'GET' && /\/get$/.test(req.url ?? ''))) return forward(req, res);
+      const up = httpRequest({ socketPath: sock, method: req.method, path: req.url, headers: req.headers }, (ur) => {
+        res.writeHead(ur.statusCode ?? 502, ur.headers);
+        let at = 0;
+        ur.on('data', (c: Buffer) => {
+          const i = 100_000 - at;
+          if (i >= 0 && i < c.length) c[i] = c[i]! ^ 0x01;
+          at += c.length;
+          res.write(c);
+        });
+        ur.on('end', () => res.end());
+      });
+      req.pipe(up);
+    });
+    await new Promise<void>((r) => proxy.listen(badSock, r));
+    try {
+      await ok(skiff(['copy', '-q', '--dest-daemon-host', `unix://${sock}`, `oci:${t.dir}/fixture:busybox`, 'docker-daemon:localhost/flip:1']));
+      const tmp = `${t.dir}/flip-tmp`;
+      await fsp.mkdir(tmp);
+      for (const dest of [`oci:${t.dir}/flipped:x`, `docker-archive:${t.dir}/flipped.tar`]) {
+        const r = await run(process.execPath, [SKIFF, 'copy', '-q', '--src-daemon-host', `unix://${badSock}`, 'docker-daemon:localhost/flip:1', dest], { env: { ...process.env, TMPDIR: tmp } });
+        assert.equal(r.code, 1, r.stderr);
+        assert.match(r.stderr, /digest mismatch/);
+        assert.deepEqual(await fsp.readdir(tmp), []);
+      }
+      assert.deepEqual((await fsp.readdir(t.dir)).filter((f) => f.startsWith('flipped') || f.startsWith('.flipped')), []);
+    } finally {
+      proxy.close();
+    }
+  });
+
   it('a daemon that no longer serves old API versions (as Docker 29: API 1.52, minimum 1.44): save and load speak its version', async () => {
     // A proxy in front of podman (fault injection on the real daemon) that answers as Docker 29 does: /_ping says
     // API-Version 1.52, and a request for a version below 1.44 gets Docker's 400. skiff asked for 1.41 whatever the

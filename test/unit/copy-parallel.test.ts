@@ -152,4 +152,43 @@ describe('copy engine: blobs at once', () => {
     assert.ok(streams[0]!.destroyed, 'the first attempt\'s source stream was closed');
     assert.ok(!streams[0]!.readableEnded, 'the first attempt\'s stream was not read to its end');
   });
+
+  it('a source that checks its own blobs (verifyBlob): a verdict left over when the copy fails elsewhere crashes nothing', async () => {
+    // Layer 1 fails at once; layer 2 is opened after that, while the copy is stopping. Its verdict (rejected as the
+    // copy's signal fires, as hash-worker.ts does) was once asked for before the pipeline was made: that blob's
+    // pipeline was never made, and the rejection reached a stream nobody listened to (the process died).
+    const src = source(2, true);
+    const manifest = JSON.parse((await src.getManifest()).bytes.toString()) as { layers: Descriptor[] };
+    const [l1, l2] = manifest.layers;
+    const getBlob = src.getBlob.bind(src);
+    let verdicts = 0;
+    const checking: ImageSource = {
+      ...src,
+      async getBlob(d: Descriptor): Promise<Readable> {
+        if (d.digest === l1!.digest) return new Readable({ read() { this.destroy(new SkiffError('ERR_NETWORK', 'layer 1 failed (test)')); } });
+        if (d.digest === l2!.digest) await new Promise((r) => setTimeout(r, 30));
+        return getBlob(d);
+      },
+      verifyBlob(_d: Descriptor, signal?: AbortSignal): Promise<void> {
+        verdicts++;
+        return new Promise((_resolve, reject) => {
+          if (signal?.aborted) reject(signal.reason);
+          signal?.addEventListener('abort', () => reject(signal.reason), { once: true });
+        });
+      },
+    };
+    const uncaught: unknown[] = [];
+    const onUncaught = (e: unknown): void => void uncaught.push(e);
+    process.on('uncaughtException', onUncaught);
+    try {
+      const dest = destination(false);
+      (dest.caps as { compression: string }).compression = 'compress';
+      await assert.rejects(copyImage(checking, dest), /layer 1 failed \(test\)/);
+      await new Promise((r) => setTimeout(r, 100));
+    } finally {
+      process.off('uncaughtException', onUncaught);
+    }
+    assert.deepEqual(uncaught, []);
+    assert.ok(verdicts >= 1);
+  });
 });

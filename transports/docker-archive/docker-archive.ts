@@ -2,7 +2,8 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { Hasher, checkBlob, digestHex, sha256, verifyBuffer, type Digest } from '../../src/core/digest.js';
+import { Hasher, checkBlob, digestAlgorithm, digestHex, sha256, verifyBuffer, type Digest } from '../../src/core/digest.js';
+import { hashFileRange } from '../../src/core/hash-worker.js';
 import { SkiffError } from '../../src/core/errors.js';
 import { streamToTempFile, sweepStaleTemps, tempSibling, removeTree } from '../../src/core/fs.js';
 import type { BlobInfo, DestinationCaps, ImageDestination, ImageSource, Transport } from '../../src/core/image.js';
@@ -79,6 +80,7 @@ export class ArchiveSource implements ImageSource {
     private readonly manifest: Buffer,
     private readonly paths: Map<Digest, string>,
     private readonly tags: string[],
+    private readonly checkOffThread = false,
   ) {}
 
   /** How many images the archive at `file` holds (its manifest.json entries), for reading each with `@N`. */
@@ -92,17 +94,21 @@ export class ArchiveSource implements ImageSource {
     }
   }
 
-  static async open(ref: DockerArchiveRef): Promise<ArchiveSource> {
+  /**
+   * `checkOffThread`: the layers' digests are checked on a thread of their own (verifyBlob), for an archive that
+   * is skiff's private spool (a daemon's export): it waits on the daemon meanwhile, and nobody else writes it.
+   */
+  static async open(ref: DockerArchiveRef, o: { checkOffThread?: boolean } = {}): Promise<ArchiveSource> {
     const tree = await openTree(ref);
     try {
-      return await ArchiveSource.read(ref, tree);
+      return await ArchiveSource.read(ref, tree, o.checkOffThread);
     } catch (e) {
       await tree.close();
       throw e;
     }
   }
 
-  private static async read(ref: DockerArchiveRef, tree: TarTree): Promise<ArchiveSource> {
+  private static async read(ref: DockerArchiveRef, tree: TarTree, checkOffThread?: boolean): Promise<ArchiveSource> {
     const entry = selectEntry(await readEntries(tree, ref), ref);
     const configBytes = await tree.readFile(entry.Config, 1 << 24).catch((e: unknown) => {
       throw new SkiffError('ERR_INVALID_ARCHIVE', `${ref}: config ${entry.Config}: ${(e as Error).message}`);
@@ -139,7 +145,7 @@ export class ArchiveSource implements ImageSource {
       layers,
     };
     if (m.mediaType === MT.ociManifest) m.config.mediaType = MT.ociConfig;
-    return new ArchiveSource(ref, tree, serializeManifest(m), paths, entry.RepoTags ?? []);
+    return new ArchiveSource(ref, tree, serializeManifest(m), paths, entry.RepoTags ?? [], checkOffThread);
   }
 
   async getManifest(instance?: Digest): Promise<RawManifest> {
@@ -151,6 +157,18 @@ export class ArchiveSource implements ImageSource {
     const p = this.paths.get(desc.digest);
     if (!p) throw new SkiffError('ERR_BLOB_UNKNOWN', `${this.ref}: blob ${desc.digest} not in the archive`);
     return this.tree.open(p);
+  }
+
+  verifyBlob(desc: Descriptor, signal?: AbortSignal): Promise<void> | undefined {
+    const p = this.paths.get(desc.digest);
+    const r = p === undefined ? undefined : this.tree.range(p);
+    if (!this.checkOffThread || !r || r.size < OFF_THREAD_MIN) return undefined;
+    return hashFileRange(this.tree.location, r.offset, r.size, digestAlgorithm(desc.digest), signal).then(({ hex, size }) => {
+      const what = `blob ${desc.digest}`;
+      if (size !== desc.size) throw new SkiffError('ERR_SIZE_MISMATCH', `${what}: size ${size}, expected ${desc.size}`);
+      const got = `${digestAlgorithm(desc.digest)}:${hex}`;
+      if (got !== desc.digest) throw new SkiffError('ERR_DIGEST_MISMATCH', `${what}: digest mismatch: got ${got}, expected ${desc.digest}`);
+    });
   }
 
   /** The archive's RepoTags for this image (skopeo's inspect shows none for archives; kept for `load`). */
@@ -182,6 +200,9 @@ async function hashMember(tree: TarTree, p: string): Promise<Digest> {
   await pipeline(await tree.open(p), h, new Writable({ write: (_c, _e, cb) => cb() }));
   return h.digest;
 }
+
+/** Blobs smaller than this are checked as they stream: the round trip to the worker costs more than hashing them. */
+const OFF_THREAD_MIN = 1 << 20;
 
 const ARCHIVE_CAPS: DestinationCaps = { manifestTypes: [MT.dockerManifest], compression: 'decompress', multiImage: false, sequential: true };
 

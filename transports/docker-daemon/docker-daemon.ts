@@ -7,6 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { digestHex, type Digest } from '../../src/core/digest.js';
 import { SkiffError } from '../../src/core/errors.js';
 import { paced } from '../../src/core/gc-pace.js';
+import { startHashWorker } from '../../src/core/hash-worker.js';
 import { FileWriter, IO_CHUNK, streamToTempFile } from '../../src/core/fs.js';
 import { MT } from '../../src/core/media-types.js';
 import { tarHeader } from '../../src/archive/tar-append.js';
@@ -196,6 +197,8 @@ async function openDaemonSource(ref: DaemonRef, o: SourceOptions): Promise<Image
     // the connection then drops the export.
     const file = path.join(dir, 'image.tar');
     // (Interrupting the command stops the export at once: it can be gigabytes, all before the copy proper begins.)
+    // The layers are checked on a thread of their own (hash-worker.ts), which starts while the daemon prepares.
+    startHashWorker();
     let sent!: () => void;
     const requested = new Promise<void>((r) => (sent = r));
     const exporting = conn.download(`/images/${ref.apiName}/get`, file, o.signal, sent);
@@ -207,7 +210,7 @@ async function openDaemonSource(ref: DaemonRef, o: SourceOptions): Promise<Image
     await inspect.body.dump();
     const res = await exporting;
     if (res.status !== 200) throw errorOf(res.status, res.errorText ?? '', `exporting ${ref}`);
-    const inner = await ArchiveSource.open(new DockerArchiveRef(file, ref.named ? withDefaultTag(ref.named) : undefined, ref.named ? undefined : 0));
+    const inner = await ArchiveSource.open(new DockerArchiveRef(file, ref.named ? withDefaultTag(ref.named) : undefined, ref.named ? undefined : 0), { checkOffThread: true });
     return {
       ref,
       // (Read from the spooled export by then: a sequential destination gets the blobs one after another, in the
@@ -215,6 +218,7 @@ async function openDaemonSource(ref: DaemonRef, o: SourceOptions): Promise<Image
       local: true,
       getManifest: (instance?: Digest) => inner.getManifest(instance),
       getBlob: (d: Descriptor) => inner.getBlob(d),
+      verifyBlob: (d: Descriptor, signal?: AbortSignal) => inner.verifyBlob(d, signal),
       close: async () => {
         await inner.close();
         await fsp.rm(dir, { recursive: true, force: true });

@@ -123,7 +123,10 @@ export class TarTree implements FileTree {
     const m = this.lookup(p);
     if (!m) throw new SkiffError('ERR_BLOB_UNKNOWN', `${this.location}: no member ${p}`);
     if (m.size === 0) return Readable.from([]);
-    return createReadStream(this.location, { start: m.offset, end: m.offset + m.size - 1, highWaterMark: IO_CHUNK });
+    // (Read in pieces of a gzip block, 512 KiB: a docker-archive's uncompressed layers are mostly compressed on
+    // the way, and two 256 KiB reads had to be joined (copied) into each block. Save, 25 alternating runs: -5 ms,
+    // -13 ms of CPU; 1 MiB pieces were 10 % slower.)
+    return createReadStream(this.location, { start: m.offset, end: m.offset + m.size - 1, highWaterMark: 2 * IO_CHUNK });
   }
 
   async readFile(p: string, limit?: number): Promise<Buffer> {

@@ -1,8 +1,7 @@
 import { IO_CHUNK } from '../core/fs.js';
-import { createReadStream, promises as fsp } from 'node:fs';
+import { closeSync, createReadStream, fstatSync, openSync, readSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { SkiffError } from '../core/errors.js';
-import { readAll } from '../core/fs.js';
 import { safeRelativePath, type FileTree } from './file-tree.js';
 import { cstring, entryName, headerChecksumOk, octal, parsePax } from './tar-header.js';
 
@@ -26,9 +25,12 @@ export class TarTree implements FileTree {
   ) {}
 
   static async open(file: string): Promise<TarTree> {
-    const fh = await fsp.open(file, 'r');
+    // (Synchronous reads: one header after another, each where the one before says, ~20 for a docker save; from the
+    // page cache each takes microseconds, where a trip through the thread pool took ~0.2 ms.)
+    const fd = openSync(file, 'r');
+    const fh = { read: (b: Buffer, off: number, len: number, pos: number) => readSync(fd, b, off, len, pos) };
     try {
-      const { size: fileSize } = await fh.stat();
+      const { size: fileSize } = fstatSync(fd);
       const members = new Map<string, Member>();
       const header = Buffer.alloc(512);
       let pos = 0;
@@ -39,7 +41,7 @@ export class TarTree implements FileTree {
         if (pos + 512 > fileSize) {
           throw new SkiffError('ERR_TRUNCATED', `${file}: archive truncated at byte ${pos} (no end-of-archive marker)`);
         }
-        await fh.read(header, 0, 512, pos);
+        fh.read(header, 0, 512, pos);
         if (header.every((b) => b === 0)) break;
         if (!headerChecksumOk(header)) throw new SkiffError('ERR_INVALID_ARCHIVE', `${file}: not a tar archive (bad header checksum at byte ${pos})`);
         const flag = String.fromCharCode(header[156]!);
@@ -52,7 +54,7 @@ export class TarTree implements FileTree {
         const next = dataOff + Math.ceil(size / 512) * 512;
         const readData = async (): Promise<Buffer> => {
           const b = Buffer.alloc(size);
-          await fh.read(b, 0, size, dataOff);
+          fh.read(b, 0, size, dataOff);
           return b;
         };
         if (flag === 'x') {
@@ -84,7 +86,7 @@ export class TarTree implements FileTree {
       }
       return new TarTree(file, members);
     } finally {
-      await fh.close();
+      closeSync(fd);
     }
   }
 
@@ -129,8 +131,38 @@ export class TarTree implements FileTree {
     return createReadStream(this.location, { start: m.offset, end: m.offset + m.size - 1, highWaterMark: 2 * IO_CHUNK });
   }
 
-  async readFile(p: string, limit?: number): Promise<Buffer> {
-    return readAll(await this.open(p), limit);
+  async readFile(p: string, limit = 64 * 1024 * 1024): Promise<Buffer> {
+    const m = this.lookup(p);
+    if (!m) throw new SkiffError('ERR_BLOB_UNKNOWN', `${this.location}: no member ${p}`);
+    if (m.size > limit) throw new Error(`more than ${limit} bytes where a small document was expected`);
+    return this.readAt(m.offset, m.size);
+  }
+
+  /** The first `n` bytes of a member (fewer if it is shorter): what it is compressed with, say. */
+  head(p: string, n: number): Buffer {
+    const m = this.lookup(p);
+    if (!m) throw new SkiffError('ERR_BLOB_UNKNOWN', `${this.location}: no member ${p}`);
+    return this.readAt(m.offset, Math.min(n, m.size));
+  }
+
+  /**
+   * Small reads (manifests, configs, a member's first bytes) are synchronous: a few of them open every archive,
+   * one after another, and from the page cache each takes microseconds where a stream took three trips through the
+   * thread pool (open, read, close).
+   */
+  private readAt(offset: number, size: number): Buffer {
+    const b = Buffer.alloc(size);
+    const fd = openSync(this.location, 'r');
+    try {
+      for (let at = 0; at < size; ) {
+        const n = readSync(fd, b, at, size - at, offset + at);
+        if (n === 0) throw new SkiffError('ERR_TRUNCATED', `${this.location}: archive truncated at byte ${offset + at}`);
+        at += n;
+      }
+    } finally {
+      closeSync(fd);
+    }
+    return b;
   }
 
   async list(): Promise<string[]> {

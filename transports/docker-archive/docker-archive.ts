@@ -11,7 +11,7 @@ import { parseConfig } from '../../src/core/config.js';
 import { parseManifest, serializeManifest, type Descriptor, type ImageManifest, type RawManifest } from '../../src/core/manifest.js';
 import { MT } from '../../src/core/media-types.js';
 import { formatDockerReference, parseDockerReference, withDefaultTag, type DockerReference } from '../../src/core/reference.js';
-import { detectCompression, peek } from '../../src/archive/compression.js';
+import { detectCompression } from '../../src/archive/compression.js';
 import { TarTree } from '../../src/archive/tar-index.js';
 import { TarAppender } from '../../src/archive/tar-append.js';
 import { legacyLayers, repositoriesJSON } from './legacy.js';
@@ -125,9 +125,7 @@ export class ArchiveSource implements ImageSource {
     for (const [i, p] of entry.Layers.entries()) {
       const size = await tree.size(p);
       if (size === undefined) throw new SkiffError('ERR_INVALID_ARCHIVE', `${ref}: layer ${p} missing from the archive`);
-      const s = await tree.open(p);
-      const head = await peek(s, 8).finally(() => s.destroy());
-      const c = detectCompression(head);
+      const c = detectCompression(tree.head(p, 8));
       let digest: Digest;
       const named = /^blobs\/sha256\/([a-f0-9]{64})$/.exec(p);
       if (named) digest = `sha256:${named[1]}`;

@@ -1,13 +1,15 @@
 import { strict as assert } from 'node:assert';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { after, describe, it } from 'node:test';
 import { VerdictGate } from '../../src/core/digest.js';
-import { hashFileRange, stopHashWorker } from '../../src/core/hash-worker.js';
+import { followTar, hashFileRange, stopHashWorker } from '../../src/core/hash-worker.js';
+import { tarHeader } from '../../src/archive/tar-append.js';
+import { TarTree } from '../../src/archive/tar-index.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'skiff-hash-worker-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -34,6 +36,74 @@ describe('hashFileRange (digests of file ranges on a thread of their own)', () =
     stop.abort(new Error('not wanted'));
     await assert.rejects(p, /not wanted/);
     await assert.rejects(hashFileRange(file, 0, 10, 'sha256', stop.signal), /not wanted/);
+  });
+});
+
+describe('followTar (the entries of a tar hashed as it is written)', () => {
+  /** A tar: small and large files, an empty one, and a PAX header whose size overrides a wrong one in the next header. */
+  function makeTar(): Buffer {
+    const parts: Buffer[] = [];
+    const pad = (n: number) => Buffer.alloc((512 - (n % 512)) % 512);
+    const add = (name: string, data: Buffer, headerSize = data.length) => parts.push(tarHeader(name, headerSize), data, pad(data.length));
+    add('small.json', Buffer.from('{"a":1}'));
+    add('big.tar', randomBytes(9 * 1024 * 1024 + 77));
+    add('empty', Buffer.alloc(0));
+    const record = (k: string, v: string) => {
+      const body = ` ${k}=${v}\n`;
+      let n = body.length + 1;
+      while (`${n}${body}`.length !== n) n++;
+      return `${n}${body}`;
+    };
+    const sized = randomBytes(700_000);
+    const pax = Buffer.from(record('size', String(sized.length)));
+    const paxHeader = tarHeader('PaxHeaders/sized', pax.length);
+    paxHeader[156] = 'x'.charCodeAt(0);
+    paxHeader.write('        ', 148, 'latin1');
+    let sum = 0;
+    for (const b of paxHeader) sum += b;
+    paxHeader.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'latin1');
+    parts.push(paxHeader, pax, pad(pax.length));
+    add('sized', sized, 0);
+    add('last', randomBytes(5 * 1024 * 1024));
+    parts.push(Buffer.alloc(1024));
+    return Buffer.concat(parts);
+  }
+
+  it('gives the digest of every entry by where its data starts, as TarTree finds them, whatever pieces the file grows by', async () => {
+    const tar = makeTar();
+    const file = path.join(dir, 'follow.tar');
+    writeFileSync(file, '');
+    const f = followTar(file)!;
+    assert.ok(f);
+    let at = 0;
+    let i = 0;
+    while (at < tar.length) {
+      const n = Math.min(tar.length - at, [1, 511, 4096, 1 << 20, 3 << 20][i++ % 5]!);
+      appendFileSync(file, tar.subarray(at, at + n));
+      at += n;
+      f.grown(at);
+    }
+    const hashes = await f.finish(tar.length);
+    const tree = await TarTree.open(file);
+    const names = await tree.list();
+    assert.equal(hashes.size, names.length);
+    for (const name of names) {
+      const r = tree.range(name)!;
+      const want = createHash('sha256').update(tar.subarray(r.offset, r.offset + r.size)).digest('hex');
+      assert.deepEqual(hashes.get(r.offset), { size: r.size, hex: want }, name);
+    }
+  });
+
+  it('a file that is not a tar gives what it could (nothing), and a dropped follower holds nothing up', async () => {
+    const file = path.join(dir, 'junk.tar');
+    writeFileSync(file, randomBytes(100_000));
+    const f = followTar(file)!;
+    f.grown(100_000);
+    const got = await f.finish(100_000);
+    assert.ok(got.size <= 1);
+    const g = followTar(file)!;
+    g.drop();
+    assert.equal((await g.finish(100_000)).size, 0);
   });
 });
 

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Hasher, checkBlob, digestAlgorithm, digestHex, sha256, verifyBuffer, type Digest } from '../../src/core/digest.js';
-import { hashFileRange } from '../../src/core/hash-worker.js';
+import { hashFileRange, type RangeHash, type TarHashes } from '../../src/core/hash-worker.js';
 import { SkiffError } from '../../src/core/errors.js';
 import { streamToTempFile, sweepStaleTemps, tempSibling, removeTree } from '../../src/core/fs.js';
 import type { BlobInfo, DestinationCaps, ImageDestination, ImageSource, Transport } from '../../src/core/image.js';
@@ -81,6 +81,7 @@ export class ArchiveSource implements ImageSource {
     private readonly paths: Map<Digest, string>,
     private readonly tags: string[],
     private readonly checkOffThread = false,
+    private readonly knownHashes?: Promise<TarHashes>,
   ) {}
 
   /** How many images the archive at `file` holds (its manifest.json entries), for reading each with `@N`. */
@@ -97,18 +98,19 @@ export class ArchiveSource implements ImageSource {
   /**
    * `checkOffThread`: the layers' digests are checked on a thread of their own (verifyBlob), for an archive that
    * is skiff's private spool (a daemon's export): it waits on the daemon meanwhile, and nobody else writes it.
+   * `knownHashes`: the digests of its entries, by where their data starts, computed as it was written.
    */
-  static async open(ref: DockerArchiveRef, o: { checkOffThread?: boolean } = {}): Promise<ArchiveSource> {
+  static async open(ref: DockerArchiveRef, o: { checkOffThread?: boolean; knownHashes?: Promise<TarHashes> } = {}): Promise<ArchiveSource> {
     const tree = await openTree(ref);
     try {
-      return await ArchiveSource.read(ref, tree, o.checkOffThread);
+      return await ArchiveSource.read(ref, tree, o.checkOffThread, o.knownHashes);
     } catch (e) {
       await tree.close();
       throw e;
     }
   }
 
-  private static async read(ref: DockerArchiveRef, tree: TarTree, checkOffThread?: boolean): Promise<ArchiveSource> {
+  private static async read(ref: DockerArchiveRef, tree: TarTree, checkOffThread?: boolean, knownHashes?: Promise<TarHashes>): Promise<ArchiveSource> {
     const entry = selectEntry(await readEntries(tree, ref), ref);
     const configBytes = await tree.readFile(entry.Config, 1 << 24).catch((e: unknown) => {
       throw new SkiffError('ERR_INVALID_ARCHIVE', `${ref}: config ${entry.Config}: ${(e as Error).message}`);
@@ -143,7 +145,7 @@ export class ArchiveSource implements ImageSource {
       layers,
     };
     if (m.mediaType === MT.ociManifest) m.config.mediaType = MT.ociConfig;
-    return new ArchiveSource(ref, tree, serializeManifest(m), paths, entry.RepoTags ?? [], checkOffThread);
+    return new ArchiveSource(ref, tree, serializeManifest(m), paths, entry.RepoTags ?? [], checkOffThread, knownHashes);
   }
 
   async getManifest(instance?: Digest): Promise<RawManifest> {
@@ -161,11 +163,18 @@ export class ArchiveSource implements ImageSource {
     const p = this.paths.get(desc.digest);
     const r = p === undefined ? undefined : this.tree.range(p);
     if (!this.checkOffThread || !r || r.size < OFF_THREAD_MIN) return undefined;
-    return hashFileRange(this.tree.location, r.offset, r.size, digestAlgorithm(desc.digest), signal).then(({ hex, size }) => {
+    const check = ({ hex, size }: RangeHash): void => {
       const what = `blob ${desc.digest}`;
       if (size !== desc.size) throw new SkiffError('ERR_SIZE_MISMATCH', `${what}: size ${size}, expected ${desc.size}`);
       const got = `${digestAlgorithm(desc.digest)}:${hex}`;
       if (got !== desc.digest) throw new SkiffError('ERR_DIGEST_MISMATCH', `${what}: digest mismatch: got ${got}, expected ${desc.digest}`);
+    };
+    const hashNow = (): Promise<void> => hashFileRange(this.tree.location, r.offset, r.size, digestAlgorithm(desc.digest), signal).then(check);
+    if (!this.knownHashes || digestAlgorithm(desc.digest) !== 'sha256') return hashNow();
+    // (An entry not found as written, where the follower lost its way in the tar say, is hashed now.)
+    return this.knownHashes.then((known) => {
+      const k = known.get(r.offset);
+      return k && k.size === r.size ? check(k) : hashNow();
     });
   }
 

@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { createReadStream, promises as fsp } from 'node:fs';
+import { createReadStream, promises as fsp, statSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
@@ -7,7 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { digestHex, type Digest } from '../../src/core/digest.js';
 import { SkiffError } from '../../src/core/errors.js';
 import { paced } from '../../src/core/gc-pace.js';
-import { startHashWorker } from '../../src/core/hash-worker.js';
+import { followTar, type TarFollower } from '../../src/core/hash-worker.js';
 import { FileWriter, IO_CHUNK, streamToTempFile } from '../../src/core/fs.js';
 import { MT } from '../../src/core/media-types.js';
 import { tarHeader } from '../../src/archive/tar-append.js';
@@ -35,9 +35,9 @@ interface Conn {
   idleMs: number;
   /**
    * GET `p` into `file`; any status but 200 comes with its body's text and leaves the file empty. `onSent`: called
-   * once the request is out.
+   * once the request is out; `onWritten(end)`: the file's first `end` bytes are written (plain connections only).
    */
-  download: (p: string, file: string, signal?: AbortSignal, onSent?: () => void) => Promise<{ status: number; errorText?: string }>;
+  download: (p: string, file: string, signal?: AbortSignal, onSent?: () => void, onWritten?: (end: number) => void) => Promise<{ status: number; errorText?: string }>;
   close: () => Promise<void>;
 }
 
@@ -102,13 +102,13 @@ async function connectDaemon(o: SourceOptions): Promise<Conn> {
   };
   // Plain downloads in flight, dropped when the connection is closed.
   const downloads = new Set<AbortController>();
-  const download = async (p: string, file: string, signal?: AbortSignal, onSent?: () => void): Promise<{ status: number; errorText?: string }> => {
+  const download = async (p: string, file: string, signal?: AbortSignal, onSent?: () => void, onWritten?: (end: number) => void): Promise<{ status: number; errorText?: string }> => {
     const stop = new AbortController();
     downloads.add(stop);
     const both = signal ? AbortSignal.any([stop.signal, signal]) : stop.signal;
     try {
       if (plain) {
-        const r = await getToFile(plain, hostHeader, p, file, { signal: both, idleMs, ...(onSent ? { onSent } : {}) });
+        const r = await getToFile(plain, hostHeader, p, file, { signal: both, idleMs, ...(onSent ? { onSent } : {}), ...(onWritten ? { onWritten } : {}) });
         return r.errorBody ? { status: r.status, errorText: r.errorBody.toString('utf8') } : { status: r.status };
       }
       onSent?.();
@@ -160,7 +160,7 @@ async function connectDaemon(o: SourceOptions): Promise<Conn> {
     host,
     idleMs,
     request: (m, p, b, h) => call(m, `/v${version}${p}`, b, h),
-    download: (p, file, signal, onSent) => download(`/v${version}${p}`, file, signal, onSent),
+    download: (p, file, signal, onSent, onWritten) => download(`/v${version}${p}`, file, signal, onSent, onWritten),
     close: async () => {
       for (const d of downloads) d.abort();
       if (http) await (await http).agent.destroy();
@@ -190,18 +190,22 @@ function errorOf(status: number, text: string, what: string): SkiffError {
 async function openDaemonSource(ref: DaemonRef, o: SourceOptions): Promise<ImageSource> {
   const conn = await connectDaemon(o);
   const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'skiff-daemon-'));
+  let follower: TarFollower | undefined;
   try {
     // The export is asked for at once, beside the inspect that says whether the image is there: the daemon takes
     // its time before the first byte (podman writes the whole export to a file of its own first), and the
     // inspect's round trip (~14 ms with podman) need not come before that. An inspect that fails wins; closing
     // the connection then drops the export.
     const file = path.join(dir, 'image.tar');
-    // (Interrupting the command stops the export at once: it can be gigabytes, all before the copy proper begins.)
-    // The layers are checked on a thread of their own (hash-worker.ts), which starts while the daemon prepares.
-    startHashWorker();
+    // The layers' digests are checked on a thread of their own (hash-worker.ts), which starts while the daemon
+    // prepares the export and hashes each layer as it lands, on the CPU the download leaves idle: by the end of
+    // the download the digests are known, and the copy's main thread, its bound, never hashes a layer.
+    follower = followTar(file);
+    const written = follower && ((end: number) => follower!.grown(end));
     let sent!: () => void;
     const requested = new Promise<void>((r) => (sent = r));
-    const exporting = conn.download(`/images/${ref.apiName}/get`, file, o.signal, sent);
+    // (Interrupting the command stops the export at once: it can be gigabytes, all before the copy proper begins.)
+    const exporting = conn.download(`/images/${ref.apiName}/get`, file, o.signal, sent, written);
     exporting.catch(() => undefined);
     // (The inspect waits until the export's request is out: it loads undici, ~6 ms the request would wait for.)
     await Promise.race([requested, exporting]);
@@ -210,7 +214,9 @@ async function openDaemonSource(ref: DaemonRef, o: SourceOptions): Promise<Image
     await inspect.body.dump();
     const res = await exporting;
     if (res.status !== 200) throw errorOf(res.status, res.errorText ?? '', `exporting ${ref}`);
-    const inner = await ArchiveSource.open(new DockerArchiveRef(file, ref.named ? withDefaultTag(ref.named) : undefined, ref.named ? undefined : 0), { checkOffThread: true });
+    const hashes = follower?.finish(statSync(file).size);
+    const inner = await ArchiveSource.open(new DockerArchiveRef(file, ref.named ? withDefaultTag(ref.named) : undefined, ref.named ? undefined : 0), { checkOffThread: true, ...(hashes ? { knownHashes: hashes } : {}) });
+    const f = follower;
     return {
       ref,
       // (Read from the spooled export by then: a sequential destination gets the blobs one after another, in the
@@ -220,12 +226,14 @@ async function openDaemonSource(ref: DaemonRef, o: SourceOptions): Promise<Image
       getBlob: (d: Descriptor) => inner.getBlob(d),
       verifyBlob: (d: Descriptor, signal?: AbortSignal) => inner.verifyBlob(d, signal),
       close: async () => {
+        f?.drop();
         await inner.close();
         await fsp.rm(dir, { recursive: true, force: true });
         await conn.close();
       },
     };
   } catch (e) {
+    follower?.drop();
     await fsp.rm(dir, { recursive: true, force: true });
     await conn.close();
     if (o.signal?.aborted) throw new SkiffError('ERR_ABORTED', `reading ${ref}: interrupted`, { cause: e });

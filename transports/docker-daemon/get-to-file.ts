@@ -35,9 +35,10 @@ type BodyState = 'size' | 'data' | 'data-end' | 'trailer' | 'length' | 'to-close
  * GET `requestPath` from `target` (Host header `hostHeader`) and write a 200's body into `file` (created or
  * truncated). Resolves once the whole body is written; rejects on a connection, protocol or write error, a body
  * cut short, or, once the answer has begun, nothing received for `idleMs` (no limit before it: a daemon can take
- * minutes to prepare an export). `signal` destroys the connection. `onSent` is called once the request is out.
+ * minutes to prepare an export). `signal` destroys the connection. `onSent` is called once the request is out,
+ * `onWritten(end)` whenever more of the file, its first `end` bytes, is written (writes finish in any order).
  */
-export function getToFile(target: PlainTarget, hostHeader: string, requestPath: string, file: string, o: { signal?: AbortSignal; idleMs?: number; onSent?: () => void } = {}): Promise<GetResult> {
+export function getToFile(target: PlainTarget, hostHeader: string, requestPath: string, file: string, o: { signal?: AbortSignal; idleMs?: number; onSent?: () => void; onWritten?: (end: number) => void } = {}): Promise<GetResult> {
   const { signal, idleMs } = o;
   return new Promise<GetResult>((resolve, reject) => {
     let fd: number | undefined;
@@ -50,6 +51,8 @@ export function getToFile(target: PlainTarget, hostHeader: string, requestPath: 
     let pending: Buffer[] = [];
     let offset = 0;
     let writing = 0;
+    /** Where the writes in flight start: everything before the first of them is in the file. */
+    const inFlight: number[] = [];
     let paused = false;
     let failure: Error | undefined;
 
@@ -109,9 +112,12 @@ export function getToFile(target: PlainTarget, hostHeader: string, requestPath: 
       const at = offset;
       for (const b of bufs) offset += b.length;
       writing++;
+      inFlight.push(at);
       writevAll(fd!, bufs, at, file, (e) => {
         writing--;
+        inFlight.splice(inFlight.indexOf(at), 1);
         if (e) fail(e);
+        else if (o.onWritten) o.onWritten(inFlight.length ? Math.min(...inFlight) : offset);
         free.push(batch);
         if (paused && !settled && writing < MAX_WRITES) {
           paused = false;

@@ -1,6 +1,6 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { Writable, type Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Hasher, checkBlob, digestAlgorithm, digestHex, sha256, verifyBuffer, type Digest } from '../../src/core/digest.js';
 import { hashFileRange, type RangeHash, type TarHashes } from '../../src/core/hash-worker.js';
@@ -80,6 +80,8 @@ export class ArchiveSource implements ImageSource {
     private readonly manifest: Buffer,
     private readonly paths: Map<Digest, string>,
     private readonly tags: string[],
+    /** The config, read (and hashed) as the archive opened: given from memory. */
+    private readonly config: { digest: Digest; bytes: Buffer },
     private readonly checkOffThread = false,
     private readonly knownHashes?: Promise<TarHashes>,
   ) {}
@@ -145,7 +147,7 @@ export class ArchiveSource implements ImageSource {
       layers,
     };
     if (m.mediaType === MT.ociManifest) m.config.mediaType = MT.ociConfig;
-    return new ArchiveSource(ref, tree, serializeManifest(m), paths, entry.RepoTags ?? [], checkOffThread, knownHashes);
+    return new ArchiveSource(ref, tree, serializeManifest(m), paths, entry.RepoTags ?? [], { digest: configDigest, bytes: configBytes }, checkOffThread, knownHashes);
   }
 
   async getManifest(instance?: Digest): Promise<RawManifest> {
@@ -156,6 +158,7 @@ export class ArchiveSource implements ImageSource {
   async getBlob(desc: Descriptor): Promise<Readable> {
     const p = this.paths.get(desc.digest);
     if (!p) throw new SkiffError('ERR_BLOB_UNKNOWN', `${this.ref}: blob ${desc.digest} not in the archive`);
+    if (desc.digest === this.config.digest) return Readable.from([this.config.bytes]);
     return this.tree.open(p);
   }
 

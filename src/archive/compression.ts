@@ -68,13 +68,14 @@ export function createDecompressor(c: Compression | 'bzip2' | 'xz'): Transform |
   }
 }
 
-export function createCompressor(c: Compression, level?: number): Transform | undefined {
+/** `knownCrc32`: the input's CRC-32 where it is known already (gzip's trailer needs it). */
+export function createCompressor(c: Compression, level?: number, knownCrc32?: number): Transform | undefined {
   switch (c) {
     case 'none':
       return undefined;
     case 'gzip':
       // Blocks compressed in parallel, incompressible ones stored (what pgzip does for containers/image).
-      return new ParallelGzip(level === undefined || level === zc.Z_DEFAULT_COMPRESSION ? DEFAULT_GZIP_LEVEL : level);
+      return new ParallelGzip(level === undefined || level === zc.Z_DEFAULT_COMPRESSION ? DEFAULT_GZIP_LEVEL : level, undefined, knownCrc32);
     case 'zstd':
       // On a thread of zstd's own (zstd-napi compresses on the calling thread otherwise: the main one, with all the
       // hashing and streaming). One worker and 1 MiB jobs whatever the machine, so the same input always gives the

@@ -180,9 +180,14 @@ export class ParallelGzip extends Transform {
   private readonly inFlight: Job[] = [];
   private failed: unknown;
 
+  /**
+   * `knownCrc32`: the CRC-32 of the whole input, where its source computed it already (a daemon's export, as it
+   * arrived): the main thread then does not (~24 ms for the bench's 157 MB).
+   */
   constructor(
     private readonly level = DEFAULT_GZIP_LEVEL,
     private readonly parallel = SLOTS,
+    private readonly knownCrc32?: number,
   ) {
     super();
   }
@@ -215,7 +220,7 @@ export class ParallelGzip extends Transform {
 
   /** Queue a block for compression, once this stream and the process have room for it. */
   private async block(data: Buffer, last: boolean): Promise<void> {
-    this.crc = crc32(data, this.crc);
+    if (this.knownCrc32 === undefined) this.crc = crc32(data, this.crc);
     this.total += data.length;
     const runs = planRuns(data);
     // (The block before ended with 32 KiB or more of incompressible bytes: nothing to match against.)
@@ -282,7 +287,7 @@ export class ParallelGzip extends Transform {
       this.header();
       await this.block(Buffer.concat(this.pending), true);
       const trailer = Buffer.alloc(8);
-      trailer.writeUInt32LE(this.crc >>> 0, 0);
+      trailer.writeUInt32LE((this.knownCrc32 ?? this.crc) >>> 0, 0);
       trailer.writeUInt32LE(this.total % 0x100000000, 4);
       this.push(trailer);
       cb();

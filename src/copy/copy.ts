@@ -159,7 +159,9 @@ async function copyBlob(
         stages.push(new Verifier(diffID, undefined, `layer ${desc.digest} uncompressed (diffID)`));
         known = { digest: diffID };
       }
-      const c = createCompressor(action, o.compressLevel);
+      // (The input's CRC-32, which gzip's trailer needs, where the source has it: the bytes as they are stored.)
+      const crc = action === 'gzip' && !d && !data ? await src.blobCrc32?.(desc) : undefined;
+      const c = createCompressor(action, o.compressLevel, crc);
       if (c) stages.push(c);
     }
   }

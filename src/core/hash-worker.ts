@@ -23,16 +23,20 @@ const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
 const { openSync, readSync, closeSync } = require('node:fs');
+const { crc32 } = require('node:zlib');
 const buf = Buffer.allocUnsafe(256 * 1024);
 const header = Buffer.alloc(512);
 const follows = new Map();
 
-function hashRange(fd, h, pos, length) {
+// (With \`crc\`, an object, its \`value\` becomes the CRC-32 of what was hashed too.)
+function hashRange(fd, h, pos, length, crc) {
   let left = length;
   while (left > 0) {
     const n = readSync(fd, buf, 0, Math.min(buf.length, left), pos);
     if (n === 0) break;
-    h.update(n === buf.length ? buf : buf.subarray(0, n));
+    const piece = n === buf.length ? buf : buf.subarray(0, n);
+    h.update(piece);
+    if (crc) crc.value = crc32(piece, crc.value);
     pos += n;
     left -= n;
   }
@@ -65,6 +69,7 @@ function advance(f) {
       f.dataEnd = f.dataStart + size;
       f.at = f.dataStart;
       f.hash = f.flag === 'x' ? undefined : createHash('sha256');
+      f.crc = { value: 0 };
       f.state = 'data';
     }
     if (f.flag === 'x') {
@@ -75,9 +80,9 @@ function advance(f) {
       if (m) f.paxSize = Number(m[1]);
     } else {
       const upTo = Math.min(f.dataEnd, f.end);
-      if (upTo > f.at) f.at += hashRange(f.fd, f.hash, f.at, upTo - f.at);
+      if (upTo > f.at) f.at += hashRange(f.fd, f.hash, f.at, upTo - f.at, f.crc);
       if (f.at < f.dataEnd) return;
-      f.entries.push([f.dataStart, f.dataEnd - f.dataStart, f.hash.digest('hex')]);
+      f.entries.push([f.dataStart, f.dataEnd - f.dataStart, f.hash.digest('hex'), f.crc.value >>> 0]);
     }
     f.pos = f.dataStart + Math.ceil((f.dataEnd - f.dataStart) / 512) * 512;
     f.state = 'header';
@@ -146,7 +151,7 @@ interface Waiting {
   reject: (e: Error) => void;
 }
 
-type Reply = { id: number; error?: string } & ({ hex: string; size: number } | { entries: [number, number, string][] });
+type Reply = { id: number; error?: string } & ({ hex: string; size: number } | { entries: [number, number, string, number][] });
 
 let worker: Worker | undefined;
 let unavailable = false;
@@ -178,7 +183,7 @@ function ensureWorker(): Worker | undefined {
       if (!waiting.size) w.unref();
       if (!entry) return;
       if (m.error !== undefined) entry.reject(new Error(m.error));
-      else if ('entries' in m) entry.resolve(new Map(m.entries.map(([offset, size, hex]) => [offset, { size, hex }])));
+      else if ('entries' in m) entry.resolve(new Map(m.entries.map(([offset, size, hex, crc32]) => [offset, { size, hex, crc32 }])));
       else entry.resolve({ hex: m.hex, size: m.size });
     });
     w.on('error', () => workerLost(w));
@@ -246,8 +251,8 @@ export function hashFileRange(file: string, start: number, length: number, algor
   return ask(w, { type: 'range', id: nextId++, ...job }, () => hashHere(job), signal);
 }
 
-/** The SHA-256 of each entry of a tar file, by the offset where the entry's data starts. */
-export type TarHashes = Map<number, RangeHash>;
+/** The SHA-256 (and CRC-32) of each entry of a tar file, by the offset where the entry's data starts. */
+export type TarHashes = Map<number, RangeHash & { crc32?: number }>;
 
 export interface TarFollower {
   /** The file's first `end` bytes are written. */

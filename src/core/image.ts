@@ -77,6 +77,11 @@ export interface ImageSource {
    */
   verifyBlob?(desc: Descriptor, signal?: AbortSignal): Promise<void> | undefined;
   /**
+   * The CRC-32 of the blob's bytes, where the source computed it already (with the digest verifyBlob checks):
+   * gzip's trailer needs it, and the copy's main thread then need not compute it. Undefined: not known.
+   */
+  blobCrc32?(desc: Descriptor): Promise<number | undefined>;
+  /**
    * Signatures (containers-signature(5) blobs) of the top-level manifest, or of an instance of the index, and the
    * digest of the manifest they sign: the one getManifest gives, except where the source describes the image anew
    * (containers-storage), when copying it as described would invalidate them. Absent: the source keeps none.

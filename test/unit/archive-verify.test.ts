@@ -53,6 +53,17 @@ describe('a docker-archive source that checks its layers itself (the daemon expo
       else await assert.rejects(v, /digest mismatch/);
       await s.close();
     }
+    // The CRC-32 computed with the digest is given for gzip's trailer only when that digest is the layer's.
+    const withCrc = async (h: RangeHash) => {
+      const s = await ArchiveSource.open(ref, { checkOffThread: true, knownHashes: Promise.resolve(new Map([[offsetOf, { ...h, crc32: 1234 }]])) });
+      try {
+        return await s.blobCrc32(layer);
+      } finally {
+        await s.close();
+      }
+    };
+    assert.equal(await withCrc(right), 1234);
+    assert.equal(await withCrc(wrong), undefined);
     // Bytes changed after they were hashed as written are still caught where the map lacks them.
     const bytes = readFileSync(file);
     bytes[offsetOf + 1000] = bytes[offsetOf + 1000]! ^ 1;

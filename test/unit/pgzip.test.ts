@@ -4,15 +4,15 @@ import { createHash } from 'node:crypto';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { describe, it } from 'node:test';
-import { gunzipSync, gzipSync } from 'node:zlib';
+import { crc32, gunzipSync, gzipSync } from 'node:zlib';
 import { BLOCK, freeGzipSlots, ParallelGzip } from '../../src/archive/pgzip.js';
 
-async function pgzip(data: Buffer, level = 6, pieces = 3): Promise<Buffer> {
+async function pgzip(data: Buffer, level = 6, pieces = 3, knownCrc32?: number): Promise<Buffer> {
   const out: Buffer[] = [];
   const step = Math.max(1, Math.ceil(data.length / pieces));
   const parts = [];
   for (let i = 0; i < data.length; i += step) parts.push(data.subarray(i, i + step));
-  await pipeline(Readable.from(parts), new ParallelGzip(level), new Writable({ write: (c: Buffer, _e, cb) => void (out.push(c), cb()) }));
+  await pipeline(Readable.from(parts), new ParallelGzip(level, undefined, knownCrc32), new Writable({ write: (c: Buffer, _e, cb) => void (out.push(c), cb()) }));
   return Buffer.concat(out);
 }
 
@@ -84,6 +84,14 @@ describe('parallel gzip', () => {
     for (let i = 0; i < 100 && freeGzipSlots() !== free; i++) await new Promise((r) => setTimeout(r, 20));
     assert.equal(freeGzipSlots(), free);
     assert.ok(gunzipSync(await pgzip(big, 4, 5)).equals(big), 'a stream after it runs');
+  });
+
+  it('with the CRC-32 known (a daemon export hashed as it arrived) the same bytes, and that CRC in the trailer', async () => {
+    const z = await pgzip(mixed);
+    assert.ok((await pgzip(mixed, 6, 3, crc32(mixed))).equals(z));
+    const wrong = await pgzip(mixed, 6, 3, crc32(mixed) ^ 1);
+    assert.equal(wrong.readUInt32LE(wrong.length - 8), (crc32(mixed) ^ 1) >>> 0);
+    assert.throws(() => gunzipSync(wrong), /incorrect data check/);
   });
 
   it('level 0 stores everything; level 9 still round-trips', async () => {

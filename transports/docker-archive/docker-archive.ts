@@ -181,6 +181,15 @@ export class ArchiveSource implements ImageSource {
     });
   }
 
+  async blobCrc32(desc: Descriptor): Promise<number | undefined> {
+    const p = this.paths.get(desc.digest);
+    const r = p === undefined ? undefined : this.tree.range(p);
+    if (!r || !this.knownHashes) return undefined;
+    // (Only with the digest it was computed with, which verifyBlob checks against the descriptor's.)
+    const k = (await this.knownHashes).get(r.offset);
+    return k && k.size === r.size && k.size === desc.size && `sha256:${k.hex}` === desc.digest ? k.crc32 : undefined;
+  }
+
   /** The archive's RepoTags for this image (skopeo's inspect shows none for archives; kept for `load`). */
   get archiveTags(): string[] {
     return this.tags;

@@ -225,6 +225,7 @@ async function openDaemonSource(ref: DaemonRef, o: SourceOptions): Promise<Image
       getManifest: (instance?: Digest) => inner.getManifest(instance),
       getBlob: (d: Descriptor) => inner.getBlob(d),
       verifyBlob: (d: Descriptor, signal?: AbortSignal) => inner.verifyBlob(d, signal),
+      blobCrc32: (d: Descriptor) => inner.blobCrc32(d),
       close: async () => {
         f?.drop();
         await inner.close();

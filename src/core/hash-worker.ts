@@ -109,7 +109,11 @@ parentPort.on('message', (m) => {
     return;
   }
   const f = follows.get(m.id);
-  if (!f) return;
+  if (!f) {
+    // (A follow given up after an error: its finish still gets an answer, with nothing in it.)
+    if (m.type === 'finish') parentPort.postMessage({ id: m.id, entries: [] });
+    return;
+  }
   try {
     if (m.type === 'drop') {
       follows.delete(m.id);

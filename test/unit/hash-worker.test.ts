@@ -106,6 +106,10 @@ describe('followTar (the entries of a tar hashed as it is written)', () => {
     const g = followTar(file)!;
     g.drop();
     assert.equal((await g.finish(100_000)).size, 0);
+    // A file that cannot be read (gone before the first bytes were reported): the finish still answers, empty.
+    const h = followTar(path.join(dir, 'never-there.tar'))!;
+    h.grown(8 << 20);
+    assert.equal((await h.finish(8 << 20)).size, 0);
   });
 });
 

@@ -139,6 +139,9 @@ async function copyBlob(
   }
   o.signal?.throwIfAborted();
   o.progress?.blobStart(desc, kind);
+  // The blob's CRC-32, where its source has it (gzip's trailer needs it: if the blob goes in uncompressed, the bytes
+  // as stored are the input). Asked for before the blob is opened: no wait while its stream has nobody listening.
+  const knownCrc = action === 'gzip' && !data ? await src.blobCrc32?.(desc) : undefined;
   // A config already read (for its diffIDs) is not fetched a second time.
   const raw = data ? Readable.from([data]) : await src.getBlob(desc);
   if (o.signal) addAbortSignal(o.signal, raw);
@@ -159,9 +162,7 @@ async function copyBlob(
         stages.push(new Verifier(diffID, undefined, `layer ${desc.digest} uncompressed (diffID)`));
         known = { digest: diffID };
       }
-      // (The input's CRC-32, which gzip's trailer needs, where the source has it: the bytes as they are stored.)
-      const crc = action === 'gzip' && !d && !data ? await src.blobCrc32?.(desc) : undefined;
-      const c = createCompressor(action, o.compressLevel, crc);
+      const c = createCompressor(action, o.compressLevel, d ? undefined : knownCrc);
       if (c) stages.push(c);
     }
   }

@@ -28,7 +28,6 @@ export class TarTree implements FileTree {
     // (Synchronous reads: one header after another, each where the one before says, ~20 for a docker save; from the
     // page cache each takes microseconds, where a trip through the thread pool took ~0.2 ms.)
     const fd = openSync(file, 'r');
-    const fh = { read: (b: Buffer, off: number, len: number, pos: number) => readSync(fd, b, off, len, pos) };
     try {
       const { size: fileSize } = fstatSync(fd);
       const members = new Map<string, Member>();
@@ -41,7 +40,7 @@ export class TarTree implements FileTree {
         if (pos + 512 > fileSize) {
           throw new SkiffError('ERR_TRUNCATED', `${file}: archive truncated at byte ${pos} (no end-of-archive marker)`);
         }
-        fh.read(header, 0, 512, pos);
+        readFully(fd, header, pos, file);
         if (header.every((b) => b === 0)) break;
         if (!headerChecksumOk(header)) throw new SkiffError('ERR_INVALID_ARCHIVE', `${file}: not a tar archive (bad header checksum at byte ${pos})`);
         const flag = String.fromCharCode(header[156]!);
@@ -52,13 +51,9 @@ export class TarTree implements FileTree {
           throw new SkiffError('ERR_TRUNCATED', `${file}: archive truncated (member at byte ${pos} needs ${size} bytes, file ends at ${fileSize})`);
         }
         const next = dataOff + Math.ceil(size / 512) * 512;
-        const readData = async (): Promise<Buffer> => {
-          const b = Buffer.alloc(size);
-          fh.read(b, 0, size, dataOff);
-          return b;
-        };
+        const readData = (): Buffer => readFully(fd, Buffer.alloc(size), dataOff, file);
         if (flag === 'x') {
-          pax = parsePax(await readData());
+          pax = parsePax(readData());
           pos = next;
           continue;
         }
@@ -67,7 +62,7 @@ export class TarTree implements FileTree {
           continue;
         }
         if (flag === 'L' || flag === 'K') {
-          const v = (await readData()).toString('utf8').replace(/\0+$/, '');
+          const v = readData().toString('utf8').replace(/\0+$/, '');
           if (flag === 'L') longName = v;
           else longLink = v;
           pos = next;
@@ -151,18 +146,12 @@ export class TarTree implements FileTree {
    * thread pool (open, read, close).
    */
   private readAt(offset: number, size: number): Buffer {
-    const b = Buffer.alloc(size);
     const fd = openSync(this.location, 'r');
     try {
-      for (let at = 0; at < size; ) {
-        const n = readSync(fd, b, at, size - at, offset + at);
-        if (n === 0) throw new SkiffError('ERR_TRUNCATED', `${this.location}: archive truncated at byte ${offset + at}`);
-        at += n;
-      }
+      return readFully(fd, Buffer.alloc(size), offset, this.location);
     } finally {
       closeSync(fd);
     }
-    return b;
   }
 
   async list(): Promise<string[]> {
@@ -170,4 +159,14 @@ export class TarTree implements FileTree {
   }
 
   async close(): Promise<void> {}
+}
+
+/** Fill `b` from `fd` at `pos` (synchronously, however many reads it takes); returns `b`. */
+function readFully(fd: number, b: Buffer, pos: number, file: string): Buffer {
+  for (let at = 0; at < b.length; ) {
+    const n = readSync(fd, b, at, b.length - at, pos + at);
+    if (n === 0) throw new SkiffError('ERR_TRUNCATED', `${file}: archive truncated at byte ${pos + at}`);
+    at += n;
+  }
+  return b;
 }

@@ -46,7 +46,7 @@ describe('a docker-archive source that checks its layers itself (the daemon expo
     const wrong: RangeHash = { size: layer.size, hex: createHash('sha256').update('not the layer').digest('hex') };
     // The digest as written: no hashing; a different one: a mismatch; none: hashed now (the right bytes pass).
     for (const [known, ok] of [[new Map([[offsetOf, right]]), true], [new Map([[offsetOf, wrong]]), false], [new Map(), true]] as const) {
-      const s = await ArchiveSource.open(ref, { checkOffThread: true, knownHashes: Promise.resolve(known) });
+      const s = await ArchiveSource.open(ref, { knownHashes: Promise.resolve(known) });
       const v = s.verifyBlob(layer);
       assert.ok(v);
       if (ok) await v;
@@ -55,7 +55,7 @@ describe('a docker-archive source that checks its layers itself (the daemon expo
     }
     // The CRC-32 computed with the digest is given for gzip's trailer only when that digest is the layer's.
     const withCrc = async (h: RangeHash) => {
-      const s = await ArchiveSource.open(ref, { checkOffThread: true, knownHashes: Promise.resolve(new Map([[offsetOf, { ...h, crc32: 1234 }]])) });
+      const s = await ArchiveSource.open(ref, { knownHashes: Promise.resolve(new Map([[offsetOf, { ...h, crc32: 1234 }]])) });
       try {
         return await s.blobCrc32(layer);
       } finally {
@@ -68,7 +68,7 @@ describe('a docker-archive source that checks its layers itself (the daemon expo
     const bytes = readFileSync(file);
     bytes[offsetOf + 1000] = bytes[offsetOf + 1000]! ^ 1;
     writeFileSync(file, bytes);
-    const s = await ArchiveSource.open(ref, { checkOffThread: true, knownHashes: Promise.resolve(new Map()) });
+    const s = await ArchiveSource.open(ref, { knownHashes: Promise.resolve(new Map()) });
     await assert.rejects(s.verifyBlob(layer)!, /digest mismatch/);
     await s.close();
   });

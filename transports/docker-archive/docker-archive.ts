@@ -82,7 +82,6 @@ export class ArchiveSource implements ImageSource {
     private readonly tags: string[],
     /** The config, read (and hashed) as the archive opened: given from memory. */
     private readonly config: { digest: Digest; bytes: Buffer },
-    private readonly checkOffThread = false,
     private readonly knownHashes?: Promise<TarHashes>,
   ) {}
 
@@ -98,21 +97,21 @@ export class ArchiveSource implements ImageSource {
   }
 
   /**
-   * `checkOffThread`: the layers' digests are checked on a thread of their own (verifyBlob), for an archive that
-   * is skiff's private spool (a daemon's export): it waits on the daemon meanwhile, and nobody else writes it.
-   * `knownHashes`: the digests of its entries, by where their data starts, computed as it was written.
+   * `knownHashes`: the digests of its entries, by where their data starts, computed on a thread of their own as it
+   * was written: for an archive that is skiff's private spool (a daemon's export), whose layers are then checked
+   * off the copy's thread (verifyBlob).
    */
-  static async open(ref: DockerArchiveRef, o: { checkOffThread?: boolean; knownHashes?: Promise<TarHashes> } = {}): Promise<ArchiveSource> {
+  static async open(ref: DockerArchiveRef, o: { knownHashes?: Promise<TarHashes> } = {}): Promise<ArchiveSource> {
     const tree = await openTree(ref);
     try {
-      return await ArchiveSource.read(ref, tree, o.checkOffThread, o.knownHashes);
+      return await ArchiveSource.read(ref, tree, o.knownHashes);
     } catch (e) {
       await tree.close();
       throw e;
     }
   }
 
-  private static async read(ref: DockerArchiveRef, tree: TarTree, checkOffThread?: boolean, knownHashes?: Promise<TarHashes>): Promise<ArchiveSource> {
+  private static async read(ref: DockerArchiveRef, tree: TarTree, knownHashes?: Promise<TarHashes>): Promise<ArchiveSource> {
     const entry = selectEntry(await readEntries(tree, ref), ref);
     const configBytes = await tree.readFile(entry.Config, 1 << 24).catch((e: unknown) => {
       throw new SkiffError('ERR_INVALID_ARCHIVE', `${ref}: config ${entry.Config}: ${(e as Error).message}`);
@@ -147,7 +146,7 @@ export class ArchiveSource implements ImageSource {
       layers,
     };
     if (m.mediaType === MT.ociManifest) m.config.mediaType = MT.ociConfig;
-    return new ArchiveSource(ref, tree, serializeManifest(m), paths, entry.RepoTags ?? [], { digest: configDigest, bytes: configBytes }, checkOffThread, knownHashes);
+    return new ArchiveSource(ref, tree, serializeManifest(m), paths, entry.RepoTags ?? [], { digest: configDigest, bytes: configBytes }, knownHashes);
   }
 
   async getManifest(instance?: Digest): Promise<RawManifest> {
@@ -165,7 +164,7 @@ export class ArchiveSource implements ImageSource {
   verifyBlob(desc: Descriptor, signal?: AbortSignal): Promise<void> | undefined {
     const p = this.paths.get(desc.digest);
     const r = p === undefined ? undefined : this.tree.range(p);
-    if (!this.checkOffThread || !r || r.size < OFF_THREAD_MIN) return undefined;
+    if (!this.knownHashes || !r || r.size < OFF_THREAD_MIN) return undefined;
     const check = ({ hex, size }: RangeHash): void => {
       const what = `blob ${desc.digest}`;
       if (size !== desc.size) throw new SkiffError('ERR_SIZE_MISMATCH', `${what}: size ${size}, expected ${desc.size}`);
@@ -173,7 +172,7 @@ export class ArchiveSource implements ImageSource {
       if (got !== desc.digest) throw new SkiffError('ERR_DIGEST_MISMATCH', `${what}: digest mismatch: got ${got}, expected ${desc.digest}`);
     };
     const hashNow = (): Promise<void> => hashFileRange(this.tree.location, r.offset, r.size, digestAlgorithm(desc.digest), signal).then(check);
-    if (!this.knownHashes || digestAlgorithm(desc.digest) !== 'sha256') return hashNow();
+    if (digestAlgorithm(desc.digest) !== 'sha256') return hashNow();
     // (An entry not found as written, where the follower lost its way in the tar say, is hashed now.)
     return this.knownHashes.then((known) => {
       const k = known.get(r.offset);
@@ -387,7 +386,10 @@ export class ArchiveDestination implements ImageDestination {
     // Blobs that waited in spool files go in in the manifest's order, layers then the config, as c/image writes
     // them (it copies one blob at a time, in that order), not in the order they happened to finish.
     const order = [...m.layers.map((l) => l.digest), m.config.digest];
-    const rank = (d: Digest): number => (order.includes(d) ? order.indexOf(d) : order.length);
+    const rank = (d: Digest): number => {
+      const i = order.indexOf(d);
+      return i < 0 ? order.length : i;
+    };
     for (const d of [...this.spooled.keys()].sort((a, b) => rank(a) - rank(b))) await this.appendSpooled(d);
     // (A further image of the archive counts its blobs from the start again.)
     this.next = 0;

@@ -28,7 +28,6 @@ function daemonHost(o: SourceOptions): string {
 }
 
 interface Conn {
-  base: string;
   host: string;
   request: (method: string, p: string, body?: Readable, headers?: Record<string, string>) => Promise<import('undici').Dispatcher.ResponseData>;
   /** How long a body may stall (SKIFF_READ_TIMEOUT), in either direction. */
@@ -37,8 +36,14 @@ interface Conn {
    * GET `p` into `file`; any status but 200 comes with its body's text and leaves the file empty. `onSent`: called
    * once the request is out; `onWritten(end)`: the file's first `end` bytes are written (plain connections only).
    */
-  download: (p: string, file: string, signal?: AbortSignal, onSent?: () => void, onWritten?: (end: number) => void) => Promise<{ status: number; errorText?: string }>;
+  download: (p: string, file: string, o?: DownloadOptions) => Promise<{ status: number; errorText?: string }>;
   close: () => Promise<void>;
+}
+
+interface DownloadOptions {
+  signal?: AbortSignal;
+  onSent?: () => void;
+  onWritten?: (end: number) => void;
 }
 
 /**
@@ -102,7 +107,7 @@ async function connectDaemon(o: SourceOptions): Promise<Conn> {
   };
   // Plain downloads in flight, dropped when the connection is closed.
   const downloads = new Set<AbortController>();
-  const download = async (p: string, file: string, signal?: AbortSignal, onSent?: () => void, onWritten?: (end: number) => void): Promise<{ status: number; errorText?: string }> => {
+  const download = async (p: string, file: string, { signal, onSent, onWritten }: DownloadOptions = {}): Promise<{ status: number; errorText?: string }> => {
     const stop = new AbortController();
     downloads.add(stop);
     const both = signal ? AbortSignal.any([stop.signal, signal]) : stop.signal;
@@ -156,11 +161,10 @@ async function connectDaemon(o: SourceOptions): Promise<Conn> {
   // (A daemon that says neither: 1.41, which Docker 20.10 to 28 and podman speak.)
   const version = server && /^1\.\d{1,3}$/.test(server) ? server : '1.41';
   return {
-    base: `/v${version}`,
     host,
     idleMs,
     request: (m, p, b, h) => call(m, `/v${version}${p}`, b, h),
-    download: (p, file, signal, onSent, onWritten) => download(`/v${version}${p}`, file, signal, onSent, onWritten),
+    download: (p, file, d) => download(`/v${version}${p}`, file, d),
     close: async () => {
       for (const d of downloads) d.abort();
       if (http) await (await http).agent.destroy();
@@ -201,11 +205,11 @@ async function openDaemonSource(ref: DaemonRef, o: SourceOptions): Promise<Image
     // prepares the export and hashes each layer as it lands, on the CPU the download leaves idle: by the end of
     // the download the digests are known, and the copy's main thread, its bound, never hashes a layer.
     follower = followTar(file);
-    const written = follower && ((end: number) => follower!.grown(end));
     let sent!: () => void;
     const requested = new Promise<void>((r) => (sent = r));
     // (Interrupting the command stops the export at once: it can be gigabytes, all before the copy proper begins.)
-    const exporting = conn.download(`/images/${ref.apiName}/get`, file, o.signal, sent, written);
+    const f = follower;
+    const exporting = conn.download(`/images/${ref.apiName}/get`, file, { ...(o.signal ? { signal: o.signal } : {}), onSent: sent, ...(f ? { onWritten: (end: number) => f.grown(end) } : {}) });
     exporting.catch(() => undefined);
     // (The inspect waits until the export's request is out: it loads undici, ~6 ms the request would wait for.)
     await Promise.race([requested, exporting]);
@@ -215,8 +219,7 @@ async function openDaemonSource(ref: DaemonRef, o: SourceOptions): Promise<Image
     const res = await exporting;
     if (res.status !== 200) throw errorOf(res.status, res.errorText ?? '', `exporting ${ref}`);
     const hashes = follower?.finish(statSync(file).size);
-    const inner = await ArchiveSource.open(new DockerArchiveRef(file, ref.named ? withDefaultTag(ref.named) : undefined, ref.named ? undefined : 0), { checkOffThread: true, ...(hashes ? { knownHashes: hashes } : {}) });
-    const f = follower;
+    const inner = await ArchiveSource.open(new DockerArchiveRef(file, ref.named ? withDefaultTag(ref.named) : undefined, ref.named ? undefined : 0), hashes ? { knownHashes: hashes } : {});
     return {
       ref,
       // (Read from the spooled export by then: a sequential destination gets the blobs one after another, in the

@@ -50,7 +50,6 @@ export function getToFile(target: PlainTarget, hostHeader: string, requestPath: 
     const free: Buffer[] = [];
     let pending: Buffer[] = [];
     let offset = 0;
-    let writing = 0;
     /** Where the writes in flight start: everything before the first of them is in the file. */
     const inFlight: number[] = [];
     let paused = false;
@@ -61,7 +60,7 @@ export function getToFile(target: PlainTarget, hostHeader: string, requestPath: 
      * otherwise go to whatever file reuses the descriptor), then the promise rejects.
      */
     const release = (): void => {
-      if (!failure || writing) return;
+      if (!failure || inFlight.length) return;
       const e = failure;
       failure = undefined;
       if (fd !== undefined) close(fd, () => reject(e));
@@ -90,7 +89,7 @@ export function getToFile(target: PlainTarget, hostHeader: string, requestPath: 
     let errorBytes = 0;
 
     const finish = (): void => {
-      if (settled || writing || body !== 'done') return;
+      if (settled || inFlight.length || body !== 'done') return;
       settled = true;
       signal?.removeEventListener('abort', onAbort);
       socket?.destroy();
@@ -111,15 +110,13 @@ export function getToFile(target: PlainTarget, hostHeader: string, requestPath: 
       }
       const at = offset;
       for (const b of bufs) offset += b.length;
-      writing++;
       inFlight.push(at);
       writevAll(fd!, bufs, at, file, (e) => {
-        writing--;
         inFlight.splice(inFlight.indexOf(at), 1);
         if (e) fail(e);
         else if (o.onWritten) o.onWritten(inFlight.length ? Math.min(...inFlight) : offset);
         free.push(batch);
-        if (paused && !settled && writing < MAX_WRITES) {
+        if (paused && !settled && inFlight.length < MAX_WRITES) {
           paused = false;
           if (idleMs) socket!.setTimeout(idleMs);
           socket!.resume();
@@ -261,7 +258,7 @@ export function getToFile(target: PlainTarget, hostHeader: string, requestPath: 
         return false;
       }
       if (BATCH - used < MIN_READ) nextBatch();
-      if (writing >= MAX_WRITES) {
+      if (inFlight.length >= MAX_WRITES) {
         // (Waiting on the disk is not the daemon's silence.)
         paused = true;
         if (idleMs) socket!.setTimeout(0);
